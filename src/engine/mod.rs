@@ -1,0 +1,464 @@
+//! The container engine, driven through its CLI: `docker` or `podman`.
+//!
+//! No SDK and no socket: the CLI already honours DOCKER_HOST, contexts and
+//! podman connections exactly as the user configured them, and its JSON output
+//! is parsed in [`model`]. Every call goes through [`crate::process::Cmd`].
+
+pub mod error;
+pub mod labels;
+pub mod model;
+pub mod spec;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::time::Duration;
+
+pub use error::EngineError;
+pub use model::{Container, ContainerSummary, Event, EventAction, Info, Labels, Stats, Version};
+pub use spec::RunSpec;
+
+use crate::process::{Cmd, CommandError, Output};
+
+/// How long a status call (`version`, `info`, `ps`) may take by default.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Starting a container may wait on storage; still bounded.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Docker,
+    Podman,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 2] = [EngineKind::Docker, EngineKind::Podman];
+
+    pub fn program(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman",
+        }
+    }
+
+    pub fn debian_package(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker.io",
+            EngineKind::Podman => "podman",
+        }
+    }
+
+    pub fn service_name(self) -> &'static str {
+        match self {
+            EngineKind::Docker => "docker",
+            EngineKind::Podman => "podman.socket",
+        }
+    }
+
+    pub fn parse(value: &str, source_name: &'static str) -> Result<Self, EngineError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "docker" => Ok(EngineKind::Docker),
+            "podman" => Ok(EngineKind::Podman),
+            _ => Err(EngineError::UnknownEngine {
+                value: value.to_owned(),
+                source_name,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.program())
+    }
+}
+
+/// One engine, ready to be called. Cheap to clone and shared across threads.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    kind: EngineKind,
+    status_timeout: Duration,
+    cancellable: bool,
+}
+
+impl Engine {
+    pub fn new(kind: EngineKind) -> Self {
+        let status_timeout = std::env::var("DUAL_ENGINE_TIMEOUT")
+            .ok()
+            .and_then(|secs| secs.parse::<f64>().ok())
+            .filter(|secs| *secs > 0.0)
+            .map_or(STATUS_TIMEOUT, Duration::from_secs_f64);
+        Engine {
+            kind,
+            status_timeout,
+            cancellable: true,
+        }
+    }
+
+    /// The same engine for cleanup work: its calls still run after Ctrl-C.
+    pub fn for_cleanup(&self) -> Engine {
+        Engine {
+            cancellable: false,
+            ..self.clone()
+        }
+    }
+
+    /// `--engine`, else `DUAL_ENGINE`, else the first of docker and podman whose
+    /// binary is on PATH and whose daemon answers.
+    pub fn select(flag: Option<EngineKind>) -> Result<Engine, EngineError> {
+        if let Some(kind) = flag {
+            return Ok(Engine::new(kind));
+        }
+        if let Ok(value) = std::env::var("DUAL_ENGINE")
+            && !value.is_empty()
+        {
+            return Ok(Engine::new(EngineKind::parse(&value, "DUAL_ENGINE")?));
+        }
+        Engine::detect()
+    }
+
+    fn detect() -> Result<Engine, EngineError> {
+        let mut first_error = None;
+        for kind in EngineKind::ALL {
+            if crate::process::find_on_path(kind.program()).is_none() {
+                continue;
+            }
+            let engine = Engine::new(kind);
+            match engine.version() {
+                Ok(_) => return Ok(engine),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            None => Err(EngineError::NoEngine),
+            Some(first) => Err(EngineError::NoneAnswers {
+                first: Box::new(first),
+            }),
+        }
+    }
+
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    fn cmd<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let cmd = Cmd::new(self.kind.program(), args).timeout(self.status_timeout);
+        if self.cancellable { cmd } else { cmd.uncancellable() }
+    }
+
+    /// Runs and requires success, naming the engine's failure precisely.
+    fn run(&self, cmd: &Cmd) -> Result<Output, EngineError> {
+        cmd.run().map_err(|error| self.classify(error))
+    }
+
+    fn classify(&self, error: CommandError) -> EngineError {
+        let kind = self.kind;
+        match error {
+            CommandError::ProgramNotFound { program } => EngineError::BinaryMissing { kind, program },
+            CommandError::TimedOut { timeout, .. } => EngineError::Hung {
+                kind,
+                timeout,
+                source: error,
+            },
+            CommandError::Failed { ref stderr, .. } if daemon_is_down(stderr) => {
+                EngineError::DaemonUnreachable {
+                    kind,
+                    source: error,
+                }
+            }
+            source => EngineError::Command { kind, source },
+        }
+    }
+
+    fn parse<T>(&self, parsed: Result<T, model::ParseError>) -> Result<T, EngineError> {
+        parsed.map_err(|source| EngineError::Parse {
+            kind: self.kind,
+            source,
+        })
+    }
+
+    fn json_format(&self) -> &'static str {
+        match self.kind {
+            EngineKind::Docker => "{{json .}}",
+            EngineKind::Podman => "json",
+        }
+    }
+
+    pub fn version(&self) -> Result<Version, EngineError> {
+        let output = self.run(&self.cmd(["version", "--format", self.json_format()]))?;
+        self.parse(model::parse_version(&output.stdout))
+    }
+
+    pub fn info(&self) -> Result<Info, EngineError> {
+        let output = self.run(&self.cmd(["info", "--format", self.json_format()]))?;
+        self.parse(model::parse_info(self.kind, &output.stdout))
+    }
+
+    /// Every container (running or not) carrying all the given labels.
+    pub fn ps(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, EngineError> {
+        let mut args: Vec<String> = vec!["ps".into(), "--all".into(), "--no-trunc".into()];
+        for (key, value) in labels {
+            args.push("--filter".into());
+            args.push(format!("label={key}={value}"));
+        }
+        args.push("--format".into());
+        args.push(self.json_format().into());
+        let output = self.run(&self.cmd(args))?;
+        self.parse(model::parse_ps(self.kind, &output.stdout))
+    }
+
+    /// Inspects containers by id or name; ones that no longer exist are left
+    /// out rather than failing the whole call (they may vanish at any time).
+    pub fn inspect(&self, ids: &[&str]) -> Result<Vec<Container>, EngineError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let cmd = self.cmd(["container", "inspect"].into_iter().chain(ids.iter().copied()));
+        let output = cmd.output().map_err(|error| self.classify(error))?;
+        if !output.success() && !only_missing_objects(&output.stderr) {
+            return Err(self.classify(cmd.failed(&output)));
+        }
+        if output.stdout.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        self.parse(model::parse_inspect(&output.stdout))
+    }
+
+    pub fn inspect_one(&self, id: &str) -> Result<Container, EngineError> {
+        self.inspect(&[id])?
+            .pop()
+            .ok_or_else(|| EngineError::NotFound {
+                what: "container",
+                name: id.to_owned(),
+            })
+    }
+
+    /// Creates and starts a container; returns its id.
+    pub fn run_detached(&self, spec: &RunSpec) -> Result<String, EngineError> {
+        let cmd = self.cmd(spec.run_args()).timeout(RUN_TIMEOUT);
+        let output = self.run(&cmd)?;
+        Ok(output.stdout.trim().lines().last().unwrap_or_default().to_owned())
+    }
+
+    /// Runs a command in a running container and returns what it printed,
+    /// whatever its exit status: the caller judges the command's own result.
+    pub fn exec(&self, container: &str, argv: &[&str]) -> Result<Output, EngineError> {
+        let args = ["exec", container].into_iter().chain(argv.iter().copied());
+        self.cmd(args)
+            .timeout(RUN_TIMEOUT)
+            .output()
+            .map_err(|error| self.classify(error))
+    }
+
+    /// What a container's main process printed, stdout then stderr.
+    pub fn logs(&self, container: &str) -> Result<String, EngineError> {
+        let output = self.run(&self.cmd(["logs", container]))?;
+        Ok(format!("{}{}", output.stdout, output.stderr))
+    }
+
+    /// Force-removes containers with their anonymous volumes. Idempotent, and
+    /// not cancelled by Ctrl-C: it is what runs after one.
+    pub fn remove(&self, ids: &[&str]) -> Result<(), EngineError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec!["rm", "--force", "--volumes"];
+        if self.kind == EngineKind::Podman {
+            // Podman's `rm -f` first waits out the stop timeout (10 s) for
+            // processes that ignore SIGTERM, as busybox does as PID 1.
+            args.extend(["--time", "0"]);
+        }
+        args.extend(ids.iter().copied());
+        let cmd = self.cmd(args).timeout(RUN_TIMEOUT).uncancellable();
+        let output = cmd.output().map_err(|error| self.classify(error))?;
+        if output.success() || only_missing_objects(&output.stderr) {
+            Ok(())
+        } else {
+            Err(self.classify(cmd.failed(&output)))
+        }
+    }
+
+    pub fn image_exists(&self, image: &str) -> Result<bool, EngineError> {
+        let cmd = self.cmd(["image", "inspect", "--format", "{{.Id}}", image]);
+        let output = cmd.output().map_err(|error| self.classify(error))?;
+        if output.success() {
+            Ok(true)
+        } else if only_missing_objects(&output.stderr) {
+            Ok(false)
+        } else {
+            Err(self.classify(cmd.failed(&output)))
+        }
+    }
+
+    /// Builds `tag` from a directory holding a Dockerfile.
+    pub fn build(&self, tag: &str, context: &Path, labels: &Labels) -> Result<(), EngineError> {
+        let mut args: Vec<OsString> = vec!["build".into(), "--quiet".into(), "--tag".into(), tag.into()];
+        for (key, value) in labels {
+            args.push(format!("--label={key}={value}").into());
+        }
+        args.push(context.into());
+        let mut cmd = self.cmd(args).timeout(BUILD_TIMEOUT);
+        if self.kind == EngineKind::Docker && !self.has_buildx() {
+            // Without buildx the CLI warns that BuildKit is missing; the legacy
+            // builder handles FROM scratch + COPY + RUN fine.
+            cmd = cmd.env("DOCKER_BUILDKIT", "0");
+        }
+        self.run(&cmd).map(drop)
+    }
+
+    fn has_buildx(&self) -> bool {
+        self.cmd(["buildx", "version"])
+            .output()
+            .is_ok_and(|output| output.success())
+    }
+
+    /// Memory use of running containers, one engine call for all of them.
+    pub fn stats(&self, ids: &[&str]) -> Result<Vec<Stats>, EngineError> {
+        let mut args = vec!["stats", "--no-stream", "--format", self.json_format()];
+        if self.kind == EngineKind::Docker {
+            args.push("--no-trunc");
+        }
+        args.extend(ids.iter().copied());
+        let output = self.run(&self.cmd(args).timeout(RUN_TIMEOUT))?;
+        self.parse(model::parse_stats(self.kind, &output.stdout))
+    }
+
+    /// The argv of the container `events` stream for containers carrying `labels`.
+    pub fn events_cmd(&self, labels: &[(&str, &str)]) -> Cmd {
+        let mut args: Vec<String> = vec!["events".into(), "--format".into(), self.json_format().into()];
+        args.push("--filter".into());
+        args.push("type=container".into());
+        for (key, value) in labels {
+            args.push("--filter".into());
+            args.push(format!("label={key}={value}"));
+        }
+        self.cmd(args)
+    }
+
+    /// A blocking reader of container events; the engine process ends when the
+    /// stream is dropped.
+    pub fn events(&self, labels: &[(&str, &str)]) -> Result<EventStream, EngineError> {
+        let cmd = self.events_cmd(labels);
+        let reader = cmd.stream().map_err(|error| self.classify(error))?;
+        Ok(EventStream {
+            engine: self.clone(),
+            cmd,
+            lines: BufReader::new(reader),
+        })
+    }
+}
+
+pub struct EventStream {
+    engine: Engine,
+    cmd: Cmd,
+    lines: BufReader<duct::ReaderHandle>,
+}
+
+impl EventStream {
+    /// At end of stream: the engine's own error if it exited unsuccessfully.
+    fn exit_error(&self) -> Option<EngineError> {
+        let output = self.lines.get_ref().try_wait().ok().flatten()?;
+        if output.status.success() {
+            return None;
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        Some(self.engine.classify(self.cmd.exited(output.status, &stderr)))
+    }
+}
+
+impl Iterator for EventStream {
+    type Item = Result<Event, EngineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match self.lines.read_line(&mut line) {
+                Ok(0) => return self.exit_error().map(Err),
+                Ok(_) if line.trim().is_empty() => continue,
+                Ok(_) => {
+                    return Some(self.engine.parse(model::parse_event(self.engine.kind, &line)));
+                }
+                Err(source) => {
+                    return Some(Err(EngineError::Command {
+                        kind: self.engine.kind,
+                        source: CommandError::Spawn {
+                            argv: self.cmd.display(),
+                            source,
+                        },
+                    }));
+                }
+            }
+        }
+    }
+}
+
+/// The engine's words for "could not reach the daemon", on both engines.
+fn daemon_is_down(stderr: &str) -> bool {
+    const SIGNS: [&str; 6] = [
+        "Cannot connect to the Docker daemon",
+        "Is the docker daemon running",
+        "error during connect",
+        "Cannot connect to Podman",
+        "unable to connect to Podman",
+        "connect: connection refused",
+    ];
+    SIGNS.iter().any(|sign| stderr.contains(sign))
+}
+
+/// True when every error line says an object does not exist.
+fn only_missing_objects(stderr: &str) -> bool {
+    let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+    !lines.is_empty()
+        && lines.iter().all(|line| {
+            let line = line.to_ascii_lowercase();
+            line.contains("no such container")
+                || line.contains("no such object")
+                || line.contains("no such image")
+                || line.contains("image not known")
+                || line.contains("no container with name or id")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_object_messages_from_both_engines() {
+        assert!(only_missing_objects("Error response from daemon: No such container: nosuch"));
+        assert!(only_missing_objects("Error: inspecting object: no such container nosuch"));
+        assert!(only_missing_objects("Error: inspecting object: nosuch: image not known"));
+        assert!(!only_missing_objects(""));
+        assert!(!only_missing_objects(
+            "Error: no such container a\nCannot connect to the Docker daemon"
+        ));
+    }
+
+    #[test]
+    fn daemon_down_is_recognised() {
+        assert!(daemon_is_down(
+            "Cannot connect to the Docker daemon at unix:///nonexistent. Is the docker daemon running?"
+        ));
+        assert!(!daemon_is_down("Error: No such container: x"));
+    }
+
+    #[test]
+    fn engine_names_parse_case_insensitively() {
+        assert_eq!(EngineKind::parse("Podman", "DUAL_ENGINE").unwrap(), EngineKind::Podman);
+        let error = EngineKind::parse("nosuch", "DUAL_ENGINE").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`nosuch` is not a container engine dual knows (from DUAL_ENGINE)"
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! dual: one full clone and one container per branch workspace, so every
+//! workspace's dev server can bind its default port. See README.md.
+
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod error;
+pub mod interrupt;
+pub mod log;
+pub mod parallel;
+pub mod process;
+pub mod verify;

@@ -1,0 +1,335 @@
+//! The one runner for every external command dual starts (engine CLIs, git, …).
+//!
+//! Why one place: every call is logged with its shell-quoted argv, bounded by a
+//! timeout, cancelled by Ctrl-C, and a failure becomes an error that carries the
+//! argv, the exit status and the child's own stderr. duct's built-in status
+//! check drops stderr (duct issue #94), so we run `unchecked()` and judge here.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use crate::interrupt;
+
+/// How often a waiting call looks at the interrupt flag.
+const CANCEL_POLL: Duration = Duration::from_millis(25);
+
+/// A command to run, with its captured output.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: OsString,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    timeout: Duration,
+    cancellable: bool,
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("`{program}` was not found on PATH")]
+    ProgramNotFound { program: String },
+    #[error("could not start `{argv}`")]
+    Spawn {
+        argv: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{argv}` failed ({status}){}", stderr_suffix(.stderr))]
+    Failed {
+        argv: String,
+        status: StatusText,
+        stderr: String,
+    },
+    #[error("`{argv}` did not finish within {}s and was killed", .timeout.as_secs_f32())]
+    TimedOut { argv: String, timeout: Duration },
+    #[error("`{argv}` was interrupted")]
+    Interrupted { argv: String },
+}
+
+impl CommandError {
+    /// The child's stderr, when it ran and failed.
+    pub fn stderr(&self) -> &str {
+        match self {
+            CommandError::Failed { stderr, .. } => stderr,
+            _ => "",
+        }
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, CommandError::Interrupted { .. })
+    }
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(": {stderr}")
+    }
+}
+
+/// An exit status as a user reads it: "exit status 1" or "killed by signal 9".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusText(pub ExitStatus);
+
+impl fmt::Display for StatusText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use std::os::unix::process::ExitStatusExt;
+        match (self.0.code(), self.0.signal()) {
+            (Some(code), _) => write!(f, "exit status {code}"),
+            (None, Some(signal)) => write!(f, "killed by signal {signal}"),
+            (None, None) => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl Cmd {
+    pub fn new<I, S>(program: impl Into<OsString>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Cmd {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            timeout: Duration::from_secs(60),
+            cancellable: true,
+        }
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Cleanup must still run after Ctrl-C: such calls ignore the interrupt flag.
+    pub fn uncancellable(mut self) -> Self {
+        self.cancellable = false;
+        self
+    }
+
+    pub fn argv(&self) -> Vec<&OsStr> {
+        std::iter::once(self.program.as_os_str())
+            .chain(self.args.iter().map(OsString::as_os_str))
+            .collect()
+    }
+
+    /// The argv as one shell-quoted line, for logs and errors.
+    pub fn display(&self) -> String {
+        self.argv()
+            .into_iter()
+            .map(|arg| quote(&arg.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Runs to completion and returns the output whatever the exit status.
+    pub fn output(&self) -> Result<Output, CommandError> {
+        crate::log::debug(&format!("+ {}", self.display()));
+        let mut expression = duct::cmd(&self.program, &self.args)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked();
+        for (key, value) in &self.env {
+            expression = expression.env(key, value);
+        }
+        let started = Instant::now();
+        let handle = expression.start().map_err(|source| self.spawn_error(source))?;
+        let deadline = started + self.timeout;
+        loop {
+            if self.cancellable && interrupt::requested() {
+                let _ = handle.kill();
+                return Err(CommandError::Interrupted {
+                    argv: self.display(),
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let _ = handle.kill();
+                return Err(CommandError::TimedOut {
+                    argv: self.display(),
+                    timeout: self.timeout,
+                });
+            }
+            let slice = if self.cancellable {
+                CANCEL_POLL.min(deadline - now)
+            } else {
+                deadline - now
+            };
+            match handle.wait_timeout(slice) {
+                Ok(Some(output)) => {
+                    let output = Output {
+                        status: output.status,
+                        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                        stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+                        elapsed: started.elapsed(),
+                    };
+                    crate::log::debug(&format!(
+                        "  {} in {:.0?}",
+                        StatusText(output.status),
+                        output.elapsed
+                    ));
+                    return Ok(output);
+                }
+                Ok(None) => continue,
+                Err(source) => return Err(self.spawn_error(source)),
+            }
+        }
+    }
+
+    /// Starts a long-running command (an event stream) and returns its stdout
+    /// as a reader. No timeout applies; dropping the reader kills the child.
+    pub fn stream(&self) -> Result<duct::ReaderHandle, CommandError> {
+        crate::log::debug(&format!("+ {} (streaming)", self.display()));
+        let mut expression = duct::cmd(&self.program, &self.args)
+            .stdin_null()
+            .stderr_capture()
+            .unchecked();
+        for (key, value) in &self.env {
+            expression = expression.env(key, value);
+        }
+        expression.reader().map_err(|source| self.spawn_error(source))
+    }
+
+    /// Runs to completion and fails unless the exit status is zero.
+    pub fn run(&self) -> Result<Output, CommandError> {
+        let output = self.output()?;
+        if output.success() {
+            Ok(output)
+        } else {
+            Err(self.failed(&output))
+        }
+    }
+
+    /// The error for a command that ran and exited unsuccessfully.
+    pub fn failed(&self, output: &Output) -> CommandError {
+        self.exited(output.status, &output.stderr)
+    }
+
+    pub fn exited(&self, status: ExitStatus, stderr: &str) -> CommandError {
+        CommandError::Failed {
+            argv: self.display(),
+            status: StatusText(status),
+            stderr: stderr.trim().to_owned(),
+        }
+    }
+
+    fn spawn_error(&self, source: io::Error) -> CommandError {
+        if source.kind() == io::ErrorKind::NotFound {
+            CommandError::ProgramNotFound {
+                program: self.program.to_string_lossy().into_owned(),
+            }
+        } else {
+            CommandError::Spawn {
+                argv: self.display(),
+                source,
+            }
+        }
+    }
+}
+
+/// Quotes one word for a POSIX shell; plain words stay as they are.
+pub fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@%+".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Finds a program on PATH the way a shell would, without running it.
+pub fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    if program.contains('/') {
+        let path = std::path::PathBuf::from(program);
+        return is_executable(&path).then_some(path);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quote_leaves_plain_words_and_quotes_the_rest() {
+        assert_eq!(quote("docker"), "docker");
+        assert_eq!(quote("label=dual.managed=true"), "label=dual.managed=true");
+        assert_eq!(quote(""), "''");
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's; rm -rf /"), r"'it'\''s; rm -rf /'");
+        assert_eq!(quote("{{json .}}"), "'{{json .}}'");
+    }
+
+    #[test]
+    fn failure_carries_argv_status_and_stderr() {
+        let cmd = Cmd::new("sh", ["-c", "echo oops >&2; exit 3"]);
+        let error = cmd.run().unwrap_err();
+        assert_eq!(error.stderr(), "oops");
+        assert_eq!(
+            error.to_string(),
+            "`sh -c 'echo oops >&2; exit 3'` failed (exit status 3): oops"
+        );
+    }
+
+    #[test]
+    fn missing_program_is_its_own_error() {
+        let error = Cmd::new("dual-no-such-program", ["x"]).run().unwrap_err();
+        assert!(matches!(error, CommandError::ProgramNotFound { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_at_its_timeout() {
+        let started = Instant::now();
+        let error = Cmd::new("sleep", ["30"])
+            .timeout(Duration::from_millis(300))
+            .run()
+            .unwrap_err();
+        assert!(matches!(error, CommandError::TimedOut { .. }), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn output_keeps_stdout_and_trims_stderr() {
+        let output = Cmd::new("sh", ["-c", "printf 'a\\nb\\n'; echo ' warn ' >&2"])
+            .run()
+            .unwrap();
+        assert_eq!(output.stdout, "a\nb\n");
+        assert_eq!(output.stderr, "warn");
+    }
+}

@@ -1,0 +1,144 @@
+//! Host checks that need no engine: the proxy's ports, `*.localhost`
+//! resolution, and the tools dual drives besides the engine.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
+
+use super::Check;
+use crate::process::{Cmd, find_on_path};
+
+pub fn checks(ports: &[u16]) -> Vec<Check> {
+    vec![
+        proxy_ports(ports),
+        localhost_names(),
+        tool("git", &["--version"], true, "install git (Debian: `apt-get install git`)"),
+        tool("tmux", &["-V"], false, "install tmux (Debian: `apt-get install tmux`) to keep dev servers running in the background"),
+    ]
+}
+
+fn proxy_ports(ports: &[u16]) -> Check {
+    const NAME: &str = "proxy-ports";
+    let ipv6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
+    let mut held = Vec::new();
+    for &port in ports {
+        let mut addrs = vec![SocketAddr::from(([127, 0, 0, 1], port))];
+        if ipv6 {
+            addrs.push(SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+        }
+        for addr in addrs {
+            if let Err(error) = TcpListener::bind(addr) {
+                let who = holder_of(port).unwrap_or_else(|| "another process".into());
+                held.push(format!("{addr} ({}: held by {who})", error.kind()));
+            }
+        }
+    }
+    let list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    let families = if ipv6 { "127.0.0.1 and ::1" } else { "127.0.0.1 (no IPv6 loopback)" };
+    if held.is_empty() {
+        Check::pass(NAME, format!("ports {list} are free on {families}"))
+    } else {
+        Check::fail(
+            NAME,
+            format!("cannot bind {}", held.join(", ")),
+            "stop what holds the port, or give the workspace another port in .dual.toml",
+        )
+    }
+}
+
+/// Who listens on a TCP port, from /proc: "pid 1234 (node)".
+fn holder_of(port: u16) -> Option<String> {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let target = target.to_string_lossy();
+            if inodes.iter().any(|inode| target == format!("socket:[{inode}]")) {
+                let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                return Some(format!("pid {pid} ({})", name.trim()));
+            }
+        }
+    }
+    None
+}
+
+/// Socket inodes listening on `port` in a /proc/net/tcp{,6} table.
+fn listening_inodes(table: &str, port: u16) -> Vec<String> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1)?;
+            let local_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+            (local_port == port && fields.get(3) == Some(&LISTEN)).then(|| fields.get(9).map(|s| (*s).to_owned()))?
+        })
+        .collect()
+}
+
+fn localhost_names() -> Check {
+    const NAME: &str = "localhost-names";
+    let probe = "dual-verify.localhost";
+    let resolved: Vec<IpAddr> = (probe, 80)
+        .to_socket_addrs()
+        .map(|addrs| addrs.map(|a| a.ip()).collect())
+        .unwrap_or_default();
+    if !resolved.is_empty() && resolved.iter().all(IpAddr::is_loopback) {
+        Check::pass(NAME, format!("the system resolver maps {probe} to loopback"))
+    } else {
+        Check::warn(
+            NAME,
+            format!(
+                "the system resolver does not map {probe} to loopback{}; curl and browsers resolve *.localhost themselves, other tools may not",
+                if resolved.is_empty() { String::new() } else { format!(" (got {resolved:?})") }
+            ),
+            "for every program: install nss-myhostname (Debian: `apt-get install libnss-myhostname`) and add `myhostname` to the hosts line of /etc/nsswitch.conf",
+        )
+    }
+}
+
+fn tool(program: &str, version_args: &[&str], required: bool, fix: &str) -> Check {
+    let Some(path) = find_on_path(program) else {
+        let detail = format!("{program} not found on PATH");
+        return if required { Check::fail(program, detail, fix) } else { Check::warn(program, detail, fix) };
+    };
+    let version = Cmd::new(&path, version_args)
+        .timeout(std::time::Duration::from_secs(5))
+        .run()
+        .map(|output| output.stdout.trim().to_owned())
+        .unwrap_or_default();
+    Check::pass(program, format!("{version} at {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_listening_sockets_in_a_proc_table() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+            0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 123456 1 0000000000000000 100 0 0 10 0\n   \
+            1: 0100007F:0BB8 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0\n";
+        assert_eq!(listening_inodes(table, 3000), vec!["123456".to_owned()]);
+        assert!(listening_inodes(table, 3001).is_empty());
+    }
+
+    #[test]
+    fn a_held_port_is_reported_with_its_holder() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let check = proxy_ports(&[port]);
+        assert_eq!(check.status, super::super::Status::Fail);
+        assert!(check.detail.contains(&format!("pid {}", std::process::id())), "{}", check.detail);
+    }
+}
