@@ -153,7 +153,8 @@ impl Cmd {
             .stdin_null()
             .stdout_capture()
             .stderr_capture()
-            .unchecked();
+            .unchecked()
+            .before_spawn(own_process_group);
         for (key, value) in &self.env {
             expression = expression.env(key, value);
         }
@@ -208,7 +209,8 @@ impl Cmd {
         let mut expression = duct::cmd(&self.program, &self.args)
             .stdin_null()
             .stderr_capture()
-            .unchecked();
+            .unchecked()
+            .before_spawn(own_process_group);
         for (key, value) in &self.env {
             expression = expression.env(key, value);
         }
@@ -250,6 +252,15 @@ impl Cmd {
             }
         }
     }
+}
+
+/// Ctrl-C in a terminal signals its whole foreground process group. Captured
+/// children get a group of their own so that only dual sees it and decides:
+/// kill what may be killed, let a half-done `run` finish so cleanup finds it.
+fn own_process_group(command: &mut std::process::Command) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+    Ok(())
 }
 
 /// Quotes one word for a POSIX shell; plain words stay as they are.

@@ -244,7 +244,9 @@ impl Engine {
 
     /// Creates and starts a container; returns its id.
     pub fn run_detached(&self, spec: &RunSpec) -> Result<String, EngineError> {
-        let cmd = self.cmd(spec.run_args()).timeout(RUN_TIMEOUT);
+        // Not cancelled by Ctrl-C: a `run` killed half-way can leave a
+        // container that appears only after cleanup has looked.
+        let cmd = self.cmd(spec.run_args()).timeout(RUN_TIMEOUT).uncancellable();
         let output = self.run(&cmd)?;
         Ok(output.stdout.trim().lines().last().unwrap_or_default().to_owned())
     }

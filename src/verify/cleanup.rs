@@ -47,21 +47,24 @@ impl ProbeRun {
     pub fn cleanup(&self) -> usize {
         self.cleaned.store(true, std::sync::atomic::Ordering::SeqCst);
         let filter = [MANAGED_FILTER, (PROBE_RUN, self.id.as_str())];
-        let mut removed = 0;
+        let mut seen = std::collections::HashSet::new();
+        let mut remaining = 0;
         // A `run` killed by Ctrl-C may still be completed by the daemon a
         // moment later, so look again until a listing comes back empty.
         for _ in 0..5 {
             let Ok(found) = self.engine.ps(&filter) else { break };
+            remaining = found.len();
             if found.is_empty() {
                 break;
             }
             let ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
-            if self.engine.remove(&ids).is_ok() {
-                removed += ids.len();
+            seen.extend(ids.iter().map(|id| (*id).to_owned()));
+            if let Err(error) = self.engine.remove(&ids) {
+                crate::log::debug(&format!("cleanup: {error}"));
             }
             std::thread::sleep(Duration::from_millis(300));
         }
-        removed
+        seen.len() - remaining
     }
 }
 

@@ -294,7 +294,10 @@ fn container_checks(
         }
     })();
     let removed = run.cleanup();
+    // An interrupted engine call shows up as a failed check; the run as a
+    // whole is what was interrupted, so report that instead.
     match outcome {
+        Ok(_) | Err(probes::Stopped) if crate::interrupt::requested() => Err(removed),
         Ok(figures) => Ok(figures),
         Err(probes::Stopped) => Err(removed),
     }

@@ -169,6 +169,9 @@ impl<'a> Suite<'a> {
         let indices: Vec<usize> = (0..count).collect();
         let started = Instant::now();
         let starts = crate::parallel::map(&indices, WORKERS, |&index| {
+            if crate::interrupt::requested() {
+                return None;
+            }
             let mut spec = self.serve_spec(&format!("{index:02}"));
             if index == 0 {
                 // One published port shows the route used where container IPs
@@ -176,10 +179,11 @@ impl<'a> Suite<'a> {
                 spec.publish.push(Publish::loopback(0, PORT));
             }
             let begun = Instant::now();
-            (spec.name.clone(), self.engine.run_detached(&spec), begun.elapsed())
+            Some((spec.name.clone(), self.engine.run_detached(&spec), begun.elapsed()))
         });
         let start_total = started.elapsed();
         stop_if_interrupted()?;
+        let starts: Vec<_> = starts.into_iter().flatten().collect();
 
         let failed: Vec<String> = starts
             .iter()
