@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use crate::engine::EngineKind;
 
 #[derive(Debug, Parser)]
-#[command(name = "dual", version, about = "One clone and one container per branch, each with its own ports")]
+#[command(
+    name = "dual",
+    version,
+    about = "One clone and one container per branch, each with its own ports"
+)]
 pub struct Cli {
     /// Container engine to drive [default: $DUAL_ENGINE, else the first of docker and podman that answers]
     #[arg(long, global = true, value_enum)]
@@ -80,7 +84,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Writes to stdout; a closed pipe (`dual … | head`) is not an error.
 pub fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }

@@ -29,14 +29,18 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         if let Some(hinted) = cause.downcast_ref::<Hinted>() {
             return Some(hinted.hint.clone());
         }
-        cause.downcast_ref::<EngineError>().and_then(EngineError::hint)
+        cause
+            .downcast_ref::<EngineError>()
+            .and_then(EngineError::hint)
     })
 }
 
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     let interrupted = error.chain().any(|cause| {
         cause.is::<crate::verify::Interrupted>()
-            || cause.downcast_ref::<EngineError>().is_some_and(EngineError::is_interrupted)
+            || cause
+                .downcast_ref::<EngineError>()
+                .is_some_and(EngineError::is_interrupted)
     });
     if interrupted { 130 } else { 1 }
 }

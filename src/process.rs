@@ -146,20 +146,31 @@ impl Cmd {
             .join(" ")
     }
 
-    /// Runs to completion and returns the output whatever the exit status.
-    pub fn output(&self) -> Result<Output, CommandError> {
-        crate::log::debug(&format!("+ {}", self.display()));
+    /// The one place a child process is built: stdin closed, stderr captured,
+    /// the status judged by us (duct's own check drops stderr), and a process
+    /// group of its own.
+    #[allow(clippy::disallowed_methods)]
+    fn expression(&self) -> duct::Expression {
         let mut expression = duct::cmd(&self.program, &self.args)
             .stdin_null()
-            .stdout_capture()
             .stderr_capture()
             .unchecked()
             .before_spawn(own_process_group);
         for (key, value) in &self.env {
             expression = expression.env(key, value);
         }
+        expression
+    }
+
+    /// Runs to completion and returns the output whatever the exit status.
+    pub fn output(&self) -> Result<Output, CommandError> {
+        crate::log::debug(&format!("+ {}", self.display()));
         let started = Instant::now();
-        let handle = expression.start().map_err(|source| self.spawn_error(source))?;
+        let handle = self
+            .expression()
+            .stdout_capture()
+            .start()
+            .map_err(|source| self.spawn_error(source))?;
         let deadline = started + self.timeout;
         loop {
             if self.cancellable && interrupt::requested() {
@@ -206,15 +217,9 @@ impl Cmd {
     /// as a reader. No timeout applies; dropping the reader kills the child.
     pub fn stream(&self) -> Result<duct::ReaderHandle, CommandError> {
         crate::log::debug(&format!("+ {} (streaming)", self.display()));
-        let mut expression = duct::cmd(&self.program, &self.args)
-            .stdin_null()
-            .stderr_capture()
-            .unchecked()
-            .before_spawn(own_process_group);
-        for (key, value) in &self.env {
-            expression = expression.env(key, value);
-        }
-        expression.reader().map_err(|source| self.spawn_error(source))
+        self.expression()
+            .reader()
+            .map_err(|source| self.spawn_error(source))
     }
 
     /// Runs to completion and fails unless the exit status is zero.
@@ -290,7 +295,8 @@ pub fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
 
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 #[cfg(test)]
@@ -321,7 +327,10 @@ mod tests {
     #[test]
     fn missing_program_is_its_own_error() {
         let error = Cmd::new("dual-no-such-program", ["x"]).run().unwrap_err();
-        assert!(matches!(error, CommandError::ProgramNotFound { .. }), "{error:?}");
+        assert!(
+            matches!(error, CommandError::ProgramNotFound { .. }),
+            "{error:?}"
+        );
     }
 
     #[test]

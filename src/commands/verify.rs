@@ -28,5 +28,9 @@ pub fn run(engine: Option<EngineKind>, args: &VerifyArgs) -> anyhow::Result<Exit
         let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         print(&render::table(&report, color))?;
     }
-    Ok(if report.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -131,7 +131,9 @@ pub(crate) fn known_fix(kind: EngineKind, stderr: &str) -> Option<String> {
         );
     }
     if stderr.contains("port is already allocated") || stderr.contains("address already in use") {
-        return Some("another process or container holds that host port: pick another or stop it".into());
+        return Some(
+            "another process or container holds that host port: pick another or stop it".into(),
+        );
     }
     if stderr.contains("pull access denied")
         || stderr.contains("manifest unknown")
@@ -154,9 +156,17 @@ mod tests {
     #[test]
     fn podman_host_failures_name_the_config_fix() {
         let hybrid = "Error: OCI runtime error: crun: cgroups in hybrid mode not supported, drop all controllers from cgroupv2";
-        assert!(known_fix(EngineKind::Podman, hybrid).unwrap().contains("runtime = \"runc\""));
+        assert!(
+            known_fix(EngineKind::Podman, hybrid)
+                .unwrap()
+                .contains("runtime = \"runc\"")
+        );
         let rlimit = "Error: runc: error setting rlimit type 7: operation not permitted";
-        assert!(known_fix(EngineKind::Podman, rlimit).unwrap().contains("default_ulimits"));
+        assert!(
+            known_fix(EngineKind::Podman, rlimit)
+                .unwrap()
+                .contains("default_ulimits")
+        );
         assert_eq!(known_fix(EngineKind::Podman, "something else"), None);
     }
 }

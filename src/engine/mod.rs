@@ -152,7 +152,11 @@ impl Engine {
         S: Into<OsString>,
     {
         let cmd = Cmd::new(self.kind.program(), args).timeout(self.status_timeout);
-        if self.cancellable { cmd } else { cmd.uncancellable() }
+        if self.cancellable {
+            cmd
+        } else {
+            cmd.uncancellable()
+        }
     }
 
     /// Runs and requires success, naming the engine's failure precisely.
@@ -163,7 +167,9 @@ impl Engine {
     fn classify(&self, error: CommandError) -> EngineError {
         let kind = self.kind;
         match error {
-            CommandError::ProgramNotFound { program } => EngineError::BinaryMissing { kind, program },
+            CommandError::ProgramNotFound { program } => {
+                EngineError::BinaryMissing { kind, program }
+            }
             CommandError::TimedOut { timeout, .. } => EngineError::Hung {
                 kind,
                 timeout,
@@ -222,7 +228,11 @@ impl Engine {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let cmd = self.cmd(["container", "inspect"].into_iter().chain(ids.iter().copied()));
+        let cmd = self.cmd(
+            ["container", "inspect"]
+                .into_iter()
+                .chain(ids.iter().copied()),
+        );
         let output = cmd.output().map_err(|error| self.classify(error))?;
         if !output.success() && !only_missing_objects(&output.stderr) {
             return Err(self.classify(cmd.failed(&output)));
@@ -246,9 +256,18 @@ impl Engine {
     pub fn run_detached(&self, spec: &RunSpec) -> Result<String, EngineError> {
         // Not cancelled by Ctrl-C: a `run` killed half-way can leave a
         // container that appears only after cleanup has looked.
-        let cmd = self.cmd(spec.run_args()).timeout(RUN_TIMEOUT).uncancellable();
+        let cmd = self
+            .cmd(spec.run_args())
+            .timeout(RUN_TIMEOUT)
+            .uncancellable();
         let output = self.run(&cmd)?;
-        Ok(output.stdout.trim().lines().last().unwrap_or_default().to_owned())
+        Ok(output
+            .stdout
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     /// Runs a command in a running container and returns what it printed,
@@ -303,7 +322,8 @@ impl Engine {
 
     /// Builds `tag` from a directory holding a Dockerfile.
     pub fn build(&self, tag: &str, context: &Path, labels: &Labels) -> Result<(), EngineError> {
-        let mut args: Vec<OsString> = vec!["build".into(), "--quiet".into(), "--tag".into(), tag.into()];
+        let mut args: Vec<OsString> =
+            vec!["build".into(), "--quiet".into(), "--tag".into(), tag.into()];
         for (key, value) in labels {
             args.push(format!("--label={key}={value}").into());
         }
@@ -336,7 +356,11 @@ impl Engine {
 
     /// The argv of the container `events` stream for containers carrying `labels`.
     pub fn events_cmd(&self, labels: &[(&str, &str)]) -> Cmd {
-        let mut args: Vec<String> = vec!["events".into(), "--format".into(), self.json_format().into()];
+        let mut args: Vec<String> = vec![
+            "events".into(),
+            "--format".into(),
+            self.json_format().into(),
+        ];
         args.push("--filter".into());
         args.push("type=container".into());
         for (key, value) in labels {
@@ -373,7 +397,10 @@ impl EventStream {
             return None;
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        Some(self.engine.classify(self.cmd.exited(output.status, &stderr)))
+        Some(
+            self.engine
+                .classify(self.cmd.exited(output.status, &stderr)),
+        )
     }
 }
 
@@ -388,7 +415,10 @@ impl Iterator for EventStream {
                 Ok(0) => return self.exit_error().map(Err),
                 Ok(_) if line.trim().is_empty() => continue,
                 Ok(_) => {
-                    return Some(self.engine.parse(model::parse_event(self.engine.kind, &line)));
+                    return Some(
+                        self.engine
+                            .parse(model::parse_event(self.engine.kind, &line)),
+                    );
                 }
                 Err(source) => {
                     return Some(Err(EngineError::Command {
@@ -419,7 +449,10 @@ fn daemon_is_down(stderr: &str) -> bool {
 
 /// True when every error line says an object does not exist.
 fn only_missing_objects(stderr: &str) -> bool {
-    let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .collect();
     !lines.is_empty()
         && lines.iter().all(|line| {
             let line = line.to_ascii_lowercase();
@@ -437,9 +470,15 @@ mod tests {
 
     #[test]
     fn missing_object_messages_from_both_engines() {
-        assert!(only_missing_objects("Error response from daemon: No such container: nosuch"));
-        assert!(only_missing_objects("Error: inspecting object: no such container nosuch"));
-        assert!(only_missing_objects("Error: inspecting object: nosuch: image not known"));
+        assert!(only_missing_objects(
+            "Error response from daemon: No such container: nosuch"
+        ));
+        assert!(only_missing_objects(
+            "Error: inspecting object: no such container nosuch"
+        ));
+        assert!(only_missing_objects(
+            "Error: inspecting object: nosuch: image not known"
+        ));
         assert!(!only_missing_objects(""));
         assert!(!only_missing_objects(
             "Error: no such container a\nCannot connect to the Docker daemon"
@@ -456,7 +495,10 @@ mod tests {
 
     #[test]
     fn engine_names_parse_case_insensitively() {
-        assert_eq!(EngineKind::parse("Podman", "DUAL_ENGINE").unwrap(), EngineKind::Podman);
+        assert_eq!(
+            EngineKind::parse("Podman", "DUAL_ENGINE").unwrap(),
+            EngineKind::Podman
+        );
         let error = EngineKind::parse("nosuch", "DUAL_ENGINE").unwrap_err();
         assert_eq!(
             error.to_string(),

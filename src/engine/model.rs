@@ -177,7 +177,11 @@ pub fn parse_info(kind: EngineKind, raw: &str) -> Result<Info, ParseError> {
                 rootless: host.security.rootless,
                 operating_system: host
                     .distribution
-                    .map(|d| format!("{} {}", d.distribution, d.version).trim().to_owned())
+                    .map(|d| {
+                        format!("{} {}", d.distribution, d.version)
+                            .trim()
+                            .to_owned()
+                    })
                     .unwrap_or_default(),
                 kernel: host.kernel,
                 cgroup_version: host.cgroup_version,
@@ -616,8 +620,14 @@ mod tests {
     fn event_words_are_unified() {
         assert_eq!(EventAction::from_engine_word("died"), EventAction::Die);
         assert_eq!(EventAction::from_engine_word("die"), EventAction::Die);
-        assert_eq!(EventAction::from_engine_word("remove"), EventAction::Destroy);
-        assert_eq!(EventAction::from_engine_word("destroy"), EventAction::Destroy);
+        assert_eq!(
+            EventAction::from_engine_word("remove"),
+            EventAction::Destroy
+        );
+        assert_eq!(
+            EventAction::from_engine_word("destroy"),
+            EventAction::Destroy
+        );
         assert_eq!(
             EventAction::from_engine_word("cleanup"),
             EventAction::Other("cleanup".into())
@@ -627,6 +637,10 @@ mod tests {
     #[test]
     fn garbage_is_an_error_that_shows_the_output() {
         let error = parse_inspect("Error: no such object").unwrap_err();
-        assert!(error.to_string().contains("output began: Error: no such object"));
+        assert!(
+            error
+                .to_string()
+                .contains("output began: Error: no such object")
+        );
     }
 }

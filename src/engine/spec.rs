@@ -22,7 +22,17 @@ pub struct RunSpec {
     /// `--user uid:gid`.
     pub user: Option<(u32, u32)>,
     pub bind_mounts: Vec<(PathBuf, PathBuf)>,
+    pub pull: Pull,
     pub command: Vec<String>,
+}
+
+/// Whether `run` may pull a missing image. dual builds its own images and
+/// never pulls behind the user's back unless asked to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pull {
+    #[default]
+    Never,
+    Missing,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,6 +75,13 @@ impl RunSpec {
     pub fn run_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec!["run".into(), "--detach".into()];
         args.push(format!("--name={}", self.name).into());
+        args.push(
+            match self.pull {
+                Pull::Never => "--pull=never",
+                Pull::Missing => "--pull=missing",
+            }
+            .into(),
+        );
         for (key, value) in &self.labels {
             args.push(format!("--label={key}={value}").into());
         }
@@ -128,13 +145,19 @@ mod tests {
         spec.labels.insert("dual.kind".into(), "probe".into());
         spec.publish.push(Publish::loopback(0, 3000));
         spec.hostname = Some("shop-feat".into());
-        spec.command = vec!["sh".into(), "-c".into(), "echo \"$0\"; rm -rf /".into(), "x; y".into()];
+        spec.command = vec![
+            "sh".into(),
+            "-c".into(),
+            "echo \"$0\"; rm -rf /".into(),
+            "x; y".into(),
+        ];
         assert_eq!(
             strings(spec.run_args()),
             [
                 "run",
                 "--detach",
                 "--name=dual-probe-x-1",
+                "--pull=never",
                 "--label=dual.kind=probe",
                 "--label=dual.managed=true",
                 "--publish=127.0.0.1::3000",
@@ -154,12 +177,19 @@ mod tests {
         spec.network = Network::Host;
         spec.publish.push(Publish::loopback(8080, 3000));
         spec.user = Some((1000, 1000));
-        spec.bind_mounts.push(("/home/u/a b".into(), "/home/u/a b".into()));
+        spec.bind_mounts
+            .push(("/home/u/a b".into(), "/home/u/a b".into()));
         let args = strings(spec.run_args());
         assert!(args.contains(&"--network=host".to_owned()));
         assert!(args.contains(&"--publish=127.0.0.1:8080:3000".to_owned()));
         assert!(args.contains(&"--user=1000:1000".to_owned()));
-        assert!(args.contains(&"--mount=type=bind,source=/home/u/a b,target=/home/u/a b".to_owned()));
-        assert!(!args.iter().any(|a| a.contains("privileged") || a.contains(".sock")));
+        assert!(
+            args.contains(&"--mount=type=bind,source=/home/u/a b,target=/home/u/a b".to_owned())
+        );
+        assert!(
+            !args
+                .iter()
+                .any(|a| a.contains("privileged") || a.contains(".sock"))
+        );
     }
 }

@@ -45,14 +45,17 @@ impl ProbeRun {
 
     /// Removes every container of this run; returns how many there were.
     pub fn cleanup(&self) -> usize {
-        self.cleaned.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cleaned
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let filter = [MANAGED_FILTER, (PROBE_RUN, self.id.as_str())];
         let mut seen = std::collections::HashSet::new();
         let mut remaining = 0;
         // A `run` killed by Ctrl-C may still be completed by the daemon a
         // moment later, so look again until a listing comes back empty.
         for _ in 0..5 {
-            let Ok(found) = self.engine.ps(&filter) else { break };
+            let Ok(found) = self.engine.ps(&filter) else {
+                break;
+            };
             remaining = found.len();
             if found.is_empty() {
                 break;

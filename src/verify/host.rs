@@ -10,8 +10,18 @@ pub fn checks(ports: &[u16]) -> Vec<Check> {
     vec![
         proxy_ports(ports),
         localhost_names(),
-        tool("git", &["--version"], true, "install git (Debian: `apt-get install git`)"),
-        tool("tmux", &["-V"], false, "install tmux (Debian: `apt-get install tmux`) to keep dev servers running in the background"),
+        tool(
+            "git",
+            &["--version"],
+            true,
+            "install git (Debian: `apt-get install git`)",
+        ),
+        tool(
+            "tmux",
+            &["-V"],
+            false,
+            "install tmux (Debian: `apt-get install tmux`) to keep dev servers running in the background",
+        ),
     ]
 }
 
@@ -31,8 +41,16 @@ fn proxy_ports(ports: &[u16]) -> Check {
             }
         }
     }
-    let list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
-    let families = if ipv6 { "127.0.0.1 and ::1" } else { "127.0.0.1 (no IPv6 loopback)" };
+    let list = ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let families = if ipv6 {
+        "127.0.0.1 and ::1"
+    } else {
+        "127.0.0.1 (no IPv6 loopback)"
+    };
     if held.is_empty() {
         Check::pass(NAME, format!("ports {list} are free on {families}"))
     } else {
@@ -55,14 +73,25 @@ fn holder_of(port: u16) -> Option<String> {
         return None;
     }
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
             let target = target.to_string_lossy();
-            if inodes.iter().any(|inode| target == format!("socket:[{inode}]")) {
+            if inodes
+                .iter()
+                .any(|inode| target == format!("socket:[{inode}]"))
+            {
                 let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
                 return Some(format!("pid {pid} ({})", name.trim()));
             }
@@ -81,7 +110,8 @@ fn listening_inodes(table: &str, port: u16) -> Vec<String> {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let local = fields.get(1)?;
             let local_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-            (local_port == port && fields.get(3) == Some(&LISTEN)).then(|| fields.get(9).map(|s| (*s).to_owned()))?
+            (local_port == port && fields.get(3) == Some(&LISTEN))
+                .then(|| fields.get(9).map(|s| (*s).to_owned()))?
         })
         .collect()
 }
@@ -94,13 +124,20 @@ fn localhost_names() -> Check {
         .map(|addrs| addrs.map(|a| a.ip()).collect())
         .unwrap_or_default();
     if !resolved.is_empty() && resolved.iter().all(IpAddr::is_loopback) {
-        Check::pass(NAME, format!("the system resolver maps {probe} to loopback"))
+        Check::pass(
+            NAME,
+            format!("the system resolver maps {probe} to loopback"),
+        )
     } else {
         Check::warn(
             NAME,
             format!(
                 "the system resolver does not map {probe} to loopback{}; curl and browsers resolve *.localhost themselves, other tools may not",
-                if resolved.is_empty() { String::new() } else { format!(" (got {resolved:?})") }
+                if resolved.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (got {resolved:?})")
+                }
             ),
             "for every program: install nss-myhostname (Debian: `apt-get install libnss-myhostname`) and add `myhostname` to the hosts line of /etc/nsswitch.conf",
         )
@@ -110,7 +147,11 @@ fn localhost_names() -> Check {
 fn tool(program: &str, version_args: &[&str], required: bool, fix: &str) -> Check {
     let Some(path) = find_on_path(program) else {
         let detail = format!("{program} not found on PATH");
-        return if required { Check::fail(program, detail, fix) } else { Check::warn(program, detail, fix) };
+        return if required {
+            Check::fail(program, detail, fix)
+        } else {
+            Check::warn(program, detail, fix)
+        };
     };
     let version = Cmd::new(&path, version_args)
         .timeout(std::time::Duration::from_secs(5))
@@ -139,6 +180,12 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let check = proxy_ports(&[port]);
         assert_eq!(check.status, super::super::Status::Fail);
-        assert!(check.detail.contains(&format!("pid {}", std::process::id())), "{}", check.detail);
+        assert!(
+            check
+                .detail
+                .contains(&format!("pid {}", std::process::id())),
+            "{}",
+            check.detail
+        );
     }
 }

@@ -16,7 +16,10 @@ pub fn get(addr: SocketAddr, timeout: Duration) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET / HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET / HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     parse(&raw).ok_or_else(|| {
@@ -41,7 +44,13 @@ pub fn get_ok_within(addr: SocketAddr, within: Duration) -> std::io::Result<Resp
 fn parse(raw: &[u8]) -> Option<Response> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let status = head
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some(Response {
         status,
         body: body.to_owned(),
@@ -55,7 +64,13 @@ mod tests {
     #[test]
     fn parses_status_and_body() {
         let response = parse(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\nhello").unwrap();
-        assert_eq!(response, Response { status: 200, body: "hello".into() });
+        assert_eq!(
+            response,
+            Response {
+                status: 200,
+                body: "hello".into()
+            }
+        );
         assert_eq!(parse(b"garbage"), None);
     }
 

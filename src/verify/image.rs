@@ -25,7 +25,11 @@ pub struct ImageOutcome {
 impl ImageOutcome {
     pub fn describe(&self) -> String {
         match self.built_in {
-            Some(took) => format!("built {} from the host's busybox in {:.1}s", self.image, took.as_secs_f32()),
+            Some(took) => format!(
+                "built {} from the host's busybox in {:.1}s",
+                self.image,
+                took.as_secs_f32()
+            ),
             None => format!("{} is present", self.image),
         }
     }
@@ -66,7 +70,9 @@ pub fn ensure_probe_image(engine: &Engine) -> Result<ImageOutcome, ImageError> {
     }
     let started = Instant::now();
     let busybox = find_busybox()?;
-    let context = tempfile::Builder::new().prefix("dual-probe-image").tempdir()?;
+    let context = tempfile::Builder::new()
+        .prefix("dual-probe-image")
+        .tempdir()?;
     std::fs::copy(&busybox, context.path().join("busybox"))?;
     std::fs::write(context.path().join("Dockerfile"), DOCKERFILE)?;
     let labels = Labels::from([(MANAGED_FILTER.0.to_owned(), MANAGED_FILTER.1.to_owned())]);
@@ -82,9 +88,12 @@ fn find_busybox() -> Result<PathBuf, ImageError> {
         Some(path) => vec![path.into()],
         None => vec!["/bin/busybox".into(), "/usr/bin/busybox".into()],
     };
-    let found = candidates.iter().find(|path| path.is_file()).ok_or_else(|| ImageError::NoBusybox {
-        looked: candidates.iter().map(|p| p.display().to_string()).collect(),
-    })?;
+    let found = candidates
+        .iter()
+        .find(|path| path.is_file())
+        .ok_or_else(|| ImageError::NoBusybox {
+            looked: candidates.iter().map(|p| p.display().to_string()).collect(),
+        })?;
     if is_dynamic_elf(found)? {
         return Err(ImageError::NotStatic(found.clone()));
     }
@@ -100,7 +109,8 @@ fn is_dynamic_elf(path: &Path) -> std::io::Result<bool> {
 
 fn elf_has_interpreter(bytes: &[u8]) -> bool {
     const PT_INTERP: u32 = 3;
-    let is_elf64_le = bytes.len() > 64 && bytes.starts_with(b"\x7fELF") && bytes[4] == 2 && bytes[5] == 1;
+    let is_elf64_le =
+        bytes.len() > 64 && bytes.starts_with(b"\x7fELF") && bytes[4] == 2 && bytes[5] == 1;
     if !is_elf64_le {
         return false;
     }
@@ -109,9 +119,9 @@ fn elf_has_interpreter(bytes: &[u8]) -> bool {
     let (entry_size, entries) = (u16_at(0x36), u16_at(0x38));
     (0..entries).any(|index| {
         let at = phoff + index * entry_size;
-        bytes
-            .get(at..at + 4)
-            .is_some_and(|p_type| u32::from_le_bytes(p_type.try_into().unwrap_or_default()) == PT_INTERP)
+        bytes.get(at..at + 4).is_some_and(|p_type| {
+            u32::from_le_bytes(p_type.try_into().unwrap_or_default()) == PT_INTERP
+        })
     })
 }
 

@@ -117,7 +117,10 @@ impl Report {
     }
 
     pub fn count(&self, status: Status) -> usize {
-        self.checks.iter().filter(|check| check.status == status).count()
+        self.checks
+            .iter()
+            .filter(|check| check.status == status)
+            .count()
     }
 }
 
@@ -157,7 +160,13 @@ pub fn run(options: &Options) -> Result<Report, Interrupted> {
             }
         }
         None => {
-            for name in ["image", "container", "isolation", "localhost", "reachability"] {
+            for name in [
+                "image",
+                "container",
+                "isolation",
+                "localhost",
+                "reachability",
+            ] {
                 checks.push(Check::skip(name, "needs a reachable engine"));
             }
         }
@@ -193,7 +202,9 @@ fn engine_checks(
     let program = crate::process::find_on_path(engine.kind().program());
     match engine.version() {
         Ok(version) => {
-            let where_ = program.map(|p| format!(" at {}", p.display())).unwrap_or_default();
+            let where_ = program
+                .map(|p| format!(" at {}", p.display()))
+                .unwrap_or_default();
             checks.push(Check::pass(
                 "engine",
                 format!(
@@ -207,7 +218,13 @@ fn engine_checks(
         Err(error @ (EngineError::DaemonUnreachable { .. } | EngineError::Hung { .. })) => {
             checks.push(Check::pass(
                 "engine",
-                format!("{} found{}", engine.kind(), program.map(|p| format!(" at {}", p.display())).unwrap_or_default()),
+                format!(
+                    "{} found{}",
+                    engine.kind(),
+                    program
+                        .map(|p| format!(" at {}", p.display()))
+                        .unwrap_or_default()
+                ),
             ));
             checks.push(Check::from_error("daemon", &error));
             checks.push(Check::skip("mode", "needs a reachable daemon"));
@@ -226,7 +243,11 @@ fn engine_checks(
                 "daemon",
                 format!(
                     "server {} on {}, kernel {}, cgroup {}, {} CPUs",
-                    info.server_version, info.operating_system, info.kernel, info.cgroup_version, info.cpus
+                    info.server_version,
+                    info.operating_system,
+                    info.kernel,
+                    info.cgroup_version,
+                    info.cpus
                 ),
             ));
             checks.push(Check::pass(
@@ -282,7 +303,11 @@ fn container_checks(
             }
             return Ok(None);
         }
-        let count = if options.probes { options.count } else { QUICK_COUNT };
+        let count = if options.probes {
+            options.count
+        } else {
+            QUICK_COUNT
+        };
         let outcome = suite.isolation(count)?;
         if options.probes {
             checks.extend(outcome.claims);

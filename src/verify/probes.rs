@@ -24,8 +24,7 @@ const WORKERS: usize = 4;
 
 /// Serves the container's own token on :3000. The token arrives as `$0`, so
 /// nothing dual passes is ever parsed by the shell.
-const SERVE_SCRIPT: &str =
-    r#"mkdir -p /tmp/www && printf %s "$0" > /tmp/www/index.html && exec httpd -f -p 3000 -h /tmp/www"#;
+const SERVE_SCRIPT: &str = r#"mkdir -p /tmp/www && printf %s "$0" > /tmp/www/index.html && exec httpd -f -p 3000 -h /tmp/www"#;
 
 /// Run inside each container: its network namespace, what its own localhost
 /// serves, and what a peer's IP (`$1`, validated as IPv4 by dual) serves.
@@ -91,17 +90,33 @@ impl IsolationOutcome {
         let merge = |name: &str, parts: &[&str]| -> Check {
             let found: Vec<Check> = parts.iter().filter_map(|p| find(p)).collect();
             match found.iter().find(|c| c.status != Status::Pass) {
-                Some(bad) => Check { name: name.to_owned(), ..bad.clone() },
+                Some(bad) => Check {
+                    name: name.to_owned(),
+                    ..bad.clone()
+                },
                 None => Check::pass(
                     name,
-                    found.iter().map(|c| c.detail.as_str()).collect::<Vec<_>>().join("; "),
+                    found
+                        .iter()
+                        .map(|c| c.detail.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
                 ),
             }
         };
         vec![
-            merge("isolation", &["probe:bind-same-port", "probe:netns-distinct"]),
-            merge("localhost", &["probe:localhost-private", "probe:host-localhost"]),
-            merge("reachability", &["probe:host-to-container", "probe:container-to-container"]),
+            merge(
+                "isolation",
+                &["probe:bind-same-port", "probe:netns-distinct"],
+            ),
+            merge(
+                "localhost",
+                &["probe:localhost-private", "probe:host-localhost"],
+            ),
+            merge(
+                "reachability",
+                &["probe:host-to-container", "probe:container-to-container"],
+            ),
         ]
     }
 }
@@ -141,7 +156,10 @@ impl<'a> Suite<'a> {
             let id = self.engine.run_detached(&spec)?;
             let output = self.engine.exec(&id, &["echo", "dual-ok"])?;
             if output.stdout.trim() != "dual-ok" {
-                return Ok(format!("exec printed {:?}, stderr {:?}", output.stdout, output.stderr));
+                return Ok(format!(
+                    "exec printed {:?}, stderr {:?}",
+                    output.stdout, output.stderr
+                ));
             }
             self.engine.remove(&[&id])?;
             if self.engine.inspect(&[&id])?.is_empty() {
@@ -159,7 +177,11 @@ impl<'a> Suite<'a> {
                     started.elapsed().as_secs_f32()
                 ),
             ),
-            Ok(problem) => Check::fail(NAME, problem, "run `dual -v verify` to see each engine call"),
+            Ok(problem) => Check::fail(
+                NAME,
+                problem,
+                "run `dual -v verify` to see each engine call",
+            ),
             Err(error) => Check::from_error(NAME, &error),
         }
     }
@@ -179,7 +201,11 @@ impl<'a> Suite<'a> {
                 spec.publish.push(Publish::loopback(0, PORT));
             }
             let begun = Instant::now();
-            Some((spec.name.clone(), self.engine.run_detached(&spec), begun.elapsed()))
+            Some((
+                spec.name.clone(),
+                self.engine.run_detached(&spec),
+                begun.elapsed(),
+            ))
         });
         let start_total = started.elapsed();
         stop_if_interrupted()?;
@@ -187,7 +213,12 @@ impl<'a> Suite<'a> {
 
         let failed: Vec<String> = starts
             .iter()
-            .filter_map(|(name, result, _)| result.as_ref().err().map(|e| format!("{name}: {}", error_chain(e))))
+            .filter_map(|(name, result, _)| {
+                result
+                    .as_ref()
+                    .err()
+                    .map(|e| format!("{name}: {}", error_chain(e)))
+            })
             .collect();
         if !failed.is_empty() {
             let fix = starts
@@ -197,7 +228,11 @@ impl<'a> Suite<'a> {
             return Ok(IsolationOutcome {
                 claims: vec![Check::fail(
                     "probe:bind-same-port",
-                    format!("{} of {count} containers failed to start: {}", failed.len(), failed.join("; ")),
+                    format!(
+                        "{} of {count} containers failed to start: {}",
+                        failed.len(),
+                        failed.join("; ")
+                    ),
                     fix,
                 )],
                 figures: None,
@@ -223,9 +258,12 @@ impl<'a> Suite<'a> {
         let host_netns = std::fs::read_link("/proc/self/ns/net")
             .ok()
             .map(|link| link.to_string_lossy().into_owned());
-        let host_localhost = http::get(SocketAddr::from(([127, 0, 0, 1], PORT)), Duration::from_secs(1))
-            .ok()
-            .map(|response| response.body);
+        let host_localhost = http::get(
+            SocketAddr::from(([127, 0, 0, 1], PORT)),
+            Duration::from_secs(1),
+        )
+        .ok()
+        .map(|response| response.body);
 
         let mut claims = vec![
             judge_bind(&samples),
@@ -245,17 +283,23 @@ impl<'a> Suite<'a> {
                 figures.start_max_ms
             ),
         ));
-        claims.push(match (figures.memory_mean_bytes, figures.memory_max_bytes) {
-            (Some(mean), Some(max)) => Check::pass(
-                "figure:memory",
-                format!("per container: mean {}, max {}", human_bytes(mean), human_bytes(max)),
-            ),
-            _ => Check::warn(
-                "figure:memory",
-                "the engine's `stats` gave no memory figures",
-                "memory figures need cgroup memory accounting on the host",
-            ),
-        });
+        claims.push(
+            match (figures.memory_mean_bytes, figures.memory_max_bytes) {
+                (Some(mean), Some(max)) => Check::pass(
+                    "figure:memory",
+                    format!(
+                        "per container: mean {}, max {}",
+                        human_bytes(mean),
+                        human_bytes(max)
+                    ),
+                ),
+                _ => Check::warn(
+                    "figure:memory",
+                    "the engine's `stats` gave no memory figures",
+                    "memory figures need cgroup memory accounting on the host",
+                ),
+            },
+        );
         Ok(IsolationOutcome {
             claims,
             figures: Some(figures),
@@ -270,53 +314,61 @@ impl<'a> Suite<'a> {
             containers.iter().map(|c| (c.name.as_str(), c)).collect();
         let count = tokens.len();
         let indices: Vec<usize> = (0..count).collect();
-        let results = crate::parallel::map(&indices, WORKERS, |&index| -> Result<Sample, EngineError> {
-            let token = &tokens[index];
-            let container = by_name.get(token.as_str());
-            let peer_token = &tokens[(index + 1) % count];
-            let peer_ip = by_name.get(peer_token.as_str()).and_then(|c| c.ipv4());
-            let mut sample = Sample {
-                token: token.clone(),
-                running: container.is_some_and(|c| c.running),
-                ip: container.and_then(|c| c.ipv4()),
-                ..Sample::default()
-            };
-            if !sample.running {
-                return Ok(sample);
-            }
-            let peer_arg = match (count > 1, peer_ip) {
-                (true, Some(ip)) => ip.to_string(),
-                _ => String::new(),
-            };
-            let output = self.engine.exec(token, &["sh", "-c", PROBE_SCRIPT, "sh", &peer_arg])?;
-            let fields = parse_fields(&output.stdout);
-            sample.netns = fields.get("ns").filter(|ns| !ns.is_empty()).cloned();
-            sample.own_localhost = fields.get("self").filter(|s| !s.is_empty()).cloned();
-            if count > 1 {
-                let got = fields.get("peer").filter(|s| !s.is_empty()).cloned();
-                sample.peer = Some((peer_token.clone(), got));
-            }
-            if let Some(ip) = sample.ip {
-                sample.from_host_by_ip = http::get_ok_within(SocketAddr::from((ip, PORT)), Duration::from_secs(3))
-                    .ok()
-                    .map(|response| response.body);
-            }
-            if let Some(port) = container.and_then(|c| c.published_port(PORT)) {
-                sample.published = true;
-                let addr = SocketAddr::from(([127, 0, 0, 1], port.host_port));
-                sample.from_host_by_port = http::get_ok_within(addr, Duration::from_secs(3))
-                    .ok()
-                    .map(|response| response.body);
-            }
-            Ok(sample)
-        });
+        let results =
+            crate::parallel::map(&indices, WORKERS, |&index| -> Result<Sample, EngineError> {
+                let token = &tokens[index];
+                let container = by_name.get(token.as_str());
+                let peer_token = &tokens[(index + 1) % count];
+                let peer_ip = by_name.get(peer_token.as_str()).and_then(|c| c.ipv4());
+                let mut sample = Sample {
+                    token: token.clone(),
+                    running: container.is_some_and(|c| c.running),
+                    ip: container.and_then(|c| c.ipv4()),
+                    ..Sample::default()
+                };
+                if !sample.running {
+                    return Ok(sample);
+                }
+                let peer_arg = match (count > 1, peer_ip) {
+                    (true, Some(ip)) => ip.to_string(),
+                    _ => String::new(),
+                };
+                let output = self
+                    .engine
+                    .exec(token, &["sh", "-c", PROBE_SCRIPT, "sh", &peer_arg])?;
+                let fields = parse_fields(&output.stdout);
+                sample.netns = fields.get("ns").filter(|ns| !ns.is_empty()).cloned();
+                sample.own_localhost = fields.get("self").filter(|s| !s.is_empty()).cloned();
+                if count > 1 {
+                    let got = fields.get("peer").filter(|s| !s.is_empty()).cloned();
+                    sample.peer = Some((peer_token.clone(), got));
+                }
+                if let Some(ip) = sample.ip {
+                    sample.from_host_by_ip =
+                        http::get_ok_within(SocketAddr::from((ip, PORT)), Duration::from_secs(3))
+                            .ok()
+                            .map(|response| response.body);
+                }
+                if let Some(port) = container.and_then(|c| c.published_port(PORT)) {
+                    sample.published = true;
+                    let addr = SocketAddr::from(([127, 0, 0, 1], port.host_port));
+                    sample.from_host_by_port = http::get_ok_within(addr, Duration::from_secs(3))
+                        .ok()
+                        .map(|response| response.body);
+                }
+                Ok(sample)
+            });
         results.into_iter().collect()
     }
 
     fn memory(&self, tokens: &[String]) -> Option<Vec<u64>> {
         let names: Vec<&str> = tokens.iter().map(String::as_str).collect();
         let stats = self.engine.stats(&names).ok()?;
-        let figures: Vec<u64> = stats.iter().map(|s| s.memory_bytes).filter(|&b| b > 0).collect();
+        let figures: Vec<u64> = stats
+            .iter()
+            .map(|s| s.memory_bytes)
+            .filter(|&b| b > 0)
+            .collect();
         (!figures.is_empty()).then_some(figures)
     }
 
@@ -336,7 +388,9 @@ impl<'a> Suite<'a> {
         const NAME: &str = "probe:network-host-conflict";
         let port = match free_port([0, 0, 0, 0]) {
             Ok(port) => port,
-            Err(error) => return Check::fail(NAME, format!("no free host port: {error}"), "free a port"),
+            Err(error) => {
+                return Check::fail(NAME, format!("no free host port: {error}"), "free a port");
+            }
         };
         let serve = |suffix: &str| {
             let mut spec = self.spec(
@@ -349,7 +403,11 @@ impl<'a> Suite<'a> {
         let result = (|| -> Result<Check, EngineError> {
             let first = self.engine.run_detached(&serve("hostnet-a"))?;
             // The first must really hold the port before the second tries.
-            if http::get_ok_within(SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(5)).is_err()
+            if http::get_ok_within(
+                SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(5),
+            )
+            .is_err()
                 && !port_in_use(port)
             {
                 return Ok(Check::fail(
@@ -362,7 +420,12 @@ impl<'a> Suite<'a> {
             let exited = self.wait_exit(&second, Duration::from_secs(10))?;
             let logs = self.engine.logs(&second)?;
             let first_running = self.engine.inspect_one(&first)?.running;
-            Ok(judge_host_network_conflict(port, exited, &logs, first_running))
+            Ok(judge_host_network_conflict(
+                port,
+                exited,
+                &logs,
+                first_running,
+            ))
         })();
         result.unwrap_or_else(|error| Check::from_error(NAME, &error))
     }
@@ -391,7 +454,9 @@ impl<'a> Suite<'a> {
         const NAME: &str = "probe:publish-conflict";
         let port = match free_port([127, 0, 0, 1]) {
             Ok(port) => port,
-            Err(error) => return Check::fail(NAME, format!("no free host port: {error}"), "free a port"),
+            Err(error) => {
+                return Check::fail(NAME, format!("no free host port: {error}"), "free a port");
+            }
         };
         let publish = |suffix: &str| {
             let mut spec = self.serve_spec(suffix);
@@ -404,7 +469,8 @@ impl<'a> Suite<'a> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let first_token = self.run.container_name("publish-a");
         let first_serves = || {
-            http::get_ok_within(addr, Duration::from_secs(5)).is_ok_and(|response| response.body == first_token)
+            http::get_ok_within(addr, Duration::from_secs(5))
+                .is_ok_and(|response| response.body == first_token)
         };
         let served_before = first_serves();
         let second = self.engine.run_detached(&publish("publish-b"));
@@ -442,7 +508,11 @@ impl<'a> Suite<'a> {
 }
 
 fn stop_if_interrupted() -> Result<(), Stopped> {
-    if crate::interrupt::requested() { Err(Stopped) } else { Ok(()) }
+    if crate::interrupt::requested() {
+        Err(Stopped)
+    } else {
+        Ok(())
+    }
 }
 
 /// `key=value` lines, as the probe script prints them.
@@ -455,7 +525,9 @@ fn parse_fields(stdout: &str) -> HashMap<String, String> {
 }
 
 fn free_port(ip: [u8; 4]) -> std::io::Result<u16> {
-    Ok(TcpListener::bind(SocketAddr::from((ip, 0)))?.local_addr()?.port())
+    Ok(TcpListener::bind(SocketAddr::from((ip, 0)))?
+        .local_addr()?
+        .port())
 }
 
 fn port_in_use(port: u16) -> bool {
@@ -488,8 +560,7 @@ pub fn human_bytes(bytes: u64) -> String {
 
 // ------------------------------------------------------------------ judges
 
-const ISOLATION_FIX: &str =
-    "containers must run on the engine's default bridge network, not `--network host`; check `dual -v verify --probes`";
+const ISOLATION_FIX: &str = "containers must run on the engine's default bridge network, not `--network host`; check `dual -v verify --probes`";
 
 pub fn judge_bind(samples: &[Sample]) -> Check {
     let count = samples.len();
@@ -509,7 +580,10 @@ pub fn judge_netns(samples: &[Sample], host_netns: Option<&str>) -> Check {
     let inodes: Vec<&str> = samples.iter().filter_map(|s| s.netns.as_deref()).collect();
     let distinct: BTreeSet<&str> = inodes.iter().copied().collect();
     let shares_host = host_netns.is_some_and(|host| distinct.contains(host));
-    let passed = inodes.len() == samples.len() && distinct.len() == samples.len() && !shares_host && !samples.is_empty();
+    let passed = inodes.len() == samples.len()
+        && distinct.len() == samples.len()
+        && !shares_host
+        && !samples.is_empty();
     let host = host_netns.unwrap_or("unknown");
     Check::verdict(
         "probe:netns-distinct",
@@ -518,7 +592,11 @@ pub fn judge_netns(samples: &[Sample], host_netns: Option<&str>) -> Check {
             "{} distinct network namespaces for {} containers{}; host's is {host}",
             distinct.len(),
             samples.len(),
-            if shares_host { ", one of them the host's" } else { ", none the host's" }
+            if shares_host {
+                ", one of them the host's"
+            } else {
+                ", none the host's"
+            }
         ),
         ISOLATION_FIX,
     )
@@ -540,7 +618,10 @@ pub fn judge_localhost_private(samples: &[Sample]) -> Check {
         if leaked.is_empty() {
             format!("in each of {private} containers, localhost:{PORT} reached only its own server")
         } else {
-            format!("localhost:{PORT} reached another container's server in: {}", leaked.join(", "))
+            format!(
+                "localhost:{PORT} reached another container's server in: {}",
+                leaked.join(", ")
+            )
         },
         ISOLATION_FIX,
     )
@@ -552,9 +633,16 @@ pub fn judge_host_localhost(samples: &[Sample], host_got: Option<&str>) -> Check
         "probe:host-localhost",
         reached.is_none(),
         match (reached, host_got) {
-            (Some(sample), _) => format!("the host's localhost:{PORT} reached container {}", sample.token),
-            (None, Some(_)) => format!("the host's localhost:{PORT} reached a host service, not a container"),
-            (None, None) => format!("nothing answers on the host's localhost:{PORT}: no container leaks onto it"),
+            (Some(sample), _) => format!(
+                "the host's localhost:{PORT} reached container {}",
+                sample.token
+            ),
+            (None, Some(_)) => {
+                format!("the host's localhost:{PORT} reached a host service, not a container")
+            }
+            (None, None) => format!(
+                "nothing answers on the host's localhost:{PORT}: no container leaks onto it"
+            ),
         },
         "a container is publishing :3000 on the host or uses --network host; dual never does either",
     )
@@ -562,7 +650,8 @@ pub fn judge_host_localhost(samples: &[Sample], host_got: Option<&str>) -> Check
 
 pub fn judge_container_to_container(samples: &[Sample]) -> Check {
     const NAME: &str = "probe:container-to-container";
-    let pairs: Vec<&(String, Option<String>)> = samples.iter().filter_map(|s| s.peer.as_ref()).collect();
+    let pairs: Vec<&(String, Option<String>)> =
+        samples.iter().filter_map(|s| s.peer.as_ref()).collect();
     if samples.iter().all(|s| s.ip.is_none()) {
         return Check::warn(
             NAME,
@@ -570,11 +659,17 @@ pub fn judge_container_to_container(samples: &[Sample]) -> Check {
             "nothing to do for dual; use published ports between workspaces",
         );
     }
-    let ok = pairs.iter().filter(|(want, got)| got.as_deref() == Some(want.as_str())).count();
+    let ok = pairs
+        .iter()
+        .filter(|(want, got)| got.as_deref() == Some(want.as_str()))
+        .count();
     Check::verdict(
         NAME,
         ok == samples.len() && !pairs.is_empty(),
-        format!("{ok} of {} containers reached a peer's :{PORT} by its IP and got that peer's answer", samples.len()),
+        format!(
+            "{ok} of {} containers reached a peer's :{PORT} by its IP and got that peer's answer",
+            samples.len()
+        ),
         "containers on the default network should reach each other; check the engine's network and firewall (iptables FORWARD policy)",
     )
 }
@@ -596,7 +691,9 @@ pub fn judge_host_to_container(samples: &[Sample]) -> Check {
         return Check::verdict(
             NAME,
             port_ok,
-            format!("the host reached all {by_ip} containers by IP; a port published on 127.0.0.1 {port_text} its container"),
+            format!(
+                "the host reached all {by_ip} containers by IP; a port published on 127.0.0.1 {port_text} its container"
+            ),
             "publishing on 127.0.0.1 failed: check the engine's port forwarding (docker-proxy / rootlessport)",
         );
     }
@@ -612,12 +709,20 @@ pub fn judge_host_to_container(samples: &[Sample]) -> Check {
     }
     Check::fail(
         NAME,
-        format!("the host reached {by_ip} of {} containers by IP, and no published port worked", samples.len()),
+        format!(
+            "the host reached {by_ip} of {} containers by IP, and no published port worked",
+            samples.len()
+        ),
         "the host cannot reach containers at all: check the engine's networking and the host firewall",
     )
 }
 
-pub fn judge_host_network_conflict(port: u16, exited: Option<i64>, logs: &str, first_running: bool) -> Check {
+pub fn judge_host_network_conflict(
+    port: u16,
+    exited: Option<i64>,
+    logs: &str,
+    first_running: bool,
+) -> Check {
     let in_use = logs.contains("in use");
     let passed = first_running && matches!(exited, Some(code) if code != 0) && in_use;
     Check::verdict(
@@ -628,15 +733,23 @@ pub fn judge_host_network_conflict(port: u16, exited: Option<i64>, logs: &str, f
                 "with --network host, a second server on :{port} exited with status {code}: {}",
                 last_line(logs)
             ),
-            None => format!("with --network host, a second server on :{port} kept running: no conflict seen"),
+            None => format!(
+                "with --network host, a second server on :{port} kept running: no conflict seen"
+            ),
         },
         "expected EADDRINUSE: --network host should share the host's port table",
     )
 }
 
-pub fn judge_same_container_conflict(first_serving: bool, exit: Option<i32>, stderr: &str) -> Check {
+pub fn judge_same_container_conflict(
+    first_serving: bool,
+    exit: Option<i32>,
+    stderr: &str,
+) -> Check {
     // 143/124: busybox `timeout` had to end a second server that had bound.
-    let passed = first_serving && matches!(exit, Some(code) if code != 0 && code != 143 && code != 124) && stderr.contains("in use");
+    let passed = first_serving
+        && matches!(exit, Some(code) if code != 0 && code != 143 && code != 124)
+        && stderr.contains("in use");
     Check::verdict(
         "probe:same-container-conflict",
         passed,
@@ -663,7 +776,11 @@ pub fn judge_publish_conflict(port: u16, seen: PublishObservation<'_>) -> Check 
     let mut detail = match seen.second_error {
         Some(error) => format!(
             "publishing 127.0.0.1:{port} twice: the second container failed to start ({})",
-            telling_line(&error.engine_stderr().map_or_else(|| error_chain(error), str::to_owned))
+            telling_line(
+                &error
+                    .engine_stderr()
+                    .map_or_else(|| error_chain(error), str::to_owned)
+            )
         ),
         None => format!("publishing 127.0.0.1:{port} twice: the second container started too"),
     };
@@ -770,8 +887,14 @@ mod tests {
     #[test]
     fn host_localhost_reaching_a_container_fails() {
         let samples = healthy(3);
-        assert_eq!(judge_host_localhost(&samples, Some("dual-probe-x-01")).status, Status::Fail);
-        assert_eq!(judge_host_localhost(&samples, Some("host app")).status, Status::Pass);
+        assert_eq!(
+            judge_host_localhost(&samples, Some("dual-probe-x-01")).status,
+            Status::Fail
+        );
+        assert_eq!(
+            judge_host_localhost(&samples, Some("host app")).status,
+            Status::Pass
+        );
     }
 
     #[test]
@@ -797,24 +920,41 @@ mod tests {
     #[test]
     fn failure_modes_need_the_error_to_happen() {
         assert_eq!(
-            judge_host_network_conflict(4000, Some(1), "httpd: bind: Address already in use", true).status,
+            judge_host_network_conflict(4000, Some(1), "httpd: bind: Address already in use", true)
+                .status,
             Status::Pass
         );
-        assert_eq!(judge_host_network_conflict(4000, None, "", true).status, Status::Fail);
         assert_eq!(
-            judge_same_container_conflict(true, Some(1), "httpd: bind: Address already in use").status,
+            judge_host_network_conflict(4000, None, "", true).status,
+            Status::Fail
+        );
+        assert_eq!(
+            judge_same_container_conflict(true, Some(1), "httpd: bind: Address already in use")
+                .status,
             Status::Pass
         );
-        assert_eq!(judge_same_container_conflict(true, Some(143), "").status, Status::Fail);
+        assert_eq!(
+            judge_same_container_conflict(true, Some(143), "").status,
+            Status::Fail
+        );
         let seen = |second_error, second_running| PublishObservation {
             served_before: true,
             second_error,
             second_running,
             served_after: true,
         };
-        assert_eq!(judge_publish_conflict(4000, seen(None, true)).status, Status::Fail);
-        let refused = EngineError::NotFound { what: "port", name: "4000".into() };
-        assert_eq!(judge_publish_conflict(4000, seen(Some(&refused), false)).status, Status::Pass);
+        assert_eq!(
+            judge_publish_conflict(4000, seen(None, true)).status,
+            Status::Fail
+        );
+        let refused = EngineError::NotFound {
+            what: "port",
+            name: "4000".into(),
+        };
+        assert_eq!(
+            judge_publish_conflict(4000, seen(Some(&refused), false)).status,
+            Status::Pass
+        );
     }
 
     #[test]

@@ -1,0 +1,256 @@
+//! What a user sees when the engine is missing, down, hung or misnamed: a
+//! clear error within 10 s, never a hang or a panic. These use fake engines
+//! (scripts on PATH, a socket that never answers) and need no real engine.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::dual;
+
+const BOUND: Duration = Duration::from_secs(10);
+
+fn verify_json(cmd: &mut assert_cmd::Command) -> (serde_json::Value, Duration, i32) {
+    let started = Instant::now();
+    let output = cmd.args(["verify", "--json"]).output().unwrap();
+    let took = started.elapsed();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify --json printed no JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (json, took, output.status.code().unwrap_or(-1))
+}
+
+fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no `{name}` check in {report:#}"))
+}
+
+/// A directory holding one fake engine program.
+fn fake_engine(dir: &Path, name: &str, body: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn unknown_engine_flag_is_a_usage_error() {
+    let output = dual()
+        .args(["--engine", "nosuch", "verify"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    insta::assert_snapshot!(String::from_utf8_lossy(&output.stderr), @r"
+    error: invalid value 'nosuch' for '--engine <ENGINE>'
+      [possible values: docker, podman]
+
+    For more information, try '--help'.
+    ");
+}
+
+#[test]
+fn unknown_engine_variable_fails_the_engine_check() {
+    let (report, took, code) = verify_json(dual().env("DUAL_ENGINE", "nosuch"));
+    assert_eq!(code, 1);
+    assert!(took < BOUND);
+    let engine = check(&report, "engine");
+    assert_eq!(engine["status"], "fail");
+    assert_eq!(
+        engine["detail"],
+        "`nosuch` is not a container engine dual knows (from DUAL_ENGINE)"
+    );
+    assert!(engine["fix"].as_str().unwrap().contains("--engine docker"));
+    assert_eq!(check(&report, "container")["status"], "skip");
+}
+
+#[test]
+fn no_engine_on_path_says_what_to_install() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = dual()
+        .env("PATH", empty.path())
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&output.stdout);
+    // The proxy-port and resolver checks depend on the host, not on the engine.
+    let mut kept = Vec::new();
+    let mut skipping = false;
+    for line in table.lines() {
+        if line.starts_with("  ") && !line.trim_start().starts_with("fix:") {
+            skipping = line.contains("proxy-ports") || line.contains("localhost-names");
+        }
+        if !skipping {
+            kept.push(line);
+        }
+    }
+    insta::with_settings!({ filters => vec![
+        (r"\d+ checks: .* in \S+", "[SUMMARY]"),
+    ]}, {
+        insta::assert_snapshot!("verify-no-engine", kept.join("\n"));
+    });
+}
+
+#[test]
+fn a_named_engine_that_is_not_installed() {
+    let empty = tempfile::tempdir().unwrap();
+    let (report, took, code) = verify_json(
+        dual()
+            .env("PATH", empty.path())
+            .args(["--engine", "podman"]),
+    );
+    assert_eq!(code, 1);
+    assert!(took < BOUND);
+    let engine = check(&report, "engine");
+    assert_eq!(
+        engine["detail"],
+        "`podman` is not installed (not found on PATH)"
+    );
+    assert!(
+        engine["fix"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install podman")
+    );
+}
+
+#[test]
+fn a_daemon_that_is_down_is_named_with_its_fix() {
+    // A fake docker that fails the way the real CLI does with no daemon.
+    let bin = tempfile::tempdir().unwrap();
+    fake_engine(
+        bin.path(),
+        "docker",
+        r#"echo '{"Client":{"Version":"28.2.2"},"Server":null}'
+echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2
+exit 1"#,
+    );
+    let (report, took, code) =
+        verify_json(dual().env("PATH", bin.path()).args(["--engine", "docker"]));
+    assert_eq!(code, 1);
+    assert!(took < BOUND, "took {took:?}");
+    let daemon = check(&report, "daemon");
+    assert_eq!(daemon["status"], "fail");
+    assert!(
+        daemon["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the docker daemon is not reachable"),
+        "{daemon}"
+    );
+    assert!(
+        daemon["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Is the docker daemon running?"),
+        "the engine's own stderr is kept"
+    );
+    assert!(
+        daemon["fix"]
+            .as_str()
+            .unwrap()
+            .contains("systemctl start docker")
+    );
+}
+
+#[test]
+fn a_real_docker_cli_with_a_missing_socket() {
+    if dual::process::find_on_path("docker").is_none() {
+        eprintln!("!!!!! SKIPPED a_real_docker_cli_with_a_missing_socket: no docker CLI on PATH");
+        return;
+    }
+    let (report, took, code) = verify_json(
+        dual()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["--engine", "docker"]),
+    );
+    assert_eq!(code, 1);
+    assert!(took < BOUND, "took {took:?}");
+    let daemon = check(&report, "daemon");
+    assert_eq!(daemon["status"], "fail", "{daemon}");
+    assert!(
+        daemon["fix"]
+            .as_str()
+            .unwrap()
+            .contains("DOCKER_HOST=unix:///nonexistent/docker.sock"),
+        "{daemon}"
+    );
+}
+
+#[test]
+fn a_hung_engine_is_killed_and_reported_within_ten_seconds() {
+    let bin = tempfile::tempdir().unwrap();
+    fake_engine(bin.path(), "podman", "exec /bin/sleep 60");
+    let (report, took, code) =
+        verify_json(dual().env("PATH", bin.path()).args(["--engine", "podman"]));
+    assert_eq!(code, 1);
+    assert!(took < BOUND, "took {took:?}");
+    let daemon = check(&report, "daemon");
+    assert!(
+        daemon["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("podman did not answer within 5s"),
+        "{daemon}"
+    );
+    assert!(
+        daemon["fix"]
+            .as_str()
+            .unwrap()
+            .contains("DUAL_ENGINE_TIMEOUT")
+    );
+}
+
+#[test]
+fn a_real_docker_cli_against_a_daemon_that_never_answers() {
+    if dual::process::find_on_path("docker").is_none() {
+        eprintln!(
+            "!!!!! SKIPPED a_real_docker_cli_against_a_daemon_that_never_answers: no docker CLI on PATH"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Accept connections and hold them open without a word.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let (report, took, code) = verify_json(
+        dual()
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .env("DUAL_ENGINE_TIMEOUT", "2")
+            .args(["--engine", "docker"]),
+    );
+    assert_eq!(code, 1);
+    assert!(took < BOUND, "took {took:?}");
+    assert!(
+        check(&report, "daemon")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 2s")
+    );
+}
+
+#[test]
+fn a_report_that_cannot_be_written_is_an_error_with_the_path() {
+    let empty = tempfile::tempdir().unwrap();
+    let output = dual()
+        .env("PATH", empty.path())
+        .args(["verify", "--report", "/nonexistent-dir/report.md"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: could not write the report to `/nonexistent-dir/report.md`\n  caused by: No such file or directory"), "{stderr}");
+}

@@ -1,0 +1,11 @@
+//! One integration-test binary (faster to link than one per file).
+
+// Tests watch the engine through its own CLI, apart from dual's runner, as an
+// independent witness of what dual did.
+#![allow(clippy::disallowed_methods)]
+
+mod engine;
+mod errors;
+mod parse;
+mod support;
+mod verify;

@@ -1,0 +1,148 @@
+//! Shared by the integration tests and the probes: the `dual` command with a
+//! clean environment, engine gating, the test image, and snapshot filters.
+//!
+//! Engine gating: the engines under test come from `DUAL_TEST_ENGINES`
+//! (default `docker,podman`). One that does not answer is skipped with a loud
+//! message, unless `DUAL_REQUIRE_ENGINE=1`, where that is a test failure.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+pub use dual::engine::EngineKind;
+
+/// The built `dual` binary with DUAL_* variables cleared, so a developer's
+/// own settings cannot change what a test sees.
+pub fn dual() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(dual_path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("DUAL_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn dual_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_dual"))
+}
+
+fn require_engine() -> bool {
+    std::env::var("DUAL_REQUIRE_ENGINE").is_ok_and(|v| v == "1")
+}
+
+/// The engines to test against that answer here.
+pub fn engines() -> &'static [EngineKind] {
+    static ENGINES: OnceLock<Vec<EngineKind>> = OnceLock::new();
+    ENGINES.get_or_init(|| {
+        let wanted = std::env::var("DUAL_TEST_ENGINES").unwrap_or_else(|_| "docker,podman".into());
+        let mut found = Vec::new();
+        for name in wanted.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let kind = match name {
+                "docker" => EngineKind::Docker,
+                "podman" => EngineKind::Podman,
+                other => panic!("DUAL_TEST_ENGINES names `{other}`; use docker and/or podman"),
+            };
+            match dual::engine::Engine::new(kind).info() {
+                Ok(_) => found.push(kind),
+                Err(error) if require_engine() => panic!(
+                    "DUAL_REQUIRE_ENGINE=1 but {kind} does not answer: {error}\n\
+                     hint: start it (CI does this in .ci/run) or drop it from DUAL_TEST_ENGINES"
+                ),
+                Err(error) => eprintln!(
+                    "\n!!!!! SKIPPED: {kind} does not answer ({error}); its engine tests do not run.\n\
+                     !!!!! Set DUAL_REQUIRE_ENGINE=1 to make this a failure.\n"
+                ),
+            }
+        }
+        found
+    })
+}
+
+/// Runs `test` once per engine under test; says so loudly when there is none.
+pub fn each_engine(test_name: &str, test: impl Fn(EngineKind)) {
+    let engines = engines();
+    if engines.is_empty() {
+        eprintln!("!!!!! SKIPPED {test_name}: no container engine answers");
+        return;
+    }
+    for &kind in engines {
+        eprintln!("--- {test_name} on {kind}");
+        test(kind);
+    }
+}
+
+/// Builds `dual-test:latest` on `kind` once per test process.
+pub fn ensure_test_image(kind: EngineKind) -> &'static str {
+    static BUILT: OnceLock<Mutex<HashSet<EngineKind>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashSet::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.contains(&kind) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/test-image");
+        let output = Command::new(&script)
+            .env("DUAL_ENGINE", kind.program())
+            .output()
+            .expect("scripts/test-image runs");
+        assert!(
+            output.status.success(),
+            "scripts/test-image failed on {kind}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        built.insert(kind);
+    }
+    "dual-test:latest"
+}
+
+/// Heavy engine work (many containers, host port checks) runs one test at a
+/// time, so tests neither race for host ports nor skew each other's figures.
+pub fn heavy() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Containers carrying a label, straight from the engine's CLI.
+pub fn containers_with_label(kind: EngineKind, label: &str) -> Vec<String> {
+    let output = Command::new(kind.program())
+        .args([
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("label={label}"),
+        ])
+        .output()
+        .expect("engine ps runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Filters for snapshots: things that vary by host and run.
+pub fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"\b[0-9a-f]{64}\b", "[ID]"),
+        (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", "[IP]"),
+        (r"in \d+\.\d+s", "in [DURATION]"),
+        (r"/tmp/[^\s'`]+", "[TEMP]"),
+        (r"dual-probe-[0-9a-f]+-", "dual-probe-[RUN]-"),
+    ]
+}
+
+/// An insta snapshot with the default filters applied.
+#[macro_export]
+macro_rules! assert_filtered_snapshot {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({ filters => $crate::support::filters() }, {
+            insta::assert_snapshot!($name, $value);
+        });
+    };
+}
+
+pub const SECOND: Duration = Duration::from_secs(1);

@@ -1,0 +1,154 @@
+//! `dual verify` end to end on the real engines.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{EngineKind, containers_with_label, dual, dual_path, each_engine, heavy};
+
+fn verify_json(kind: EngineKind, extra: &[&str]) -> serde_json::Value {
+    let output = dual()
+        .args(["--engine", kind.program(), "verify", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let failed: Vec<&serde_json::Value> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .collect();
+    assert!(failed.is_empty(), "{kind}: failed checks: {failed:#?}");
+    assert_eq!(output.status.code(), Some(0), "{kind}: {report:#}");
+    report
+}
+
+#[test]
+fn verify_passes_on_each_engine_with_every_check() {
+    each_engine("verify_passes_on_each_engine_with_every_check", |kind| {
+        let _heavy = heavy();
+        let report = verify_json(kind, &[]);
+        assert_eq!(report["engine"]["kind"], kind.program());
+        assert!(
+            report["engine"]["info"]["server_version"]
+                .as_str()
+                .is_some_and(|v| !v.is_empty())
+        );
+        let checks = report["checks"].as_array().unwrap();
+        assert!(checks.len() >= 8, "{kind}: only {} checks", checks.len());
+        for check in checks {
+            for key in ["name", "status", "detail", "fix"] {
+                assert!(
+                    check.get(key).is_some(),
+                    "{kind}: check without `{key}`: {check}"
+                );
+            }
+        }
+        let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+        insta::assert_snapshot!("verify-check-names", names.join("\n"));
+        for essential in [
+            "daemon",
+            "container",
+            "isolation",
+            "localhost",
+            "reachability",
+        ] {
+            let check = checks.iter().find(|c| c["name"] == essential).unwrap();
+            assert_eq!(check["status"], "pass", "{kind}: {check}");
+        }
+        assert!(
+            containers_with_label(kind, "dual.kind=probe").is_empty(),
+            "{kind}: verify left probe containers behind"
+        );
+    });
+}
+
+#[test]
+fn verify_table_shows_fixes_under_failures() {
+    each_engine("verify_table_shows_fixes_under_failures", |kind| {
+        let _heavy = heavy();
+        // Hold a proxy port so that check fails, then read the table.
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port().to_string();
+        let output = dual()
+            .args(["--engine", kind.program(), "verify", "--port", &port])
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "a failed check fails the command"
+        );
+        let table = String::from_utf8_lossy(&output.stdout);
+        let line = table
+            .lines()
+            .position(|l| l.contains("FAIL  proxy-ports"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(
+            table
+                .lines()
+                .nth(line)
+                .unwrap()
+                .contains(&format!("pid {}", std::process::id())),
+            "{table}"
+        );
+        assert!(
+            table
+                .lines()
+                .nth(line + 1)
+                .unwrap()
+                .trim_start()
+                .starts_with("fix: "),
+            "{table}"
+        );
+    });
+}
+
+#[test]
+fn interrupted_verify_removes_every_probe_container() {
+    each_engine("interrupted_verify_removes_every_probe_container", |kind| {
+        let _heavy = heavy();
+        let child = std::process::Command::new(dual_path())
+            .args([
+                "--engine",
+                kind.program(),
+                "verify",
+                "--probes",
+                "--count",
+                "12",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let owner = format!("dual.pid={}", child.id());
+        // Interrupt mid-way: once some of its containers exist.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while containers_with_label(kind, &owner).len() < 3 {
+            assert!(
+                Instant::now() < deadline,
+                "{kind}: verify never started its containers"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: sending SIGINT to our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(130), "{kind}: {stderr}");
+        assert!(
+            stderr.contains("interrupted: verify stopped and removed"),
+            "{stderr}"
+        );
+        let left = containers_with_label(kind, &owner);
+        assert!(
+            left.is_empty(),
+            "{kind}: left behind after Ctrl-C: {left:?}"
+        );
+    });
+}
