@@ -130,6 +130,12 @@ pub(crate) fn known_fix(kind: EngineKind, stderr: &str) -> Option<String> {
                 .into(),
         );
     }
+    if stderr.contains("/dev/net/tun") {
+        return Some(
+            "rootless networking (slirp4netns) cannot open /dev/net/tun: give it its usual mode with `sudo chmod 0666 /dev/net/tun`"
+                .into(),
+        );
+    }
     if stderr.contains("port is already allocated") || stderr.contains("address already in use") {
         return Some(
             "another process or container holds that host port: pick another or stop it".into(),
@@ -167,6 +173,8 @@ mod tests {
                 .unwrap()
                 .contains("default_ulimits")
         );
+        let tun = r#"Error: /usr/bin/slirp4netns failed: "open(\"/dev/net/tun\"): Permission denied"#;
+        assert!(known_fix(EngineKind::Podman, tun).unwrap().contains("chmod 0666 /dev/net/tun"));
         assert_eq!(known_fix(EngineKind::Podman, "something else"), None);
     }
 }

@@ -324,6 +324,9 @@ impl Engine {
     pub fn build(&self, tag: &str, context: &Path, labels: &Labels) -> Result<(), EngineError> {
         let mut args: Vec<OsString> =
             vec!["build".into(), "--quiet".into(), "--tag".into(), tag.into()];
+        // No network: nothing is fetched, and rootless podman's RUN steps
+        // otherwise need slirp4netns ("failed to read from slirp4netns sync pipe").
+        args.push("--network=none".into());
         for (key, value) in labels {
             args.push(format!("--label={key}={value}").into());
         }

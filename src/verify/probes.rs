@@ -551,7 +551,9 @@ fn figures(count: usize, total: Duration, starts: &[Duration], memory: Option<&[
 pub fn human_bytes(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     let b = bytes as f64;
-    if b >= KIB * KIB {
+    if b >= KIB * KIB * KIB {
+        format!("{:.1} GiB", b / KIB / KIB / KIB)
+    } else if b >= KIB * KIB {
         format!("{:.1} MiB", b / KIB / KIB)
     } else {
         format!("{:.0} KiB", b / KIB)
@@ -698,12 +700,14 @@ pub fn judge_host_to_container(samples: &[Sample]) -> Check {
         );
     }
     if port_ok {
+        let by_ip_text = if samples.iter().all(|s| s.ip.is_none()) {
+            "containers have no address the host can route to".to_owned()
+        } else {
+            format!("the host reached {by_ip} of {} containers by IP", samples.len())
+        };
         return Check::warn(
             NAME,
-            format!(
-                "the host reached {by_ip} of {} containers by IP, but a port published on 127.0.0.1 works",
-                samples.len()
-            ),
+            format!("{by_ip_text}, but a port published on 127.0.0.1 reached its container"),
             "container IPs are not routable from this host (rootless engine, Docker Desktop or a remote engine): dual will publish workspace ports on 127.0.0.1 and route there",
         );
     }
