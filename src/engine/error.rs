@@ -173,8 +173,13 @@ mod tests {
                 .unwrap()
                 .contains("default_ulimits")
         );
-        let tun = r#"Error: /usr/bin/slirp4netns failed: "open(\"/dev/net/tun\"): Permission denied"#;
-        assert!(known_fix(EngineKind::Podman, tun).unwrap().contains("chmod 0666 /dev/net/tun"));
+        let tun =
+            r#"Error: /usr/bin/slirp4netns failed: "open(\"/dev/net/tun\"): Permission denied"#;
+        assert!(
+            known_fix(EngineKind::Podman, tun)
+                .unwrap()
+                .contains("chmod 0666 /dev/net/tun")
+        );
         assert_eq!(known_fix(EngineKind::Podman, "something else"), None);
     }
 }

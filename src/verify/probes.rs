@@ -703,7 +703,10 @@ pub fn judge_host_to_container(samples: &[Sample]) -> Check {
         let by_ip_text = if samples.iter().all(|s| s.ip.is_none()) {
             "containers have no address the host can route to".to_owned()
         } else {
-            format!("the host reached {by_ip} of {} containers by IP", samples.len())
+            format!(
+                "the host reached {by_ip} of {} containers by IP",
+                samples.len()
+            )
         };
         return Check::warn(
             NAME,
