@@ -2,6 +2,7 @@
 //! to fix when it cannot. With `--probes` it also reproduces the isolation
 //! research (`probes` module) on the real engine and measures it.
 
+pub mod claims;
 pub mod cleanup;
 mod host;
 pub mod http;
@@ -192,81 +193,84 @@ fn engine_checks(
     let engine = match Engine::select(options.engine) {
         Ok(engine) => engine,
         Err(error) => {
-            checks.push(Check::from_error("engine", &error));
-            checks.push(Check::skip("daemon", "needs an engine"));
-            checks.push(Check::skip("mode", "needs an engine"));
-            return None;
+            return fail_engine_check(
+                checks,
+                Check::from_error("engine", &error),
+                "needs an engine",
+            );
         }
     };
     report.kind = Some(engine.kind());
-    let program = crate::process::find_on_path(engine.kind().program());
+    let location = crate::process::find_on_path(engine.kind().program())
+        .map(|path| format!(" at {}", path.display()))
+        .unwrap_or_default();
     match engine.version() {
         Ok(version) => {
-            let where_ = program
-                .map(|p| format!(" at {}", p.display()))
-                .unwrap_or_default();
+            let client = version.client.as_deref().unwrap_or("(version unknown)");
             checks.push(Check::pass(
                 "engine",
-                format!(
-                    "{} {}{where_}",
-                    engine.kind(),
-                    version.client.as_deref().unwrap_or("(version unknown)")
-                ),
+                format!("{} {client}{location}", engine.kind()),
             ));
             report.version = Some(version);
         }
         Err(error @ (EngineError::DaemonUnreachable { .. } | EngineError::Hung { .. })) => {
             checks.push(Check::pass(
                 "engine",
-                format!(
-                    "{} found{}",
-                    engine.kind(),
-                    program
-                        .map(|p| format!(" at {}", p.display()))
-                        .unwrap_or_default()
-                ),
+                format!("{} found{location}", engine.kind()),
             ));
-            checks.push(Check::from_error("daemon", &error));
-            checks.push(Check::skip("mode", "needs a reachable daemon"));
-            return None;
+            return fail_engine_check(
+                checks,
+                Check::from_error("daemon", &error),
+                "needs a reachable daemon",
+            );
         }
         Err(error) => {
-            checks.push(Check::from_error("engine", &error));
-            checks.push(Check::skip("daemon", "needs an engine"));
-            checks.push(Check::skip("mode", "needs an engine"));
-            return None;
+            return fail_engine_check(
+                checks,
+                Check::from_error("engine", &error),
+                "needs an engine",
+            );
         }
     }
-    match engine.info() {
-        Ok(info) => {
-            checks.push(Check::pass(
-                "daemon",
-                format!(
-                    "server {} on {}, kernel {}, cgroup {}, {} CPUs",
-                    info.server_version,
-                    info.operating_system,
-                    info.kernel,
-                    info.cgroup_version,
-                    info.cpus
-                ),
-            ));
-            checks.push(Check::pass(
-                "mode",
-                if info.rootless {
-                    "rootless: containers run in your user's namespace"
-                } else {
-                    "rootful"
-                },
-            ));
-            report.info = Some(info);
-            Some(engine)
-        }
+    let info = match engine.info() {
+        Ok(info) => info,
         Err(error) => {
-            checks.push(Check::from_error("daemon", &error));
-            checks.push(Check::skip("mode", "needs a reachable daemon"));
-            None
+            return fail_engine_check(
+                checks,
+                Check::from_error("daemon", &error),
+                "needs a reachable daemon",
+            );
         }
-    }
+    };
+    checks.push(Check::pass(
+        "daemon",
+        format!(
+            "server {} on {}, kernel {}, cgroup {}, {} CPUs",
+            info.server_version, info.operating_system, info.kernel, info.cgroup_version, info.cpus
+        ),
+    ));
+    checks.push(Check::pass(
+        "mode",
+        if info.rootless {
+            "rootless: containers run in your user's namespace"
+        } else {
+            "rootful"
+        },
+    ));
+    report.info = Some(info);
+    Some(engine)
+}
+
+/// Records the failed engine-level check and skips the ones after it.
+fn fail_engine_check(checks: &mut Vec<Check>, failed: Check, skip_reason: &str) -> Option<Engine> {
+    let after: Vec<&str> = ["engine", "daemon", "mode"]
+        .into_iter()
+        .skip_while(|name| *name != failed.name)
+        .skip(1)
+        .collect();
+    checks.push(failed);
+    checks.extend(after.into_iter().map(|name| Check::skip(name, skip_reason)));
+    None
 }
 
 /// image, container lifecycle, and the isolation probes. `Err` carries how
