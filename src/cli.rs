@@ -33,6 +33,63 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Register a git repository (default: the one around the current directory)
+    Add {
+        /// A local path or a URL
+        source: Option<String>,
+        /// The repo's name in workspace names and URLs [default: from the path]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Declare a workspace for BRANCH (no clone or container yet)
+    Create {
+        branch: String,
+        /// The repo [default: the one around the current directory, or the only one]
+        #[arg(long)]
+        repo: Option<String>,
+    },
+    /// Clone and start a workspace [default: the one around the current directory]
+    Launch { workspace: Option<String> },
+    /// Every workspace, its state and its URLs
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command in the container of the workspace around the current directory
+    Run {
+        /// The workspace [default: the one around the current directory]
+        #[arg(short, long)]
+        workspace: Option<String>,
+        /// The command and its arguments
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<std::ffi::OsString>,
+    },
+    /// Print shell code that routes runtime commands into workspace containers
+    ShellInit { shell: Option<crate::shell::Shell> },
+    /// Used by the shims that `shell-init` writes
+    #[command(hide = true)]
+    Shim {
+        name: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Stop a workspace's container (the clone stays)
+    Stop { workspace: Option<String> },
+    /// Remove a workspace: its container, its volumes and its clone
+    Destroy {
+        workspace: Option<String>,
+        /// Also when the clone has uncommitted or unpushed work
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy the repo's shared files (`shared_files` in .dual.toml) into workspaces
+    Sync { workspace: Option<String> },
+    /// Find and remove what dual left behind
+    Prune {
+        /// Remove without asking
+        #[arg(long)]
+        yes: bool,
+    },
     /// Check that this host can run dual, and say what to fix
     Verify(VerifyArgs),
 }
@@ -76,8 +133,23 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    use crate::commands as c;
+    let engine = cli.engine;
     match cli.command {
-        Command::Verify(args) => crate::commands::verify::run(cli.engine, &args),
+        Command::Add { source, name } => c::add::run(source.as_deref(), name.as_deref()),
+        Command::Create { branch, repo } => c::create::run(&branch, repo.as_deref()),
+        Command::Launch { workspace } => c::launch::run(engine, workspace.as_deref()),
+        Command::List { json } => c::list::run(engine, json),
+        Command::Run { workspace, command } => c::run::run(engine, workspace.as_deref(), &command),
+        Command::ShellInit { shell } => c::shell_init::run(shell),
+        Command::Shim { name, args } => c::shell_init::shim(engine, &name, &args),
+        Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref()),
+        Command::Destroy { workspace, force } => {
+            c::destroy::run(engine, workspace.as_deref(), force)
+        }
+        Command::Sync { workspace } => c::sync::run(workspace.as_deref()),
+        Command::Prune { yes } => c::prune::run(engine, yes),
+        Command::Verify(args) => c::verify::run(engine, &args),
     }
 }
 

@@ -8,5 +8,8 @@ pub mod error;
 pub mod interrupt;
 pub mod log;
 pub mod parallel;
+pub mod paths;
 pub mod process;
+pub mod shell;
 pub mod verify;
+pub mod workspace;

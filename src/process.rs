@@ -8,6 +8,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
+use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -149,17 +150,49 @@ impl Cmd {
     /// The one place a child process is built: stdin closed, stderr captured,
     /// the status judged by us (duct's own check drops stderr), and a process
     /// group of its own.
-    #[allow(clippy::disallowed_methods)]
     fn expression(&self) -> duct::Expression {
-        let mut expression = duct::cmd(&self.program, &self.args)
+        self.bare_expression()
             .stdin_null()
             .stderr_capture()
-            .unchecked()
-            .before_spawn(own_process_group);
+            .before_spawn(own_process_group)
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn bare_expression(&self) -> duct::Expression {
+        let mut expression = duct::cmd(&self.program, &self.args).unchecked();
         for (key, value) in &self.env {
             expression = expression.env(key, value);
         }
         expression
+    }
+
+    /// Runs attached to dual's own stdin, stdout and stderr, as a command the
+    /// user typed. No timeout. Each signal dual receives meanwhile is handed
+    /// to `on_signal` (to pass on to the real process), not acted on.
+    /// `own_group` keeps a terminal's Ctrl-C from reaching the child directly.
+    pub fn run_attached(
+        &self,
+        own_group: bool,
+        mut on_signal: impl FnMut(i32),
+    ) -> Result<ExitStatus, CommandError> {
+        crate::log::debug(&format!("+ {} (attached)", self.display()));
+        let mut expression = self.bare_expression();
+        if own_group {
+            expression = expression.before_spawn(own_process_group);
+        }
+        let handle = expression
+            .start()
+            .map_err(|source| self.spawn_error(source))?;
+        loop {
+            if let Some(signal) = interrupt::take_signal() {
+                on_signal(signal);
+            }
+            match handle.wait_timeout(CANCEL_POLL) {
+                Ok(Some(output)) => return Ok(output.status),
+                Ok(None) => continue,
+                Err(source) => return Err(self.spawn_error(source)),
+            }
+        }
     }
 
     /// Runs to completion and returns the output whatever the exit status.
@@ -266,6 +299,25 @@ fn own_process_group(command: &mut std::process::Command) -> io::Result<()> {
     use std::os::unix::process::CommandExt;
     command.process_group(0);
     Ok(())
+}
+
+/// Replaces dual with `program` (as `exec` does in a shell): used by a shim
+/// outside any workspace, so the host's own command runs with nothing of dual
+/// left around it. Returns only on failure.
+#[allow(clippy::disallowed_methods)]
+pub fn exec_replace(program: &Path, args: &[OsString], path_env: Option<&OsStr>) -> CommandError {
+    use std::os::unix::process::CommandExt;
+    crate::log::debug(&format!("+ exec {}", quote(&program.to_string_lossy())));
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    if let Some(path) = path_env {
+        command.env("PATH", path);
+    }
+    let source = command.exec();
+    CommandError::Spawn {
+        argv: program.display().to_string(),
+        source,
+    }
 }
 
 /// Quotes one word for a POSIX shell; plain words stay as they are.

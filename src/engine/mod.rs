@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use error::EngineError;
 pub use model::{Container, ContainerSummary, Event, EventAction, Info, Labels, Stats, Version};
-pub use spec::RunSpec;
+pub use spec::{ExecSpec, RunSpec};
 
 use crate::process::{Cmd, CommandError, Output};
 
@@ -27,7 +27,9 @@ const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     Docker,
@@ -273,11 +275,98 @@ impl Engine {
     /// Runs a command in a running container and returns what it printed,
     /// whatever its exit status: the caller judges the command's own result.
     pub fn exec(&self, container: &str, argv: &[&str]) -> Result<Output, EngineError> {
-        let args = ["exec", container].into_iter().chain(argv.iter().copied());
-        self.cmd(args)
+        self.exec_spec(&ExecSpec {
+            container: container.to_owned(),
+            command: argv.iter().map(OsString::from).collect(),
+            ..ExecSpec::default()
+        })
+    }
+
+    /// `exec` with every option, output captured.
+    pub fn exec_spec(&self, spec: &ExecSpec) -> Result<Output, EngineError> {
+        self.cmd(spec.exec_args())
             .timeout(RUN_TIMEOUT)
             .output()
             .map_err(|error| self.classify(error))
+    }
+
+    /// The `Cmd` for an exec, for callers that attach it to the terminal.
+    pub fn exec_cmd(&self, spec: &ExecSpec) -> Cmd {
+        Cmd::new(self.kind.program(), spec.exec_args())
+    }
+
+    /// Starts an existing container.
+    pub fn start(&self, container: &str) -> Result<(), EngineError> {
+        self.run(
+            &self
+                .cmd(["start", container])
+                .timeout(RUN_TIMEOUT)
+                .uncancellable(),
+        )
+        .map(drop)
+    }
+
+    /// Stops a container, giving its processes `grace` to exit on SIGTERM.
+    pub fn stop(&self, container: &str, grace: Duration) -> Result<(), EngineError> {
+        let seconds = grace.as_secs().to_string();
+        let cmd = self
+            .cmd(["stop", "--time", &seconds, container])
+            .timeout(RUN_TIMEOUT + grace);
+        let output = cmd.output().map_err(|error| self.classify(error))?;
+        if output.success() || only_missing_objects(&output.stderr) {
+            Ok(())
+        } else {
+            Err(self.classify(cmd.failed(&output)))
+        }
+    }
+
+    /// Creates a labelled named volume; an existing one is kept as it is.
+    pub fn volume_create(&self, name: &str, labels: &Labels) -> Result<(), EngineError> {
+        if self
+            .volume_names(&[])?
+            .iter()
+            .any(|existing| existing == name)
+        {
+            return Ok(());
+        }
+        let mut args: Vec<String> = vec!["volume".into(), "create".into()];
+        for (key, value) in labels {
+            args.push(format!("--label={key}={value}"));
+        }
+        args.push(name.into());
+        self.run(&self.cmd(args)).map(drop)
+    }
+
+    /// Names of the volumes carrying all the given labels.
+    pub fn volume_names(&self, labels: &[(&str, &str)]) -> Result<Vec<String>, EngineError> {
+        let mut args: Vec<String> = vec!["volume".into(), "ls".into(), "--quiet".into()];
+        for (key, value) in labels {
+            args.push("--filter".into());
+            args.push(format!("label={key}={value}"));
+        }
+        let output = self.run(&self.cmd(args))?;
+        Ok(output.stdout.lines().map(str::to_owned).collect())
+    }
+
+    pub fn volume_remove(&self, names: &[&str]) -> Result<(), EngineError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let args = ["volume", "rm", "--force"]
+            .into_iter()
+            .chain(names.iter().copied());
+        let cmd = self.cmd(args).uncancellable();
+        let output = cmd.output().map_err(|error| self.classify(error))?;
+        if output.success()
+            || output
+                .stderr
+                .to_ascii_lowercase()
+                .contains("no such volume")
+        {
+            Ok(())
+        } else {
+            Err(self.classify(cmd.failed(&output)))
+        }
     }
 
     /// What a container's main process printed, stdout then stderr.

@@ -22,6 +22,10 @@ pub struct RunSpec {
     /// `--user uid:gid`.
     pub user: Option<(u32, u32)>,
     pub bind_mounts: Vec<(PathBuf, PathBuf)>,
+    /// Named volumes: (volume, target path).
+    pub volumes: Vec<(String, PathBuf)>,
+    /// Paths mounted as world-writable tmpfs.
+    pub tmpfs: Vec<String>,
     pub pull: Pull,
     pub command: Vec<String>,
 }
@@ -124,6 +128,14 @@ impl RunSpec {
             arg.push(container);
             args.push(arg);
         }
+        for (volume, target) in &self.volumes {
+            let mut arg = OsString::from(format!("--mount=type=volume,source={volume},target="));
+            arg.push(target);
+            args.push(arg);
+        }
+        for path in &self.tmpfs {
+            args.push(format!("--tmpfs={path}:mode=1777").into());
+        }
         args.push(self.image.clone().into());
         args.extend(self.command.iter().map(OsString::from));
         args
@@ -191,5 +203,45 @@ mod tests {
                 .iter()
                 .any(|a| a.contains("privileged") || a.contains(".sock"))
         );
+    }
+}
+
+/// How to run a command in a running container (`exec`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub container: String,
+    pub workdir: Option<PathBuf>,
+    pub user: Option<(u32, u32)>,
+    pub env: Vec<(String, String)>,
+    /// Keep stdin open (`-i`).
+    pub interactive: bool,
+    /// Allocate a TTY (`-t`).
+    pub tty: bool,
+    pub command: Vec<OsString>,
+}
+
+impl ExecSpec {
+    pub fn exec_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["exec".into()];
+        if self.interactive {
+            args.push("--interactive".into());
+        }
+        if self.tty {
+            args.push("--tty".into());
+        }
+        if let Some(workdir) = &self.workdir {
+            let mut arg = OsString::from("--workdir=");
+            arg.push(workdir);
+            args.push(arg);
+        }
+        if let Some((uid, gid)) = self.user {
+            args.push(format!("--user={uid}:{gid}").into());
+        }
+        for (key, value) in &self.env {
+            args.push(format!("--env={key}={value}").into());
+        }
+        args.push(self.container.clone().into());
+        args.extend(self.command.iter().cloned());
+        args
     }
 }

@@ -98,7 +98,7 @@ pub fn sweep_abandoned(engine: &Engine) -> Result<usize, crate::engine::EngineEr
     Ok(abandoned.len())
 }
 
-fn process_alive(pid: i32) -> bool {
+pub fn process_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let result = unsafe { libc::kill(pid, 0) };
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)

@@ -80,8 +80,14 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
+            // Read the whole request: closing with unread bytes sends a reset.
+            let mut request = Vec::new();
             let mut buf = [0u8; 1024];
-            let _ = stream.read(&mut buf).unwrap();
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early");
+                request.extend_from_slice(&buf[..n]);
+            }
             stream.write_all(b"HTTP/1.1 200 OK\r\n\r\ntoken-7").unwrap();
         });
         let response = get(addr, Duration::from_secs(2)).unwrap();

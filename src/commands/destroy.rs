@@ -1,0 +1,63 @@
+//! `dual destroy [WORKSPACE] [--force]`: remove the container, its volumes,
+//! its home, the clone and the state entry. Refuses, without `--force`, when
+//! the clone holds uncommitted or unpushed work; never deletes outside the
+//! workspace root.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::print;
+use crate::engine::EngineKind;
+use crate::engine::labels::MANAGED_FILTER;
+use crate::workspace::{self, Store, WORKSPACE_LABEL, WorkspaceError, git};
+
+pub fn run(flag: Option<EngineKind>, name: Option<&str>, force: bool) -> anyhow::Result<ExitCode> {
+    let store = Store::open_default();
+    let state = store.load()?;
+    let workspace = workspace::resolve(&state, name)?.clone();
+    let cloned = workspace.path.exists();
+    if cloned && !force {
+        let mut work: Vec<String> = git::uncommitted(&workspace.path)?
+            .into_iter()
+            .map(|line| format!("uncommitted: {line}"))
+            .collect();
+        work.extend(
+            git::unpushed(&workspace.path)?
+                .into_iter()
+                .map(|line| format!("unpushed: {line}")),
+        );
+        if !work.is_empty() {
+            return Err(WorkspaceError::Unsafe {
+                name: workspace.name(),
+                work,
+            }
+            .into());
+        }
+    }
+    let root = crate::paths::workspace_root();
+    let clone = if cloned {
+        Some(workspace::check_inside_root(&workspace.path, &root)?)
+    } else {
+        None
+    };
+
+    if workspace.engine.is_some() || flag.is_some() {
+        let engine = super::engine_for(flag, Some(&workspace))?;
+        engine.remove(&[&workspace.container_name()])?;
+        let name = workspace.name();
+        let volumes = engine.volume_names(&[MANAGED_FILTER, (WORKSPACE_LABEL, name.as_str())])?;
+        engine.volume_remove(&volumes.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    if let Some(clone) = clone {
+        std::fs::remove_dir_all(&clone)
+            .with_context(|| format!("could not delete `{}`", clone.display()))?;
+    }
+    let _ = std::fs::remove_dir_all(crate::paths::workspace_home(&workspace.name()));
+    store.update(|state| -> anyhow::Result<()> {
+        state.workspaces.retain(|w| w.name() != workspace.name());
+        Ok(())
+    })?;
+    print(&format!("destroyed `{}`\n", workspace.name()))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,232 @@
+//! `dual launch [WORKSPACE]`: make a workspace real and running: clone it if
+//! needed, create or start its container, run `setup` on first launch.
+//! Safe to repeat, and to run for many workspaces at once.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::print;
+use crate::engine::labels::{KIND, MANAGED};
+use crate::engine::{Engine, EngineError, EngineKind, ExecSpec};
+use crate::workspace::config::Config;
+use crate::workspace::{self, Store, Workspace, WorkspaceError, git};
+
+pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let store = Store::open_default();
+    let state = store.load()?;
+    let workspace = workspace::resolve(&state, name)?.clone();
+    let repo = state
+        .repos
+        .get(&workspace.repo)
+        .ok_or_else(|| WorkspaceError::UnknownRepo(workspace.repo.clone()))?
+        .clone();
+    let engine = super::engine_for(flag, Some(&workspace))?;
+
+    if !workspace.path.exists() {
+        clone_atomically(&repo.source, &workspace, &repo.default_branch)?;
+        print(&format!(
+            "cloned `{}` into {}\n",
+            workspace.branch,
+            workspace.path.display()
+        ))?;
+    }
+    let config = Config::load(&workspace.path)?;
+    let started = ensure_container(&engine, &workspace, &config)?;
+    store.update(|state| -> anyhow::Result<()> {
+        if let Some(record) = state.workspace_mut(&workspace.name()) {
+            record.engine = Some(engine.kind());
+        }
+        Ok(())
+    })?;
+    print(&format!(
+        "{} `{}` on {}\n",
+        started.describe(),
+        workspace.container_name(),
+        engine.kind()
+    ))?;
+
+    if let Some(setup) = config.setup.as_deref().filter(|_| !workspace.setup_done) {
+        print(&format!("running setup: {setup}\n"))?;
+        let status = run_setup(&engine, &workspace, setup)?;
+        if !status.success() {
+            anyhow::bail!(crate::error::Hinted {
+                message: format!(
+                    "setup `{setup}` failed in `{}` ({})",
+                    workspace.name(),
+                    crate::process::StatusText(status)
+                ),
+                hint: format!(
+                    "fix it and run `dual launch {}` again; setup runs until it succeeds once",
+                    workspace.name()
+                ),
+            });
+        }
+        store.update(|state| -> anyhow::Result<()> {
+            if let Some(record) = state.workspace_mut(&workspace.name()) {
+                record.setup_done = true;
+            }
+            Ok(())
+        })?;
+    }
+    for url in workspace::urls(&workspace, &config.ports) {
+        print(&format!("  {url}\n"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Clones into a temporary sibling and renames it into place, so a failed
+/// or interrupted clone never looks like a workspace.
+fn clone_atomically(
+    source: &str,
+    workspace: &Workspace,
+    default_branch: &str,
+) -> anyhow::Result<()> {
+    let parent = workspace
+        .path
+        .parent()
+        .context("a workspace path has a parent")?;
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("could not create `{}`", parent.display()))?;
+    let partial = parent.join(format!(
+        ".{}.partial-{}",
+        workspace.label,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&partial);
+    let cloned = git::clone(source, &partial, &workspace.branch, default_branch);
+    if let Err(error) = cloned {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(error)
+            .with_context(|| format!("could not clone `{source}` for `{}`", workspace.name()));
+    }
+    if let Err(error) = std::fs::rename(&partial, &workspace.path) {
+        let _ = std::fs::remove_dir_all(&partial);
+        // Another launch of the same workspace got there first: fine.
+        if !workspace.path.exists() {
+            return Err(error).with_context(|| {
+                format!("could not move the clone to `{}`", workspace.path.display())
+            });
+        }
+    }
+    Ok(())
+}
+
+pub enum Started {
+    Created,
+    Restarted,
+    AlreadyRunning,
+}
+
+impl Started {
+    fn describe(&self) -> &'static str {
+        match self {
+            Started::Created => "created and started",
+            Started::Restarted => "started",
+            Started::AlreadyRunning => "already running:",
+        }
+    }
+}
+
+/// Creates the container if it is missing (or was removed behind dual's
+/// back), starts it if stopped.
+pub fn ensure_container(
+    engine: &Engine,
+    workspace: &Workspace,
+    config: &Config,
+) -> anyhow::Result<Started> {
+    let name = workspace.container_name();
+    if let Some(existing) = engine.inspect(&[&name])?.pop() {
+        let ours = existing.labels.get(MANAGED).map(String::as_str) == Some("true")
+            && existing.labels.get(KIND).map(String::as_str) == Some(workspace::KIND_WORKSPACE);
+        if !ours {
+            return Err(WorkspaceError::ForeignContainer(name).into());
+        }
+        if existing.running {
+            return Ok(Started::AlreadyRunning);
+        }
+        match engine.start(&name) {
+            Ok(()) => return Ok(Started::Restarted),
+            // A container that cannot start again (its image or a mount is
+            // gone) is recreated; the clone and volumes hold the state.
+            Err(error) => {
+                crate::log::debug(&format!("recreating {name}: {error}"));
+                engine.remove(&[&name])?;
+            }
+        }
+    }
+    let labels = workspace::labels(workspace);
+    for index in 0..config.anonymous_volumes.len() {
+        engine.volume_create(&workspace::volume_name(workspace, index), &labels)?;
+    }
+    let home = crate::paths::user_home();
+    let home_source = crate::paths::workspace_home(&workspace.name());
+    std::fs::create_dir_all(&home_source)
+        .with_context(|| format!("could not create `{}`", home_source.display()))?;
+    let ids = workspace::host_ids();
+    let spec = workspace::container_spec(workspace, config, ids, &home, &home_source);
+    match engine.run_detached(&spec) {
+        Ok(_) => {}
+        // Two launches of one workspace at once: the other created it.
+        Err(EngineError::Command { source, .. }) if source.stderr().contains("already in use") => {
+            return Ok(Started::AlreadyRunning);
+        }
+        Err(error) => return Err(error.into()),
+    }
+    give_volumes_to_user(engine, workspace, config, ids)?;
+    Ok(Started::Created)
+}
+
+/// Fresh volumes belong to root; the user's processes must write them.
+fn give_volumes_to_user(
+    engine: &Engine,
+    workspace: &Workspace,
+    config: &Config,
+    ids: (u32, u32),
+) -> anyhow::Result<()> {
+    if config.anonymous_volumes.is_empty() || ids.0 == 0 {
+        return Ok(());
+    }
+    let mut command = vec!["chown".into(), format!("{}:{}", ids.0, ids.1).into()];
+    command.extend(
+        config
+            .anonymous_volumes
+            .iter()
+            .map(|dir| workspace.path.join(dir).into_os_string()),
+    );
+    let spec = ExecSpec {
+        container: workspace.container_name(),
+        user: Some((0, 0)),
+        command,
+        ..ExecSpec::default()
+    };
+    let output = engine.exec_spec(&spec)?;
+    if !output.success() {
+        anyhow::bail!(
+            "could not give the volumes to uid {}: {}",
+            ids.0,
+            output.stderr
+        );
+    }
+    Ok(())
+}
+
+/// Runs `setup` in the container with its output streamed as it comes.
+fn run_setup(
+    engine: &Engine,
+    workspace: &Workspace,
+    setup: &str,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let spec = ExecSpec {
+        container: workspace.container_name(),
+        workdir: Some(workspace.path.clone()),
+        user: Some(workspace::host_ids()),
+        env: Vec::new(),
+        interactive: false,
+        tty,
+        command: vec!["sh".into(), "-c".into(), setup.into()],
+    };
+    Ok(engine.exec_cmd(&spec).run_attached(!tty, |_| {})?)
+}

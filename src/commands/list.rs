@@ -1,0 +1,137 @@
+//! `dual list [--json]`: every workspace with its state and URLs. The state
+//! comes from the engine's labels, one `ps` per engine in use, not one call
+//! per workspace; a container removed behind dual's back shows as stopped.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::cli::print;
+use crate::engine::labels::{KIND, MANAGED_FILTER};
+use crate::engine::{ContainerSummary, Engine, EngineKind};
+use crate::workspace::config::Config;
+use crate::workspace::{self, Store, WORKSPACE_LABEL, Workspace};
+
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub name: String,
+    pub repo: String,
+    pub branch: String,
+    /// `lazy` (no clone yet), `stopped`, `running`, or `unknown` (engine down).
+    pub state: &'static str,
+    pub path: String,
+    pub urls: Vec<String>,
+    pub engine: Option<EngineKind>,
+}
+
+pub fn run(flag: Option<EngineKind>, json: bool) -> anyhow::Result<ExitCode> {
+    let state = Store::open_default().load()?;
+    let listed = list(flag, &state.workspaces);
+    if json {
+        print(&serde_json::to_string_pretty(&listed)?)?;
+        print("\n")?;
+    } else {
+        print(&table(&listed))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn list(flag: Option<EngineKind>, workspaces: &[Workspace]) -> Vec<Listed> {
+    let mut engines: Vec<EngineKind> = workspaces
+        .iter()
+        .filter_map(|w| flag.or(w.engine))
+        .collect();
+    engines.sort_by_key(|kind| kind.program());
+    engines.dedup();
+    let mut containers: HashMap<EngineKind, Option<HashMap<String, ContainerSummary>>> =
+        HashMap::new();
+    for kind in engines {
+        let found = Engine::new(kind)
+            .ps(&[MANAGED_FILTER, (KIND, workspace::KIND_WORKSPACE)])
+            .map_err(|error| eprintln!("warning: could not ask {kind} for containers: {error}"))
+            .ok()
+            .map(|list| {
+                list.into_iter()
+                    .filter_map(|c| Some((c.labels.get(WORKSPACE_LABEL)?.clone(), c)))
+                    .collect()
+            });
+        containers.insert(kind, found);
+    }
+    let mut listed: Vec<Listed> = workspaces
+        .iter()
+        .map(|w| {
+            let engine = flag.or(w.engine);
+            let cloned = w.path.exists();
+            let state = match engine.map(|kind| containers.get(&kind).and_then(Option::as_ref)) {
+                _ if !cloned => "lazy",
+                None => "stopped",
+                Some(None) => "unknown",
+                Some(Some(by_name)) => match by_name.get(&w.name()) {
+                    Some(container) if container.state == "running" => "running",
+                    _ => "stopped",
+                },
+            };
+            let ports = if cloned {
+                Config::load(&w.path)
+                    .map(|c| c.ports)
+                    .unwrap_or_else(|_| Config::default().ports)
+            } else {
+                Config::default().ports
+            };
+            Listed {
+                name: w.name(),
+                repo: w.repo.clone(),
+                branch: w.branch.clone(),
+                state,
+                path: w.path.display().to_string(),
+                urls: workspace::urls(w, &ports),
+                engine,
+            }
+        })
+        .collect();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    listed
+}
+
+fn table(listed: &[Listed]) -> String {
+    if listed.is_empty() {
+        return "no workspaces yet: `dual create BRANCH`, then `dual launch`\n".into();
+    }
+    let rows: Vec<[String; 4]> = listed
+        .iter()
+        .map(|l| {
+            [
+                l.name.clone(),
+                l.branch.clone(),
+                l.state.to_owned(),
+                l.urls.join(" "),
+            ]
+        })
+        .collect();
+    let header = ["WORKSPACE", "BRANCH", "STATE", "URLS"].map(str::to_owned);
+    let widths: Vec<usize> = (0..3)
+        .map(|i| {
+            rows.iter()
+                .chain(std::iter::once(&header))
+                .map(|r| r[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    std::iter::once(&header)
+        .chain(rows.iter())
+        .map(|r| {
+            format!(
+                "{:w0$}  {:w1$}  {:w2$}  {}\n",
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2]
+            )
+        })
+        .collect()
+}

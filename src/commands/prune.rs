@@ -1,0 +1,182 @@
+//! `dual prune [--yes]`: find what dual left behind and remove it after
+//! showing the list: containers and volumes of workspaces that no longer
+//! exist, containers stuck in `created`, abandoned probe containers, and
+//! workspaces whose branch was merged or deleted upstream (when they hold no
+//! uncommitted or unpushed work).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use crate::cli::print;
+use crate::engine::labels::{KIND, KIND_PROBE, MANAGED_FILTER, OWNER_PID};
+use crate::engine::{Engine, EngineKind};
+use crate::workspace::git::{self, Upstream};
+use crate::workspace::{KIND_WORKSPACE, State, Store, WORKSPACE_LABEL};
+
+enum Leftover {
+    Container {
+        engine: EngineKind,
+        id: String,
+        why: String,
+    },
+    Volume {
+        engine: EngineKind,
+        name: String,
+        why: String,
+    },
+    Workspace {
+        name: String,
+        why: String,
+    },
+}
+
+impl Leftover {
+    fn describe(&self) -> String {
+        match self {
+            Leftover::Container { engine, id, why } => {
+                format!("container {} ({engine}): {why}", &id[..id.len().min(12)])
+            }
+            Leftover::Volume { engine, name, why } => format!("volume {name} ({engine}): {why}"),
+            Leftover::Workspace { name, why } => format!("workspace {name}: {why}"),
+        }
+    }
+}
+
+pub fn run(flag: Option<EngineKind>, yes: bool) -> anyhow::Result<ExitCode> {
+    let state = Store::open_default().load()?;
+    let mut kinds: Vec<EngineKind> = match flag {
+        Some(kind) => vec![kind],
+        None => state.workspaces.iter().filter_map(|w| w.engine).collect(),
+    };
+    if flag.is_none()
+        && let Ok(engine) = Engine::select(None)
+    {
+        kinds.push(engine.kind());
+    }
+    kinds.sort_by_key(|k| k.program());
+    kinds.dedup();
+
+    let mut found = Vec::new();
+    for kind in &kinds {
+        found.extend(engine_leftovers(&Engine::new(*kind), &state)?);
+    }
+    found.extend(finished_workspaces(&state));
+    if found.is_empty() {
+        print("nothing to prune\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let list: String = found
+        .iter()
+        .map(|l| format!("  {}\n", l.describe()))
+        .collect();
+    print(&format!("dual left these behind:\n{list}"))?;
+    if !yes && !confirm(found.len())? {
+        print("nothing removed\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for leftover in &found {
+        match leftover {
+            Leftover::Container { engine, id, .. } => Engine::new(*engine).remove(&[id])?,
+            Leftover::Volume { engine, name, .. } => Engine::new(*engine).volume_remove(&[name])?,
+            Leftover::Workspace { name, .. } => {
+                super::destroy::run(flag, Some(name), false)?;
+            }
+        }
+    }
+    print(&format!("removed {} item(s)\n", found.len()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(count: usize) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(crate::error::Hinted {
+            message: "prune needs a yes before removing anything, and stdin is not a terminal"
+                .into(),
+            hint: "run `dual prune --yes` to remove the items listed above".into(),
+        });
+    }
+    eprint!("remove these {count} item(s)? [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftover>> {
+    let kind = engine.kind();
+    let known = |name: &str| state.workspace(name).is_some();
+    let mut found = Vec::new();
+    for container in engine.ps(&[MANAGED_FILTER])? {
+        let label = |key: &str| container.labels.get(key).map(String::as_str);
+        let why =
+            if label(KIND) == Some(KIND_WORKSPACE) && !label(WORKSPACE_LABEL).is_some_and(known) {
+                Some(format!(
+                    "its workspace `{}` no longer exists",
+                    label(WORKSPACE_LABEL).unwrap_or("?")
+                ))
+            } else if label(KIND) == Some(KIND_PROBE)
+                && !label(OWNER_PID)
+                    .and_then(|pid| pid.parse::<i32>().ok())
+                    .is_some_and(crate::verify::cleanup::process_alive)
+            {
+                Some("a probe container whose `dual verify` is gone".into())
+            } else if container.state == "created" {
+                Some("stuck in `created`: it never started".into())
+            } else {
+                None
+            };
+        if let Some(why) = why {
+            found.push(Leftover::Container {
+                engine: kind,
+                id: container.id,
+                why,
+            });
+        }
+    }
+    for volume in engine.volume_names(&[MANAGED_FILTER, (KIND, KIND_WORKSPACE)])? {
+        let owner = volume
+            .strip_prefix("dual-")
+            .and_then(|rest| rest.rsplit_once("-v"))
+            .map(|(name, _)| name);
+        if !owner.is_some_and(known) {
+            found.push(Leftover::Volume {
+                engine: kind,
+                name: volume,
+                why: "its workspace no longer exists".into(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+fn finished_workspaces(state: &State) -> Vec<Leftover> {
+    let mut found = Vec::new();
+    for workspace in &state.workspaces {
+        let Some(repo) = state.repos.get(&workspace.repo) else {
+            continue;
+        };
+        if workspace.branch == repo.default_branch || !workspace.path.exists() {
+            continue;
+        }
+        let why = match git::upstream_status(&repo.source, &workspace.branch, &repo.default_branch)
+        {
+            Some(Upstream::Merged) => "its branch is merged into the default branch upstream",
+            // Only a branch that was there once: a new one was never pushed.
+            Some(Upstream::Deleted)
+                if git::tracks_remote_branch(&workspace.path, &workspace.branch) =>
+            {
+                "its branch was deleted upstream"
+            }
+            _ => continue,
+        };
+        let clean = git::uncommitted(&workspace.path).is_ok_and(|l| l.is_empty())
+            && git::unpushed(&workspace.path).is_ok_and(|l| l.is_empty());
+        if clean {
+            found.push(Leftover::Workspace {
+                name: workspace.name(),
+                why: why.into(),
+            });
+        }
+    }
+    found
+}

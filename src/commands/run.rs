@@ -1,0 +1,125 @@
+//! `dual run [--] CMD…`: run a command in the container of the workspace
+//! around the current directory, in the same directory inside, as the host
+//! user. A TTY when stdin and stdout are terminals; stdin piped otherwise.
+//! The exit status passes through, and signals reach the process inside:
+//! `exec` passes none on by itself, so the command records its pid in a tmpfs
+//! and dual delivers each signal it gets to that process group.
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use crate::engine::{Engine, EngineKind, ExecSpec};
+use crate::workspace::{self, RUN_DIR, Store, Workspace};
+
+/// Records its own pid (which `exec` keeps), drops records of processes that
+/// are gone, then becomes the command.
+const WRAPPER: &str = r#"f=$1; shift
+for old in /run/dual/run-*; do p=$(cat "$old"); [ -n "$p" ] && [ -d "/proc/$p" ] || rm -f "$old"; done 2>/dev/null
+{ echo $$ > "$f"; } 2>/dev/null
+command -v "$1" >/dev/null 2>&1 || { echo "$1: command not found" >&2; exit 127; }
+exec "$@""#;
+
+/// Sends signal `$1` to the process group recorded in `$2`.
+const SIGNAL: &str = r#"p=$(cat "$2") && { kill -"$1" -"$p" 2>/dev/null || kill -"$1" "$p"; }"#;
+
+pub fn run(
+    flag: Option<EngineKind>,
+    name: Option<&str>,
+    command: &[OsString],
+) -> anyhow::Result<ExitCode> {
+    let state = Store::open_default().load()?;
+    let workspace = workspace::resolve(&state, name)?;
+    run_in(flag, workspace, command)
+}
+
+pub fn run_in(
+    flag: Option<EngineKind>,
+    workspace: &Workspace,
+    command: &[OsString],
+) -> anyhow::Result<ExitCode> {
+    let engine = super::engine_for(flag, Some(workspace))?;
+    let here = workspace::current_dir().unwrap_or_else(|_| workspace.path.clone());
+    let workdir = if here.starts_with(&workspace.path) {
+        here
+    } else {
+        workspace.path.clone()
+    };
+    let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let pid_file = format!("{RUN_DIR}/run-{}-{}", std::process::id(), nanos());
+    let mut argv: Vec<OsString> = vec![
+        "sh".into(),
+        "-c".into(),
+        WRAPPER.into(),
+        "sh".into(),
+        pid_file.clone().into(),
+    ];
+    argv.extend(command.iter().cloned());
+    let mut env = Vec::new();
+    if tty && let Ok(term) = std::env::var("TERM") {
+        env.push(("TERM".to_owned(), term));
+    }
+    let spec = ExecSpec {
+        container: workspace.container_name(),
+        workdir: Some(workdir),
+        user: Some(workspace::host_ids()),
+        env,
+        interactive: true,
+        tty,
+        command: argv,
+    };
+    let mut signals = 0;
+    let status = engine.exec_cmd(&spec).run_attached(!tty, |signal| {
+        signals += 1;
+        // A third Ctrl-C means it: kill what ignores the polite ones.
+        let signal = if signals >= 3 { libc::SIGKILL } else { signal };
+        forward(&engine, &spec, &pid_file, signal);
+    })?;
+    if let Some(code) = status.code() {
+        if code != 0 && !container_running(&engine, workspace) {
+            eprintln!(
+                "dual: workspace `{}` is not running\nhint: start it with `dual launch {}`",
+                workspace.name(),
+                workspace.name()
+            );
+        }
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+    }
+    use std::os::unix::process::ExitStatusExt;
+    Ok(ExitCode::from(
+        128 + u8::try_from(status.signal().unwrap_or(1)).unwrap_or(1),
+    ))
+}
+
+fn forward(engine: &Engine, run: &ExecSpec, pid_file: &str, signal: i32) {
+    let spec = ExecSpec {
+        container: run.container.clone(),
+        user: run.user,
+        command: vec![
+            "sh".into(),
+            "-c".into(),
+            SIGNAL.into(),
+            "sh".into(),
+            signal.to_string().into(),
+            pid_file.into(),
+        ],
+        ..ExecSpec::default()
+    };
+    if let Err(error) = engine.exec_spec(&spec) {
+        eprintln!("dual: could not pass signal {signal} on: {error}");
+    }
+}
+
+fn container_running(engine: &Engine, workspace: &Workspace) -> bool {
+    engine
+        .inspect(&[&workspace.container_name()])
+        .ok()
+        .and_then(|mut found| found.pop())
+        .is_some_and(|c| c.running)
+}
+
+fn nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+}

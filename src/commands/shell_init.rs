@@ -1,0 +1,74 @@
+//! `dual shell-init [bash|zsh|fish]` and the hidden `dual shim NAME …` that
+//! every shim runs.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::print;
+use crate::engine::EngineKind;
+use crate::shell::{self, Shell};
+use crate::workspace::config::Config;
+use crate::workspace::{DEFAULT_ROUTED, Store};
+
+pub fn run(shell: Option<Shell>) -> anyhow::Result<ExitCode> {
+    let shell = shell.unwrap_or_else(Shell::detect);
+    let dual = std::env::current_exe().context("could not find dual's own path")?;
+    let shims = crate::paths::shims_dir();
+    shell::write_shims(&shims, &dual, &routed_commands())
+        .with_context(|| format!("could not write the shims into `{}`", shims.display()))?;
+    print(&shell::init_code(shell, &shims))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The defaults plus every `extra_commands` of the workspaces' configs.
+fn routed_commands() -> Vec<String> {
+    let mut commands: Vec<String> = DEFAULT_ROUTED.iter().map(|c| (*c).to_owned()).collect();
+    if let Ok(state) = Store::open_default().load() {
+        for workspace in &state.workspaces {
+            if let Ok(config) = Config::load(&workspace.path) {
+                commands.extend(config.extra_commands);
+            }
+        }
+    }
+    commands.sort();
+    commands.dedup();
+    commands
+}
+
+/// Inside a workspace that routes `name`: run it in the container. Anywhere
+/// else: become the host's own `name`, as if no shim were there.
+pub fn shim(flag: Option<EngineKind>, name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
+    let here = crate::workspace::current_dir().unwrap_or_default();
+    let root = crate::paths::workspace_root();
+    let in_root = root.canonicalize().is_ok_and(|root| here.starts_with(root));
+    if in_root {
+        let state = Store::open_default().load()?;
+        if let Some(workspace) = state.workspace_at(&here) {
+            let config = Config::load(&workspace.path)?;
+            let routed =
+                DEFAULT_ROUTED.contains(&name) || config.extra_commands.iter().any(|c| c == name);
+            if routed {
+                let mut command = vec![OsString::from(name)];
+                command.extend(args.iter().cloned());
+                return super::run::run_in(flag, workspace, &command);
+            }
+        }
+    }
+    let shims = crate::paths::shims_dir();
+    let host_path = shell::path_without(&shims);
+    let found = host_path.as_ref().and_then(|path| {
+        std::env::split_paths(path)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    let Some(program) = found else {
+        eprintln!(
+            "dual: `{name}` is not installed on this host (and this directory is not in a workspace)"
+        );
+        return Ok(ExitCode::from(127));
+    };
+    let error = crate::process::exec_replace(&program, args, None);
+    Err(error.into())
+}

@@ -1,0 +1,261 @@
+//! `.dual.toml`, a repo's settings for its workspaces, read from the root of
+//! each clone (so a branch can change them). Every problem is reported with
+//! the file, the key and the line; an unknown key is an error with a guess.
+//!
+//! ```toml
+//! image = "node:22-bookworm"        # the container image
+//! ports = [3000]                    # what the dev server listens on
+//! setup = "pnpm install"            # run once, on first launch
+//! extra_commands = ["just"]         # routed into the container besides the defaults
+//! anonymous_volumes = ["node_modules"]  # kept in the container, off the host clone
+//! shared_files = [".env.local"]     # copied in by `dual sync`
+//! [env]
+//! NODE_ENV = "development"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const FILE_NAME: &str = ".dual.toml";
+/// Used when `.dual.toml` names no image.
+pub const DEFAULT_IMAGE: &str = "node:22-bookworm";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub image: String,
+    pub ports: Vec<u16>,
+    pub setup: Option<String>,
+    pub env: BTreeMap<String, String>,
+    pub extra_commands: Vec<String>,
+    pub anonymous_volumes: Vec<String>,
+    pub shared_files: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            image: DEFAULT_IMAGE.into(),
+            ports: vec![3000],
+            setup: None,
+            env: BTreeMap::new(),
+            extra_commands: Vec::new(),
+            anonymous_volumes: vec!["node_modules".into()],
+            shared_files: Vec::new(),
+        }
+    }
+}
+
+const KEYS: [&str; 7] = [
+    "image",
+    "ports",
+    "setup",
+    "env",
+    "extra_commands",
+    "anonymous_volumes",
+    "shared_files",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read `{}`", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}`: {message}", .path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// The config of the clone at `dir`; defaults when it has none.
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+        let path = dir.join(FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Config::parse(&text, &path),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(source) => Err(ConfigError::Read { path, source }),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let config: Config = toml::from_str(text).map_err(|error| {
+            let mut message = error.to_string().trim_end().to_owned();
+            if let Some(guess) = unknown_key(&message).and_then(closest_key) {
+                message.push_str(&format!("\ndid you mean `{guess}`?"));
+            }
+            invalid(message)
+        })?;
+        let line_of = |key: &str| {
+            text.lines()
+                .position(|line| line.trim_start().starts_with(key))
+                .map_or(String::new(), |index| format!(" (line {})", index + 1))
+        };
+        if config.image.trim().is_empty() {
+            return Err(invalid(format!("`image`{} is empty", line_of("image"))));
+        }
+        if let Some(port) = config.ports.iter().find(|port| **port == 0) {
+            return Err(invalid(format!(
+                "`ports`{}: {port} is not a port",
+                line_of("ports")
+            )));
+        }
+        if let Some(bad) = config.env.keys().find(|key| !is_env_name(key)) {
+            return Err(invalid(format!(
+                "`env.{bad}`{}: an environment variable name is letters, digits and `_`, not starting with a digit",
+                line_of(bad)
+            )));
+        }
+        if let Some(bad) = config
+            .extra_commands
+            .iter()
+            .find(|name| !is_command_name(name))
+        {
+            return Err(invalid(format!(
+                "`extra_commands`{}: `{bad}` is not a command name (letters, digits, `.`, `_`, `+`, `-`)",
+                line_of("extra_commands")
+            )));
+        }
+        for (key, paths) in [
+            ("anonymous_volumes", &config.anonymous_volumes),
+            ("shared_files", &config.shared_files),
+        ] {
+            if let Some(bad) = paths.iter().find(|p| !is_inside_relative(p)) {
+                return Err(invalid(format!(
+                    "`{key}`{}: `{bad}` must be a relative path inside the repo, without `..`",
+                    line_of(key)
+                )));
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn unknown_key(message: &str) -> Option<&str> {
+    let rest = message.split("unknown field `").nth(1)?;
+    rest.split('`').next()
+}
+
+/// The known key nearest to a misspelt one, if any is near.
+fn closest_key(unknown: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|key| (edit_distance(unknown, key), *key))
+        .filter(|(distance, key)| *distance <= key.len() / 3 + 1)
+        .min()
+        .map(|(_, key)| key)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub fn is_command_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+}
+
+fn is_inside_relative(path: &str) -> bool {
+    let path = Path::new(path);
+    !path.as_os_str().is_empty()
+        && path
+            .components()
+            .all(|component| matches!(component, Component::Normal(_) | Component::CurDir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("/repo/.dual.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_a_full_file() {
+        assert_eq!(parse("").unwrap(), Config::default());
+        let config = parse(
+            "image = \"dual-test:latest\"\nports = [3000, 5173]\nsetup = \"npm ci\"\nextra_commands = [\"just\"]\nanonymous_volumes = [\"node_modules\", \"web/.next\"]\nshared_files = [\".env.local\"]\n[env]\nNODE_ENV = \"development\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.ports, [3000, 5173]);
+        assert_eq!(config.env["NODE_ENV"], "development");
+        assert_eq!(config.setup.as_deref(), Some("npm ci"));
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_file_the_line_and_a_guess() {
+        let message = parse("image = \"x\"\nprots = [3000]\n").unwrap_err();
+        assert!(
+            message.starts_with("`/repo/.dual.toml`: TOML parse error at line 2"),
+            "{message}"
+        );
+        assert!(message.contains("unknown field `prots`"), "{message}");
+        assert!(message.ends_with("did you mean `ports`?"), "{message}");
+        let far = parse("colour = 1\n").unwrap_err();
+        assert!(!far.contains("did you mean"), "{far}");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_values_are_explained() {
+        let message = parse("ports = [\"3000\"]\n").unwrap_err();
+        assert!(message.contains("line 1"), "{message}");
+        assert!(
+            parse("ports = [0]\n")
+                .unwrap_err()
+                .contains("0 is not a port")
+        );
+        assert!(parse("ports = [70000]\n").unwrap_err().contains("line 1"));
+        assert!(
+            parse("image = \"\"\n")
+                .unwrap_err()
+                .contains("`image` (line 1) is empty")
+        );
+        assert!(
+            parse("[env]\n1X = \"a\"\n")
+                .unwrap_err()
+                .contains("`env.1X`")
+        );
+        assert!(
+            parse("extra_commands = [\"rm -rf\"]\n")
+                .unwrap_err()
+                .contains("`rm -rf` is not a command name")
+        );
+        assert!(
+            parse("anonymous_volumes = [\"../x\"]\n")
+                .unwrap_err()
+                .contains("without `..`")
+        );
+        assert!(
+            parse("shared_files = [\"/etc/passwd\"]\n")
+                .unwrap_err()
+                .contains("relative path")
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! The git operations behind workspaces, through the one runner. Git never
+//! prompts (GIT_TERMINAL_PROMPT=0): a credential problem is an error to show,
+//! not a hang.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::process::{Cmd, CommandError};
+
+const QUICK: Duration = Duration::from_secs(30);
+/// A clone of a big repository over a slow link still ends.
+const CLONE: Duration = Duration::from_secs(1800);
+
+fn git<I, S>(dir: Option<&Path>, args: I) -> Cmd
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let mut argv: Vec<OsString> = Vec::new();
+    if let Some(dir) = dir {
+        argv.push("-C".into());
+        argv.push(dir.into());
+    }
+    argv.extend(args.into_iter().map(Into::into));
+    Cmd::new("git", argv)
+        .timeout(QUICK)
+        .env("GIT_TERMINAL_PROMPT", "0")
+}
+
+fn stdout_line(cmd: &Cmd) -> Result<String, CommandError> {
+    Ok(cmd.run()?.stdout.trim().to_owned())
+}
+
+/// The top of the work tree holding `dir`.
+pub fn toplevel(dir: &Path) -> Result<PathBuf, CommandError> {
+    stdout_line(&git(Some(dir), ["rev-parse", "--show-toplevel"])).map(PathBuf::from)
+}
+
+/// The branch new workspaces start from: origin's HEAD if the repo has one,
+/// else its current branch; for a URL, the remote's HEAD.
+pub fn default_branch(source: &str) -> Result<String, CommandError> {
+    if source.starts_with('/') {
+        let dir = Path::new(source);
+        let origin_head = git(
+            Some(dir),
+            [
+                "symbolic-ref",
+                "--quiet",
+                "--short",
+                "refs/remotes/origin/HEAD",
+            ],
+        );
+        if let Ok(name) = stdout_line(&origin_head) {
+            return Ok(name.trim_start_matches("origin/").to_owned());
+        }
+        return stdout_line(&git(
+            Some(dir),
+            ["symbolic-ref", "--quiet", "--short", "HEAD"],
+        ));
+    }
+    let output = git(None, ["ls-remote", "--symref", source, "HEAD"]).run()?;
+    Ok(output
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("ref: refs/heads/"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("main")
+        .to_owned())
+}
+
+/// Clones `source` into `dest` (which must not exist) and checks out `branch`,
+/// creating it from `default_branch` when the source has no such branch. A
+/// local source is cloned with `--local`: hard links, fast and small.
+pub fn clone(
+    source: &str,
+    dest: &Path,
+    branch: &str,
+    default_branch: &str,
+) -> Result<(), CommandError> {
+    let mut args: Vec<OsString> = vec!["clone".into(), "--quiet".into()];
+    if source.starts_with('/') {
+        args.push("--local".into());
+    }
+    args.push("--".into());
+    args.push(source.into());
+    args.push(dest.into());
+    git(None, args).timeout(CLONE).run()?;
+    if tracks_remote_branch(dest, branch) {
+        git(Some(dest), ["checkout", "--quiet", branch, "--"]).run()?;
+    } else {
+        let start = format!("origin/{default_branch}");
+        git(
+            Some(dest),
+            [
+                "checkout",
+                "--quiet",
+                "--no-track",
+                "-b",
+                branch,
+                &start,
+                "--",
+            ],
+        )
+        .run()?;
+    }
+    Ok(())
+}
+
+/// Uncommitted changes, one `git status --porcelain` line each.
+pub fn uncommitted(dir: &Path) -> Result<Vec<String>, CommandError> {
+    let output = git(Some(dir), ["status", "--porcelain"]).run()?;
+    Ok(output.stdout.lines().map(str::to_owned).collect())
+}
+
+/// Commits on local branches that no remote branch has.
+pub fn unpushed(dir: &Path) -> Result<Vec<String>, CommandError> {
+    let output = git(
+        Some(dir),
+        ["log", "--oneline", "--branches", "--not", "--remotes"],
+    )
+    .run()?;
+    Ok(output.stdout.lines().map(str::to_owned).collect())
+}
+
+/// Whether the source repository still has `branch`, and whether it is
+/// merged into the default branch there. `None` when the source cannot be
+/// asked (a URL that does not answer).
+pub fn upstream_status(source: &str, branch: &str, default_branch: &str) -> Option<Upstream> {
+    if !source.starts_with('/') {
+        let output = git(None, ["ls-remote", "--heads", source, branch])
+            .output()
+            .ok()?;
+        return output.success().then(|| {
+            if output.stdout.trim().is_empty() {
+                Upstream::Deleted
+            } else {
+                Upstream::Present
+            }
+        });
+    }
+    let dir = Path::new(source);
+    let branch_ref = format!("refs/heads/{branch}");
+    if !git(Some(dir), ["rev-parse", "--verify", "--quiet", &branch_ref])
+        .output()
+        .ok()?
+        .success()
+    {
+        return Some(Upstream::Deleted);
+    }
+    let default_ref = format!("refs/heads/{default_branch}");
+    let merged = git(
+        Some(dir),
+        ["merge-base", "--is-ancestor", &branch_ref, &default_ref],
+    )
+    .output()
+    .ok()?
+    .success();
+    // A branch that points at the default branch's commit is new, not merged.
+    let same = stdout_line(&git(Some(dir), ["rev-parse", &branch_ref])).ok()
+        == stdout_line(&git(Some(dir), ["rev-parse", &default_ref])).ok();
+    Some(if merged && !same {
+        Upstream::Merged
+    } else {
+        Upstream::Present
+    })
+}
+
+/// Whether the clone has a remote-tracking ref for `branch`.
+pub fn tracks_remote_branch(dir: &Path, branch: &str) -> bool {
+    let remote_branch = format!("refs/remotes/origin/{branch}");
+    git(
+        Some(dir),
+        ["rev-parse", "--verify", "--quiet", &remote_branch],
+    )
+    .output()
+    .is_ok_and(|output| output.success())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    Present,
+    Merged,
+    Deleted,
+}

@@ -1,0 +1,325 @@
+//! Branch workspaces: one branch of one repo = one full clone = one container.
+//!
+//! This module holds what the commands share: finding a workspace from a name
+//! or the current directory, the container a workspace runs in, and the
+//! errors a user can act on. The commands themselves live in `commands/`.
+
+pub mod config;
+pub mod git;
+pub mod names;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::labels::{KIND, MANAGED_FILTER};
+use crate::engine::spec::Pull;
+use crate::engine::{Labels, RunSpec};
+use config::Config;
+pub use state::{Repo, State, Store, Workspace};
+
+pub const KIND_WORKSPACE: &str = "workspace";
+/// The workspace a container or volume belongs to: `{repo}-{label}`.
+pub const WORKSPACE_LABEL: &str = "dual.workspace";
+pub const REPO_LABEL: &str = "dual.repo";
+pub const BRANCH_LABEL: &str = "dual.branch";
+/// Where `dual run` records the pid of the command it started, so that a
+/// Ctrl-C reaches that process even without a TTY (`exec` does not pass
+/// signals on). A tmpfs: nothing persists, nothing lands in the clone.
+pub const RUN_DIR: &str = "/run/dual";
+/// The container's main process: idle, and quick to stop on SIGTERM.
+const KEEPALIVE: &str = "trap 'exit 0' TERM INT; sleep infinity & wait";
+
+/// Commands routed into the container by the shell integration.
+pub const DEFAULT_ROUTED: [&str; 14] = [
+    "npm", "npx", "pnpm", "yarn", "node", "bun", "python", "python3", "pip", "pip3", "uv", "curl",
+    "wget", "make",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("no repo is registered")]
+    NoRepos,
+    #[error("no repo named `{0}` is registered")]
+    UnknownRepo(String),
+    #[error("which repo? {} are registered", .0.join(", "))]
+    AmbiguousRepo(Vec<String>),
+    #[error("the repo name `{name}` is already used for `{source_path}`")]
+    RepoNameTaken { name: String, source_path: String },
+    #[error("`{}` is not inside a git repository", .0.display())]
+    NotARepo(PathBuf),
+    #[error("workspace `{0}` already exists")]
+    Exists(String),
+    #[error("no workspace `{0}`")]
+    UnknownWorkspace(String),
+    #[error("`{name}` matches several workspaces: {}", .matches.join(", "))]
+    AmbiguousWorkspace { name: String, matches: Vec<String> },
+    #[error("`{}` is not inside a workspace", .0.display())]
+    NotInWorkspace(PathBuf),
+    #[error("workspace `{name}` has work that is not pushed")]
+    Unsafe { name: String, work: Vec<String> },
+    #[error("a container named `{0}` exists but dual did not create it")]
+    ForeignContainer(String),
+    #[error("refusing to delete `{}`: it is not inside the workspace root `{}`", .0.display(), .1.display())]
+    OutsideRoot(PathBuf, PathBuf),
+}
+
+impl WorkspaceError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            WorkspaceError::NoRepos => {
+                "register one first: `dual add` inside a git repository, or `dual add PATH|URL`"
+                    .into()
+            }
+            WorkspaceError::UnknownRepo(_) | WorkspaceError::AmbiguousRepo(_) => {
+                "name it with `--repo NAME`; `dual list` shows the repos".into()
+            }
+            WorkspaceError::RepoNameTaken { .. } => "choose another name with `--name NAME`".into(),
+            WorkspaceError::NotARepo(_) => {
+                "run `dual add` inside a clone, or give a path or URL: `dual add PATH|URL`".into()
+            }
+            WorkspaceError::Exists(name) => format!("start it with `dual launch {name}`"),
+            WorkspaceError::UnknownWorkspace(_) | WorkspaceError::AmbiguousWorkspace { .. } => {
+                "`dual list` shows every workspace and its name".into()
+            }
+            WorkspaceError::NotInWorkspace(_) => {
+                "cd into a workspace's clone (`dual list` shows their paths), or name one".into()
+            }
+            WorkspaceError::Unsafe { name, work } => format!(
+                "{}\npush or stash it first, or throw it away with `dual destroy {name} --force`",
+                work.iter()
+                    .map(|line| format!("  {line}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            WorkspaceError::ForeignContainer(name) => {
+                format!(
+                    "rename or remove that container (`docker rm {name}`), dual will not touch it"
+                )
+            }
+            WorkspaceError::OutsideRoot(..) => "remove it by hand if you really mean to".into(),
+        })
+    }
+}
+
+/// The uid and gid the host user runs as: the container's processes use them
+/// too, so files written in the clone belong to the user.
+pub fn host_ids() -> (u32, u32) {
+    // SAFETY: getuid and getgid cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// The current directory as the kernel sees it (symlinks resolved), which
+/// is how workspace paths are stored.
+pub fn current_dir() -> std::io::Result<PathBuf> {
+    std::env::current_dir()?.canonicalize()
+}
+
+/// Finds a workspace by `{repo}-{label}`, `repo/branch`, or a branch name
+/// unique across repos; without a name, the one around the current directory.
+pub fn resolve<'s>(state: &'s State, name: Option<&str>) -> Result<&'s Workspace, WorkspaceError> {
+    let Some(name) = name else {
+        let here = current_dir().unwrap_or_default();
+        return state
+            .workspace_at(&here)
+            .ok_or(WorkspaceError::NotInWorkspace(here));
+    };
+    if let Some(workspace) = state.workspace(name) {
+        return Ok(workspace);
+    }
+    let matches: Vec<&Workspace> = state
+        .workspaces
+        .iter()
+        .filter(|w| {
+            w.branch == name || format!("{}/{}", w.repo, w.branch) == name || w.label == name
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(WorkspaceError::UnknownWorkspace(name.to_owned())),
+        many => Err(WorkspaceError::AmbiguousWorkspace {
+            name: name.to_owned(),
+            matches: many.iter().map(|w| w.name()).collect(),
+        }),
+    }
+}
+
+/// The labels on everything that belongs to a workspace.
+pub fn labels(workspace: &Workspace) -> Labels {
+    Labels::from([
+        (MANAGED_FILTER.0.to_owned(), MANAGED_FILTER.1.to_owned()),
+        (KIND.to_owned(), KIND_WORKSPACE.to_owned()),
+        (WORKSPACE_LABEL.to_owned(), workspace.name()),
+        (REPO_LABEL.to_owned(), workspace.repo.clone()),
+        (BRANCH_LABEL.to_owned(), workspace.branch.clone()),
+    ])
+}
+
+/// The named volume for the `index`th of the config's anonymous volumes.
+pub fn volume_name(workspace: &Workspace, index: usize) -> String {
+    format!("{}-v{index}", workspace.container_name())
+}
+
+/// The container a workspace runs in. The clone is mounted at its own host
+/// path, and the user's home path holds a per-workspace home, so paths in
+/// errors and stack traces read the same inside and out.
+pub fn container_spec(
+    workspace: &Workspace,
+    config: &Config,
+    ids: (u32, u32),
+    home: &Path,
+    home_source: &Path,
+) -> RunSpec {
+    let mut spec = RunSpec::new(workspace.container_name(), config.image.clone());
+    spec.labels = labels(workspace);
+    spec.hostname = Some(workspace.name());
+    spec.workdir = Some(workspace.path.clone());
+    spec.user = Some(ids);
+    spec.pull = Pull::Missing;
+    spec.env.push(("HOME".into(), home.display().to_string()));
+    spec.env
+        .extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    spec.bind_mounts
+        .push((home_source.to_owned(), home.to_owned()));
+    spec.bind_mounts
+        .push((workspace.path.clone(), workspace.path.clone()));
+    for (index, dir) in config.anonymous_volumes.iter().enumerate() {
+        spec.volumes
+            .push((volume_name(workspace, index), workspace.path.join(dir)));
+    }
+    spec.tmpfs.push(RUN_DIR.into());
+    spec.command = vec!["sh".into(), "-c".into(), KEEPALIVE.into()];
+    spec
+}
+
+/// `http://{repo}-{label}.localhost:{port}` for each port.
+pub fn urls(workspace: &Workspace, ports: &[u16]) -> Vec<String> {
+    ports
+        .iter()
+        .map(|port| format!("http://{}.localhost:{port}", workspace.name()))
+        .collect()
+}
+
+/// Refuses to delete anything that is not strictly inside the workspace root.
+pub fn check_inside_root(path: &Path, root: &Path) -> Result<PathBuf, WorkspaceError> {
+    let outside = || WorkspaceError::OutsideRoot(path.to_owned(), root.to_owned());
+    let real_root = root.canonicalize().map_err(|_| outside())?;
+    let real_path = path.canonicalize().map_err(|_| outside())?;
+    if real_path.starts_with(&real_root) && real_path != real_root {
+        Ok(real_path)
+    } else {
+        Err(outside())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace() -> Workspace {
+        Workspace {
+            repo: "shop".into(),
+            branch: "feat/auth".into(),
+            label: "feat-auth".into(),
+            path: "/home/u/dual/shop/feat-auth".into(),
+            setup_done: false,
+            engine: None,
+        }
+    }
+
+    #[test]
+    fn the_container_mirrors_the_host() {
+        let mut config = Config {
+            image: "dual-test:latest".into(),
+            ..Config::default()
+        };
+        config.env.insert("NODE_ENV".into(), "development".into());
+        let spec = container_spec(
+            &workspace(),
+            &config,
+            (1000, 1001),
+            Path::new("/home/u"),
+            Path::new("/data/homes/shop-feat-auth"),
+        );
+        assert_eq!(spec.name, "dual-shop-feat-auth");
+        assert_eq!(spec.hostname.as_deref(), Some("shop-feat-auth"));
+        assert_eq!(spec.user, Some((1000, 1001)));
+        assert_eq!(
+            spec.workdir.as_deref(),
+            Some(Path::new("/home/u/dual/shop/feat-auth"))
+        );
+        assert!(spec.bind_mounts.contains(&(
+            "/home/u/dual/shop/feat-auth".into(),
+            "/home/u/dual/shop/feat-auth".into()
+        )));
+        assert!(spec.env.contains(&("HOME".into(), "/home/u".into())));
+        assert!(
+            spec.env
+                .contains(&("NODE_ENV".into(), "development".into()))
+        );
+        assert_eq!(
+            spec.volumes,
+            [(
+                "dual-shop-feat-auth-v0".to_owned(),
+                "/home/u/dual/shop/feat-auth/node_modules".into()
+            )]
+        );
+        assert_eq!(spec.labels[WORKSPACE_LABEL], "shop-feat-auth");
+        assert_eq!(spec.labels[BRANCH_LABEL], "feat/auth");
+        assert!(
+            !spec.env.iter().any(|(key, _)| key.starts_with("DUAL")),
+            "no dual-specific variable inside"
+        );
+    }
+
+    #[test]
+    fn urls_use_the_workspace_name() {
+        assert_eq!(
+            urls(&workspace(), &[3000, 5173]),
+            [
+                "http://shop-feat-auth.localhost:3000",
+                "http://shop-feat-auth.localhost:5173"
+            ]
+        );
+    }
+
+    #[test]
+    fn resolve_by_name_branch_or_repo_and_branch() {
+        let mut state = State::default();
+        state.workspaces.push(workspace());
+        let mut other = workspace();
+        other.repo = "api".into();
+        state.workspaces.push(other);
+        assert_eq!(
+            resolve(&state, Some("shop-feat-auth")).unwrap().repo,
+            "shop"
+        );
+        assert_eq!(resolve(&state, Some("api/feat/auth")).unwrap().repo, "api");
+        assert!(matches!(
+            resolve(&state, Some("feat/auth")),
+            Err(WorkspaceError::AmbiguousWorkspace { .. })
+        ));
+        assert!(matches!(
+            resolve(&state, Some("nope")),
+            Err(WorkspaceError::UnknownWorkspace(_))
+        ));
+    }
+
+    #[test]
+    fn deletion_stays_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let inside = root.path().join("shop/feat");
+        std::fs::create_dir_all(&inside).unwrap();
+        assert!(check_inside_root(&inside, root.path()).is_ok());
+        assert!(
+            check_inside_root(root.path(), root.path()).is_err(),
+            "never the root itself"
+        );
+        assert!(check_inside_root(&root.path().join("shop/feat/../../.."), root.path()).is_err());
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join("link")).unwrap();
+        assert!(
+            check_inside_root(&root.path().join("link"), root.path()).is_err(),
+            "a symlink out is refused"
+        );
+    }
+}
