@@ -67,7 +67,7 @@ pub enum Command {
     /// Print shell code that routes runtime commands into workspace containers
     ShellInit { shell: Option<crate::shell::Shell> },
     /// Used by the shims that `shell-init` writes
-    #[command(hide = true)]
+    #[command(hide = true, disable_help_flag = true)]
     Shim {
         name: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -29,6 +29,12 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         if let Some(hinted) = cause.downcast_ref::<Hinted>() {
             return Some(hinted.hint.clone());
         }
+        if let Some(error) = cause.downcast_ref::<crate::workspace::WorkspaceError>() {
+            return error.hint();
+        }
+        if let Some(error) = cause.downcast_ref::<crate::workspace::state::StateError>() {
+            return error.hint();
+        }
         cause
             .downcast_ref::<EngineError>()
             .and_then(EngineError::hint)

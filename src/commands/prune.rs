@@ -11,7 +11,7 @@ use crate::cli::print;
 use crate::engine::labels::{KIND, KIND_PROBE, MANAGED_FILTER, OWNER_PID};
 use crate::engine::{Engine, EngineKind};
 use crate::workspace::git::{self, Upstream};
-use crate::workspace::{KIND_WORKSPACE, State, Store, WORKSPACE_LABEL};
+use crate::workspace::{KIND_WORKSPACE, OWNER_LABEL, State, Store, WORKSPACE_LABEL};
 
 enum Leftover {
     Container {
@@ -105,26 +105,29 @@ fn confirm(count: usize) -> anyhow::Result<bool> {
 fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftover>> {
     let kind = engine.kind();
     let known = |name: &str| state.workspace(name).is_some();
+    let owner = crate::workspace::owner_id();
     let mut found = Vec::new();
     for container in engine.ps(&[MANAGED_FILTER])? {
         let label = |key: &str| container.labels.get(key).map(String::as_str);
-        let why =
-            if label(KIND) == Some(KIND_WORKSPACE) && !label(WORKSPACE_LABEL).is_some_and(known) {
-                Some(format!(
-                    "its workspace `{}` no longer exists",
-                    label(WORKSPACE_LABEL).unwrap_or("?")
-                ))
-            } else if label(KIND) == Some(KIND_PROBE)
-                && !label(OWNER_PID)
+        let why = match label(KIND) {
+            // Another installation's (another user, another DUAL_HOME): not ours to judge.
+            Some(KIND_WORKSPACE) if label(OWNER_LABEL) != Some(owner.as_str()) => None,
+            Some(KIND_WORKSPACE) if !label(WORKSPACE_LABEL).is_some_and(known) => Some(format!(
+                "its workspace `{}` no longer exists",
+                label(WORKSPACE_LABEL).unwrap_or("?")
+            )),
+            Some(KIND_PROBE)
+                if !label(OWNER_PID)
                     .and_then(|pid| pid.parse::<i32>().ok())
-                    .is_some_and(crate::verify::cleanup::process_alive)
+                    .is_some_and(crate::verify::cleanup::process_alive) =>
             {
                 Some("a probe container whose `dual verify` is gone".into())
-            } else if container.state == "created" {
+            }
+            Some(KIND_WORKSPACE) if container.state == "created" => {
                 Some("stuck in `created`: it never started".into())
-            } else {
-                None
-            };
+            }
+            _ => None,
+        };
         if let Some(why) = why {
             found.push(Leftover::Container {
                 engine: kind,
@@ -133,12 +136,18 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
             });
         }
     }
-    for volume in engine.volume_names(&[MANAGED_FILTER, (KIND, KIND_WORKSPACE)])? {
-        let owner = volume
+    let mine = [
+        MANAGED_FILTER,
+        (KIND, KIND_WORKSPACE),
+        (OWNER_LABEL, owner.as_str()),
+    ];
+    for volume in engine.volume_names(&mine)? {
+        // Named `dual-{workspace}-v{index}` (see workspace::volume_name).
+        let workspace = volume
             .strip_prefix("dual-")
             .and_then(|rest| rest.rsplit_once("-v"))
             .map(|(name, _)| name);
-        if !owner.is_some_and(known) {
+        if !workspace.is_some_and(known) {
             found.push(Leftover::Volume {
                 engine: kind,
                 name: volume,

@@ -22,6 +22,9 @@ pub const KIND_WORKSPACE: &str = "workspace";
 pub const WORKSPACE_LABEL: &str = "dual.workspace";
 pub const REPO_LABEL: &str = "dual.repo";
 pub const BRANCH_LABEL: &str = "dual.branch";
+/// Which dual installation (state file) owns it: several users, or several
+/// DUAL_HOMEs, may share one engine, and prune must only touch its own.
+pub const OWNER_LABEL: &str = "dual.owner";
 /// Where `dual run` records the pid of the command it started, so that a
 /// Ctrl-C reaches that process even without a TTY (`exec` does not pass
 /// signals on). A tmpfs: nothing persists, nothing lands in the clone.
@@ -143,9 +146,15 @@ pub fn resolve<'s>(state: &'s State, name: Option<&str>) -> Result<&'s Workspace
     }
 }
 
+/// This installation's id: a hash of its state file's path.
+pub fn owner_id() -> String {
+    names::short_hash(&crate::paths::state_file().to_string_lossy())
+}
+
 /// The labels on everything that belongs to a workspace.
 pub fn labels(workspace: &Workspace) -> Labels {
     Labels::from([
+        (OWNER_LABEL.to_owned(), owner_id()),
         (MANAGED_FILTER.0.to_owned(), MANAGED_FILTER.1.to_owned()),
         (KIND.to_owned(), KIND_WORKSPACE.to_owned()),
         (WORKSPACE_LABEL.to_owned(), workspace.name()),

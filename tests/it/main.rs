@@ -9,3 +9,4 @@ mod errors;
 mod parse;
 mod support;
 mod verify;
+mod workspaces;

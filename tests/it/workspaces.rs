@@ -1,0 +1,770 @@
+//! Branch workspaces end to end: real git repos made in temp dirs, real
+//! containers from `dual-test:latest`, on each engine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::{EngineKind, dual, dual_path, each_engine, ensure_test_image};
+
+/// One isolated dual installation: its own DUAL_HOME, workspace root, HOME
+/// and source repo. Drop removes every container and volume of its repo.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub repo: String,
+    pub kind: Option<EngineKind>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TestEnv {
+    /// A source repo with `.dual.toml` holding `config`, registered as a
+    /// repo with a name unique to this test.
+    pub fn new(kind: Option<EngineKind>, config: &str) -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        // Fixed width, so that snapshots of aligned tables do not shift.
+        let engine = kind.map_or("n", |k| &k.program()[..1]);
+        let repo = format!(
+            "t{:07}x{:03}{engine}",
+            std::process::id() % 10_000_000,
+            n % 1000
+        );
+        let env = TestEnv { dir, repo, kind };
+        let source = env.source();
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::create_dir_all(env.home()).unwrap();
+        env.git(&source, &["init", "-q", "-b", "main"]);
+        std::fs::write(source.join(".dual.toml"), config).unwrap();
+        std::fs::write(source.join("README"), "source repo\n").unwrap();
+        env.git(&source, &["add", "."]);
+        env.git(&source, &["commit", "-qm", "init"]);
+        env.ok(&["add", source.to_str().unwrap(), "--name", &env.repo.clone()]);
+        env
+    }
+
+    pub fn source(&self) -> PathBuf {
+        self.dir.path().join("source")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join("root")
+            .canonicalize()
+            .unwrap_or_else(|_| self.dir.path().join("root"))
+    }
+
+    pub fn git(&self, dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `dual ARGS` in this installation, run from `cwd` (default: the temp dir).
+    pub fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = dual();
+        cmd.env("DUAL_HOME", self.dir.path().join("data"))
+            .env("DUAL_WORKSPACE_ROOT", self.dir.path().join("root"))
+            .env("HOME", self.home())
+            .current_dir(self.dir.path());
+        if let Some(kind) = self.kind {
+            cmd.env("DUAL_ENGINE", kind.program());
+        }
+        cmd.args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "dual {args:?} failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs and requires failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            !output.status.success(),
+            "dual {args:?} should fail:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// `dual run ARGS` inside the clone of `branch` (its subdirectory `sub`).
+    pub fn run_in(&self, branch: &str, sub: &str, args: &[&str]) -> Output {
+        let dir = self.clone_path(branch).join(sub);
+        let mut all = vec!["run", "--"];
+        all.extend_from_slice(args);
+        self.cmd(&all).current_dir(dir).output().unwrap()
+    }
+
+    pub fn name(&self, branch: &str) -> String {
+        format!("{}-{}", self.repo, branch.replace('/', "-"))
+    }
+
+    pub fn clone_path(&self, branch: &str) -> PathBuf {
+        self.root().join(&self.repo).join(branch.replace('/', "-"))
+    }
+
+    pub fn list(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ok(&["list", "--json"])).unwrap()
+    }
+
+    pub fn engine(&self, args: &[&str]) -> Output {
+        Command::new(self.kind.expect("an engine test").program())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn containers(&self) -> Vec<String> {
+        let output = self.engine(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dual.repo={}", self.repo),
+        ]);
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn volumes(&self) -> Vec<String> {
+        let output = self.engine(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=dual.repo={}", self.repo),
+        ]);
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if self.kind.is_none() || std::env::var("DUAL_KEEP_CONTAINERS").is_ok_and(|v| v == "1") {
+            return;
+        }
+        let containers = self.containers();
+        if !containers.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            if self.kind == Some(EngineKind::Podman) {
+                args.extend(["-t", "0"]);
+            }
+            args.extend(containers.iter().map(String::as_str));
+            self.engine(&args);
+        }
+        let volumes = self.volumes();
+        if !volumes.is_empty() {
+            let mut args = vec!["volume", "rm", "-f"];
+            args.extend(volumes.iter().map(String::as_str));
+            self.engine(&args);
+        }
+    }
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn config(image: &str) -> String {
+    format!("image = \"{image}\"\nports = [3000]\nextra_commands = [\"hostname\"]\n")
+}
+
+/// Serves the workspace's hostname on :3000 from inside its container.
+const SERVE: &str =
+    "mkdir -p /tmp/www && hostname > /tmp/www/index.html && httpd -p 3000 -h /tmp/www";
+
+#[test]
+fn fifteen_workspaces_each_serve_their_own_port_3000() {
+    each_engine("fifteen_workspaces", |kind| {
+        let _heavy = crate::support::heavy();
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        let branches: Vec<String> = (0..15).map(|i| format!("feat/w{i:02}")).collect();
+        for branch in &branches {
+            env.ok(&["create", branch]);
+        }
+        dual::parallel::map(&branches, 4, |branch| {
+            env.ok(&["launch", &env.name(branch)])
+        });
+        for branch in &branches {
+            let served = env.run_in(branch, "", &["sh", "-c", SERVE]);
+            assert!(
+                served.status.success(),
+                "{}",
+                String::from_utf8_lossy(&served.stderr)
+            );
+        }
+        // All fifteen servers are up at once; each localhost is its own.
+        let answers = dual::parallel::map(&branches, 4, |branch| {
+            text(&env.run_in(branch, "", &["wget", "-qO-", "http://localhost:3000/"]))
+        });
+        for (branch, answer) in branches.iter().zip(&answers) {
+            assert_eq!(
+                answer,
+                &env.name(branch),
+                "{kind}: localhost:3000 in {branch}"
+            );
+        }
+        let listed = env.list();
+        assert_eq!(listed.len(), 15);
+        assert!(
+            listed.iter().all(|w| w["state"] == "running"),
+            "{listed:#?}"
+        );
+    });
+}
+
+#[test]
+fn run_behaves_as_the_command_would_on_the_host() {
+    each_engine("run_fidelity", |kind| {
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        env.ok(&["create", "feat/run"]);
+        env.ok(&["launch", "feat/run"]);
+        let clone = env.clone_path("feat/run");
+        std::fs::create_dir_all(clone.join("src/deep")).unwrap();
+
+        // Exit status and stdin.
+        assert_eq!(
+            env.run_in("feat/run", "", &["sh", "-c", "exit 7"])
+                .status
+                .code(),
+            Some(7)
+        );
+        let mut piped = env.cmd(&["run", "--", "sh", "-c", "tr a-z A-Z"]);
+        piped.current_dir(&clone).write_stdin("piped through\n");
+        assert_eq!(text(&piped.output().unwrap()), "PIPED THROUGH");
+
+        // Same path, same user, own hostname, no dual variables.
+        assert_eq!(
+            text(&env.run_in("feat/run", "src/deep", &["pwd"])),
+            clone.join("src/deep").to_str().unwrap()
+        );
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        assert_eq!(
+            text(&env.run_in("feat/run", "", &["id", "-u"])),
+            uid.to_string()
+        );
+        assert!(
+            env.run_in("feat/run", "", &["touch", "made-inside"])
+                .status
+                .success()
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(clone.join("made-inside")).unwrap().uid(),
+            uid
+        );
+        assert_eq!(
+            text(&env.run_in("feat/run", "", &["hostname"])),
+            env.name("feat/run")
+        );
+        let inside_env = text(&env.run_in("feat/run", "", &["env"]));
+        assert!(
+            !inside_env.to_ascii_lowercase().contains("dual_"),
+            "{inside_env}"
+        );
+        let home = env.home();
+        assert!(
+            inside_env.contains(&format!("HOME={}", home.display())),
+            "{inside_env}"
+        );
+        assert!(
+            env.run_in("feat/run", "", &["sh", "-c", "touch \"$HOME/.written\""])
+                .status
+                .success(),
+            "HOME is writable"
+        );
+        let not_found = env.run_in("feat/run", "", &["no-such-tool"]);
+        assert_eq!(not_found.status.code(), Some(127));
+        assert_eq!(
+            String::from_utf8_lossy(&not_found.stderr).trim(),
+            "no-such-tool: command not found"
+        );
+
+        // Output streams: the first line arrives long before the command ends.
+        let started = Instant::now();
+        let mut streaming = std::process::Command::new(dual_path())
+            .envs(env_of(&env))
+            .current_dir(&clone)
+            .args(["run", "--", "sh", "-c", "echo first; sleep 3; echo second"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = std::io::BufReader::new(streaming.stdout.take().unwrap());
+        let mut first = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+        assert_eq!(first, "first\n");
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "first line after {:?}",
+            started.elapsed()
+        );
+        assert!(streaming.wait().unwrap().success());
+
+        // Ctrl-C stops the process inside and leaves nothing running.
+        let mut sleeper = std::process::Command::new(dual_path())
+            .envs(env_of(&env))
+            .current_dir(&clone)
+            .args(["run", "--", "sleep", "100"])
+            .spawn()
+            .unwrap();
+        let container = format!("dual-{}", env.name("feat/run"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !text(&env.engine(&["exec", &container, "ps"])).contains("sleep 100") {
+            assert!(Instant::now() < deadline, "sleep 100 never started");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(sleeper.id() as i32, libc::SIGINT) };
+        let status = sleeper.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "{kind}: the status of a SIGINT'd command"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let ps = text(&env.engine(&["exec", &container, "ps"]));
+        assert!(
+            !ps.contains("sleep 100"),
+            "{kind}: still running after Ctrl-C:\n{ps}"
+        );
+    });
+}
+
+fn env_of(env: &TestEnv) -> Vec<(String, String)> {
+    let mut vars = vec![
+        (
+            "DUAL_HOME".to_owned(),
+            env.dir.path().join("data").display().to_string(),
+        ),
+        (
+            "DUAL_WORKSPACE_ROOT".to_owned(),
+            env.dir.path().join("root").display().to_string(),
+        ),
+        ("HOME".to_owned(), env.home().display().to_string()),
+    ];
+    if let Some(kind) = env.kind {
+        vars.push(("DUAL_ENGINE".to_owned(), kind.program().to_owned()));
+    }
+    vars
+}
+
+#[test]
+fn shims_route_commands_in_a_non_interactive_shell() {
+    each_engine("shims", |kind| {
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        env.ok(&["create", "feat/shim"]);
+        env.ok(&["launch", "feat/shim"]);
+        let init = env.ok(&["shell-init", "bash"]);
+        let shims = env.dir.path().join("data/shims");
+        assert!(init.contains(shims.to_str().unwrap()), "{init}");
+        assert!(shims.join("npm").is_file() && shims.join("hostname").is_file());
+        let clone = env.clone_path("feat/shim");
+        // What an agent does: a fresh `bash -c`, no rc file, PATH inherited.
+        let script = format!(
+            "eval \"$1\"; cd {} && hostname && wget --help 2>&1 | head -1; cd / && hostname",
+            clone.display()
+        );
+        let output = Command::new("bash")
+            .envs(env_of(&env))
+            .args(["-c", &script, "bash", &init])
+            .output()
+            .unwrap();
+        let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let host = String::from_utf8_lossy(&Command::new("hostname").output().unwrap().stdout)
+            .trim()
+            .to_owned();
+        assert_eq!(
+            lines.first(),
+            Some(&env.name("feat/shim")),
+            "inside: the container's hostname: {lines:?}"
+        );
+        assert!(
+            lines.get(1).is_some_and(|l| l.starts_with("BusyBox")),
+            "inside: the container's wget: {lines:?}"
+        );
+        assert_eq!(
+            lines.get(2),
+            Some(&host),
+            "outside: the host's own hostname: {lines:?}"
+        );
+    });
+}
+
+#[test]
+fn ten_parallel_creates_and_launches_lose_nothing() {
+    each_engine("parallel_launch", |kind| {
+        let _heavy = crate::support::heavy();
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        let branches: Vec<String> = (0..10).map(|i| format!("par/b{i}")).collect();
+        let children: Vec<std::process::Child> = branches
+            .iter()
+            .map(|branch| {
+                let script = format!(
+                    "{0} create {1} && {0} launch {1}",
+                    dual_path().display(),
+                    branch
+                );
+                Command::new("sh")
+                    .envs(env_of(&env))
+                    .current_dir(env.dir.path())
+                    .args(["-c", &script])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let listed = env.list();
+        assert_eq!(listed.len(), 10, "{listed:#?}");
+        assert!(
+            listed.iter().all(|w| w["state"] == "running"),
+            "{listed:#?}"
+        );
+    });
+}
+
+#[test]
+fn destroy_refuses_unpushed_work_then_removes_everything() {
+    each_engine("destroy", |kind| {
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        env.ok(&["create", "feat/gone"]);
+        env.ok(&["launch", "feat/gone"]);
+        let clone = env.clone_path("feat/gone");
+        std::fs::write(clone.join("new.txt"), "work").unwrap();
+        env.git(&clone, &["add", "new.txt"]);
+        env.git(&clone, &["commit", "-qm", "unpushed work"]);
+        let refused = env.fails(&["destroy", "feat/gone"]);
+        assert!(
+            refused.contains(&format!(
+                "error: workspace `{}` has work that is not pushed",
+                env.name("feat/gone")
+            )),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("unpushed: ") && refused.contains("unpushed work"),
+            "{refused}"
+        );
+        assert!(refused.contains("--force"), "{refused}");
+        assert!(clone.exists(), "refusing keeps the clone");
+
+        env.ok(&["destroy", "feat/gone", "--force"]);
+        assert!(!clone.exists(), "the clone is gone");
+        assert!(env.containers().is_empty(), "the container is gone");
+        assert!(env.volumes().is_empty(), "its volumes are gone");
+        assert!(env.list().is_empty(), "the state entry is gone");
+        assert!(
+            env.source().join("README").exists(),
+            "the source repo is untouched"
+        );
+    });
+}
+
+#[test]
+fn a_container_removed_behind_dual_s_back_is_recreated() {
+    each_engine("removed_behind_back", |kind| {
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        env.ok(&["create", "feat/back"]);
+        env.ok(&["launch", "feat/back"]);
+        let container = format!("dual-{}", env.name("feat/back"));
+        assert!(env.engine(&["rm", "-f", &container]).status.success());
+        assert_eq!(env.list()[0]["state"], "stopped");
+        let output = env.run_in("feat/back", "", &["true"]);
+        assert!(!output.status.success());
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("hint: start it with `dual launch"),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        env.ok(&["create", "feat/later"]);
+        env.ok(&["launch", "feat/back"]);
+        let repo = regex_escape(&env.repo);
+        insta::with_settings!({ filters => vec![(repo.as_str(), "[REPO]")] }, {
+            insta::assert_snapshot!("list-running-table", env.ok(&["list"]));
+        });
+        assert_eq!(env.list()[0]["state"], "running");
+        env.ok(&["stop", "feat/back"]);
+        assert_eq!(env.list()[0]["state"], "stopped");
+        let relaunched = env.ok(&["launch", "feat/back"]);
+        assert!(relaunched.contains("started `"), "{relaunched}");
+        assert_eq!(
+            text(&env.run_in("feat/back", "", &["hostname"])),
+            env.name("feat/back")
+        );
+    });
+}
+
+#[test]
+fn setup_runs_once_and_its_output_streams() {
+    each_engine("setup", |kind| {
+        let image = ensure_test_image(kind);
+        let config =
+            format!("image = \"{image}\"\nsetup = \"echo setting-up; echo done > setup.txt\"\n");
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "feat/setup"]);
+        let first = env.ok(&["launch", "feat/setup"]);
+        assert!(first.contains("setting-up"), "{first}");
+        assert!(env.clone_path("feat/setup").join("setup.txt").exists());
+        let second = env.ok(&["launch", "feat/setup"]);
+        assert!(!second.contains("setting-up"), "setup ran twice: {second}");
+    });
+}
+
+#[test]
+fn prune_removes_containers_of_workspaces_that_no_longer_exist() {
+    each_engine("prune", |kind| {
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        env.ok(&["create", "feat/orphan"]);
+        env.ok(&["launch", "feat/orphan"]);
+        // The state forgets the workspace (as after a lost state file).
+        let state_path = env.dir.path().join("data/state.json");
+        let mut state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&state_path).unwrap()).unwrap();
+        state["workspaces"] = serde_json::json!([]);
+        std::fs::write(&state_path, state.to_string()).unwrap();
+
+        let asked = env.run(&["prune"]);
+        assert!(
+            !asked.status.success(),
+            "without a terminal, prune wants --yes"
+        );
+        assert!(String::from_utf8_lossy(&asked.stderr).contains("dual prune --yes"));
+        assert_eq!(env.containers().len(), 1, "nothing removed without a yes");
+
+        let pruned = env.ok(&["prune", "--yes"]);
+        assert!(pruned.contains("no longer exists"), "{pruned}");
+        assert!(env.containers().is_empty(), "{pruned}");
+        assert!(env.volumes().is_empty(), "{pruned}");
+    });
+}
+
+// ------------------------------------------------- no engine needed below
+
+#[test]
+fn bad_branch_names_are_refused_with_the_reason() {
+    let env = TestEnv::new(None, "");
+    let cases = [
+        (
+            "feat;rm -rf ~",
+            "error: invalid branch name `feat;rm -rf ~`: `;` is not allowed; use letters, digits and . _ / + -",
+        ),
+        (
+            "a..b",
+            "error: invalid branch name `a..b`: git forbids `..` in branch names",
+        ),
+        (
+            "-x",
+            "error: invalid branch name `-x`: it starts with `-`, which commands would read as an option",
+        ),
+        ("", "error: invalid branch name ``: it is empty"),
+        (
+            "$(id)",
+            "error: invalid branch name `$(id)`: `$` is not allowed; use letters, digits and . _ / + -",
+        ),
+    ];
+    for (name, expected) in cases {
+        let stderr = env.fails(&["create", "--", name]);
+        assert_eq!(stderr.trim(), expected, "{name:?}");
+    }
+    assert!(env.list().is_empty(), "nothing was recorded");
+}
+
+#[test]
+fn colliding_branch_names_get_distinct_labels() {
+    let env = TestEnv::new(None, "");
+    env.ok(&["create", "feat/auth"]);
+    env.ok(&["create", "feat-auth"]);
+    env.ok(&["create", "Feat/Auth"]);
+    let names: Vec<String> = env
+        .list()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_owned())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), 3, "{names:?}");
+    assert!(
+        names.contains(&env.name("feat/auth")),
+        "the first keeps the plain label: {names:?}"
+    );
+    let again = env.fails(&["create", "feat/auth"]);
+    assert!(
+        again.starts_with(&format!(
+            "error: workspace `{}` already exists",
+            env.name("feat/auth")
+        )),
+        "{again}"
+    );
+}
+
+#[test]
+fn corrupt_and_newer_state_files_are_refused_and_kept() {
+    let env = TestEnv::new(None, "");
+    let state_path = env.dir.path().join("data/state.json");
+    std::fs::write(&state_path, "{ half a file").unwrap();
+    let stderr = env.fails(&["create", "feat/x"]);
+    assert!(
+        stderr.contains("dual's state file") && stderr.contains("is corrupt"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: dual left it untouched"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&state_path).unwrap(),
+        "{ half a file"
+    );
+    std::fs::write(
+        &state_path,
+        r#"{"version": 7, "repos": {}, "workspaces": []}"#,
+    )
+    .unwrap();
+    let stderr = env.fails(&["list"]);
+    assert!(
+        stderr.contains("written by a newer dual (format 7"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn unknown_names_and_places_say_what_to_do() {
+    let env = TestEnv::new(None, "");
+    let stderr = env.fails(&["launch", "nope"]);
+    assert_eq!(
+        stderr.trim(),
+        "error: no workspace `nope`\nhint: `dual list` shows every workspace and its name"
+    );
+    let stderr = env.fails(&["run", "--", "true"]);
+    assert!(stderr.contains("is not inside a workspace"), "{stderr}");
+    let stderr = env.fails(&["create", "x", "--repo", "other"]);
+    assert!(
+        stderr.starts_with("error: no repo named `other` is registered"),
+        "{stderr}"
+    );
+    let stderr = env.fails(&["add", "/", "--name", "x"]);
+    assert!(
+        stderr.contains("is not inside a git repository"),
+        "{stderr}"
+    );
+    let stderr = env.fails(&["add", env.source().to_str().unwrap(), "--name", "Bad_Name"]);
+    assert!(stderr.contains("invalid repo name `Bad_Name`"), "{stderr}");
+}
+
+#[test]
+fn a_bad_config_names_the_file_key_and_line() {
+    let env = TestEnv::new(None, "image = \"x\"\nprots = [3000]\n");
+    env.ok(&["create", "feat/conf"]);
+    // The config is read right after the clone, before any engine call.
+    let stderr = env.fails(&["--engine", "docker", "launch", "feat/conf"]);
+    let file = env.clone_path("feat/conf").join(".dual.toml");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: `{}`: TOML parse error at line 2",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("did you mean `ports`?"), "{stderr}");
+}
+
+#[test]
+fn list_shows_lazy_workspaces_without_asking_an_engine() {
+    let env = TestEnv::new(None, "");
+    env.ok(&["create", "feat/one"]);
+    env.ok(&["create", "fix/two"]);
+    let table = env.ok(&["list"]);
+    let json = env.ok(&["list", "--json"]);
+    let (repo, temp) = (
+        regex_escape(&env.repo),
+        regex_escape(env.dir.path().to_str().unwrap()),
+    );
+    let filters = vec![(repo.as_str(), "[REPO]"), (temp.as_str(), "[TEMP]")];
+    insta::with_settings!({ filters => filters }, {
+        insta::assert_snapshot!("list-lazy-table", table);
+        insta::assert_snapshot!("list-lazy-json", json);
+    });
+}
+
+#[test]
+fn sync_copies_shared_files_from_the_source_repo() {
+    let env = TestEnv::new(
+        None,
+        "shared_files = [\".env.local\", \"config/dev.json\"]\n",
+    );
+    std::fs::write(env.source().join(".env.local"), "SECRET=1\n").unwrap();
+    env.ok(&["create", "feat/sync"]);
+    // Clone without a container: sync needs only the clone.
+    let clone = env.clone_path("feat/sync");
+    std::fs::create_dir_all(clone.parent().unwrap()).unwrap();
+    env.git(
+        env.dir.path(),
+        &[
+            "clone",
+            "-q",
+            env.source().to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    let out = env.ok(&["sync", "feat/sync"]);
+    assert_eq!(
+        std::fs::read_to_string(clone.join(".env.local")).unwrap(),
+        "SECRET=1\n"
+    );
+    assert!(out.contains("`config/dev.json` is not in"), "{out}");
+    assert!(out.contains("synced 1 file(s)"), "{out}");
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
