@@ -21,6 +21,9 @@ pub use spec::{ExecSpec, RunSpec};
 
 use crate::process::{Cmd, CommandError, Output};
 
+/// The fields of docker's `ps` that dual reads, as one JSON object a line.
+const DOCKER_PS_FORMAT: &str = r#"{"ID":{{json .ID}},"Names":{{json .Names}},"Image":{{json .Image}},"State":{{json .State}},"Labels":{{json .Labels}}}"#;
+
 /// How long a status call (`version`, `info`, `ps`) may take by default.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starting a container may wait on storage; still bounded.
@@ -219,7 +222,13 @@ impl Engine {
             args.push(format!("label={key}={value}"));
         }
         args.push("--format".into());
-        args.push(self.json_format().into());
+        args.push(match self.kind {
+            // Not `{{json .}}`: that includes `.Size`, which makes docker
+            // measure every container's disk use: 1.2 s for 20 containers
+            // against 15 ms for these fields.
+            EngineKind::Docker => DOCKER_PS_FORMAT.into(),
+            EngineKind::Podman => "json".into(),
+        });
         let output = self.run(&self.cmd(args))?;
         self.parse(model::parse_ps(self.kind, &output.stdout))
     }

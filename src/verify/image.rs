@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::engine::labels::MANAGED_FILTER;
 use crate::engine::{Engine, EngineError, Labels};
 
 /// Bump when the recipe below changes, so old images are not reused.
-pub const PROBE_IMAGE: &str = "dual-probe:1";
+pub const PROBE_IMAGE: &str = "dual-probe:2";
 
 const DOCKERFILE: &str = "FROM scratch\n\
 COPY busybox /bin/busybox\n\
@@ -75,7 +74,9 @@ pub fn ensure_probe_image(engine: &Engine) -> Result<ImageOutcome, ImageError> {
         .tempdir()?;
     std::fs::copy(&busybox, context.path().join("busybox"))?;
     std::fs::write(context.path().join("Dockerfile"), DOCKERFILE)?;
-    let labels = Labels::from([(MANAGED_FILTER.0.to_owned(), MANAGED_FILTER.1.to_owned())]);
+    // Not `dual.managed`: an image's labels pass to every container made from
+    // it, and dual must not mistake someone else's container for its own.
+    let labels = Labels::from([("dual.image".to_owned(), "probe".to_owned())]);
     engine.build(PROBE_IMAGE, context.path(), &labels)?;
     Ok(ImageOutcome {
         image: PROBE_IMAGE.into(),

@@ -315,6 +315,36 @@ fn run_behaves_as_the_command_would_on_the_host() {
             "no-such-tool: command not found"
         );
 
+        // With a terminal, the command gets a TTY (util-linux `script` makes one).
+        if dual::process::find_on_path("script").is_some() {
+            let line = format!(
+                "{} run sh -c 'test -t 0 && test -t 1 && echo both-tty; exit 3'",
+                dual_path().display()
+            );
+            let output = Command::new("script")
+                .envs(env_of(&env))
+                .current_dir(&clone)
+                .args(["-qec", &line, "/dev/null"])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(
+                String::from_utf8_lossy(&output.stdout).contains("both-tty"),
+                "{output:?}"
+            );
+            assert_eq!(output.status.code(), Some(3));
+        } else {
+            eprintln!(
+                "!!!!! SKIPPED the TTY part of run_fidelity: no `script` (util-linux) on PATH"
+            );
+        }
+        let no_tty = env.run_in(
+            "feat/run",
+            "",
+            &["sh", "-c", "test -t 0 || echo stdin-is-a-pipe"],
+        );
+        assert_eq!(text(&no_tty), "stdin-is-a-pipe");
+
         // Output streams: the first line arrives long before the command ends.
         let started = Instant::now();
         let mut streaming = std::process::Command::new(dual_path())
