@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::cli::print;
 use crate::engine::EngineKind;
 use crate::engine::labels::MANAGED_FILTER;
-use crate::workspace::{self, Store, WORKSPACE_LABEL, WorkspaceError, git};
+use crate::workspace::{self, OWNER_LABEL, Store, WORKSPACE_LABEL, WorkspaceError, git};
 
 pub fn run(flag: Option<EngineKind>, name: Option<&str>, force: bool) -> anyhow::Result<ExitCode> {
     let store = Store::open_default();
@@ -44,9 +44,20 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>, force: bool) -> anyhow:
 
     if workspace.engine.is_some() || flag.is_some() {
         let engine = super::engine_for(flag, Some(&workspace))?;
-        engine.remove(&[&workspace.container_name()])?;
+        let container = workspace.container_name();
+        // Only ours: another installation may use the same name on this engine.
+        let owner = workspace::owner_id();
+        if let Some(found) = engine.inspect(&[&container])?.pop()
+            && found.labels.get(OWNER_LABEL) == Some(&owner)
+        {
+            engine.remove(&[&container])?;
+        }
         let name = workspace.name();
-        let volumes = engine.volume_names(&[MANAGED_FILTER, (WORKSPACE_LABEL, name.as_str())])?;
+        let volumes = engine.volume_names(&[
+            MANAGED_FILTER,
+            (WORKSPACE_LABEL, name.as_str()),
+            (OWNER_LABEL, owner.as_str()),
+        ])?;
         engine.volume_remove(&volumes.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     if let Some(clone) = clone {

@@ -138,8 +138,10 @@ pub fn ensure_container(
 ) -> anyhow::Result<Started> {
     let name = workspace.container_name();
     if let Some(existing) = engine.inspect(&[&name])?.pop() {
-        let ours = existing.labels.get(MANAGED).map(String::as_str) == Some("true")
-            && existing.labels.get(KIND).map(String::as_str) == Some(workspace::KIND_WORKSPACE);
+        let label = |key: &str| existing.labels.get(key).map(String::as_str);
+        let ours = label(MANAGED) == Some("true")
+            && label(KIND) == Some(workspace::KIND_WORKSPACE)
+            && label(workspace::OWNER_LABEL) == Some(workspace::owner_id().as_str());
         if !ours {
             return Err(WorkspaceError::ForeignContainer(name).into());
         }
@@ -164,8 +166,9 @@ pub fn ensure_container(
     let home_source = crate::paths::workspace_home(&workspace.name());
     std::fs::create_dir_all(&home_source)
         .with_context(|| format!("could not create `{}`", home_source.display()))?;
-    let ids = workspace::host_ids();
-    let spec = workspace::container_spec(workspace, config, ids, &home, &home_source);
+    let (ids, keep_host_uid) = user_mapping(engine)?;
+    let mut spec = workspace::container_spec(workspace, config, ids, &home, &home_source);
+    spec.keep_host_uid = keep_host_uid;
     match engine.run_detached(&spec) {
         Ok(_) => {}
         // Two launches of one workspace at once: the other created it.
@@ -176,6 +179,24 @@ pub fn ensure_container(
     }
     give_volumes_to_user(engine, workspace, config, ids)?;
     Ok(Started::Created)
+}
+
+/// Which uid the container's processes run as, so that files they write in
+/// the clone belong to the user on the host.
+fn user_mapping(engine: &Engine) -> anyhow::Result<((u32, u32), bool)> {
+    let ids = workspace::host_ids();
+    if ids.0 == 0 {
+        return Ok((ids, false));
+    }
+    let rootless = engine.info()?.rootless;
+    Ok(match (engine.kind(), rootless) {
+        // keep-id maps the user to the same uid inside: full fidelity.
+        (EngineKind::Podman, true) => (ids, true),
+        // Rootless docker maps container root to the user, and has no
+        // keep-id: root inside is the user outside (`id -u` says 0).
+        (EngineKind::Docker, true) => ((0, 0), false),
+        _ => (ids, false),
+    })
 }
 
 /// Fresh volumes belong to root; the user's processes must write them.
@@ -222,7 +243,8 @@ fn run_setup(
     let spec = ExecSpec {
         container: workspace.container_name(),
         workdir: Some(workspace.path.clone()),
-        user: Some(workspace::host_ids()),
+        // The container's own user (see launch::user_mapping).
+        user: None,
         env: Vec::new(),
         interactive: false,
         tty,

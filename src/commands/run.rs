@@ -62,7 +62,8 @@ pub fn run_in(
     let spec = ExecSpec {
         container: workspace.container_name(),
         workdir: Some(workdir),
-        user: Some(workspace::host_ids()),
+        // The container's own user (see launch::user_mapping).
+        user: None,
         env,
         interactive: true,
         tty,

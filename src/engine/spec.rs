@@ -21,6 +21,9 @@ pub struct RunSpec {
     pub env: Vec<(String, String)>,
     /// `--user uid:gid`.
     pub user: Option<(u32, u32)>,
+    /// Rootless podman: map the host user to the same uid inside
+    /// (`--userns=keep-id`), else uid N inside is a subordinate id outside.
+    pub keep_host_uid: bool,
     pub bind_mounts: Vec<(PathBuf, PathBuf)>,
     /// Named volumes: (volume, target path).
     pub volumes: Vec<(String, PathBuf)>,
@@ -119,6 +122,9 @@ impl RunSpec {
         }
         if let Some((uid, gid)) = self.user {
             args.push(format!("--user={uid}:{gid}").into());
+        }
+        if self.keep_host_uid {
+            args.push("--userns=keep-id".into());
         }
         for (host, container) in &self.bind_mounts {
             // --mount, unlike -v, refuses a missing host path instead of creating it as root.

@@ -426,7 +426,7 @@ fn shims_route_commands_in_a_non_interactive_shell() {
         let clone = env.clone_path("feat/shim");
         // What an agent does: a fresh `bash -c`, no rc file, PATH inherited.
         let script = format!(
-            "eval \"$1\"; cd {} && hostname && wget --help 2>&1 | head -1; cd / && hostname",
+            "eval \"$1\"; cd {} && hostname && wget --help 2>&1 | head -1; npm run dev; cd / && hostname",
             clone.display()
         );
         let output = Command::new("bash")
@@ -452,6 +452,11 @@ fn shims_route_commands_in_a_non_interactive_shell() {
         );
         assert_eq!(
             lines.get(2),
+            Some(&format!("npm in {}: run dev", env.name("feat/shim"))),
+            "inside: npm runs in the container: {lines:?}"
+        );
+        assert_eq!(
+            lines.get(3),
             Some(&host),
             "outside: the host's own hostname: {lines:?}"
         );
@@ -797,4 +802,49 @@ fn regex_escape(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[test]
+fn prune_removes_workspaces_whose_branch_was_merged_upstream() {
+    each_engine("prune_merged", |kind| {
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        let source = env.source();
+        env.git(&source, &["checkout", "-q", "-b", "feat/done"]);
+        std::fs::write(source.join("done.txt"), "done").unwrap();
+        env.git(&source, &["add", "done.txt"]);
+        env.git(&source, &["commit", "-qm", "done"]);
+        env.git(&source, &["checkout", "-q", "main"]);
+        env.ok(&["create", "feat/done"]);
+        env.ok(&["create", "feat/fresh"]);
+        env.ok(&["launch", "feat/done"]);
+        env.ok(&["launch", "feat/fresh"]);
+        assert_eq!(
+            env.ok(&["prune", "--yes"]).trim(),
+            "nothing to prune",
+            "nothing is finished yet"
+        );
+        env.git(
+            &source,
+            &["merge", "-q", "--no-ff", "-m", "merge", "feat/done"],
+        );
+        let pruned = env.ok(&["prune", "--yes"]);
+        assert!(
+            pruned.contains(&format!(
+                "workspace {}: its branch is merged",
+                env.name("feat/done")
+            )),
+            "{pruned}"
+        );
+        let left: Vec<String> = env
+            .list()
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            left,
+            [env.name("feat/fresh")],
+            "a new, never pushed branch is kept"
+        );
+        assert!(!env.clone_path("feat/done").exists());
+    });
 }
