@@ -90,8 +90,39 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// The reverse proxy: in the foreground, or start|stop|status in the background
+    Proxy {
+        #[command(subcommand)]
+        action: Option<ProxyAction>,
+    },
+    /// The URLs of a workspace (default: the one around the current directory, else all)
+    Urls {
+        workspace: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a workspace's first URL in the browser (prints it where there is none)
+    Open { workspace: Option<String> },
     /// Check that this host can run dual, and say what to fix
     Verify(VerifyArgs),
+    /// The small dev server that tests and `verify` run inside containers
+    #[command(hide = true)]
+    TestServer {
+        #[arg(long)]
+        name: String,
+        #[arg(long = "port", default_values_t = [3000u16])]
+        ports: Vec<u16>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum ProxyAction {
+    /// Start it in the background (no-op when it runs)
+    Start,
+    /// Stop the background proxy
+    Stop,
+    /// Whether it runs (exit status 3 when not)
+    Status,
 }
 
 #[derive(Debug, clap::Args)]
@@ -149,7 +180,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sync { workspace } => c::sync::run(workspace.as_deref()),
         Command::Prune { yes } => c::prune::run(engine, yes),
+        Command::Proxy { action } => c::proxy::run(engine, action),
+        Command::Urls { workspace, json } => c::urls::run(workspace.as_deref(), json),
+        Command::Open { workspace } => c::urls::open(workspace.as_deref()),
         Command::Verify(args) => c::verify::run(engine, &args),
+        Command::TestServer { name, ports } => {
+            crate::testserver::run(name, ports)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -10,6 +10,8 @@ pub mod log;
 pub mod parallel;
 pub mod paths;
 pub mod process;
+pub mod proxy;
 pub mod shell;
+pub mod testserver;
 pub mod verify;
 pub mod workspace;

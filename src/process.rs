@@ -320,6 +320,33 @@ pub fn exec_replace(program: &Path, args: &[OsString], path_env: Option<&OsStr>)
     }
 }
 
+/// Starts `program` detached from this terminal (own session, stdin closed,
+/// output appended to `log`) and returns its pid: a background service.
+#[allow(clippy::disallowed_methods)]
+pub fn spawn_detached(program: &Path, args: &[&str], log: &Path) -> Result<u32, CommandError> {
+    use std::os::unix::process::CommandExt;
+    let argv = format!("{} {}", quote(&program.to_string_lossy()), args.join(" "));
+    crate::log::debug(&format!("+ {argv} (detached)"));
+    let spawn_error = |source| CommandError::Spawn { argv: argv.clone(), source };
+    let output = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(spawn_error)?;
+    let errors = output.try_clone().map_err(spawn_error)?;
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(output)
+        .stderr(errors);
+    // SAFETY: setsid is async-signal-safe; it detaches from the terminal so
+    // that closing it does not stop the service.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    command.spawn().map(|child| child.id()).map_err(spawn_error)
+}
+
 /// Quotes one word for a POSIX shell; plain words stay as they are.
 pub fn quote(word: &str) -> String {
     let plain = !word.is_empty()

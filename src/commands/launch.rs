@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::cli::print;
 use crate::engine::labels::{KIND, MANAGED};
+use crate::engine::spec::Publish;
 use crate::engine::{Engine, EngineError, EngineKind, ExecSpec};
 use crate::workspace::config::Config;
 use crate::workspace::{self, Store, Workspace, WorkspaceError, git};
@@ -72,6 +73,12 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitC
     }
     for url in workspace::urls(&workspace, &config.ports) {
         print(&format!("  {url}\n"))?;
+    }
+    if std::env::var("DUAL_PROXY_AUTOSTART").map_or(true, |v| v != "0") {
+        match super::proxy::start_background(Some(engine.kind())) {
+            Ok(pid) => print(&format!("proxy: running (pid {pid})\n"))?,
+            Err(error) => eprintln!("warning: the proxy did not start: {error:#}\nhint: `dual proxy` runs it in the foreground"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -166,9 +173,13 @@ pub fn ensure_container(
     let home_source = crate::paths::workspace_home(&workspace.name());
     std::fs::create_dir_all(&home_source)
         .with_context(|| format!("could not create `{}`", home_source.display()))?;
-    let (ids, keep_host_uid) = user_mapping(engine)?;
+    let mode = host_mode(engine)?;
+    let ids = mode.ids;
     let mut spec = workspace::container_spec(workspace, config, ids, &home, &home_source);
-    spec.keep_host_uid = keep_host_uid;
+    spec.keep_host_uid = mode.keep_host_uid;
+    if mode.publish_ports {
+        spec.publish.extend(config.ports.iter().map(|&port| Publish::loopback(0, port)));
+    }
     match engine.run_detached(&spec) {
         Ok(_) => {}
         // Two launches of one workspace at once: the other created it.
@@ -181,21 +192,35 @@ pub fn ensure_container(
     Ok(Started::Created)
 }
 
-/// Which uid the container's processes run as, so that files they write in
-/// the clone belong to the user on the host.
-fn user_mapping(engine: &Engine) -> anyhow::Result<((u32, u32), bool)> {
+struct HostMode {
+    /// The uid and gid the container's processes run as, so that files they
+    /// write in the clone belong to the user on the host.
+    ids: (u32, u32),
+    keep_host_uid: bool,
+    /// The host cannot reach container IPs: publish the workspace's ports on
+    /// 127.0.0.1 (ephemeral host ports) for the proxy to route to.
+    publish_ports: bool,
+}
+
+fn host_mode(engine: &Engine) -> anyhow::Result<HostMode> {
     let ids = workspace::host_ids();
-    if ids.0 == 0 {
-        return Ok((ids, false));
-    }
-    let rootless = engine.info()?.rootless;
-    Ok(match (engine.kind(), rootless) {
+    let info = engine.info()?;
+    let remote = std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://"))
+        || info.operating_system.contains("Docker Desktop");
+    let publish_ports = info.rootless || remote;
+    let (ids, keep_host_uid) = match (engine.kind(), info.rootless) {
+        _ if ids.0 == 0 => (ids, false),
         // keep-id maps the user to the same uid inside: full fidelity.
         (EngineKind::Podman, true) => (ids, true),
         // Rootless docker maps container root to the user, and has no
         // keep-id: root inside is the user outside (`id -u` says 0).
         (EngineKind::Docker, true) => ((0, 0), false),
         _ => (ids, false),
+    };
+    Ok(HostMode {
+        ids,
+        keep_host_uid,
+        publish_ports,
     })
 }
 

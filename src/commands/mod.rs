@@ -6,10 +6,12 @@ pub mod destroy;
 pub mod launch;
 pub mod list;
 pub mod prune;
+pub mod proxy;
 pub mod run;
 pub mod shell_init;
 pub mod stop;
 pub mod sync;
+pub mod urls;
 pub mod verify;
 
 use crate::engine::{Engine, EngineKind};

@@ -63,7 +63,7 @@ fn proxy_ports(ports: &[u16]) -> Check {
 }
 
 /// Who listens on a TCP port, from /proc: "pid 1234 (node)".
-fn holder_of(port: u16) -> Option<String> {
+pub fn holder_of(port: u16) -> Option<String> {
     let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|path| std::fs::read_to_string(path).ok())

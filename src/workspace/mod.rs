@@ -22,6 +22,9 @@ pub const KIND_WORKSPACE: &str = "workspace";
 pub const WORKSPACE_LABEL: &str = "dual.workspace";
 pub const REPO_LABEL: &str = "dual.repo";
 pub const BRANCH_LABEL: &str = "dual.branch";
+/// The ports a workspace's dev servers listen on, space-separated: what the
+/// proxy opens listeners for.
+pub const PORTS_LABEL: &str = "dual.ports";
 /// Which dual installation (state file) owns it: several users, or several
 /// DUAL_HOMEs, may share one engine, and prune must only touch its own.
 pub const OWNER_LABEL: &str = "dual.owner";
@@ -180,6 +183,7 @@ pub fn container_spec(
 ) -> RunSpec {
     let mut spec = RunSpec::new(workspace.container_name(), config.image.clone());
     spec.labels = labels(workspace);
+    spec.labels.insert(PORTS_LABEL.to_owned(), crate::proxy::routes::format_ports(&config.ports));
     spec.hostname = Some(workspace.name());
     spec.workdir = Some(workspace.path.clone());
     spec.user = Some(ids);

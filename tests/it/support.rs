@@ -86,6 +86,7 @@ pub fn ensure_test_image(kind: EngineKind) -> &'static str {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/test-image");
         let output = Command::new(&script)
             .env("DUAL_ENGINE", kind.program())
+            .env("DUAL_BIN", dual_path())
             .output()
             .expect("scripts/test-image runs");
         assert!(

@@ -81,6 +81,7 @@ impl TestEnv {
         cmd.env("DUAL_HOME", self.dir.path().join("data"))
             .env("DUAL_WORKSPACE_ROOT", self.dir.path().join("root"))
             .env("HOME", self.home())
+            .env("DUAL_PROXY_AUTOSTART", "0")
             .current_dir(self.dir.path());
         if let Some(kind) = self.kind {
             cmd.env("DUAL_ENGINE", kind.program());
@@ -406,6 +407,7 @@ fn env_of(env: &TestEnv) -> Vec<(String, String)> {
             env.dir.path().join("root").display().to_string(),
         ),
         ("HOME".to_owned(), env.home().display().to_string()),
+        ("DUAL_PROXY_AUTOSTART".to_owned(), "0".to_owned()),
     ];
     if let Some(kind) = env.kind {
         vars.push(("DUAL_ENGINE".to_owned(), kind.program().to_owned()));

@@ -1,0 +1,134 @@
+//! The route table: which workspace name goes to which container address.
+//! Built from the engine's own view of dual's labelled containers, never
+//! from anything a request says, so the proxy can only reach those.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::engine::Container;
+use crate::workspace::{PORTS_LABEL, WORKSPACE_LABEL};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub name: String,
+    pub running: bool,
+    /// The ports the workspace declares (`ports` in .dual.toml).
+    pub ports: Vec<u16>,
+    /// Where each port is reached from the host: the container's IP where
+    /// the host can route to it, else a port published on 127.0.0.1.
+    pub targets: BTreeMap<u16, SocketAddr>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    pub routes: BTreeMap<String, Route>,
+}
+
+impl Table {
+    pub fn from_containers(containers: &[Container]) -> Table {
+        let mut routes = BTreeMap::new();
+        for container in containers {
+            let Some(name) = container.labels.get(WORKSPACE_LABEL) else { continue };
+            let ports = parse_ports(container.labels.get(PORTS_LABEL).map_or("", String::as_str));
+            let mut targets = BTreeMap::new();
+            if container.running {
+                for &port in &ports {
+                    let published = container
+                        .published_port(port)
+                        .map(|p| SocketAddr::from(([127, 0, 0, 1], p.host_port)));
+                    let by_ip = container.ipv4().map(|ip| SocketAddr::new(IpAddr::V4(ip), port));
+                    if let Some(target) = published.or(by_ip) {
+                        targets.insert(port, target);
+                    }
+                }
+            }
+            routes.insert(
+                name.clone(),
+                Route {
+                    name: name.clone(),
+                    running: container.running,
+                    ports,
+                    targets,
+                },
+            );
+        }
+        Table { routes }
+    }
+
+    /// Every port some running workspace declares: the proxy listens on these.
+    pub fn live_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .routes
+            .values()
+            .filter(|r| r.running)
+            .flat_map(|r| r.ports.iter().copied())
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+}
+
+/// `dual.ports` holds the ports space-separated (a comma would break
+/// docker's flattened label list in `ps`).
+pub fn parse_ports(text: &str) -> Vec<u16> {
+    text.split_whitespace().filter_map(|p| p.parse().ok()).filter(|p| *p > 0).collect()
+}
+
+pub fn format_ports(ports: &[u16]) -> String {
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Labels;
+    use crate::engine::model::PublishedPort;
+
+    fn container(name: &str, running: bool, ip: Option<[u8; 4]>, published: Option<u16>) -> Container {
+        Container {
+            id: format!("id-{name}"),
+            name: format!("dual-{name}"),
+            image: "img".into(),
+            status: if running { "running" } else { "exited" }.into(),
+            running,
+            pid: 1,
+            exit_code: 0,
+            labels: Labels::from([
+                (WORKSPACE_LABEL.to_owned(), name.to_owned()),
+                (PORTS_LABEL.to_owned(), "3000 5173".to_owned()),
+            ]),
+            networks: BTreeMap::from([("bridge".to_owned(), ip.map(Into::into))]),
+            published: published
+                .map(|host_port| PublishedPort {
+                    container_port: 3000,
+                    protocol: "tcp".into(),
+                    host_ip: "127.0.0.1".into(),
+                    host_port,
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn routes_follow_ip_or_published_port_and_running_state() {
+        let table = Table::from_containers(&[
+            container("shop-a", true, Some([172, 17, 0, 2]), None),
+            container("shop-b", true, None, Some(40001)),
+            container("shop-c", false, Some([172, 17, 0, 4]), None),
+        ]);
+        assert_eq!(table.routes["shop-a"].targets[&3000], "172.17.0.2:3000".parse().unwrap());
+        assert_eq!(table.routes["shop-a"].targets[&5173], "172.17.0.2:5173".parse().unwrap());
+        assert_eq!(table.routes["shop-b"].targets[&3000], "127.0.0.1:40001".parse().unwrap());
+        assert!(!table.routes["shop-b"].targets.contains_key(&5173), "unpublished and no IP: no route");
+        assert!(!table.routes["shop-c"].running && table.routes["shop-c"].targets.is_empty());
+        assert_eq!(table.live_ports(), [3000, 5173]);
+    }
+
+    #[test]
+    fn ports_label_round_trips() {
+        assert_eq!(parse_ports(&format_ports(&[3000, 5173])), [3000, 5173]);
+        assert_eq!(parse_ports("3000 junk 0 8080"), [3000, 8080]);
+    }
+}

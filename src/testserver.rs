@@ -1,0 +1,206 @@
+//! `dual test-server`: the small dev server the tests, `dual verify` and the
+//! benchmarks run inside real containers. It answers with its name, echoes
+//! requests, streams SSE events on a timer, echoes WebSocket messages and
+//! serves a large body slowly: what a proxy in front of a dev server meets.
+//!
+//! It ships inside the test and probe images as dual's own binary (with its
+//! shared libraries), so there is one program to build, not two.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+pub fn run(name: String, ports: Vec<u16>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let mut tasks = Vec::new();
+        for port in ports {
+            let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
+            eprintln!("test-server {name} listening on :{port}");
+            tasks.push(tokio::spawn(serve(listener, name.clone())));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        Ok(())
+    })
+}
+
+async fn serve(listener: TcpListener, name: String) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let name = name.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(req, name.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+fn full(text: impl Into<Bytes>) -> Body {
+    Full::new(text.into()).boxed()
+}
+
+fn query(req: &Request<Incoming>, key: &str) -> Option<u64> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
+fn now_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Body>, Infallible> {
+    let response = match req.uri().path() {
+        "/" => Response::new(full(name)),
+        "/echo" => echo(req).await,
+        "/upload" => upload(req).await,
+        "/sse" => sse(&req),
+        "/big" => big(&req),
+        "/ws" => websocket(req),
+        _ => {
+            let mut response = Response::new(full("not found\n"));
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
+    };
+    Ok(response)
+}
+
+/// The request as JSON: method, path, headers, body.
+async fn echo(req: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect();
+    let json = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.to_string(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let mut response = Response::new(full(json.to_string()));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Counts an uploaded body chunk by chunk, never holding it whole.
+async fn upload(req: Request<Incoming>) -> Response<Body> {
+    let mut body = req.into_body();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => total += frame.data_ref().map_or(0, |d| d.len() as u64),
+            Err(_) => break,
+        }
+    }
+    Response::new(full(total.to_string()))
+}
+
+/// `?interval=MS&count=N`: N events, one every MS, each carrying the
+/// server's send time in unix milliseconds so a client can measure latency.
+fn sse(req: &Request<Incoming>) -> Response<Body> {
+    let interval = Duration::from_millis(query(req, "interval").unwrap_or(1000));
+    let count = query(req, "count").unwrap_or(u64::MAX);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    tokio::spawn(async move {
+        for n in 0..count {
+            let event = format!("id: {n}\ndata: {n} {}\n\n", now_millis());
+            if sender.send(Ok(Frame::data(Bytes::from(event)))).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+    let stream = tokio_stream(receiver);
+    let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert("cache-control", HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `?bytes=N&chunk=C&delay=MS`: N bytes in chunks of C, MS apart.
+fn big(req: &Request<Incoming>) -> Response<Body> {
+    let total = query(req, "bytes").unwrap_or(1 << 20);
+    let chunk = query(req, "chunk").unwrap_or(64 * 1024).max(1);
+    let delay = Duration::from_millis(query(req, "delay").unwrap_or(0));
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(2);
+    tokio::spawn(async move {
+        let mut sent = 0;
+        while sent < total {
+            let size = chunk.min(total - sent);
+            let data = Bytes::from(vec![b'x'; usize::try_from(size).unwrap_or(0)]);
+            if sender.send(Ok(Frame::data(data))).await.is_err() {
+                return;
+            }
+            sent += size;
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+    });
+    Response::new(BodyExt::boxed(StreamBody::new(tokio_stream(receiver))))
+}
+
+fn tokio_stream<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
+
+/// Answers the WebSocket handshake, then echoes every message.
+fn websocket(mut req: Request<Incoming>) -> Response<Body> {
+    let Some(key) = req.headers().get("sec-websocket-key").cloned() else {
+        let mut response = Response::new(full("expected a WebSocket upgrade\n"));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        while let Some(Ok(message)) = socket.next().await {
+            if message.is_close() {
+                break;
+            }
+            if (message.is_text() || message.is_binary()) && socket.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut response = Response::new(full(""));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        headers.insert("sec-websocket-accept", accept);
+    }
+    response
+}
