@@ -327,8 +327,15 @@ pub fn spawn_detached(program: &Path, args: &[&str], log: &Path) -> Result<u32, 
     use std::os::unix::process::CommandExt;
     let argv = format!("{} {}", quote(&program.to_string_lossy()), args.join(" "));
     crate::log::debug(&format!("+ {argv} (detached)"));
-    let spawn_error = |source| CommandError::Spawn { argv: argv.clone(), source };
-    let output = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(spawn_error)?;
+    let spawn_error = |source| CommandError::Spawn {
+        argv: argv.clone(),
+        source,
+    };
+    let output = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(spawn_error)?;
     let errors = output.try_clone().map_err(spawn_error)?;
     let mut command = std::process::Command::new(program);
     command

@@ -25,7 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 type Body = BoxBody<Bytes, Infallible>;
 
 pub fn run(name: String, ports: Vec<u16>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let mut tasks = Vec::new();
         for port in ports {
@@ -42,7 +44,9 @@ pub fn run(name: String, ports: Vec<u16>) -> anyhow::Result<()> {
 
 async fn serve(listener: TcpListener, name: String) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let name = name.clone();
         tokio::spawn(async move {
@@ -92,7 +96,11 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Body>, 
 /// The request as JSON: method, path, headers, body.
 async fn echo(req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let headers: serde_json::Map<String, serde_json::Value> = parts
         .headers
         .iter()
@@ -105,7 +113,9 @@ async fn echo(req: Request<Incoming>) -> Response<Body> {
         "body": String::from_utf8_lossy(&body),
     });
     let mut response = Response::new(full(json.to_string()));
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
@@ -131,7 +141,11 @@ fn sse(req: &Request<Incoming>) -> Response<Body> {
     tokio::spawn(async move {
         for n in 0..count {
             let event = format!("id: {n}\ndata: {n} {}\n\n", now_millis());
-            if sender.send(Ok(Frame::data(Bytes::from(event)))).await.is_err() {
+            if sender
+                .send(Ok(Frame::data(Bytes::from(event))))
+                .await
+                .is_err()
+            {
                 return;
             }
             tokio::time::sleep(interval).await;
@@ -184,7 +198,8 @@ fn websocket(mut req: Request<Incoming>) -> Response<Body> {
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
-        let mut socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let mut socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         while let Some(Ok(message)) = socket.next().await {
             if message.is_close() {
                 break;

@@ -77,7 +77,9 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitC
     if std::env::var("DUAL_PROXY_AUTOSTART").map_or(true, |v| v != "0") {
         match super::proxy::start_background(Some(engine.kind())) {
             Ok(pid) => print(&format!("proxy: running (pid {pid})\n"))?,
-            Err(error) => eprintln!("warning: the proxy did not start: {error:#}\nhint: `dual proxy` runs it in the foreground"),
+            Err(error) => eprintln!(
+                "warning: the proxy did not start: {error:#}\nhint: `dual proxy` runs it in the foreground"
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -178,7 +180,8 @@ pub fn ensure_container(
     let mut spec = workspace::container_spec(workspace, config, ids, &home, &home_source);
     spec.keep_host_uid = mode.keep_host_uid;
     if mode.publish_ports {
-        spec.publish.extend(config.ports.iter().map(|&port| Publish::loopback(0, port)));
+        spec.publish
+            .extend(config.ports.iter().map(|&port| Publish::loopback(0, port)));
     }
     match engine.run_detached(&spec) {
         Ok(_) => {}

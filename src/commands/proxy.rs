@@ -61,13 +61,19 @@ pub fn run(flag: Option<EngineKind>, action: Option<ProxyAction>) -> anyhow::Res
         None => foreground(flag),
         Some(ProxyAction::Start) => {
             let pid = start_background(flag)?;
-            print(&format!("proxy running (pid {pid}); log: {}\n", log_path().display()))?;
+            print(&format!(
+                "proxy running (pid {pid}); log: {}\n",
+                log_path().display()
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(ProxyAction::Stop) => stop(),
         Some(ProxyAction::Status) => {
             match running_pid() {
-                Some(pid) => print(&format!("proxy running (pid {pid}); log: {}\n", log_path().display()))?,
+                Some(pid) => print(&format!(
+                    "proxy running (pid {pid}); log: {}\n",
+                    log_path().display()
+                ))?,
                 None => {
                     print("proxy not running; `dual proxy start` starts it\n")?;
                     return Ok(ExitCode::from(3));
@@ -87,7 +93,10 @@ fn foreground(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
         }),
     };
     let engine = Engine::select(flag)?;
-    crate::proxy::run(crate::proxy::Options::loopback(engine, Some(crate::workspace::owner_id())))?;
+    crate::proxy::run(crate::proxy::Options::loopback(
+        engine,
+        Some(crate::workspace::owner_id()),
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

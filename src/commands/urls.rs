@@ -18,7 +18,9 @@ fn urls_of(name: Option<&str>) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     Ok(chosen
         .into_iter()
         .map(|w| {
-            let ports = Config::load(&w.path).map(|c| c.ports).unwrap_or_else(|_| Config::default().ports);
+            let ports = Config::load(&w.path)
+                .map(|c| c.ports)
+                .unwrap_or_else(|_| Config::default().ports);
             (w.name(), workspace::urls(w, &ports))
         })
         .collect())
@@ -27,8 +29,10 @@ fn urls_of(name: Option<&str>) -> anyhow::Result<Vec<(String, Vec<String>)>> {
 pub fn run(name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let all = urls_of(name)?;
     if json {
-        let value: serde_json::Map<String, serde_json::Value> =
-            all.into_iter().map(|(name, urls)| (name, urls.into())).collect();
+        let value: serde_json::Map<String, serde_json::Value> = all
+            .into_iter()
+            .map(|(name, urls)| (name, urls.into()))
+            .collect();
         print(&format!("{}\n", serde_json::to_string_pretty(&value)?))?;
     } else {
         for (_, urls) in all {
@@ -46,7 +50,9 @@ pub fn open(name: Option<&str>) -> anyhow::Result<ExitCode> {
         print("no workspace to open\n")?;
         return Ok(ExitCode::FAILURE);
     };
-    let opener = ["xdg-open", "open", "wslview"].into_iter().find(|o| crate::process::find_on_path(o).is_some());
+    let opener = ["xdg-open", "open", "wslview"]
+        .into_iter()
+        .find(|o| crate::process::find_on_path(o).is_some());
     match opener {
         Some(opener) if std::env::var_os("DISPLAY").is_some() || opener != "xdg-open" => {
             crate::process::Cmd::new(opener, [url.as_str()]).run()?;

@@ -53,7 +53,11 @@ pub fn workspace_name(uri: &Uri, headers: &HeaderMap) -> Result<String, Refusal>
     let hostname = match host.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host.as_str(), |(h, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) { h } else { host.as_str() }
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host.as_str()
+            }
         }),
     };
     let hostname = hostname.trim_end_matches('.');
@@ -72,15 +76,27 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
         title = escape(title),
         text = text
     );
-    let mut response = Response::new(Full::new(Bytes::from(html)).map_err(|e: Infallible| match e {}).boxed());
+    let mut response = Response::new(
+        Full::new(Bytes::from(html))
+            .map_err(|e: Infallible| match e {})
+            .boxed(),
+    );
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    response.headers_mut().insert("x-dual-proxy", HeaderValue::from_static("refused"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+        .headers_mut()
+        .insert("x-dual-proxy", HeaderValue::from_static("refused"));
     response
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Response<Body> {
@@ -90,7 +106,11 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Response<Bod
             "Not a forward proxy",
             "dual's proxy serves only <code>http://{workspace}.localhost</code> names; it does not fetch other URLs.",
         ),
-        Refusal::NoHost => page(StatusCode::BAD_REQUEST, "No Host header", "dual routes by the Host header."),
+        Refusal::NoHost => page(
+            StatusCode::BAD_REQUEST,
+            "No Host header",
+            "dual routes by the Host header.",
+        ),
         Refusal::IpLiteral(ip) | Refusal::NotLocalhost(ip) => page(
             StatusCode::FORBIDDEN,
             "Not a dual workspace",
@@ -106,20 +126,33 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Response<Bod
                 .map(|route| {
                     let state = if route.running { "running" } else { "stopped" };
                     let url = format!("http://{}.localhost:{port}/", route.name);
-                    format!("<li><a href=\"{url}\">{}</a> ({state})</li>\n", escape(&route.name))
+                    format!(
+                        "<li><a href=\"{url}\">{}</a> ({state})</li>\n",
+                        escape(&route.name)
+                    )
                 })
                 .collect();
-            let list = if live.is_empty() { "<p>No workspaces are running: <code>dual launch</code> starts one.</p>".to_owned() } else { format!("<ul>\n{live}</ul>") };
+            let list = if live.is_empty() {
+                "<p>No workspaces are running: <code>dual launch</code> starts one.</p>".to_owned()
+            } else {
+                format!("<ul>\n{live}</ul>")
+            };
             page(
                 StatusCode::NOT_FOUND,
                 "No such workspace",
-                &format!("No workspace is called <code>{}</code>. Workspaces:</p>\n{list}<p>", escape(name)),
+                &format!(
+                    "No workspace is called <code>{}</code>. Workspaces:</p>\n{list}<p>",
+                    escape(name)
+                ),
             )
         }
         Refusal::Stopped(name) => page(
             StatusCode::BAD_GATEWAY,
             "Workspace stopped",
-            &format!("Workspace <code>{0}</code> is stopped. Start it with <code>dual launch {0}</code>.", escape(name)),
+            &format!(
+                "Workspace <code>{0}</code> is stopped. Start it with <code>dual launch {0}</code>.",
+                escape(name)
+            ),
         ),
         Refusal::NoPort { name, port } => page(
             StatusCode::BAD_GATEWAY,
@@ -132,7 +165,11 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Response<Bod
     }
 }
 
-fn upstream_error_page(name: &str, target: SocketAddr, error: &(dyn std::error::Error + 'static)) -> Response<Body> {
+fn upstream_error_page(
+    name: &str,
+    target: SocketAddr,
+    error: &(dyn std::error::Error + 'static),
+) -> Response<Body> {
     let mut chain = error.to_string();
     let mut source = error.source();
     let mut refused = false;
@@ -151,7 +188,11 @@ fn upstream_error_page(name: &str, target: SocketAddr, error: &(dyn std::error::
             escape(name)
         )
     } else {
-        format!("Could not reach workspace <code>{}</code> at {target}: {}", escape(name), escape(&chain))
+        format!(
+            "Could not reach workspace <code>{}</code> at {target}: {}",
+            escape(name),
+            escape(&chain)
+        )
     };
     page(StatusCode::BAD_GATEWAY, "Dev server not reachable", &text)
 }
@@ -190,7 +231,10 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
 }
 
 /// Adds `X-Forwarded-For`, `-Proto` and `-Host`, keeping what earlier hops set.
@@ -222,20 +266,39 @@ pub async fn handle(
     };
     let route = match table.routes.get(&name) {
         None => return Ok(refusal_page(&Refusal::Unknown(name), &table, local_port)),
-        Some(route) if !route.running => return Ok(refusal_page(&Refusal::Stopped(name), &table, local_port)),
+        Some(route) if !route.running => {
+            return Ok(refusal_page(&Refusal::Stopped(name), &table, local_port));
+        }
         Some(route) => route,
     };
     let Some(&target) = route.targets.get(&local_port) else {
-        return Ok(refusal_page(&Refusal::NoPort { name, port: local_port }, &table, local_port));
+        return Ok(refusal_page(
+            &Refusal::NoPort {
+                name,
+                port: local_port,
+            },
+            &table,
+            local_port,
+        ));
     };
 
     let upgrade = is_upgrade(req.headers());
     let upgrade_protocol = req.headers().get(header::UPGRADE).cloned();
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     let uri: Uri = match format!("http://{target}{path}").parse() {
         Ok(uri) => uri,
-        Err(_) => return Ok(page(StatusCode::BAD_REQUEST, "Bad request target", "The path could not be forwarded.")),
+        Err(_) => {
+            return Ok(page(
+                StatusCode::BAD_REQUEST,
+                "Bad request target",
+                "The path could not be forwarded.",
+            ));
+        }
     };
     *req.uri_mut() = uri;
     let headers = req.headers_mut();
@@ -250,7 +313,12 @@ pub async fn handle(
         Ok(response) => response,
         Err(error) => {
             // The container may have stopped while we connected.
-            let stopped = shared.table.borrow().routes.get(&name).is_some_and(|r| !r.running);
+            let stopped = shared
+                .table
+                .borrow()
+                .routes
+                .get(&name)
+                .is_some_and(|r| !r.running);
             if stopped {
                 return Ok(refusal_page(&Refusal::Stopped(name), &table, local_port));
             }
@@ -289,15 +357,42 @@ mod tests {
 
     #[test]
     fn only_single_label_localhost_names_are_routed() {
-        assert_eq!(name_of("/", Some("shop-feat.localhost:3000")), Ok("shop-feat".into()));
-        assert_eq!(name_of("/x?y", Some("Shop-Feat.LOCALHOST")), Ok("shop-feat".into()));
-        assert_eq!(name_of("/", Some("shop-feat.localhost.:3000")), Ok("shop-feat".into()));
-        assert_eq!(name_of("http://example.com/", Some("shop-feat.localhost")), Err(Refusal::AbsoluteForm));
-        assert_eq!(name_of("/", Some("169.254.169.254")), Err(Refusal::IpLiteral("169.254.169.254".into())));
-        assert_eq!(name_of("/", Some("[::1]:3000")), Err(Refusal::IpLiteral("::1".into())));
-        assert_eq!(name_of("/", Some("example.com")), Err(Refusal::NotLocalhost("example.com".into())));
-        assert_eq!(name_of("/", Some("a.b.localhost")), Err(Refusal::NotLocalhost("a.b.localhost".into())));
-        assert_eq!(name_of("/", Some("localhost:3000")), Err(Refusal::NotLocalhost("localhost".into())));
+        assert_eq!(
+            name_of("/", Some("shop-feat.localhost:3000")),
+            Ok("shop-feat".into())
+        );
+        assert_eq!(
+            name_of("/x?y", Some("Shop-Feat.LOCALHOST")),
+            Ok("shop-feat".into())
+        );
+        assert_eq!(
+            name_of("/", Some("shop-feat.localhost.:3000")),
+            Ok("shop-feat".into())
+        );
+        assert_eq!(
+            name_of("http://example.com/", Some("shop-feat.localhost")),
+            Err(Refusal::AbsoluteForm)
+        );
+        assert_eq!(
+            name_of("/", Some("169.254.169.254")),
+            Err(Refusal::IpLiteral("169.254.169.254".into()))
+        );
+        assert_eq!(
+            name_of("/", Some("[::1]:3000")),
+            Err(Refusal::IpLiteral("::1".into()))
+        );
+        assert_eq!(
+            name_of("/", Some("example.com")),
+            Err(Refusal::NotLocalhost("example.com".into()))
+        );
+        assert_eq!(
+            name_of("/", Some("a.b.localhost")),
+            Err(Refusal::NotLocalhost("a.b.localhost".into()))
+        );
+        assert_eq!(
+            name_of("/", Some("localhost:3000")),
+            Err(Refusal::NotLocalhost("localhost".into()))
+        );
         assert_eq!(name_of("/", None), Err(Refusal::NoHost));
     }
 
@@ -324,20 +419,30 @@ mod tests {
     #[test]
     fn forwarded_headers_append_to_earlier_hops() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("shop.localhost:3000"));
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_static("shop.localhost:3000"),
+        );
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         add_forwarded(&mut headers, "127.0.0.1:5555".parse().unwrap());
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "shop.localhost:3000");
-        assert_eq!(headers[header::HOST], "shop.localhost:3000", "Host passes through unchanged");
+        assert_eq!(
+            headers[header::HOST],
+            "shop.localhost:3000",
+            "Host passes through unchanged"
+        );
     }
 
     #[test]
     fn upgrades_are_recognised_in_a_connection_list() {
         let mut headers = HeaderMap::new();
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(is_upgrade(&headers));
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         assert!(!is_upgrade(&headers));

@@ -43,7 +43,10 @@ impl Options {
         Options {
             engine,
             owner,
-            addresses: vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
+            addresses: vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ],
         }
     }
 }
@@ -57,7 +60,9 @@ fn log(line: &str) {
 pub fn upstream_client() -> forward::Upstream {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(1)));
+    // A container on a local bridge answers a SYN in microseconds; a stopped
+    // one never does (its address is gone), so waiting long only delays the 502.
+    connector.set_connect_timeout(Some(Duration::from_millis(500)));
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(30))
@@ -79,7 +84,9 @@ pub fn load_table(engine: &Engine, owner: Option<&str>) -> Result<Table, EngineE
 
 /// Runs until Ctrl-C / SIGTERM.
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(options))
 }
 
@@ -120,7 +127,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         match tokio::task::spawn_blocking(move || load_table(&engine, owner.as_deref())).await? {
             Ok(table) => next = table,
             Err(error) => {
-                log(&format!("could not read containers (keeping the last routes): {error}"));
+                log(&format!(
+                    "could not read containers (keeping the last routes): {error}"
+                ));
                 next = (*current).clone();
             }
         }
@@ -166,13 +175,21 @@ fn log_changes(old: &Table, new: &Table) {
             continue;
         }
         if route.running {
-            let targets: Vec<String> = route.targets.iter().map(|(port, target)| format!(":{port} → {target}")).collect();
+            let targets: Vec<String> = route
+                .targets
+                .iter()
+                .map(|(port, target)| format!(":{port} → {target}"))
+                .collect();
             log(&format!("route {name}: {}", targets.join(", ")));
         } else {
             log(&format!("route {name}: stopped (answers 502)"));
         }
     }
-    for name in old.routes.keys().filter(|name| !new.routes.contains_key(*name)) {
+    for name in old
+        .routes
+        .keys()
+        .filter(|name| !new.routes.contains_key(*name))
+    {
         log(&format!("route {name}: removed"));
     }
 }
@@ -195,7 +212,12 @@ impl Listeners {
     }
 
     async fn sync(&mut self, ports: &[u16]) {
-        let closing: Vec<u16> = self.open.keys().copied().filter(|p| !ports.contains(p)).collect();
+        let closing: Vec<u16> = self
+            .open
+            .keys()
+            .copied()
+            .filter(|p| !ports.contains(p))
+            .collect();
         for port in closing {
             for task in self.open.remove(&port).unwrap_or_default() {
                 task.abort();
@@ -212,13 +234,22 @@ impl Listeners {
                 match TcpListener::bind(addr).await {
                     Ok(listener) => {
                         log(&format!("listening on http://{addr}"));
-                        tasks.push(tokio::spawn(accept_loop(listener, Arc::clone(&self.shared), port)));
+                        tasks.push(tokio::spawn(accept_loop(
+                            listener,
+                            Arc::clone(&self.shared),
+                            port,
+                        )));
                     }
                     // No IPv6 loopback on this host: IPv4 is enough.
-                    Err(_) if address.is_ipv6() && std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() => {}
+                    Err(_)
+                        if address.is_ipv6()
+                            && std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() => {}
                     Err(error) => {
-                        let holder = crate::verify::port_holder(port).unwrap_or_else(|| "another process".into());
-                        log(&format!("cannot listen on {addr}: {error} (held by {holder}); other ports keep working"));
+                        let holder = crate::verify::port_holder(port)
+                            .unwrap_or_else(|| "another process".into());
+                        log(&format!(
+                            "cannot listen on {addr}: {error} (held by {holder}); other ports keep working"
+                        ));
                     }
                 }
             }
@@ -229,11 +260,15 @@ impl Listeners {
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: u16) {
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| forward::handle(req, Arc::clone(&shared), peer, port));
+            let service = hyper::service::service_fn(move |req| {
+                forward::handle(req, Arc::clone(&shared), peer, port)
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 // Bounds a client that never finishes its headers; bodies and

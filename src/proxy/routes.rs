@@ -28,7 +28,9 @@ impl Table {
     pub fn from_containers(containers: &[Container]) -> Table {
         let mut routes = BTreeMap::new();
         for container in containers {
-            let Some(name) = container.labels.get(WORKSPACE_LABEL) else { continue };
+            let Some(name) = container.labels.get(WORKSPACE_LABEL) else {
+                continue;
+            };
             let ports = parse_ports(container.labels.get(PORTS_LABEL).map_or("", String::as_str));
             let mut targets = BTreeMap::new();
             if container.running {
@@ -36,7 +38,9 @@ impl Table {
                     let published = container
                         .published_port(port)
                         .map(|p| SocketAddr::from(([127, 0, 0, 1], p.host_port)));
-                    let by_ip = container.ipv4().map(|ip| SocketAddr::new(IpAddr::V4(ip), port));
+                    let by_ip = container
+                        .ipv4()
+                        .map(|ip| SocketAddr::new(IpAddr::V4(ip), port));
                     if let Some(target) = published.or(by_ip) {
                         targets.insert(port, target);
                     }
@@ -72,11 +76,18 @@ impl Table {
 /// `dual.ports` holds the ports space-separated (a comma would break
 /// docker's flattened label list in `ps`).
 pub fn parse_ports(text: &str) -> Vec<u16> {
-    text.split_whitespace().filter_map(|p| p.parse().ok()).filter(|p| *p > 0).collect()
+    text.split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| *p > 0)
+        .collect()
 }
 
 pub fn format_ports(ports: &[u16]) -> String {
-    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" ")
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -85,7 +96,12 @@ mod tests {
     use crate::engine::Labels;
     use crate::engine::model::PublishedPort;
 
-    fn container(name: &str, running: bool, ip: Option<[u8; 4]>, published: Option<u16>) -> Container {
+    fn container(
+        name: &str,
+        running: bool,
+        ip: Option<[u8; 4]>,
+        published: Option<u16>,
+    ) -> Container {
         Container {
             id: format!("id-{name}"),
             name: format!("dual-{name}"),
@@ -118,10 +134,22 @@ mod tests {
             container("shop-b", true, None, Some(40001)),
             container("shop-c", false, Some([172, 17, 0, 4]), None),
         ]);
-        assert_eq!(table.routes["shop-a"].targets[&3000], "172.17.0.2:3000".parse().unwrap());
-        assert_eq!(table.routes["shop-a"].targets[&5173], "172.17.0.2:5173".parse().unwrap());
-        assert_eq!(table.routes["shop-b"].targets[&3000], "127.0.0.1:40001".parse().unwrap());
-        assert!(!table.routes["shop-b"].targets.contains_key(&5173), "unpublished and no IP: no route");
+        assert_eq!(
+            table.routes["shop-a"].targets[&3000],
+            "172.17.0.2:3000".parse().unwrap()
+        );
+        assert_eq!(
+            table.routes["shop-a"].targets[&5173],
+            "172.17.0.2:5173".parse().unwrap()
+        );
+        assert_eq!(
+            table.routes["shop-b"].targets[&3000],
+            "127.0.0.1:40001".parse().unwrap()
+        );
+        assert!(
+            !table.routes["shop-b"].targets.contains_key(&5173),
+            "unpublished and no IP: no route"
+        );
         assert!(!table.routes["shop-c"].running && table.routes["shop-c"].targets.is_empty());
         assert_eq!(table.live_ports(), [3000, 5173]);
     }

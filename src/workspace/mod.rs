@@ -183,7 +183,10 @@ pub fn container_spec(
 ) -> RunSpec {
     let mut spec = RunSpec::new(workspace.container_name(), config.image.clone());
     spec.labels = labels(workspace);
-    spec.labels.insert(PORTS_LABEL.to_owned(), crate::proxy::routes::format_ports(&config.ports));
+    spec.labels.insert(
+        PORTS_LABEL.to_owned(),
+        crate::proxy::routes::format_ports(&config.ports),
+    );
     spec.hostname = Some(workspace.name());
     spec.workdir = Some(workspace.path.clone());
     spec.user = Some(ids);

@@ -7,6 +7,7 @@
 mod engine;
 mod errors;
 mod parse;
+mod proxy;
 mod support;
 mod verify;
 mod workspaces;

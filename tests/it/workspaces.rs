@@ -396,7 +396,7 @@ fn run_behaves_as_the_command_would_on_the_host() {
     });
 }
 
-fn env_of(env: &TestEnv) -> Vec<(String, String)> {
+pub fn env_of(env: &TestEnv) -> Vec<(String, String)> {
     let mut vars = vec![
         (
             "DUAL_HOME".to_owned(),

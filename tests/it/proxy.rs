@@ -1,0 +1,444 @@
+//! The reverse proxy end to end: real workspaces running `dual test-server`
+//! in real containers, a real `dual proxy`, and a real HTTP client.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{dual_path, each_engine, ensure_test_image};
+use crate::workspaces::TestEnv;
+
+/// A workspace config whose `setup` starts the test server on `port`.
+fn serving_config(image: &str, port: u16) -> String {
+    format!(
+        "image = \"{image}\"\nports = [{port}]\nsetup = \"dual test-server --name $(hostname) --port {port} >/tmp/server.log 2>&1 &\"\n"
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `dual proxy` in the foreground for one installation; stopped on drop.
+struct Proxy(Child);
+
+impl Proxy {
+    fn start(env: &TestEnv, port: u16) -> Proxy {
+        let child = Command::new(dual_path())
+            .envs(crate::workspaces::env_of(env))
+            .args(["--engine", env.kind.unwrap().program(), "proxy"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the proxy never listened on :{port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Proxy(child)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+struct Client(SendRequest<Full<Bytes>>);
+
+impl Client {
+    async fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        Client(sender)
+    }
+
+    async fn send(
+        &mut self,
+        method: &str,
+        host: &str,
+        target: &str,
+        body: &str,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let request = Request::builder()
+            .method(method)
+            .uri(target)
+            .header("host", host)
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        self.0.ready().await.map_err(|e| e.to_string())?;
+        let response = self
+            .0
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    }
+
+    async fn get(&mut self, host: &str, target: &str) -> (StatusCode, String) {
+        let (status, body) = self.send("GET", host, target, "").await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Waits until `host` answers 200 with `want` through the proxy.
+async fn routable_within(port: u16, host: &str, want: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        // The listener itself may still be opening: a refused connection is a retry.
+        let answer = match TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(_) => Some(Client::connect(port).await.get(host, "/").await),
+            Err(_) => None,
+        };
+        if let Some((StatusCode::OK, body)) = &answer
+            && body == want
+        {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{host} not routable within {within:?}: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn fifteen_workspaces_on_3000_and_ten_thousand_mixed_requests() {
+    each_engine("proxy_fifteen", |kind| {
+        let _heavy = crate::support::heavy();
+        let env = TestEnv::new(Some(kind), &serving_config(ensure_test_image(kind), 3000));
+        let branches: Vec<String> = (0..15).map(|i| format!("p{i:02}")).collect();
+        for branch in &branches {
+            env.ok(&["create", branch]);
+        }
+        dual::parallel::map(&branches, 4, |branch| env.ok(&["launch", branch]));
+        let _proxy = Proxy::start(&env, 3000);
+        let hosts: Vec<String> = branches
+            .iter()
+            .map(|b| format!("{}.localhost:3000", env.name(b)))
+            .collect();
+        runtime().block_on(async {
+            for (branch, host) in branches.iter().zip(&hosts) {
+                routable_within(3000, host, &env.name(branch), Duration::from_secs(10)).await;
+            }
+            // 10,000 requests over 32 keep-alive connections: plain GETs,
+            // echoed POSTs and 64 KiB streamed bodies, across all fifteen.
+            let mut tasks = Vec::new();
+            for worker in 0..32usize {
+                let hosts = hosts.clone();
+                let names: Vec<String> = branches.iter().map(|b| env.name(b)).collect();
+                tasks.push(tokio::spawn(async move {
+                    let mut client = Client::connect(3000).await;
+                    let mut errors = Vec::new();
+                    for i in 0..313usize {
+                        let n = (worker * 313 + i) % hosts.len();
+                        let host = &hosts[n];
+                        let result =
+                            match i % 3 {
+                                0 => client
+                                    .send("GET", host, "/", "")
+                                    .await
+                                    .map(|(s, b)| (s, b == names[n].as_bytes())),
+                                1 => client.send("POST", host, "/echo", "payload").await.map(
+                                    |(s, b)| {
+                                        (
+                                            s,
+                                            String::from_utf8_lossy(&b)
+                                                .contains(&format!("\"host\":\"{host}\"")),
+                                        )
+                                    },
+                                ),
+                                _ => client
+                                    .send("GET", host, "/big?bytes=65536", "")
+                                    .await
+                                    .map(|(s, b)| (s, b.len() == 65536)),
+                            };
+                        match result {
+                            Ok((StatusCode::OK, true)) => {}
+                            other => errors.push(format!("{host} #{i}: {other:?}")),
+                        }
+                    }
+                    errors
+                }));
+            }
+            let mut errors = Vec::new();
+            for task in tasks {
+                errors.extend(task.await.unwrap());
+            }
+            assert!(
+                errors.is_empty(),
+                "{kind}: {} errors of 10016, first: {:?}",
+                errors.len(),
+                errors.first()
+            );
+        });
+    });
+}
+
+#[test]
+fn sse_websocket_and_live_routes() {
+    each_engine("proxy_streams", |kind| {
+        let port = free_port();
+        let env = TestEnv::new(Some(kind), &serving_config(ensure_test_image(kind), port));
+        env.ok(&["create", "live/one"]);
+        env.ok(&["launch", "live/one"]);
+        let proxy = Proxy::start(&env, port);
+        let host = format!("{}.localhost:{port}", env.name("live/one"));
+        runtime().block_on(async {
+            routable_within(port, &host, &env.name("live/one"), Duration::from_secs(10)).await;
+
+            // SSE: each event reaches the client as it is sent, the stream stays open.
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream
+                .write_all(
+                    format!("GET /sse?interval=700&count=3 HTTP/1.1\r\nHost: {host}\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await
+                .unwrap();
+            let mut seen = String::new();
+            let mut buf = [0u8; 4096];
+            let mut lags = Vec::new();
+            while lags.len() < 2 {
+                let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(n > 0, "the stream closed early: {seen}");
+                let received = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis();
+                seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                while let Some(at) = seen.find("data: ") {
+                    let line: String = seen[at + 6..].lines().next().unwrap_or("").to_owned();
+                    let sent: u128 = line
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(0);
+                    if !line.ends_with(char::is_numeric) || !seen[at..].contains('\n') {
+                        break;
+                    }
+                    lags.push(received.saturating_sub(sent));
+                    seen = seen[at + 6..].to_owned();
+                }
+            }
+            assert!(
+                lags.iter().all(|lag| *lag < 100),
+                "{kind}: SSE events arrived {lags:?} ms after being sent"
+            );
+
+            // WebSocket: messages echo through the proxy both ways.
+            let socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let (mut ws, response) =
+                tokio_tungstenite::client_async(format!("ws://{host}/ws"), socket)
+                    .await
+                    .unwrap();
+            assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+            for text in ["hello", "through the proxy", &"x".repeat(100_000)] {
+                ws.send(Message::text(text)).await.unwrap();
+                let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(echoed.into_text().unwrap().as_str(), text);
+            }
+            ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+            let echoed = ws.next().await.unwrap().unwrap();
+            assert_eq!(echoed.into_data().as_ref(), [1u8, 2, 3]);
+
+            // Live routes: a workspace launched after the proxy is routable
+            // within 2 s; stopped, it answers 502 within 2 s; restarted, routable again.
+            env.ok(&["create", "live/two"]);
+            env.ok(&["launch", "live/two"]);
+            let second = format!("{}.localhost:{port}", env.name("live/two"));
+            let took =
+                routable_within(port, &second, &env.name("live/two"), Duration::from_secs(2)).await;
+            eprintln!("{kind}: routable {took:?} after launch returned");
+            env.ok(&["stop", "live/two"]);
+            let stopped_at = Instant::now();
+            loop {
+                let (status, body) = Client::connect(port).await.get(&second, "/").await;
+                if status == StatusCode::BAD_GATEWAY {
+                    assert!(
+                        body.contains(&format!("dual launch {}", env.name("live/two"))),
+                        "{body}"
+                    );
+                    break;
+                }
+                assert!(
+                    stopped_at.elapsed() < Duration::from_secs(2),
+                    "{kind}: still {status} 2 s after stop"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            eprintln!("{kind}: 502 {:?} after stop returned", stopped_at.elapsed());
+            let container = format!("dual-{}", env.name("live/two"));
+            assert!(env.engine(&["start", &container]).status.success());
+            assert!(
+                env.run_in(
+                    "live/two",
+                    "",
+                    &[
+                        "sh",
+                        "-c",
+                        &format!(
+                            "dual test-server --name $(hostname) --port {port} >/dev/null 2>&1 &"
+                        )
+                    ]
+                )
+                .status
+                .success()
+            );
+            routable_within(port, &second, &env.name("live/two"), Duration::from_secs(2)).await;
+        });
+        drop(proxy);
+    });
+}
+
+#[test]
+fn the_proxy_refuses_what_is_not_a_dual_workspace() {
+    each_engine("proxy_refusals", |kind| {
+        let port = free_port();
+        let env = TestEnv::new(Some(kind), &serving_config(ensure_test_image(kind), port));
+        env.ok(&["create", "only"]);
+        env.ok(&["launch", "only"]);
+        // A container that is not dual's, named like a workspace.
+        let stranger = format!("{}-stranger", env.repo);
+        assert!(
+            env.engine(&[
+                "run",
+                "-d",
+                "--name",
+                &stranger,
+                "--label",
+                &format!("dual.repo={}", env.repo),
+                "dual-test:latest",
+                "sleep",
+                "600"
+            ])
+            .status
+            .success()
+        );
+        let _proxy = Proxy::start(&env, port);
+        let host = format!("{}.localhost:{port}", env.name("only"));
+        runtime().block_on(async {
+            routable_within(port, &host, &env.name("only"), Duration::from_secs(10)).await;
+            let mut client = Client::connect(port).await;
+            let (status, body) = client.get(&format!("nosuch.localhost:{port}"), "/").await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            assert!(
+                body.contains(&env.name("only")),
+                "the 404 lists live workspaces: {body}"
+            );
+            let (status, _) = client.get("169.254.169.254", "/").await;
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            let (status, _) = client.get("example.com", "/").await;
+            assert_eq!(status, StatusCode::FORBIDDEN);
+            let (status, body) = client
+                .get(&format!("{stranger}.localhost:{port}"), "/")
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "a container without dual's labels is never a route: {body}"
+            );
+        });
+        // Absolute-form, as a client configured to use a forward proxy sends it.
+        use std::io::{Read, Write};
+        let mut raw = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        raw.write_all(
+            b"GET http://example.com/ HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        raw.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("Not a forward proxy"), "{answer}");
+        let second = Command::new(dual_path())
+            .envs(crate::workspaces::env_of(&env))
+            .args(["--engine", kind.program(), "proxy"])
+            .output()
+            .unwrap();
+        assert_eq!(second.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&second.stderr).contains("a dual proxy is already running")
+        );
+    });
+}
+
+#[test]
+fn background_proxy_start_status_stop() {
+    each_engine("proxy_background", |kind| {
+        let port = free_port();
+        let env = TestEnv::new(Some(kind), &serving_config(ensure_test_image(kind), port));
+        env.ok(&["create", "bg"]);
+        env.ok(&["launch", "bg"]);
+        let status = env.run(&["proxy", "status"]);
+        assert_eq!(status.status.code(), Some(3), "not running yet");
+        let started = env.ok(&["--engine", kind.program(), "proxy", "start"]);
+        assert!(started.contains("proxy running (pid"), "{started}");
+        assert!(env.ok(&["proxy", "status"]).contains("proxy running"));
+        let host = format!("{}.localhost:{port}", env.name("bg"));
+        runtime().block_on(routable_within(
+            port,
+            &host,
+            &env.name("bg"),
+            Duration::from_secs(10),
+        ));
+        let again = env.ok(&["--engine", kind.program(), "proxy", "start"]);
+        assert_eq!(again, started, "a second start finds the first");
+        assert!(env.ok(&["proxy", "stop"]).contains("proxy stopped"));
+        assert_eq!(env.run(&["proxy", "status"]).status.code(), Some(3));
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the listener is gone"
+        );
+        let urls: serde_json::Value = serde_json::from_str(&env.ok(&["urls", "--json"])).unwrap();
+        assert_eq!(
+            urls[env.name("bg")][0],
+            format!("http://{}.localhost:{port}", env.name("bg"))
+        );
+    });
+}
