@@ -140,7 +140,7 @@ pub fn judge_host_to_container(samples: &[Sample]) -> Check {
             NAME,
             port_ok,
             format!(
-                "the host reached all {by_ip} containers by IP; a port published on 127.0.0.1 {port_text} its container"
+                "the host reached all {by_ip} containers by IP (the proxy routes to container IPs); a port published on 127.0.0.1 {port_text} its container"
             ),
             "publishing on 127.0.0.1 failed: check the engine's port forwarding (docker-proxy / rootlessport)",
         );
@@ -157,7 +157,7 @@ pub fn judge_host_to_container(samples: &[Sample]) -> Check {
         return Check::warn(
             NAME,
             format!("{by_ip_text}, but a port published on 127.0.0.1 reached its container"),
-            "container IPs are not routable from this host (rootless engine, Docker Desktop or a remote engine): dual will publish workspace ports on 127.0.0.1 and route there",
+            "nothing to fix: container IPs are not routable from this host (rootless engine, Docker Desktop or a remote engine), so dual publishes workspace ports on 127.0.0.1 and the proxy routes there",
         );
     }
     Check::fail(

@@ -1,6 +1,8 @@
 //! The probe image, built on the host without a registry: `FROM scratch` plus a
 //! statically linked busybox (Debian's `busybox-static`), which gives the
-//! probes `sh`, `httpd`, `wget`, `readlink` and `timeout`.
+//! probes `sh`, `httpd`, `wget`, `readlink` and `timeout`, plus dual's own
+//! binary and its shared libraries, whose `dual test-server` the proxy check
+//! talks to.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,12 +10,23 @@ use std::time::Instant;
 use crate::engine::{Engine, EngineError, Labels};
 
 /// Bump when the recipe below changes, so old images are not reused.
-pub const PROBE_IMAGE: &str = "dual-probe:2";
+const RECIPE: &str = "3";
 
 const DOCKERFILE: &str = "FROM scratch\n\
 COPY busybox /bin/busybox\n\
 RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n\
-RUN [\"/bin/busybox\", \"mkdir\", \"-p\", \"/tmp\"]\n";
+RUN [\"/bin/busybox\", \"mkdir\", \"-p\", \"/tmp\"]\n\
+COPY rootfs/ /\n";
+
+/// The image for this dual binary: a new build of dual gets a new image.
+pub fn probe_image() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let stamp = std::fs::metadata(&exe)
+        .map(|m| format!("{}-{:?}", m.len(), m.modified().ok()))
+        .unwrap_or_default();
+    let id = crate::workspace::names::short_hash(&format!("{}{stamp}", exe.display()));
+    format!("dual-probe:{RECIPE}-{id}")
+}
 
 pub struct ImageOutcome {
     pub image: String,
@@ -42,7 +55,7 @@ pub enum ImageError {
     NotStatic(PathBuf),
     #[error("could not prepare the build directory")]
     Io(#[from] std::io::Error),
-    #[error("building {PROBE_IMAGE} failed")]
+    #[error("building the probe image failed")]
     Engine(#[from] EngineError),
 }
 
@@ -61,9 +74,10 @@ impl ImageError {
 }
 
 pub fn ensure_probe_image(engine: &Engine) -> Result<ImageOutcome, ImageError> {
-    if engine.image_exists(PROBE_IMAGE)? {
+    let image = probe_image();
+    if engine.image_exists(&image)? {
         return Ok(ImageOutcome {
-            image: PROBE_IMAGE.into(),
+            image,
             built_in: None,
         });
     }
@@ -74,14 +88,43 @@ pub fn ensure_probe_image(engine: &Engine) -> Result<ImageOutcome, ImageError> {
         .tempdir()?;
     std::fs::copy(&busybox, context.path().join("busybox"))?;
     std::fs::write(context.path().join("Dockerfile"), DOCKERFILE)?;
+    copy_self_with_libraries(&context.path().join("rootfs"))?;
     // Not `dual.managed`: an image's labels pass to every container made from
     // it, and dual must not mistake someone else's container for its own.
     let labels = Labels::from([("dual.image".to_owned(), "probe".to_owned())]);
-    engine.build(PROBE_IMAGE, context.path(), &labels)?;
+    engine.build(&image, context.path(), &labels)?;
     Ok(ImageOutcome {
-        image: PROBE_IMAGE.into(),
+        image,
         built_in: Some(started.elapsed()),
     })
+}
+
+/// dual's binary at /usr/local/bin/dual, and the loader and libraries `ldd`
+/// names at their own paths: enough for `dual test-server` in an empty image.
+fn copy_self_with_libraries(rootfs: &Path) -> Result<(), ImageError> {
+    let exe = std::env::current_exe()?;
+    std::fs::create_dir_all(rootfs.join("usr/local/bin"))?;
+    std::fs::copy(&exe, rootfs.join("usr/local/bin/dual"))?;
+    let output = crate::process::Cmd::new("ldd", [exe.as_os_str()])
+        .timeout(std::time::Duration::from_secs(10))
+        .run()
+        .map_err(|error| std::io::Error::other(error.to_string()))?;
+    for library in library_paths(&output.stdout) {
+        let target = rootfs.join(library.strip_prefix("/").unwrap_or(&library));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(&library, &target)?;
+    }
+    Ok(())
+}
+
+/// The absolute paths in `ldd` output (`libc.so.6 => /lib/…/libc.so.6 (0x…)`).
+fn library_paths(ldd: &str) -> Vec<PathBuf> {
+    ldd.split_whitespace()
+        .filter(|word| word.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
 }
 
 fn find_busybox() -> Result<PathBuf, ImageError> {
@@ -128,6 +171,18 @@ fn elf_has_interpreter(bytes: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ldd_output_gives_the_libraries_and_the_loader() {
+        let ldd = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        assert_eq!(
+            super::library_paths(ldd),
+            [
+                std::path::PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+                std::path::PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
+    }
+
     #[test]
     fn a_dynamic_binary_is_told_from_a_static_one() {
         // The test binary itself is dynamically linked against glibc.

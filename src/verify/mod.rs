@@ -8,6 +8,7 @@ mod host;
 pub mod http;
 pub mod image;
 pub mod probes;
+mod proxy_check;
 pub mod render;
 
 use std::time::Instant;
@@ -161,17 +162,7 @@ pub fn run(options: &Options) -> Result<Report, Interrupted> {
                 Err(removed) => return Err(Interrupted { removed }),
             }
         }
-        None => {
-            for name in [
-                "image",
-                "container",
-                "isolation",
-                "localhost",
-                "reachability",
-            ] {
-                checks.push(Check::skip(name, "needs a reachable engine"));
-            }
-        }
+        None => skip_container_checks(&mut checks, None, "needs a reachable engine"),
     }
     checks.extend(host::checks(&options.ports));
 
@@ -262,6 +253,30 @@ fn engine_checks(
     Some(engine)
 }
 
+/// The checks that need containers, in the order they run (quick mode).
+const CONTAINER_CHECKS: [&str; 8] = [
+    "image",
+    "container",
+    "isolation",
+    "localhost",
+    "reachability",
+    "proxy-http",
+    "proxy-sse",
+    "proxy-websocket",
+];
+
+/// Skips the container checks after `failed` (all of them for `None`).
+fn skip_container_checks(checks: &mut Vec<Check>, failed: Option<&str>, reason: &str) {
+    let start = failed
+        .and_then(|name| CONTAINER_CHECKS.iter().position(|c| *c == name))
+        .map_or(0, |i| i + 1);
+    checks.extend(
+        CONTAINER_CHECKS[start..]
+            .iter()
+            .map(|name| Check::skip(name, reason)),
+    );
+}
+
 /// Records the failed engine-level check and skips the ones after it.
 fn fail_engine_check(checks: &mut Vec<Check>, failed: Check, skip_reason: &str) -> Option<Engine> {
     let after: Vec<&str> = ["engine", "daemon", "mode"]
@@ -292,9 +307,7 @@ fn container_checks(
             }
             Err(error) => {
                 checks.push(Check::fail("image", error_chain(&error), error.fix()));
-                for name in ["container", "isolation", "localhost", "reachability"] {
-                    checks.push(Check::skip(name, "needs the probe image"));
-                }
+                skip_container_checks(checks, Some("image"), "needs the probe image");
                 return Ok(None);
             }
         };
@@ -303,9 +316,11 @@ fn container_checks(
         let lifecycle_ok = lifecycle.status == Status::Pass;
         checks.push(lifecycle);
         if !lifecycle_ok {
-            for name in ["isolation", "localhost", "reachability"] {
-                checks.push(Check::skip(name, "needs a working container lifecycle"));
-            }
+            skip_container_checks(
+                checks,
+                Some("container"),
+                "needs a working container lifecycle",
+            );
             return Ok(None);
         }
         let count = if options.probes {
@@ -314,14 +329,16 @@ fn container_checks(
             QUICK_COUNT
         };
         let outcome = suite.isolation(count)?;
-        if options.probes {
+        let figures = if options.probes {
             checks.extend(outcome.claims);
             checks.extend(suite.failure_modes()?);
-            Ok(outcome.figures)
+            outcome.figures
         } else {
             checks.extend(outcome.summary());
-            Ok(None)
-        }
+            None
+        };
+        checks.extend(suite.proxy());
+        Ok(figures)
     })();
     let removed = run.cleanup();
     // An interrupted engine call shows up as a failed check; the run as a

@@ -377,6 +377,45 @@ impl<'a> Suite<'a> {
         (!figures.is_empty()).then_some(figures)
     }
 
+    /// HTTP, SSE and WebSocket through dual's proxy code to a probe
+    /// container running dual's test server.
+    pub fn proxy(&self) -> Vec<Check> {
+        let mut spec = self.spec(
+            "proxy",
+            vec![
+                "dual".into(),
+                "test-server".into(),
+                "--name".into(),
+                self.run.container_name("proxy"),
+            ],
+        );
+        spec.publish.push(Publish::loopback(0, PORT));
+        let target = (|| -> Result<Option<SocketAddr>, EngineError> {
+            let id = self.engine.run_detached(&spec)?;
+            let container = self.engine.inspect_one(&id)?;
+            let by_ip = container.ipv4().map(|ip| SocketAddr::from((ip, PORT)));
+            let published = container
+                .published_port(PORT)
+                .map(|p| SocketAddr::from(([127, 0, 0, 1], p.host_port)));
+            // Where the host reaches the container, as the real proxy would.
+            for addr in by_ip.into_iter().chain(published) {
+                if http::get_ok_within(addr, Duration::from_secs(5)).is_ok() {
+                    return Ok(Some(addr));
+                }
+            }
+            Ok(None)
+        })();
+        match target {
+            Ok(Some(addr)) => super::proxy_check::check(addr, &self.run.container_name("proxy")),
+            Ok(None) => vec![Check::fail(
+                "proxy-http",
+                "the probe's test server never answered, by IP or by published port",
+                "run `dual -v verify` and check the container's networking",
+            )],
+            Err(error) => vec![Check::from_error("proxy-http", &error)],
+        }
+    }
+
     /// The seed's failure modes: each must fail the way the research says.
     pub fn failure_modes(&self) -> Result<Vec<Check>, Stopped> {
         let checks = vec![
