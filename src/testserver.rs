@@ -148,7 +148,9 @@ fn sse(req: &Request<Incoming>) -> Response<Body> {
             {
                 return;
             }
-            tokio::time::sleep(interval).await;
+            if n + 1 < count {
+                tokio::time::sleep(interval).await;
+            }
         }
     });
     let stream = tokio_stream(receiver);

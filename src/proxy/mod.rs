@@ -15,9 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -55,21 +53,6 @@ fn log(line: &str) {
     eprintln!("dual proxy: {line}");
 }
 
-/// The upstream client: one pool shared by every listener. Without
-/// `pool_timer` the idle timeout silently does nothing (hyper-util #186).
-pub fn upstream_client() -> forward::Upstream {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    // A container on a local bridge answers a SYN in microseconds; a stopped
-    // one never does (its address is gone), so waiting long only delays the 502.
-    connector.set_connect_timeout(Some(Duration::from_millis(500)));
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(512)
-        .build(connector)
-}
-
 /// Reads the engine's view of dual's workspace containers: one `ps`, one `inspect`.
 pub fn load_table(engine: &Engine, owner: Option<&str>) -> Result<Table, EngineError> {
     let mut filters = vec![MANAGED_FILTER, (KIND, KIND_WORKSPACE)];
@@ -98,13 +81,14 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || load_table(&engine, owner.as_deref())).await??
     };
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
-    let shared = Arc::new(Shared {
-        table: table_rx,
-        client: upstream_client(),
-    });
+    let shared = Arc::new(Shared { table: table_rx });
     let kick = Arc::new(Notify::new());
     watch_events(engine.clone(), owner.clone(), Arc::clone(&kick));
-    let mut listeners = Listeners::new(options.addresses.clone(), Arc::clone(&shared));
+    let mut listeners = Listeners::new(
+        options.addresses.clone(),
+        Arc::clone(&shared),
+        Workers::start()?,
+    );
     let mut current = Arc::new(Table::default());
     let mut next = first;
     log(&format!("watching {} for dual's workspaces", engine.kind()));
@@ -194,19 +178,78 @@ fn log_changes(old: &Table, new: &Table) {
     }
 }
 
-/// One accept loop per (address, port); opened and closed as workspaces
-/// declaring the port start and stop.
+/// The proxy's worker threads (DUAL_PROXY_WORKERS, default half the cores):
+/// single-threaded runtimes, each with its own SO_REUSEPORT listener on every
+/// port, as nginx runs its workers. A connection and its upstream connection stay on one thread,
+/// with no cross-thread wakeups (measured: see research/bench-proxy.md).
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+}
+
+impl Workers {
+    fn start() -> std::io::Result<Workers> {
+        let count = std::env::var("DUAL_PROXY_WORKERS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .filter(|n| *n > 0)
+            // Half the cores: the proxy shares the machine with the dev servers
+            // it fronts (and the browser); on 2 cores one worker measured
+            // faster than two (research/bench-proxy.md).
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+            });
+        let mut handles = Vec::with_capacity(count);
+        for index in 0..count {
+            let (sender, receiver) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name(format!("dual-proxy-{index}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match runtime {
+                        Ok(runtime) => {
+                            let _ = sender.send(Ok(runtime.handle().clone()));
+                            runtime.block_on(std::future::pending::<()>());
+                        }
+                        Err(error) => {
+                            let _ = sender.send(Err(error));
+                        }
+                    }
+                })?;
+            handles.push(receiver.recv().map_err(std::io::Error::other)??);
+        }
+        Ok(Workers { handles })
+    }
+}
+
+fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// The accept loops per port, on every worker; opened and closed as
+/// workspaces declaring the port start and stop.
 struct Listeners {
     addresses: Vec<IpAddr>,
     shared: Arc<Shared>,
+    workers: Workers,
     open: HashMap<u16, Vec<JoinHandle<()>>>,
 }
 
 impl Listeners {
-    fn new(addresses: Vec<IpAddr>, shared: Arc<Shared>) -> Self {
+    fn new(addresses: Vec<IpAddr>, shared: Arc<Shared>, workers: Workers) -> Self {
         Listeners {
             addresses,
             shared,
+            workers,
             open: HashMap::new(),
         }
     }
@@ -231,27 +274,39 @@ impl Listeners {
             let mut tasks = Vec::new();
             for &address in &self.addresses {
                 let addr = SocketAddr::new(address, port);
-                match TcpListener::bind(addr).await {
-                    Ok(listener) => {
-                        log(&format!("listening on http://{addr}"));
-                        tasks.push(tokio::spawn(accept_loop(
-                            listener,
-                            Arc::clone(&self.shared),
-                            port,
-                        )));
-                    }
-                    // No IPv6 loopback on this host: IPv4 is enough.
-                    Err(_)
-                        if address.is_ipv6()
-                            && std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() => {}
-                    Err(error) => {
+                // Bind once here first: a port someone else holds fails now,
+                // with a message, instead of on every worker.
+                if let Err(error) = std::net::TcpListener::bind(addr) {
+                    let no_ipv6 = address.is_ipv6()
+                        && std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err();
+                    if !no_ipv6 {
                         let holder = crate::verify::port_holder(port)
                             .unwrap_or_else(|| "another process".into());
                         log(&format!(
                             "cannot listen on {addr}: {error} (held by {holder}); other ports keep working"
                         ));
                     }
+                    continue;
                 }
+                for worker in &self.workers.handles {
+                    let shared = Arc::clone(&self.shared);
+                    let (sender, receiver) = tokio::sync::oneshot::channel();
+                    tasks.push(worker.spawn(async move {
+                        match bind_shared(addr) {
+                            Ok(listener) => {
+                                let _ = sender.send(None);
+                                accept_loop(listener, shared, port).await;
+                            }
+                            Err(error) => {
+                                let _ = sender.send(Some(error));
+                            }
+                        }
+                    }));
+                    if let Ok(Some(error)) = receiver.await {
+                        log(&format!("cannot listen on {addr}: {error}"));
+                    }
+                }
+                log(&format!("listening on http://{addr}"));
             }
             self.open.insert(port, tasks);
         }
@@ -266,8 +321,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: u16) {
         let _ = stream.set_nodelay(true);
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
+            let slot = Arc::new(forward::UpstreamSlot::default());
             let service = hyper::service::service_fn(move |req| {
-                forward::handle(req, Arc::clone(&shared), peer, port)
+                forward::handle(req, Arc::clone(&shared), Arc::clone(&slot), peer, port)
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -287,10 +343,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: u16) {
 pub async fn serve_fixed(listener: TcpListener, table: Table, stop: Arc<Notify>) {
     let port = listener.local_addr().map_or(0, |a| a.port());
     let (_tx, rx) = watch::channel(Arc::new(table));
-    let shared = Arc::new(Shared {
-        table: rx,
-        client: upstream_client(),
-    });
+    let shared = Arc::new(Shared { table: rx });
     tokio::select! {
         () = accept_loop(listener, shared, port) => {}
         () = stop.notified() => {}

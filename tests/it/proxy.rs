@@ -23,12 +23,20 @@ fn serving_config(image: &str, port: u16) -> String {
     )
 }
 
+/// A free port below the ephemeral range, where the engines pick the host
+/// ports they publish (which would race with ours).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let seed = (std::process::id() % 500) as u16 * 17;
+    loop {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let port = 20_000 + (seed + offset * 7) % 10_000;
+        let v4 = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        let no_ipv6 = std::net::TcpListener::bind(("::1", 0)).is_err();
+        if v4 && (no_ipv6 || std::net::TcpListener::bind(("::1", port)).is_ok()) {
+            return port;
+        }
+    }
 }
 
 /// `dual proxy` in the foreground for one installation; stopped on drop.
@@ -36,18 +44,20 @@ struct Proxy(Child);
 
 impl Proxy {
     fn start(env: &TestEnv, port: u16) -> Proxy {
+        let log = env.dir.path().join("proxy-test.log");
         let child = Command::new(dual_path())
             .envs(crate::workspaces::env_of(env))
             .args(["--engine", env.kind.unwrap().program(), "proxy"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,
-                "the proxy never listened on :{port}"
+                "the proxy never listened on :{port}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
