@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -18,7 +18,9 @@ use tokio::net::TcpStream;
 
 use super::routes::Table;
 
-pub type Body = BoxBody<Bytes, hyper::Error>;
+/// The upstream's body as it comes, or a page of dual's own: an enum rather
+/// than a boxed body, so forwarding allocates no box per response.
+pub type Body = Either<Incoming, Full<Bytes>>;
 
 /// What every request handler shares.
 pub struct Shared {
@@ -150,11 +152,7 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
         title = escape(title),
         text = text
     );
-    let mut response = Response::new(
-        Full::new(Bytes::from(html))
-            .map_err(|e: Infallible| match e {})
-            .boxed(),
-    );
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(html))));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -395,10 +393,10 @@ pub async fn handle(
                 }
             });
         }
-        return Ok(response.map(BodyExt::boxed));
+        return Ok(response.map(Either::Left));
     }
     strip_hop_by_hop(response.headers_mut());
-    Ok(response.map(BodyExt::boxed))
+    Ok(response.map(Either::Left))
 }
 
 #[cfg(test)]

@@ -331,6 +331,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: u16) {
                 // streams (SSE) have no overall timeout.
                 .header_read_timeout(Duration::from_secs(30))
                 .keep_alive(true)
+                // The dev server's own Date passes through; none to add.
+                .auto_date_header(false)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await;
