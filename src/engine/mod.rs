@@ -230,7 +230,13 @@ impl Engine {
             EngineKind::Podman => "json".into(),
         });
         let output = self.run(&self.cmd(args))?;
-        self.parse(model::parse_ps(self.kind, &output.stdout))
+        let listed = self.parse(model::parse_ps(self.kind, &output.stdout))?;
+        // The engine filtered already; checking again costs nothing and does
+        // not depend on how each engine combines several filters.
+        Ok(listed
+            .into_iter()
+            .filter(|c| has_labels(&c.labels, labels))
+            .collect())
     }
 
     /// Inspects containers by id or name; ones that no longer exist are left
@@ -331,30 +337,39 @@ impl Engine {
 
     /// Creates a labelled named volume; an existing one is kept as it is.
     pub fn volume_create(&self, name: &str, labels: &Labels) -> Result<(), EngineError> {
-        if self
-            .volume_names(&[])?
-            .iter()
-            .any(|existing| existing == name)
-        {
-            return Ok(());
-        }
         let mut args: Vec<String> = vec!["volume".into(), "create".into()];
         for (key, value) in labels {
             args.push(format!("--label={key}={value}"));
         }
         args.push(name.into());
-        self.run(&self.cmd(args)).map(drop)
+        let cmd = self.cmd(args);
+        let output = cmd.output().map_err(|error| self.classify(error))?;
+        // Docker answers an existing name with success, podman with an error.
+        if output.success() || output.stderr.contains("already exists") {
+            Ok(())
+        } else {
+            Err(self.classify(cmd.failed(&output)))
+        }
     }
 
-    /// Names of the volumes carrying all the given labels.
+    /// Names of the volumes carrying all the given labels. Podman 4.3 ORs
+    /// several label filters on `volume ls`, so the engine filters on the
+    /// first and dual checks all of them itself.
     pub fn volume_names(&self, labels: &[(&str, &str)]) -> Result<Vec<String>, EngineError> {
-        let mut args: Vec<String> = vec!["volume".into(), "ls".into(), "--quiet".into()];
-        for (key, value) in labels {
+        let mut args: Vec<String> = vec!["volume".into(), "ls".into()];
+        if let Some((key, value)) = labels.first() {
             args.push("--filter".into());
             args.push(format!("label={key}={value}"));
         }
+        args.push("--format".into());
+        args.push(self.json_format().into());
         let output = self.run(&self.cmd(args))?;
-        Ok(output.stdout.lines().map(str::to_owned).collect())
+        let volumes = self.parse(model::parse_volumes(self.kind, &output.stdout))?;
+        Ok(volumes
+            .into_iter()
+            .filter(|v| has_labels(&v.labels, labels))
+            .map(|v| v.name)
+            .collect())
     }
 
     pub fn volume_remove(&self, names: &[&str]) -> Result<(), EngineError> {
@@ -533,6 +548,12 @@ impl Iterator for EventStream {
             }
         }
     }
+}
+
+fn has_labels(found: &Labels, wanted: &[(&str, &str)]) -> bool {
+    wanted
+        .iter()
+        .all(|(key, value)| found.get(*key).map(String::as_str) == Some(*value))
 }
 
 /// The engine's words for "could not reach the daemon", on both engines.

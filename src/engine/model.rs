@@ -422,6 +422,56 @@ fn parse_label_list(raw: &str) -> Labels {
         .collect()
 }
 
+// ---------------------------------------------------------------- volumes
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Volume {
+    pub name: String,
+    pub labels: Labels,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerVolumeLine {
+    name: String,
+    #[serde(default)]
+    labels: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PodmanVolume {
+    name: String,
+    #[serde(default)]
+    labels: Option<Labels>,
+}
+
+/// `volume ls` as JSON: lines with flattened labels on docker, an array with
+/// a label map on podman (like `ps`).
+pub fn parse_volumes(kind: EngineKind, raw: &str) -> Result<Vec<Volume>, ParseError> {
+    match kind {
+        EngineKind::Docker => Ok(from_json_lines::<DockerVolumeLine>("volume ls", raw)?
+            .into_iter()
+            .map(|v| Volume {
+                name: v.name,
+                labels: parse_label_list(&v.labels),
+            })
+            .collect()),
+        EngineKind::Podman => {
+            if raw.trim().is_empty() {
+                return Ok(Vec::new());
+            }
+            Ok(from_json::<Vec<PodmanVolume>>("volume ls", raw)?
+                .into_iter()
+                .map(|v| Volume {
+                    name: v.name,
+                    labels: v.labels.unwrap_or_default(),
+                })
+                .collect())
+        }
+    }
+}
+
 // ---------------------------------------------------------------- events
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -614,6 +664,25 @@ mod tests {
         assert_eq!(labels["url"], "a=b");
         assert_eq!(labels["flag"], "");
         assert!(parse_label_list("").is_empty());
+    }
+
+    #[test]
+    fn volumes_from_both_engines() {
+        let docker = parse_volumes(
+            EngineKind::Docker,
+            r#"{"Availability":"N/A","Driver":"local","Labels":"a=1,b=2","Name":"tv1","Scope":"local"}"#,
+        )
+        .unwrap();
+        assert_eq!(docker[0].name, "tv1");
+        assert_eq!(docker[0].labels["b"], "2");
+        let podman = parse_volumes(
+            EngineKind::Podman,
+            r#"[{"Name":"tv1","Driver":"local","Labels":{"a":"1","b":"2"}},{"Name":"tv2","Labels":null}]"#,
+        )
+        .unwrap();
+        assert_eq!(podman.len(), 2);
+        assert!(podman[1].labels.is_empty());
+        assert!(parse_volumes(EngineKind::Podman, "").unwrap().is_empty());
     }
 
     #[test]

@@ -445,10 +445,54 @@ fn background_proxy_start_status_stop() {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "the listener is gone"
         );
+        // `dual launch` starts the proxy itself unless told not to.
+        env.ok(&["create", "bg2"]);
+        let launched = env
+            .cmd(&["launch", "bg2"])
+            .env("DUAL_PROXY_AUTOSTART", "1")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&launched.stdout).contains("proxy: running (pid"),
+            "{launched:?}"
+        );
+        assert!(env.ok(&["proxy", "status"]).contains("proxy running"));
+        env.ok(&["proxy", "stop"]);
         let urls: serde_json::Value = serde_json::from_str(&env.ok(&["urls", "--json"])).unwrap();
         assert_eq!(
             urls[env.name("bg")][0],
             format!("http://{}.localhost:{port}", env.name("bg"))
         );
+    });
+}
+
+#[test]
+fn a_port_held_by_another_process_is_reported_and_the_others_keep_working() {
+    each_engine("proxy_held_port", |kind| {
+        let (free, held) = (free_port(), free_port());
+        let _holder = std::net::TcpListener::bind(("127.0.0.1", held)).unwrap();
+        let image = ensure_test_image(kind);
+        let config = format!(
+            "image = \"{image}\"\nports = [{free}, {held}]\nsetup = \"dual test-server --name $(hostname) --port {free} >/dev/null 2>&1 &\"\n"
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "held"]);
+        env.ok(&["launch", "held"]);
+        let proxy = Proxy::start(&env, free);
+        let host = format!("{}.localhost:{free}", env.name("held"));
+        runtime().block_on(routable_within(
+            free,
+            &host,
+            &env.name("held"),
+            Duration::from_secs(10),
+        ));
+        let log = std::fs::read_to_string(env.dir.path().join("proxy-test.log")).unwrap();
+        let expected = format!("cannot listen on 127.0.0.1:{held}");
+        assert!(log.contains(&expected), "{log}");
+        assert!(
+            log.contains(&format!("held by pid {}", std::process::id())),
+            "{log}"
+        );
+        drop(proxy);
     });
 }
