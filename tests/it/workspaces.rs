@@ -145,31 +145,24 @@ impl TestEnv {
             .unwrap()
     }
 
-    fn containers(&self) -> Vec<String> {
-        let output = self.engine(&[
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=dual.repo={}", self.repo),
-        ]);
+    /// IDs or names the engine lists for this env's repo label.
+    fn listed(&self, list: &[&str]) -> Vec<String> {
+        let filter = format!("label=dual.repo={}", self.repo);
+        let mut args = list.to_vec();
+        args.extend(["--filter", &filter]);
+        let output = self.engine(&args);
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .map(str::to_owned)
             .collect()
     }
 
+    fn containers(&self) -> Vec<String> {
+        self.listed(&["ps", "-aq"])
+    }
+
     fn volumes(&self) -> Vec<String> {
-        let output = self.engine(&[
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            &format!("label=dual.repo={}", self.repo),
-        ]);
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        self.listed(&["volume", "ls", "-q"])
     }
 }
 
