@@ -152,3 +152,57 @@ fn interrupted_verify_removes_every_probe_container() {
         );
     });
 }
+
+/// `dual verify` as an ordinary user on rootless podman: the engine-side
+/// mode where container IPs are unreachable and ports are published instead.
+/// Runs when DUAL_TEST_ROOTLESS_USER names such a user (CI makes one).
+#[test]
+fn verify_passes_on_rootless_podman() {
+    let Ok(user) = std::env::var("DUAL_TEST_ROOTLESS_USER") else {
+        eprintln!(
+            "!!!!! SKIPPED verify_passes_on_rootless_podman: set DUAL_TEST_ROOTLESS_USER to a user with subordinate ids"
+        );
+        return;
+    };
+    let _heavy = heavy();
+    let line = format!(
+        "cd /tmp && {} --engine podman verify --json --port 3700",
+        dual_path().display()
+    );
+    let output = std::process::Command::new("su")
+        .args([user.as_str(), "-s", "/bin/sh", "-c", &line])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let checks = report["checks"].as_array().unwrap();
+    let status = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["status"].clone())
+            .unwrap_or_default()
+    };
+    let failed: Vec<&serde_json::Value> = checks.iter().filter(|c| c["status"] == "fail").collect();
+    assert!(failed.is_empty(), "rootless: {failed:#?}");
+    assert_eq!(report["engine"]["info"]["rootless"], true);
+    assert_eq!(
+        status("reachability"),
+        "warn",
+        "no routable container IPs: the publish route"
+    );
+    for check in [
+        "isolation",
+        "localhost",
+        "proxy-http",
+        "proxy-sse",
+        "proxy-websocket",
+    ] {
+        assert_eq!(status(check), "pass", "rootless {check}: {report:#}");
+    }
+}

@@ -843,3 +843,66 @@ fn prune_removes_workspaces_whose_branch_was_merged_upstream() {
         assert!(!env.clone_path("feat/done").exists());
     });
 }
+
+/// A workspace as an ordinary user on rootless podman: the user's uid inside
+/// (`--userns=keep-id`), files in the clone owned by the user, a writable HOME.
+/// Runs when DUAL_TEST_ROOTLESS_USER names such a user (CI makes one).
+#[test]
+fn rootless_podman_workspace_keeps_the_user_s_identity() {
+    let Ok(user) = std::env::var("DUAL_TEST_ROOTLESS_USER") else {
+        eprintln!(
+            "!!!!! SKIPPED rootless_podman_workspace: set DUAL_TEST_ROOTLESS_USER to a user with subordinate ids"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let chown = Command::new("chown")
+        .args([user.as_str(), dir.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let script = r#"set -e
+T=$1; DUAL=$2; IMAGE_SCRIPT=$3
+export DUAL_HOME=$T/data DUAL_WORKSPACE_ROOT=$T/root DUAL_ENGINE=podman DUAL_PROXY_AUTOSTART=0 HOME=$T/home
+mkdir -p "$T/src" "$HOME"
+DUAL_BIN=$DUAL "$IMAGE_SCRIPT" >/dev/null
+cd "$T/src" && git init -q -b main && printf 'image = "dual-test:latest"\n' > .dual.toml
+git add . && git -c user.email=t@t -c user.name=t commit -qm init
+"$DUAL" add --name rl >/dev/null && "$DUAL" create b >/dev/null && "$DUAL" launch b >/dev/null
+cd "$T/root/rl/b"
+echo "uid=$("$DUAL" run id -u)"
+"$DUAL" run touch made-inside
+echo "owner=$(stat -c %u made-inside)"
+"$DUAL" run sh -c 'touch "$HOME/.written" && echo home=ok'
+cd / && "$DUAL" destroy rl-b --force >/dev/null && echo destroyed
+"#;
+    let image_script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/test-image");
+    let output = Command::new("su")
+        .args([user.as_str(), "-s", "/bin/sh", "-c", script, "sh"])
+        .arg(dir.path())
+        .arg(dual_path())
+        .arg(&image_script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let uid = String::from_utf8_lossy(
+        &Command::new("id")
+            .args(["-u", user.as_str()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    assert!(stdout.contains(&format!("uid={uid}\n")), "{stdout}");
+    assert!(stdout.contains(&format!("owner={uid}\n")), "{stdout}");
+    assert!(
+        stdout.contains("home=ok") && stdout.contains("destroyed"),
+        "{stdout}"
+    );
+}
