@@ -107,6 +107,26 @@ pub fn heavy() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A copy of the dual binary and scripts/test-image that another user can run
+/// (the checkout may sit in a directory only root can enter).
+pub fn copies_for_another_user() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dual = dir.path().join("dual");
+    std::fs::copy(dual_path(), &dual).unwrap();
+    let script = dir.path().join("test-image");
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/test-image"),
+        &script,
+    )
+    .unwrap();
+    for path in [&dual, &script] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (dir, dual, script)
+}
+
 /// Containers carrying a label, straight from the engine's CLI.
 pub fn containers_with_label(kind: EngineKind, label: &str) -> Vec<String> {
     let output = Command::new(kind.program())

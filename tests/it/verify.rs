@@ -165,9 +165,10 @@ fn verify_passes_on_rootless_podman() {
         return;
     };
     let _heavy = heavy();
+    let (_copies, dual, _) = crate::support::copies_for_another_user();
     let line = format!(
         "cd /tmp && {} --engine podman verify --json --port 3700",
-        dual_path().display()
+        dual.display()
     );
     let output = std::process::Command::new("su")
         .args([user.as_str(), "-s", "/bin/sh", "-c", &line])

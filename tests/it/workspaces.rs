@@ -876,11 +876,11 @@ echo "owner=$(stat -c %u made-inside)"
 "$DUAL" run sh -c 'touch "$HOME/.written" && echo home=ok'
 cd / && "$DUAL" destroy rl-b --force >/dev/null && echo destroyed
 "#;
-    let image_script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/test-image");
+    let (_copies, dual, image_script) = crate::support::copies_for_another_user();
     let output = Command::new("su")
         .args([user.as_str(), "-s", "/bin/sh", "-c", script, "sh"])
         .arg(dir.path())
-        .arg(dual_path())
+        .arg(&dual)
         .arg(&image_script)
         .output()
         .unwrap();
