@@ -486,8 +486,16 @@ fn a_port_held_by_another_process_is_reported_and_the_others_keep_working() {
             &env.name("held"),
             Duration::from_secs(10),
         ));
-        let log = std::fs::read_to_string(env.dir.path().join("proxy-test.log")).unwrap();
         let expected = format!("cannot listen on 127.0.0.1:{held}");
+        // The ports open one after another: the held one may come after.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let log = loop {
+            let log = std::fs::read_to_string(env.dir.path().join("proxy-test.log")).unwrap();
+            if log.contains(&expected) || Instant::now() > deadline {
+                break log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
         assert!(log.contains(&expected), "{log}");
         assert!(
             log.contains(&format!("held by pid {}", std::process::id())),

@@ -171,6 +171,7 @@ fn verify_passes_on_rootless_podman() {
         dual.display()
     );
     let output = std::process::Command::new("su")
+        .current_dir("/tmp")
         .args([user.as_str(), "-s", "/bin/sh", "-c", &line])
         .output()
         .unwrap();

@@ -878,6 +878,7 @@ cd / && "$DUAL" destroy rl-b --force >/dev/null && echo destroyed
 "#;
     let (_copies, dual, image_script) = crate::support::copies_for_another_user();
     let output = Command::new("su")
+        .current_dir(dir.path())
         .args([user.as_str(), "-s", "/bin/sh", "-c", script, "sh"])
         .arg(dir.path())
         .arg(&dual)
