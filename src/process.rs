@@ -251,6 +251,7 @@ impl Cmd {
     pub fn stream(&self) -> Result<duct::ReaderHandle, CommandError> {
         crate::log::debug(&format!("+ {} (streaming)", self.display()));
         self.expression()
+            .before_spawn(die_with_parent)
             .reader()
             .map_err(|source| self.spawn_error(source))
     }
@@ -298,6 +299,21 @@ impl Cmd {
 fn own_process_group(command: &mut std::process::Command) -> io::Result<()> {
     use std::os::unix::process::CommandExt;
     command.process_group(0);
+    Ok(())
+}
+
+/// A stream (`events`) never ends by itself, and its own process group keeps
+/// it from a terminal's signals: it must not outlive dual. Linux sends the
+/// signal when the spawning thread ends, and the stream's reader lives there.
+fn die_with_parent(command: &mut std::process::Command) -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and changes only the child.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     Ok(())
 }
 

@@ -439,8 +439,22 @@ fn background_proxy_start_status_stop() {
         ));
         let again = env.ok(&["--engine", kind.program(), "proxy", "start"]);
         assert_eq!(again, started, "a second start finds the first");
+        let state = env.dir.path().join("data/state.json");
+        let owner = dual::workspace::names::short_hash(&state.to_string_lossy());
+        let owner_filter = format!("label=dual.owner={owner}");
+        assert_eq!(
+            count_event_streams(&owner_filter),
+            1,
+            "the proxy follows the engine's events"
+        );
         assert!(env.ok(&["proxy", "stop"]).contains("proxy stopped"));
         assert_eq!(env.run(&["proxy", "status"]).status.code(), Some(3));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            count_event_streams(&owner_filter),
+            0,
+            "the proxy's `events` child must not outlive it"
+        );
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
             "the listener is gone"
@@ -503,4 +517,15 @@ fn a_port_held_by_another_process_is_reported_and_the_others_keep_working() {
         );
         drop(proxy);
     });
+}
+
+/// `docker|podman events` processes whose command line holds `needle`.
+fn count_event_streams(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+        .filter(|line| line.contains(" events ") && line.contains(needle))
+        .count()
 }
