@@ -28,8 +28,10 @@ pub struct Shared {
 }
 
 /// A connect to a container on a local bridge completes in microseconds; a
-/// stopped one never answers (its address is gone), so waiting only delays the 502.
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// stopped one never answers (its address is gone), so waiting long only
+/// delays the 502. 1 s leaves room for a loaded machine (500 ms was seen to
+/// fail under the full test suite on 2 cores).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Dev servers close idle keep-alive connections (node: after 5 s); one idle
 /// longer than this is replaced rather than risk sending into a closing one.
 const IDLE_REUSE: Duration = Duration::from_secs(3);

@@ -251,7 +251,7 @@ fn sse_websocket_and_live_routes() {
             while lags.len() < 2 {
                 let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
                     .await
-                    .unwrap()
+                    .unwrap_or_else(|_| panic!("{kind}: no SSE data for 5 s; so far: {seen}"))
                     .unwrap();
                 assert!(n > 0, "the stream closed early: {seen}");
                 let received = std::time::SystemTime::now()
@@ -259,6 +259,10 @@ fn sse_websocket_and_live_routes() {
                     .unwrap()
                     .as_millis();
                 seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                assert!(
+                    !seen.starts_with("HTTP/1.1 5"),
+                    "{kind}: the SSE request failed: {seen}"
+                );
                 while let Some(at) = seen.find("data: ") {
                     let line: String = seen[at + 6..].lines().next().unwrap_or("").to_owned();
                     let sent: u128 = line
