@@ -169,6 +169,22 @@ impl Engine {
         cmd.run().map_err(|error| self.classify(error))
     }
 
+    /// Runs and accepts a failure whose stderr `harmless` recognises (an
+    /// object already gone, one that already exists); returns the output
+    /// either way, so the caller can tell the two apart by its status.
+    fn run_tolerating(
+        &self,
+        cmd: &Cmd,
+        harmless: impl Fn(&str) -> bool,
+    ) -> Result<Output, EngineError> {
+        let output = cmd.output().map_err(|error| self.classify(error))?;
+        if output.success() || harmless(&output.stderr) {
+            Ok(output)
+        } else {
+            Err(self.classify(cmd.failed(&output)))
+        }
+    }
+
     fn classify(&self, error: CommandError) -> EngineError {
         let kind = self.kind;
         match error {
@@ -250,10 +266,7 @@ impl Engine {
                 .into_iter()
                 .chain(ids.iter().copied()),
         );
-        let output = cmd.output().map_err(|error| self.classify(error))?;
-        if !output.success() && !only_missing_objects(&output.stderr) {
-            return Err(self.classify(cmd.failed(&output)));
-        }
+        let output = self.run_tolerating(&cmd, only_missing_objects)?;
         if output.stdout.trim().is_empty() {
             return Ok(Vec::new());
         }
@@ -327,12 +340,7 @@ impl Engine {
         let cmd = self
             .cmd(["stop", "--time", &seconds, container])
             .timeout(RUN_TIMEOUT + grace);
-        let output = cmd.output().map_err(|error| self.classify(error))?;
-        if output.success() || only_missing_objects(&output.stderr) {
-            Ok(())
-        } else {
-            Err(self.classify(cmd.failed(&output)))
-        }
+        self.run_tolerating(&cmd, only_missing_objects).map(drop)
     }
 
     /// Creates a labelled named volume; an existing one is kept as it is.
@@ -342,14 +350,9 @@ impl Engine {
             args.push(format!("--label={key}={value}"));
         }
         args.push(name.into());
-        let cmd = self.cmd(args);
-        let output = cmd.output().map_err(|error| self.classify(error))?;
         // Docker answers an existing name with success, podman with an error.
-        if output.success() || output.stderr.contains("already exists") {
-            Ok(())
-        } else {
-            Err(self.classify(cmd.failed(&output)))
-        }
+        self.run_tolerating(&self.cmd(args), |stderr| stderr.contains("already exists"))
+            .map(drop)
     }
 
     /// Names of the volumes carrying all the given labels. Podman 4.3 ORs
@@ -379,18 +382,10 @@ impl Engine {
         let args = ["volume", "rm", "--force"]
             .into_iter()
             .chain(names.iter().copied());
-        let cmd = self.cmd(args).uncancellable();
-        let output = cmd.output().map_err(|error| self.classify(error))?;
-        if output.success()
-            || output
-                .stderr
-                .to_ascii_lowercase()
-                .contains("no such volume")
-        {
-            Ok(())
-        } else {
-            Err(self.classify(cmd.failed(&output)))
-        }
+        self.run_tolerating(&self.cmd(args).uncancellable(), |stderr| {
+            stderr.to_ascii_lowercase().contains("no such volume")
+        })
+        .map(drop)
     }
 
     /// What a container's main process printed, stdout then stderr.
@@ -413,24 +408,12 @@ impl Engine {
         }
         args.extend(ids.iter().copied());
         let cmd = self.cmd(args).timeout(RUN_TIMEOUT).uncancellable();
-        let output = cmd.output().map_err(|error| self.classify(error))?;
-        if output.success() || only_missing_objects(&output.stderr) {
-            Ok(())
-        } else {
-            Err(self.classify(cmd.failed(&output)))
-        }
+        self.run_tolerating(&cmd, only_missing_objects).map(drop)
     }
 
     pub fn image_exists(&self, image: &str) -> Result<bool, EngineError> {
         let cmd = self.cmd(["image", "inspect", "--format", "{{.Id}}", image]);
-        let output = cmd.output().map_err(|error| self.classify(error))?;
-        if output.success() {
-            Ok(true)
-        } else if only_missing_objects(&output.stderr) {
-            Ok(false)
-        } else {
-            Err(self.classify(cmd.failed(&output)))
-        }
+        Ok(self.run_tolerating(&cmd, only_missing_objects)?.success())
     }
 
     /// Builds `tag` from a directory holding a Dockerfile.
