@@ -385,12 +385,16 @@ pub fn quote(word: &str) -> String {
 
 /// Finds a program on PATH the way a shell would, without running it.
 pub fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
+    find_in(program, &std::env::var_os("PATH")?)
+}
+
+/// Finds a program in the directories of a PATH-style list.
+pub fn find_in(program: &str, path: &OsStr) -> Option<std::path::PathBuf> {
     if program.contains('/') {
         let path = std::path::PathBuf::from(program);
         return is_executable(&path).then_some(path);
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
+    std::env::split_paths(path)
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
 }

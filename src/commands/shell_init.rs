@@ -58,11 +58,9 @@ pub fn shim(flag: Option<EngineKind>, name: &str, args: &[OsString]) -> anyhow::
     }
     let shims = crate::paths::shims_dir();
     let host_path = shell::path_without(&shims);
-    let found = host_path.as_ref().and_then(|path| {
-        std::env::split_paths(path)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
+    let found = host_path
+        .as_deref()
+        .and_then(|path| crate::process::find_in(name, path));
     let Some(program) = found else {
         eprintln!(
             "dual: `{name}` is not installed on this host (and this directory is not in a workspace)"
