@@ -72,13 +72,7 @@ pub fn list(flag: Option<EngineKind>, workspaces: &[Workspace]) -> Vec<Listed> {
                     _ => "stopped",
                 },
             };
-            let ports = if cloned {
-                Config::load(&w.path)
-                    .map(|c| c.ports)
-                    .unwrap_or_else(|_| Config::default().ports)
-            } else {
-                Config::default().ports
-            };
+            let ports = Config::ports_or_default(&w.path);
             Listed {
                 name: w.name(),
                 repo: w.repo.clone(),

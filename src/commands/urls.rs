@@ -18,9 +18,7 @@ fn urls_of(name: Option<&str>) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     Ok(chosen
         .into_iter()
         .map(|w| {
-            let ports = Config::load(&w.path)
-                .map(|c| c.ports)
-                .unwrap_or_else(|_| Config::default().ports);
+            let ports = Config::ports_or_default(&w.path);
             (w.name(), workspace::urls(w, &ports))
         })
         .collect())

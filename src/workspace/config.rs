@@ -81,6 +81,13 @@ impl Config {
         }
     }
 
+    /// The ports a clone declares, for showing URLs: the defaults when it has
+    /// no config yet (not cloned) or one that does not parse (its error shows
+    /// on `launch`).
+    pub fn ports_or_default(dir: &Path) -> Vec<u16> {
+        Config::load(dir).unwrap_or_default().ports
+    }
+
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
