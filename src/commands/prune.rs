@@ -8,7 +8,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use crate::cli::print;
-use crate::engine::labels::{KIND, KIND_PROBE, MANAGED_FILTER, OWNER_PID};
+use crate::engine::labels::{KIND, KIND_PROBE, MANAGED_FILTER};
 use crate::engine::{Engine, EngineKind};
 use crate::workspace::git::{self, Upstream};
 use crate::workspace::{KIND_WORKSPACE, OWNER_LABEL, State, Store, WORKSPACE_LABEL};
@@ -116,11 +116,7 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
                 "its workspace `{}` no longer exists",
                 label(WORKSPACE_LABEL).unwrap_or("?")
             )),
-            Some(KIND_PROBE)
-                if !label(OWNER_PID)
-                    .and_then(|pid| pid.parse::<i32>().ok())
-                    .is_some_and(crate::verify::cleanup::process_alive) =>
-            {
+            Some(KIND_PROBE) if crate::verify::cleanup::is_abandoned(&container.labels) => {
                 Some("a probe container whose `dual verify` is gone".into())
             }
             Some(KIND_WORKSPACE) if container.state == "created" => {

@@ -79,26 +79,28 @@ impl Drop for ProbeRun {
     }
 }
 
+/// A probe container whose creating dual process is gone (or unknown).
+pub fn is_abandoned(labels: &Labels) -> bool {
+    labels
+        .get(OWNER_PID)
+        .and_then(|pid| pid.parse::<i32>().ok())
+        .is_none_or(|pid| !process_alive(pid))
+}
+
 /// Removes probe containers whose creating dual process is gone.
 pub fn sweep_abandoned(engine: &Engine) -> Result<usize, crate::engine::EngineError> {
     let engine = engine.for_cleanup();
     let probes = engine.ps(&[MANAGED_FILTER, (KIND, KIND_PROBE)])?;
     let abandoned: Vec<&str> = probes
         .iter()
-        .filter(|container| {
-            container
-                .labels
-                .get(OWNER_PID)
-                .and_then(|pid| pid.parse::<i32>().ok())
-                .is_none_or(|pid| !process_alive(pid))
-        })
+        .filter(|container| is_abandoned(&container.labels))
         .map(|container| container.id.as_str())
         .collect();
     engine.remove(&abandoned)?;
     Ok(abandoned.len())
 }
 
-pub fn process_alive(pid: i32) -> bool {
+fn process_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
     let result = unsafe { libc::kill(pid, 0) };
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
