@@ -60,13 +60,7 @@ fn probe(kind: EngineKind) {
             .arg(&report_path)
             .output()
             .unwrap();
-        let report: serde_json::Value =
-            serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-                panic!(
-                    "{kind}: no JSON ({e}): {}",
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            });
+        let report = support::json_report(&output);
         let checks = report["checks"].as_array().unwrap();
         for claim in CLAIMS {
             let check = checks

@@ -14,13 +14,7 @@ fn verify_json(cmd: &mut assert_cmd::Command) -> (serde_json::Value, Duration, i
     let started = Instant::now();
     let output = cmd.args(["verify", "--json"]).output().unwrap();
     let took = started.elapsed();
-    let json = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify --json printed no JSON ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let json = crate::support::json_report(&output);
     (json, took, output.status.code().unwrap_or(-1))
 }
 

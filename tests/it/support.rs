@@ -127,6 +127,18 @@ pub fn copies_for_another_user() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, dual, script)
 }
 
+/// The JSON a `--json` command printed; on anything else, a panic that shows
+/// both of its streams.
+pub fn json_report(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
 /// Containers carrying a label, straight from the engine's CLI.
 pub fn containers_with_label(kind: EngineKind, label: &str) -> Vec<String> {
     let output = Command::new(kind.program())

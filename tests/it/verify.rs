@@ -10,13 +10,7 @@ fn verify_json(kind: EngineKind, extra: &[&str]) -> serde_json::Value {
         .args(extra)
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let report = crate::support::json_report(&output);
     let failed: Vec<&serde_json::Value> = report["checks"]
         .as_array()
         .unwrap()
@@ -175,13 +169,7 @@ fn verify_passes_on_rootless_podman() {
         .args([user.as_str(), "-s", "/bin/sh", "-c", &line])
         .output()
         .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
+    let report = crate::support::json_report(&output);
     let checks = report["checks"].as_array().unwrap();
     let status = |name: &str| {
         checks
