@@ -113,6 +113,10 @@ pub enum Command {
         #[arg(long = "port", default_values_t = [3000u16])]
         ports: Vec<u16>,
     },
+    /// Fixes a bridge's MAC address; run by dual inside podman's rootless
+    /// network namespace (see engine::bridge)
+    #[command(hide = true)]
+    PinBridge { interface: String },
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -186,6 +190,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => c::verify::run(engine, &args),
         Command::TestServer { name, ports } => {
             crate::testserver::run(name, ports)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::PinBridge { interface } => {
+            let pinned = crate::engine::bridge::pin_mac(&interface).map_err(|error| {
+                anyhow::anyhow!("could not fix the address of bridge {interface}: {error}")
+            })?;
+            crate::log::debug(&format!("bridge {interface}: {pinned:?}"));
             Ok(ExitCode::SUCCESS)
         }
     }

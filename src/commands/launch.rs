@@ -35,6 +35,9 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitC
     }
     let config = Config::load(&workspace.path)?;
     let started = ensure_container(&engine, &workspace, &config)?;
+    if !matches!(started, Started::AlreadyRunning) {
+        steady_bridges(&engine, &workspace);
+    }
     store.update(|state| -> anyhow::Result<()> {
         if let Some(record) = state.workspace_mut(&workspace.name()) {
             record.engine = Some(engine.kind());
@@ -120,6 +123,26 @@ fn clone_atomically(
         }
     }
     Ok(())
+}
+
+/// Podman's bridge may change its MAC address as containers come and go,
+/// stalling this workspace's traffic (see engine::bridge); fix it now.
+fn steady_bridges(engine: &Engine, workspace: &Workspace) {
+    if engine.kind() != EngineKind::Podman {
+        return;
+    }
+    let result = engine
+        .inspect_one(&workspace.container_name())
+        .map_err(|error| error.to_string())
+        .and_then(|container| {
+            let networks: Vec<&str> = container.networks.keys().map(String::as_str).collect();
+            crate::engine::bridge::steady(engine, &networks)
+        });
+    if let Err(error) = result {
+        eprintln!(
+            "dual: warning: {error}\n  the workspace runs, but its connections may stall for seconds when other containers start or stop"
+        );
+    }
 }
 
 pub enum Started {

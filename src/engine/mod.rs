@@ -4,6 +4,7 @@
 //! podman connections exactly as the user configured them, and its JSON output
 //! is parsed in [`model`]. Every call goes through [`crate::process::Cmd`].
 
+pub mod bridge;
 pub mod error;
 pub mod labels;
 pub mod model;
@@ -321,6 +322,30 @@ impl Engine {
     /// The `Cmd` for an exec, for callers that attach it to the terminal.
     pub fn exec_cmd(&self, spec: &ExecSpec) -> Cmd {
         Cmd::new(self.kind.program(), spec.exec_args())
+    }
+
+    /// The host interfaces (bridges) of podman networks, by network name.
+    pub fn network_interfaces(&self, networks: &[&str]) -> Result<Vec<String>, EngineError> {
+        let cmd = self.cmd(
+            ["network", "inspect"]
+                .into_iter()
+                .chain(networks.iter().copied()),
+        );
+        let output = self.run(&cmd)?;
+        self.parse(model::parse_network_interfaces(&output.stdout))
+    }
+
+    /// Runs dual's own `pin-bridge` in rootless podman's network namespace.
+    pub fn pin_rootless_bridge(&self, interface: &str) -> Result<(), EngineError> {
+        let dual = std::env::current_exe().unwrap_or_else(|_| "dual".into());
+        let args: [OsString; 5] = [
+            "unshare".into(),
+            "--rootless-netns".into(),
+            dual.into(),
+            "pin-bridge".into(),
+            interface.into(),
+        ];
+        self.run(&self.cmd(args)).map(drop)
     }
 
     /// Starts an existing container.

@@ -378,6 +378,23 @@ struct PodmanPsEntry {
     labels: Option<Labels>,
 }
 
+#[derive(Deserialize)]
+struct PodmanNetwork {
+    #[serde(default)]
+    network_interface: String,
+}
+
+/// `podman network inspect`: each network's host interface (its bridge);
+/// networks without one (macvlan, host) are left out.
+pub fn parse_network_interfaces(raw: &str) -> Result<Vec<String>, ParseError> {
+    let networks: Vec<PodmanNetwork> = from_json("network inspect", raw)?;
+    Ok(networks
+        .into_iter()
+        .map(|n| n.network_interface)
+        .filter(|name| !name.is_empty())
+        .collect())
+}
+
 pub fn parse_ps(kind: EngineKind, raw: &str) -> Result<Vec<ContainerSummary>, ParseError> {
     match kind {
         EngineKind::Docker => Ok(from_json_lines::<DockerPsLine>("ps", raw)?

@@ -145,3 +145,11 @@ fn malformed_output_is_an_error_not_a_panic() {
         "{error}"
     );
 }
+
+#[test]
+fn network_interfaces_from_podman() {
+    let interfaces =
+        model::parse_network_interfaces(&fixture("podman/network-inspect.json")).unwrap();
+    assert_eq!(interfaces, ["podman0"]);
+    assert!(model::parse_network_interfaces("{").is_err());
+}

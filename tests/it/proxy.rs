@@ -223,6 +223,92 @@ fn fifteen_workspaces_on_3000_and_ten_thousand_mixed_requests() {
     });
 }
 
+/// Reads an SSE stream through the proxy while `meanwhile` runs: the events
+/// received, and the milliseconds between reads that brought events.
+async fn sse_gaps(
+    port: u16,
+    host: &str,
+    query: &str,
+    meanwhile: impl FnOnce() + Send + 'static,
+) -> (usize, Vec<u128>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream
+        .write_all(
+            format!("GET /sse?{query} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        let mut last = Instant::now();
+        let (mut events, mut gaps) = (0, Vec::new());
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), stream.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    let arrived = String::from_utf8_lossy(&buf[..n]).matches("data: ").count();
+                    if arrived > 0 {
+                        events += arrived;
+                        gaps.push(last.elapsed().as_millis());
+                        last = Instant::now();
+                    }
+                }
+                Ok(_) => return (events, gaps),
+                Err(_) => {
+                    gaps.push(last.elapsed().as_millis());
+                    return (events, gaps);
+                }
+            }
+        }
+    });
+    tokio::task::spawn_blocking(meanwhile).await.unwrap();
+    reader.await.unwrap()
+}
+
+/// Other containers starting and stopping must not stall a workspace's
+/// connections. Podman before netavark 1.9 lets its bridge take the lowest
+/// MAC of its ports; containers then send to the old one until their ARP
+/// entry expires (seen: streams stalled for over 10 s). dual pins it.
+#[test]
+fn streams_keep_flowing_while_other_containers_start_and_stop() {
+    each_engine("proxy_bystanders", |kind| {
+        let port = free_port();
+        let image = ensure_test_image(kind);
+        let env = TestEnv::new(Some(kind), &serving_config(image, port));
+        env.ok(&["create", "steady"]);
+        env.ok(&["launch", "steady"]);
+        let proxy = Proxy::start(&env, port);
+        let host = format!("{}.localhost:{port}", env.name("steady"));
+        runtime().block_on(async {
+            routable_within(port, &host, &env.name("steady"), Duration::from_secs(10)).await;
+            let program = kind.program();
+            let label = env.repo_label();
+            let (events, gaps) = sse_gaps(port, &host, "interval=100&count=60", move || {
+                let bystanders: Vec<String> = (0..6)
+                    .map(|_| crate::workspaces::start_bystander(program, &label, image))
+                    .collect();
+                let mut args = vec!["rm", "-f"];
+                if program == "podman" {
+                    args.extend(["-t", "0"]);
+                }
+                args.extend(bystanders.iter().map(String::as_str));
+                let removed = Command::new(program).args(&args).output().unwrap();
+                assert!(removed.status.success(), "{removed:?}");
+            })
+            .await;
+            assert_eq!(events, 60, "{kind}: the stream ended early: {gaps:?}");
+            let longest = gaps.iter().skip(1).max().copied().unwrap_or(0);
+            assert!(
+                longest < 1000,
+                "{kind}: the stream stalled for {longest} ms while other containers started: {gaps:?}"
+            );
+            eprintln!("{kind}: longest gap between SSE events {longest} ms (sent every 100 ms)");
+        });
+        drop(proxy);
+    });
+}
+
 #[test]
 fn sse_websocket_and_live_routes() {
     each_engine("proxy_streams", |kind| {

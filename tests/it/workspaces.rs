@@ -145,6 +145,11 @@ impl TestEnv {
             .unwrap()
     }
 
+    /// The label every container of this env carries, and Drop removes by.
+    pub fn repo_label(&self) -> String {
+        format!("dual.repo={}", self.repo)
+    }
+
     /// IDs or names the engine lists for this env's repo label.
     fn listed(&self, list: &[&str]) -> Vec<String> {
         let filter = format!("label=dual.repo={}", self.repo);
@@ -187,6 +192,17 @@ impl Drop for TestEnv {
             self.engine(&args);
         }
     }
+}
+
+/// Starts a plain container (not dual's) with `label`, so that its TestEnv
+/// removes it on drop.
+pub fn start_bystander(program: &str, label: &str, image: &str) -> String {
+    let output = Command::new(program)
+        .args(["run", "-d", "--label", label, image, "sleep", "120"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    text(&output)
 }
 
 fn text(output: &Output) -> String {

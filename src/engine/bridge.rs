@@ -1,0 +1,146 @@
+//! Keeps podman's bridge on one MAC address.
+//!
+//! A Linux bridge whose address was never set takes the lowest MAC of its
+//! ports, so starting or stopping any container can change it. Containers keep
+//! the old address in their ARP cache, and what they send to the host (a dev
+//! server's responses to the proxy) is lost until that entry expires: measured
+//! here, an SSE stream from a workspace stalled for more than 10 s when other
+//! containers started. Docker sets the bridge's address when it creates it,
+//! and netavark does since 1.9; for older netavark (Debian 12 ships 1.4) dual
+//! marks the bridge's current address as set after a workspace starts.
+
+use std::io;
+
+use super::{Engine, EngineKind};
+
+/// `addr_assign_type` of an address someone set (`NET_ADDR_SET`): the bridge
+/// keeps it whatever ports come and go.
+const ADDRESS_SET: &str = "3";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pinned {
+    /// Its address was set already (docker, netavark 1.9+, an earlier dual).
+    Already,
+    /// dual set it now.
+    Now,
+    /// No such interface in this network namespace.
+    Absent,
+}
+
+/// Fixes a bridge's current MAC address so that it stops following its ports.
+/// Needs CAP_NET_ADMIN over the interface's network namespace.
+pub fn pin_mac(interface: &str) -> io::Result<Pinned> {
+    check_name(interface)?;
+    // sysfs shows the namespace it was mounted in: the host's, where a rootful
+    // engine's bridges are. Inside podman's rootless namespace it shows
+    // nothing of the bridge, so there the address is set without asking.
+    let assign_type = std::path::Path::new("/sys/class/net")
+        .join(interface)
+        .join("addr_assign_type");
+    if std::fs::read_to_string(assign_type).is_ok_and(|t| t.trim() == ADDRESS_SET) {
+        return Ok(Pinned::Already);
+    }
+    let mut request = Request::new(interface);
+    match request.ioctl(libc::SIOCGIFHWADDR) {
+        Err(error) if error.raw_os_error() == Some(libc::ENODEV) => return Ok(Pinned::Absent),
+        result => result?,
+    }
+    // Setting the address it has marks it as set (the kernel's NET_ADDR_SET).
+    request.ioctl(libc::SIOCSIFHWADDR)?;
+    Ok(Pinned::Now)
+}
+
+fn check_name(interface: &str) -> io::Result<()> {
+    let valid = !interface.is_empty()
+        && interface.len() < libc::IFNAMSIZ
+        && !interface.contains(['/', '\0', ' '])
+        && !interface.starts_with('.');
+    if valid {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("`{interface}` is not an interface name"),
+        ))
+    }
+}
+
+/// An `ifreq` for one interface, reused from the get to the set.
+struct Request(libc::ifreq);
+
+impl Request {
+    fn new(interface: &str) -> Self {
+        // SAFETY: ifreq is plain data; all zeroes is a valid value.
+        let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+        // check_name left room for the terminating NUL.
+        for (slot, byte) in request.ifr_name.iter_mut().zip(interface.bytes()) {
+            *slot = byte as libc::c_char;
+        }
+        Request(request)
+    }
+
+    fn ioctl(&mut self, operation: libc::Ioctl) -> io::Result<()> {
+        // SAFETY: a plain socket, closed below; the ioctl reads and writes
+        // only the ifreq it is given.
+        unsafe {
+            let socket = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if socket < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let result = libc::ioctl(socket, operation, &mut self.0);
+            let error = io::Error::last_os_error();
+            libc::close(socket);
+            if result < 0 {
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Pins the bridges of a running container's networks. On rootful podman the
+/// bridge is in the host's namespace and dual (root) pins it itself; on
+/// rootless podman it is in podman's rootless network namespace, entered with
+/// `podman unshare --rootless-netns`. Failures are reported, not fatal: the
+/// workspace works, it may only stall when its bridge changes address.
+pub fn steady(engine: &Engine, networks: &[&str]) -> Result<(), String> {
+    if engine.kind() != EngineKind::Podman || networks.is_empty() {
+        return Ok(());
+    }
+    let interfaces = engine
+        .network_interfaces(networks)
+        .map_err(|error| error.to_string())?;
+    // SAFETY: geteuid has no preconditions.
+    let rootless = unsafe { libc::geteuid() } != 0;
+    for interface in interfaces {
+        let pinned = if rootless {
+            engine
+                .pin_rootless_bridge(&interface)
+                .map_err(|error| error.to_string())?;
+            Pinned::Now
+        } else {
+            pin_mac(&interface).map_err(|error| {
+                format!("could not fix the address of bridge {interface}: {error}")
+            })?
+        };
+        crate::log::debug(&format!("bridge {interface}: {pinned:?}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_are_checked_before_any_path_is_built() {
+        for bad in ["", "../x", "a/b", "averyveryverylongname", ".", "a b"] {
+            assert_eq!(
+                pin_mac(bad).unwrap_err().kind(),
+                io::ErrorKind::InvalidInput,
+                "{bad}"
+            );
+        }
+        assert_eq!(pin_mac("dual-no-such0").unwrap(), Pinned::Absent);
+    }
+}
