@@ -3,31 +3,39 @@
 //!
 //! - `routes`: the table, built only from dual's labelled containers.
 //! - `forward`: per request: refuse what is not ours, stream the rest.
+//! - `conn`, `http1`: the connection and the bytes on it.
 //! - here: the engine watcher (events, plus a periodic reconcile in case an
 //!   event is missed or the engine restarts) and the listeners, one per port
 //!   a running workspace declares, on loopback only.
 
+mod conn;
 pub mod forward;
+pub mod http1;
 pub mod routes;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::engine::labels::{KIND, MANAGED_FILTER};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Engine, EngineError, EventAction};
 use crate::workspace::{KIND_WORKSPACE, OWNER_LABEL};
 use forward::Shared;
 use routes::Table;
 
-/// How often routes are rebuilt even without an event.
-const RECONCILE: Duration = Duration::from_secs(2);
+/// How often routes are rebuilt without an event, while the engine's event
+/// stream is followed: a safety net only. Each rebuild runs the engine's CLI
+/// twice, CPU taken from the dev servers and from requests in flight (it
+/// showed in the benchmark's p99 when it ran every 2 s).
+const RECONCILE_FOLLOWING: Duration = Duration::from_secs(30);
+/// … and while it is not (the engine restarted, events unavailable).
+const RECONCILE_BLIND: Duration = Duration::from_secs(2);
 
 pub struct Options {
     pub engine: Engine,
@@ -83,12 +91,20 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
     let shared = Arc::new(Shared { table: table_rx });
     let kick = Arc::new(Notify::new());
-    watch_events(engine.clone(), owner.clone(), Arc::clone(&kick));
+    let following = Arc::new(AtomicBool::new(false));
+    watch_events(
+        engine.clone(),
+        owner.clone(),
+        Arc::clone(&kick),
+        Arc::clone(&following),
+    );
     let mut listeners = Listeners::new(
         options.addresses.clone(),
         Arc::clone(&shared),
         Workers::start()?,
     );
+    let interrupted = wait_for_interrupt();
+    tokio::pin!(interrupted);
     let mut current = Arc::new(Table::default());
     let mut next = first;
     log(&format!("watching {} for dual's workspaces", engine.kind()));
@@ -99,10 +115,15 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             let _ = table_tx.send(Arc::clone(&current));
             listeners.sync(&current.live_ports()).await;
         }
+        let reconcile = if following.load(Ordering::Relaxed) {
+            RECONCILE_FOLLOWING
+        } else {
+            RECONCILE_BLIND
+        };
         tokio::select! {
             () = kick.notified() => {}
-            () = tokio::time::sleep(RECONCILE) => {}
-            () = wait_for_interrupt() => {
+            () = tokio::time::sleep(reconcile) => {}
+            () = &mut interrupted => {
                 log("stopping");
                 return Ok(());
             }
@@ -120,15 +141,44 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     }
 }
 
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP (which also set `crate::interrupt`'s
+/// flag), without waking up until then: an idle proxy uses no CPU.
 async fn wait_for_interrupt() {
-    while !crate::interrupt::requested() {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut streams = Vec::new();
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        match signal(kind) {
+            Ok(stream) => streams.push(stream),
+            Err(error) => log(&format!("cannot watch for signals: {error}")),
+        }
     }
+    // A signal that came before the streams existed set the flag.
+    if crate::interrupt::requested() {
+        return;
+    }
+    if streams.is_empty() {
+        while !crate::interrupt::requested() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        return;
+    }
+    let any = futures_util::future::select_all(streams.iter_mut().map(|s| Box::pin(s.recv())));
+    any.await;
 }
 
 /// Follows the engine's container events on a thread of its own (the
-/// runner's stream is blocking) and kicks the reconcile loop on each one.
-fn watch_events(engine: Engine, owner: Option<String>, kick: Arc<Notify>) {
+/// runner's stream is blocking) and kicks the reconcile loop on each one
+/// that changes a route: not on `exec` events, which every `dual run` makes.
+fn watch_events(
+    engine: Engine,
+    owner: Option<String>,
+    kick: Arc<Notify>,
+    following: Arc<AtomicBool>,
+) {
     std::thread::spawn(move || {
         loop {
             let mut filters = vec![MANAGED_FILTER, (KIND, KIND_WORKSPACE)];
@@ -137,9 +187,13 @@ fn watch_events(engine: Engine, owner: Option<String>, kick: Arc<Notify>) {
             }
             match engine.events(&filters) {
                 Ok(stream) => {
+                    following.store(true, Ordering::Relaxed);
+                    // Events since the last table may have been missed.
+                    kick.notify_one();
                     for event in stream {
                         match event {
-                            Ok(_) => kick.notify_one(),
+                            Ok(event) if changes_routes(&event.action) => kick.notify_one(),
+                            Ok(_) => {}
                             Err(error) => log(&format!("event stream: {error}")),
                         }
                     }
@@ -147,10 +201,18 @@ fn watch_events(engine: Engine, owner: Option<String>, kick: Arc<Notify>) {
                 Err(error) => log(&format!("cannot follow {} events: {error}", engine.kind())),
             }
             // The engine restarted or the stream ended: reconcile and follow again.
+            following.store(false, Ordering::Relaxed);
             kick.notify_one();
             std::thread::sleep(Duration::from_secs(1));
         }
     });
+}
+
+fn changes_routes(action: &EventAction) -> bool {
+    matches!(
+        action,
+        EventAction::Start | EventAction::Die | EventAction::Destroy
+    )
 }
 
 fn log_changes(old: &Table, new: &Table) {
@@ -319,24 +381,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: u16) {
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
-        tokio::spawn(async move {
-            let slot = Arc::new(forward::UpstreamSlot::default());
-            let service = hyper::service::service_fn(move |req| {
-                forward::handle(req, Arc::clone(&shared), Arc::clone(&slot), peer, port)
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                // Bounds a client that never finishes its headers; bodies and
-                // streams (SSE) have no overall timeout.
-                .header_read_timeout(Duration::from_secs(30))
-                .keep_alive(true)
-                // The dev server's own Date passes through; none to add.
-                .auto_date_header(false)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
+        tokio::spawn(conn::serve(stream, peer, port, Arc::clone(&shared)));
     }
 }
 

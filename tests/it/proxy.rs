@@ -508,6 +508,134 @@ fn the_proxy_refuses_what_is_not_a_dual_workspace() {
     });
 }
 
+/// Sends `request` on a new connection and reads until the proxy closes it.
+fn raw_exchange(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .unwrap_or_else(|e| panic!("no close after {request:?}: {e}"));
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// What HTTP/1.1 lets a client do, through the proxy's own HTTP/1 code:
+/// pipelining, HEAD, chunked uploads, HTTP/1.0, `Expect: 100-continue`,
+/// and requests whose framing is ambiguous (refused, never guessed at).
+#[test]
+fn http1_framing_passes_through_intact() {
+    each_engine("proxy_http1", |kind| {
+        let (port, silent) = (free_port(), free_port());
+        // Declares a second port that nothing in the container listens on.
+        let config = serving_config(ensure_test_image(kind), port).replace(
+            &format!("ports = [{port}]"),
+            &format!("ports = [{port}, {silent}]"),
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "wire"]);
+        env.ok(&["launch", "wire"]);
+        let _proxy = Proxy::start(&env, port);
+        let name = env.name("wire");
+        let host = format!("{name}.localhost:{port}");
+        runtime().block_on(routable_within(port, &host, &name, Duration::from_secs(10)));
+
+        // A refused connection to the dev server: 502, and the likely reason.
+        let answer = raw_exchange(
+            silent,
+            format!(
+                "GET / HTTP/1.1\r\nHost: {name}.localhost:{silent}\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        assert!(answer.starts_with("HTTP/1.1 502"), "{kind}: {answer}");
+        assert!(answer.contains("0.0.0.0"), "{kind}: {answer}");
+
+        // Three pipelined requests in one write, answered in order.
+        let answer = raw_exchange(
+            port,
+            format!(
+                "GET / HTTP/1.1\r\nHost: {host}\r\n\r\n\
+                 HEAD / HTTP/1.1\r\nHost: {host}\r\n\r\n\
+                 POST /echo HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+                 5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let responses: Vec<&str> = answer.split("HTTP/1.1 ").skip(1).collect();
+        assert_eq!(responses.len(), 3, "{kind}: {answer}");
+        assert!(
+            responses[0].starts_with("200") && responses[0].ends_with(&name),
+            "{kind}: {answer}"
+        );
+        assert!(
+            responses[1].starts_with("200") && responses[1].ends_with("\r\n\r\n"),
+            "{kind}: HEAD has no body: {answer}"
+        );
+        assert!(
+            responses[2].contains("\"body\":\"hello world\""),
+            "{kind}: {answer}"
+        );
+
+        // HTTP/1.0 cannot take chunked: a streamed body arrives whole, then the close.
+        let answer = raw_exchange(
+            port,
+            format!("GET /big?bytes=100000&chunk=7000 HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes(),
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{kind}: {head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("chunked"),
+            "{kind}: {head}"
+        );
+        assert_eq!(body.len(), 100_000, "{kind}");
+        assert!(body.bytes().all(|b| b == b'x'), "{kind}");
+
+        // Expect: 100-continue: the interim answer comes before the body is sent.
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 5\r\n\
+                     Expect: 100-continue\r\nConnection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        let mut interim = [0u8; 25];
+        stream.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n", "{kind}");
+        stream.write_all(b"hello").unwrap();
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).unwrap();
+        assert!(rest.contains("\"body\":\"hello\""), "{kind}: {rest}");
+
+        // Ambiguous framing and garbage: 400, and the connection closed.
+        for bad in [
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"
+            ),
+            "NOT HTTP AT ALL\r\n\r\n".to_owned(),
+        ] {
+            let answer = raw_exchange(port, bad.as_bytes());
+            assert!(
+                answer.starts_with("HTTP/1.1 400"),
+                "{kind}: {bad:?} got {answer}"
+            );
+        }
+    });
+}
+
 #[test]
 fn background_proxy_start_status_stop() {
     each_engine("proxy_background", |kind| {
