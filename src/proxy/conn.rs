@@ -18,8 +18,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use tokio::sync::watch;
+
 use super::forward::{self, Refusal, Shared};
 use super::http1::{self, BodyEnd, ClientHop, Framing, HeadError, RequestHead, ResponseHead};
+use super::routes::Table;
 
 /// A client gets this long to send each request head, and an idle
 /// keep-alive connection is closed after it.
@@ -43,9 +46,15 @@ struct Upstream {
 
 struct Connection {
     client: TcpStream,
-    peer: SocketAddr,
+    /// The client's address as X-Forwarded-For gives it.
+    peer: String,
     port: u16,
-    shared: Arc<Shared>,
+    /// The route table as this connection last saw it, and where new ones
+    /// come: checking for a new table reads one shared counter, where
+    /// taking the table on every request would write to memory shared by
+    /// every worker thread.
+    table: Arc<Table>,
+    tables: watch::Receiver<Arc<Table>>,
     buf: BytesMut,
     request_out: Vec<u8>,
     response_out: Vec<u8>,
@@ -54,11 +63,14 @@ struct Connection {
 
 /// Serves one client connection until either side closes it.
 pub async fn serve(client: TcpStream, peer: SocketAddr, port: u16, shared: Arc<Shared>) {
+    let mut tables = shared.table.clone();
+    let table = tables.borrow_and_update().clone();
     let mut connection = Connection {
         client,
-        peer,
+        peer: peer.ip().to_string(),
         port,
-        shared,
+        table,
+        tables,
         buf: BytesMut::with_capacity(READ_SIZE),
         request_out: Vec::with_capacity(1024),
         response_out: Vec::with_capacity(1024),
@@ -80,7 +92,7 @@ impl Connection {
         let mut armed = Instant::now();
         loop {
             let head = loop {
-                match http1::parse_request(&self.buf, self.peer.ip(), &mut self.request_out) {
+                match http1::parse_request(&self.buf, &self.peer, &mut self.request_out) {
                     Ok(Some(head)) => break head,
                     Ok(None) => {}
                     Err(HeadError::TooLarge) => {
@@ -138,11 +150,13 @@ impl Connection {
     }
 
     async fn exchange(&mut self, head: &RequestHead) -> io::Result<Next> {
-        let table = self.shared.table.borrow().clone();
-        let (name, target) = match forward::route(head, &table, self.port) {
+        if self.tables.has_changed().unwrap_or(false) {
+            self.table = self.tables.borrow_and_update().clone();
+        }
+        let (name, target) = match forward::route(head, &self.table, self.port) {
             Ok(route) => route,
             Err(refusal) => {
-                let page = forward::refusal_page(&refusal, &table, self.port);
+                let page = forward::refusal_page(&refusal, &self.table, self.port);
                 return self.page(page, head).await;
             }
         };
@@ -152,14 +166,13 @@ impl Connection {
             Err(error) => {
                 // The container may have stopped while we connected.
                 let stopped = self
-                    .shared
-                    .table
+                    .tables
                     .borrow()
                     .routes
                     .get(&name)
                     .is_some_and(|r| !r.running);
                 let page = if stopped {
-                    forward::refusal_page(&Refusal::Stopped(name), &table, self.port)
+                    forward::refusal_page(&Refusal::Stopped(name), &self.table, self.port)
                 } else {
                     forward::upstream_error_page(&name, target, &error)
                 };

@@ -4,8 +4,6 @@
 //! `X-Forwarded-*` headers added, bodies left in the framing they came in.
 //! No I/O here; `conn` drives it.
 
-use std::net::IpAddr;
-
 /// Most headers a head may carry; more is answered 431.
 const MAX_HEADERS: usize = 100;
 /// Largest head accepted, request or response.
@@ -177,7 +175,7 @@ fn head_length(
 /// is not complete yet.
 pub fn parse_request(
     buf: &[u8],
-    client: IpAddr,
+    client: &str,
     out: &mut Vec<u8>,
 ) -> Result<Option<RequestHead>, HeadError> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -238,7 +236,7 @@ pub fn parse_request(
         out.extend_from_slice(earlier);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(client.to_string().as_bytes());
+    out.extend_from_slice(client.as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
     if framing == Framing::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
@@ -308,8 +306,13 @@ pub fn parse_response(
 
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
-    out.push(b' ');
+    // httparse accepts only three-digit codes.
+    out.extend_from_slice(&[
+        b'0' + (status / 100 % 10) as u8,
+        b'0' + (status / 10 % 10) as u8,
+        b'0' + (status % 10) as u8,
+        b' ',
+    ]);
     out.extend_from_slice(response.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     for header in headers.iter() {
@@ -502,7 +505,7 @@ mod tests {
 
     fn request(raw: &str) -> (RequestHead, String) {
         let mut out = Vec::new();
-        let head = parse_request(raw.as_bytes(), "127.0.0.1".parse().unwrap(), &mut out)
+        let head = parse_request(raw.as_bytes(), "127.0.0.1", &mut out)
             .unwrap()
             .unwrap();
         (head, String::from_utf8(out).unwrap())
@@ -540,7 +543,7 @@ mod tests {
     #[test]
     fn ambiguous_framing_is_refused() {
         let mut out = Vec::new();
-        let client = "127.0.0.1".parse().unwrap();
+        let client = "127.0.0.1";
         for raw in [
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
             "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",

@@ -240,10 +240,12 @@ fn log_changes(old: &Table, new: &Table) {
     }
 }
 
-/// The proxy's worker threads (DUAL_PROXY_WORKERS, default half the cores):
-/// single-threaded runtimes, each with its own SO_REUSEPORT listener on every
-/// port, as nginx runs its workers. A connection and its upstream connection stay on one thread,
-/// with no cross-thread wakeups (measured: see research/bench-proxy.md).
+/// The proxy's worker threads (DUAL_PROXY_WORKERS, default one per core, as
+/// nginx's `worker_processes auto`): single-threaded runtimes, each with its
+/// own SO_REUSEPORT listener on every port. A connection and its upstream
+/// connection stay on one thread, and a request writes no memory another
+/// thread reads, so workers share nothing per request; on 2 cores, 2 workers
+/// measured more requests/s than 1 (research/bench-proxy.md).
 struct Workers {
     handles: Vec<tokio::runtime::Handle>,
 }
@@ -254,12 +256,7 @@ impl Workers {
             .ok()
             .and_then(|n| n.parse().ok())
             .filter(|n| *n > 0)
-            // Half the cores: the proxy shares the machine with the dev servers
-            // it fronts (and the browser); on 2 cores one worker measured
-            // faster than two (research/bench-proxy.md).
-            .unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-            });
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let mut handles = Vec::with_capacity(count);
         for index in 0..count {
             let (sender, receiver) = std::sync::mpsc::channel();
