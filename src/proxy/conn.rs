@@ -161,7 +161,7 @@ impl Connection {
             }
         };
 
-        let response = match self.send_request(head, target).await {
+        let response = match self.send_request(head, &name, target).await {
             Ok(response) => response,
             Err(error) => {
                 // The container may have stopped while we connected.
@@ -196,6 +196,7 @@ impl Connection {
     async fn send_request(
         &mut self,
         head: &RequestHead,
+        name: &str,
         target: SocketAddr,
     ) -> io::Result<ResponseHead> {
         let reusable = self
@@ -205,7 +206,7 @@ impl Connection {
         let reused = reusable.is_some();
         let mut upstream = match reusable {
             Some(upstream) => upstream,
-            None => connect(target).await?,
+            None => self.connect_unless_stopped(name, target).await?,
         };
         let mut result = self.send_on(&mut upstream, head).await;
         // An idle connection the server closed as we reused it: one retry
@@ -214,7 +215,7 @@ impl Connection {
             && head.framing == Framing::None
             && matches!(&result, Err(SendError::BeforeResponse(_)))
         {
-            upstream = connect(target).await?;
+            upstream = self.connect_unless_stopped(name, target).await?;
             result = self.send_on(&mut upstream, head).await;
         }
         match result {
@@ -223,6 +224,38 @@ impl Connection {
                 Ok(response)
             }
             Err(SendError::BeforeResponse(error) | SendError::Other(error)) => Err(error),
+        }
+    }
+
+    /// Connects to a workspace's container, giving up as soon as the route
+    /// table says the workspace stopped: its address will never answer, and
+    /// the 502 should not wait out the connect timeout.
+    async fn connect_unless_stopped(
+        &mut self,
+        name: &str,
+        target: SocketAddr,
+    ) -> io::Result<Upstream> {
+        let connecting = connect(target);
+        tokio::pin!(connecting);
+        loop {
+            tokio::select! {
+                result = &mut connecting => return result,
+                changed = self.tables.changed() => {
+                    if changed.is_err() {
+                        return connecting.await;
+                    }
+                    self.table = self.tables.borrow_and_update().clone();
+                    let still_there = self.table.routes.get(name).is_some_and(|route| {
+                        route.running && route.targets.get(&self.port) == Some(&target)
+                    });
+                    if !still_there {
+                        return Err(io::Error::new(
+                            io::ErrorKind::NotConnected,
+                            format!("workspace `{name}` stopped while dual connected to it"),
+                        ));
+                    }
+                }
+            }
         }
     }
 
