@@ -36,6 +36,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// longer than this is replaced rather than risk sending into a closing one.
 const IDLE_REUSE: Duration = Duration::from_secs(3);
 const READ_SIZE: usize = 16 * 1024;
+/// How long a closing connection reads and drops what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
 
 struct Upstream {
     target: SocketAddr,
@@ -121,7 +123,7 @@ impl Connection {
             match self.exchange(&head).await? {
                 Next::KeepAlive => {}
                 Next::Close => {
-                    let _ = self.client.shutdown().await;
+                    self.close().await;
                     return Ok(());
                 }
             }
@@ -133,8 +135,26 @@ impl Connection {
         let page = forward::Page::plain(status, why);
         page.write(&mut self.response_out, false);
         self.client.write_all(&self.response_out).await?;
-        let _ = self.client.shutdown().await;
+        self.close().await;
         Ok(())
+    }
+
+    /// Closes the client's connection after the response: first our side,
+    /// then what the client still sends (a body dual refused to read) is
+    /// read and dropped for a moment. Closing with unread data would reset
+    /// the connection, and the client could lose the response it was sent.
+    async fn close(&mut self) {
+        let _ = self.client.shutdown().await;
+        let linger = async {
+            loop {
+                self.buf.clear();
+                match read_into(&mut self.client, &mut self.buf).await {
+                    Ok(n) if n > 0 => {}
+                    _ => return,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, linger).await;
     }
 
     async fn page(&mut self, page: forward::Page, head: &RequestHead) -> io::Result<Next> {

@@ -617,6 +617,28 @@ fn http1_framing_passes_through_intact() {
         stream.read_to_string(&mut rest).unwrap();
         assert!(rest.contains("\"body\":\"hello\""), "{kind}: {rest}");
 
+        // A refused request's body is not read, yet the refusal arrives
+        // whole instead of a reset.
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let body = vec![b'x'; 16 << 20];
+        stream
+            .write_all(
+                format!(
+                    "POST / HTTP/1.1\r\nHost: nosuch.localhost:{port}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        stream.write_all(&body).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 404"), "{kind}: {answer}");
+        assert!(answer.contains("connection: close"), "{kind}: {answer}");
+
         // Ambiguous framing and garbage: 400, and the connection closed.
         for bad in [
             format!(
