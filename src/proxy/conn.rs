@@ -181,8 +181,8 @@ impl Connection {
             }
         };
 
-        let response = match self.send_request(head, &name, target).await {
-            Ok(response) => response,
+        let (response, mut upstream) = match self.send_request(head, &name, target).await {
+            Ok(sent) => sent,
             Err(error) => {
                 // The container may have stopped while we connected.
                 let stopped = self
@@ -199,9 +199,6 @@ impl Connection {
                 return self.page(page, head).await;
             }
         };
-        let Some(mut upstream) = self.upstream.take() else {
-            return Ok(Next::Close);
-        };
         let (next, reusable) = self.respond(head, response, &mut upstream).await?;
         if reusable {
             upstream.last_used = Instant::now();
@@ -212,13 +209,14 @@ impl Connection {
 
     /// Sends the request on (reusing this connection's upstream connection
     /// when it is fresh) and reads the response head, skipping nothing: 1xx
-    /// heads other than 101 go to the client as they come.
+    /// heads other than 101 go to the client as they come. Returns the head
+    /// and the upstream connection the rest of the response comes on.
     async fn send_request(
         &mut self,
         head: &RequestHead,
         name: &str,
         target: SocketAddr,
-    ) -> io::Result<ResponseHead> {
+    ) -> io::Result<(ResponseHead, Upstream)> {
         let reusable = self
             .upstream
             .take()
@@ -239,10 +237,7 @@ impl Connection {
             result = self.send_on(&mut upstream, head).await;
         }
         match result {
-            Ok(response) => {
-                self.upstream = Some(upstream);
-                Ok(response)
-            }
+            Ok(response) => Ok((response, upstream)),
             Err(SendError::BeforeResponse(error) | SendError::Other(error)) => Err(error),
         }
     }
@@ -438,7 +433,6 @@ impl Connection {
             None => {
                 // Until the dev server closes: so does the client's connection.
                 out.extend_from_slice(&upstream.buf);
-                upstream.buf.clear();
                 self.client.write_all(out).await?;
                 loop {
                     upstream.buf.clear();
