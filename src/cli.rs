@@ -193,9 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::PinBridge { interface } => {
-            let pinned = crate::engine::bridge::pin_mac(&interface).map_err(|error| {
-                anyhow::anyhow!("could not fix the address of bridge {interface}: {error}")
-            })?;
+            let pinned = crate::engine::bridge::pin_mac(&interface)?;
             crate::log::debug(&format!("bridge {interface}: {pinned:?}"));
             Ok(ExitCode::SUCCESS)
         }

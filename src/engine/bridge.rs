@@ -30,6 +30,15 @@ pub enum Pinned {
 /// Fixes a bridge's current MAC address so that it stops following its ports.
 /// Needs CAP_NET_ADMIN over the interface's network namespace.
 pub fn pin_mac(interface: &str) -> io::Result<Pinned> {
+    set_if_unset(interface).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("could not fix the address of bridge {interface}: {error}"),
+        )
+    })
+}
+
+fn set_if_unset(interface: &str) -> io::Result<Pinned> {
     check_name(interface)?;
     // sysfs shows the namespace it was mounted in: the host's, where a rootful
     // engine's bridges are. Inside podman's rootless namespace it shows
@@ -119,9 +128,7 @@ pub fn steady(engine: &Engine, networks: &[&str]) -> Result<(), String> {
                 .map_err(|error| error.to_string())?;
             Pinned::Now
         } else {
-            pin_mac(&interface).map_err(|error| {
-                format!("could not fix the address of bridge {interface}: {error}")
-            })?
+            pin_mac(&interface).map_err(|error| error.to_string())?
         };
         crate::log::debug(&format!("bridge {interface}: {pinned:?}"));
     }
