@@ -100,6 +100,19 @@ pub fn ensure_test_image(kind: EngineKind) -> &'static str {
     "dual-test:latest"
 }
 
+/// The ordinary user with subordinate ids that rootless tests run as
+/// (DUAL_TEST_ROOTLESS_USER; CI makes one), or `None` after saying loudly
+/// that `test` is skipped.
+pub fn rootless_user(test: &str) -> Option<String> {
+    let user = std::env::var("DUAL_TEST_ROOTLESS_USER").ok();
+    if user.is_none() {
+        eprintln!(
+            "!!!!! SKIPPED {test}: set DUAL_TEST_ROOTLESS_USER to a user with subordinate ids"
+        );
+    }
+    user
+}
+
 /// Heavy engine work (many containers, host port checks) runs one test at a
 /// time, so tests neither race for host ports nor skew each other's figures.
 pub fn heavy() -> MutexGuard<'static, ()> {

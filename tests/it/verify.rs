@@ -152,10 +152,7 @@ fn interrupted_verify_removes_every_probe_container() {
 /// Runs when DUAL_TEST_ROOTLESS_USER names such a user (CI makes one).
 #[test]
 fn verify_passes_on_rootless_podman() {
-    let Ok(user) = std::env::var("DUAL_TEST_ROOTLESS_USER") else {
-        eprintln!(
-            "!!!!! SKIPPED verify_passes_on_rootless_podman: set DUAL_TEST_ROOTLESS_USER to a user with subordinate ids"
-        );
+    let Some(user) = crate::support::rootless_user("verify_passes_on_rootless_podman") else {
         return;
     };
     let _heavy = heavy();

@@ -865,10 +865,7 @@ fn prune_removes_workspaces_whose_branch_was_merged_upstream() {
 /// Runs when DUAL_TEST_ROOTLESS_USER names such a user (CI makes one).
 #[test]
 fn rootless_podman_workspace_keeps_the_user_s_identity() {
-    let Ok(user) = std::env::var("DUAL_TEST_ROOTLESS_USER") else {
-        eprintln!(
-            "!!!!! SKIPPED rootless_podman_workspace: set DUAL_TEST_ROOTLESS_USER to a user with subordinate ids"
-        );
+    let Some(user) = crate::support::rootless_user("rootless_podman_workspace") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
