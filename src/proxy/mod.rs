@@ -240,12 +240,21 @@ fn log_changes(old: &Table, new: &Table) {
     }
 }
 
-/// The proxy's worker threads (DUAL_PROXY_WORKERS, default one per core, as
-/// nginx's `worker_processes auto`): single-threaded runtimes, each with its
-/// own SO_REUSEPORT listener on every port. A connection and its upstream
-/// connection stay on one thread, and a request writes no memory another
-/// thread reads, so workers share nothing per request; on 2 cores, 2 workers
-/// measured more requests/s than 1 (research/bench-proxy.md).
+/// The proxy's worker threads (DUAL_PROXY_WORKERS, default two per core):
+/// single-threaded runtimes, each with its own SO_REUSEPORT listener on
+/// every port. A connection and its upstream connection stay on one thread,
+/// and a request writes no memory another thread reads, so workers share
+/// nothing per request.
+///
+/// Two per core, not nginx's one: the proxy shares the CPUs with the dev
+/// servers it fronts (and their builds and the browser). A worker preempted
+/// by one of them stalls only its share of the connections, and a worker
+/// that finds several requests waiting serves them in one wakeup. With wrk,
+/// the upstream and the proxy sharing 2 CPUs, 4 workers served 1.15–1.20×
+/// nginx's requests/s at 64 connections, 2 workers 0.97–0.98×, with less
+/// CPU per request (research/bench-proxy.md).
+const WORKERS_PER_CORE: usize = 2;
+
 struct Workers {
     handles: Vec<tokio::runtime::Handle>,
 }
@@ -256,7 +265,9 @@ impl Workers {
             .ok()
             .and_then(|n| n.parse().ok())
             .filter(|n| *n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            .unwrap_or_else(|| {
+                WORKERS_PER_CORE * std::thread::available_parallelism().map_or(1, |n| n.get())
+            });
         let mut handles = Vec::with_capacity(count);
         for index in 0..count {
             let (sender, receiver) = std::sync::mpsc::channel();
