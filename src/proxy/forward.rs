@@ -127,10 +127,6 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn page(status: u16, title: &str, text: &str) -> Page {
-    Page::new(status, title, text)
-}
-
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -140,13 +136,13 @@ fn escape(text: &str) -> String {
 
 pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Page {
     match refusal {
-        Refusal::AbsoluteForm => page(
+        Refusal::AbsoluteForm => Page::new(
             400,
             "Not a forward proxy",
             "dual's proxy serves only <code>http://{workspace}.localhost</code> names; it does not fetch other URLs.",
         ),
-        Refusal::NoHost => page(400, "No Host header", "dual routes by the Host header."),
-        Refusal::IpLiteral(ip) | Refusal::NotLocalhost(ip) => page(
+        Refusal::NoHost => Page::new(400, "No Host header", "dual routes by the Host header."),
+        Refusal::IpLiteral(ip) | Refusal::NotLocalhost(ip) => Page::new(
             403,
             "Not a dual workspace",
             &format!(
@@ -172,7 +168,7 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Page {
             } else {
                 format!("<ul>\n{live}</ul>")
             };
-            page(
+            Page::new(
                 404,
                 "No such workspace",
                 &format!(
@@ -181,7 +177,7 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Page {
                 ),
             )
         }
-        Refusal::Stopped(name) => page(
+        Refusal::Stopped(name) => Page::new(
             502,
             "Workspace stopped",
             &format!(
@@ -189,7 +185,7 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Page {
                 escape(name)
             ),
         ),
-        Refusal::NoPort { name, port } => page(
+        Refusal::NoPort { name, port } => Page::new(
             502,
             "Port not reachable",
             &format!(
@@ -216,7 +212,7 @@ pub fn upstream_error_page(name: &str, target: SocketAddr, error: &std::io::Erro
             escape(&chain)
         )
     };
-    page(502, "Dev server not reachable", &text)
+    Page::new(502, "Dev server not reachable", &text)
 }
 
 #[cfg(test)]
