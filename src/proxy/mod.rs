@@ -61,13 +61,19 @@ fn log(line: &str) {
     eprintln!("dual proxy: {line}");
 }
 
-/// Reads the engine's view of dual's workspace containers: one `ps`, one `inspect`.
-pub fn load_table(engine: &Engine, owner: Option<&str>) -> Result<Table, EngineError> {
+/// The label filters for dual's workspace containers (this installation's
+/// only, given an owner): the same for the table and the events that change it.
+fn workspace_filters(owner: Option<&str>) -> Vec<(&str, &str)> {
     let mut filters = vec![MANAGED_FILTER, (KIND, KIND_WORKSPACE)];
     if let Some(owner) = owner {
         filters.push((OWNER_LABEL, owner));
     }
-    let listed = engine.ps(&filters)?;
+    filters
+}
+
+/// Reads the engine's view of dual's workspace containers: one `ps`, one `inspect`.
+pub fn load_table(engine: &Engine, owner: Option<&str>) -> Result<Table, EngineError> {
+    let listed = engine.ps(&workspace_filters(owner))?;
     let ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
     let containers = engine.inspect(&ids)?;
     Ok(Table::from_containers(&containers))
@@ -181,11 +187,7 @@ fn watch_events(
 ) {
     std::thread::spawn(move || {
         loop {
-            let mut filters = vec![MANAGED_FILTER, (KIND, KIND_WORKSPACE)];
-            if let Some(owner) = owner.as_deref() {
-                filters.push((OWNER_LABEL, owner));
-            }
-            match engine.events(&filters) {
+            match engine.events(&workspace_filters(owner.as_deref())) {
                 Ok(stream) => {
                     following.store(true, Ordering::Relaxed);
                     // Events since the last table may have been missed.
