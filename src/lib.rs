@@ -12,6 +12,7 @@ pub mod paths;
 pub mod process;
 pub mod proxy;
 pub mod shell;
+pub mod sockets;
 pub mod testserver;
 pub mod verify;
 pub mod workspace;

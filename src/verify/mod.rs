@@ -17,7 +17,6 @@ use serde::Serialize;
 
 use crate::engine::{Engine, EngineError, EngineKind, Info, Version};
 use cleanup::ProbeRun;
-pub use host::holder_of as port_holder;
 
 /// How many containers the quick isolation check starts without `--probes`.
 pub const QUICK_COUNT: usize = 3;
