@@ -49,7 +49,12 @@ pub enum Command {
         repo: Option<String>,
     },
     /// Clone and start a workspace [default: the one around the current directory]
-    Launch { workspace: Option<String> },
+    Launch {
+        workspace: Option<String>,
+        /// Make its container again even when .dual.toml did not change (clone and volumes kept)
+        #[arg(long)]
+        recreate: bool,
+    },
     /// Every workspace, its state and its URLs
     List {
         #[arg(long)]
@@ -90,6 +95,8 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Rebuild a lost or corrupt state file from the engine's labels and the clones on disk
+    Recover,
     /// The reverse proxy: in the foreground, or start|stop|status in the background
     Proxy {
         #[command(subcommand)]
@@ -173,7 +180,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Add { source, name } => c::add::run(source.as_deref(), name.as_deref()),
         Command::Create { branch, repo } => c::create::run(&branch, repo.as_deref()),
-        Command::Launch { workspace } => c::launch::run(engine, workspace.as_deref()),
+        Command::Launch {
+            workspace,
+            recreate,
+        } => c::launch::run(engine, workspace.as_deref(), recreate),
         Command::List { json } => c::list::run(engine, json),
         Command::Run { workspace, command } => c::run::run(engine, workspace.as_deref(), &command),
         Command::ShellInit { shell } => c::shell_init::run(shell),
@@ -184,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sync { workspace } => c::sync::run(workspace.as_deref()),
         Command::Prune { yes } => c::prune::run(engine, yes),
+        Command::Recover => c::recover::run(engine),
         Command::Proxy { action } => c::proxy::run(engine, action),
         Command::Urls { workspace, json } => c::urls::run(workspace.as_deref(), json),
         Command::Open { workspace } => c::urls::open(workspace.as_deref()),

@@ -35,6 +35,9 @@ fn hint(error: &anyhow::Error) -> Option<String> {
         if let Some(error) = cause.downcast_ref::<crate::workspace::state::StateError>() {
             return error.hint();
         }
+        if let Some(error) = cause.downcast_ref::<crate::commands::launch::ImageUnavailable>() {
+            return Some(error.hint());
+        }
         cause
             .downcast_ref::<EngineError>()
             .and_then(EngineError::hint)

@@ -9,7 +9,7 @@ use crate::workspace::{State, Store, Workspace, WorkspaceError, names};
 pub fn run(branch: &str, repo: Option<&str>) -> anyhow::Result<ExitCode> {
     names::validate_branch(branch)?;
     let root = crate::paths::workspace_root();
-    let workspace = Store::open_default().update(|state| -> anyhow::Result<Workspace> {
+    let (workspace, holder) = Store::open_default().update(|state| -> anyhow::Result<_> {
         let repo = pick_repo(state, repo)?;
         if let Some(existing) = state
             .workspaces
@@ -18,13 +18,18 @@ pub fn run(branch: &str, repo: Option<&str>) -> anyhow::Result<ExitCode> {
         {
             return Err(WorkspaceError::Exists(existing.name()).into());
         }
-        let taken: Vec<&str> = state
+        // Names are unique across repos too: `shop` + `a-b` and `shop-a` +
+        // `b` would both be `shop-a-b` (one container, one URL).
+        let prefix = format!("{repo}-");
+        let taken: Vec<String> = state
             .workspaces
             .iter()
-            .filter(|w| w.repo == repo)
-            .map(|w| w.label.as_str())
+            .filter_map(|w| w.name().strip_prefix(&prefix).map(str::to_owned))
             .collect();
+        let taken: Vec<&str> = taken.iter().map(String::as_str).collect();
         let label = names::branch_label(&repo, branch, &taken);
+        // Whose plain name this one could not have, to say why it differs.
+        let plain = format!("{repo}-{}", names::branch_label(&repo, branch, &[]));
         let workspace = Workspace {
             path: root.join(&repo).join(&label),
             repo,
@@ -33,9 +38,19 @@ pub fn run(branch: &str, repo: Option<&str>) -> anyhow::Result<ExitCode> {
             setup_done: false,
             engine: None,
         };
+        let holder = state
+            .workspace(&plain)
+            .filter(|_| plain != workspace.name())
+            .map(|w| format!("`{plain}` is branch `{}` of `{}`", w.branch, w.repo));
         state.workspaces.push(workspace.clone());
-        Ok(workspace)
+        Ok((workspace, holder))
     })?;
+    if let Some(holder) = holder {
+        print(&format!(
+            "note: {holder}, so this workspace is named `{}`\n",
+            workspace.name()
+        ))?;
+    }
     print(&format!(
         "created workspace `{}` (branch `{}` of `{}`)\n  clone: {}\nnext: `dual launch {}`\n",
         workspace.name(),

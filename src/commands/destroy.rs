@@ -9,8 +9,8 @@ use anyhow::Context;
 
 use crate::cli::print;
 use crate::engine::EngineKind;
-use crate::engine::labels::MANAGED_FILTER;
-use crate::workspace::{self, OWNER_LABEL, Store, WORKSPACE_LABEL, WorkspaceError, git};
+use crate::engine::labels::WorkspaceLabels;
+use crate::workspace::{self, Store, WorkspaceError, git};
 
 pub fn run(flag: Option<EngineKind>, name: Option<&str>, force: bool) -> anyhow::Result<ExitCode> {
     let store = Store::open_default();
@@ -45,19 +45,15 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>, force: bool) -> anyhow:
     if workspace.engine.is_some() || flag.is_some() {
         let engine = super::engine_for(flag, Some(&workspace))?;
         let container = workspace.container_name();
-        // Only ours: another installation may use the same name on this engine.
-        let owner = workspace::owner_id();
+        // Only this workspace's: another installation, or (in an older
+        // state) another repo's workspace, may use the same name.
+        let mine = workspace::labels(&workspace, None);
         if let Some(found) = engine.inspect(&[&container])?.pop()
-            && found.labels.get(OWNER_LABEL) == Some(&owner)
+            && WorkspaceLabels::from_labels(&found.labels).is_some_and(|l| l.same_workspace(&mine))
         {
             engine.remove(&[&container])?;
         }
-        let name = workspace.name();
-        let volumes = engine.volume_names(&[
-            MANAGED_FILTER,
-            (WORKSPACE_LABEL, name.as_str()),
-            (OWNER_LABEL, owner.as_str()),
-        ])?;
+        let volumes = engine.volume_names(&mine.filters())?;
         engine.volume_remove(&volumes.iter().map(String::as_str).collect::<Vec<_>>())?;
     }
     if let Some(clone) = clone {

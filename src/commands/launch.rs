@@ -8,16 +8,28 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::print;
-use crate::engine::labels::{KIND, MANAGED};
+use crate::engine::labels::WorkspaceLabels;
 use crate::engine::spec::Publish;
 use crate::engine::{Engine, EngineError, EngineKind, ExecSpec};
-use crate::workspace::config::Config;
-use crate::workspace::{self, Store, Workspace, WorkspaceError, git};
+use crate::workspace::config::{self, Config};
+use crate::workspace::identity::{HostUser, identity_command};
+use crate::workspace::{self, Repo, Store, Workspace, WorkspaceError, git};
 
-pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    flag: Option<EngineKind>,
+    name: Option<&str>,
+    recreate: bool,
+) -> anyhow::Result<ExitCode> {
     let store = Store::open_default();
+    let named = workspace::resolve(&store.load()?, name)?.name();
+    // One launch of a workspace at a time: a second one waits, then finds
+    // the clone, the container and `setup` done.
+    let _launching = store.lock_workspace(&named)?;
     let state = store.load()?;
-    let workspace = workspace::resolve(&state, name)?.clone();
+    let workspace = state
+        .workspace(&named)
+        .cloned()
+        .ok_or_else(|| WorkspaceError::UnknownWorkspace(named.clone()))?;
     let repo = state
         .repos
         .get(&workspace.repo)
@@ -25,7 +37,8 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitC
         .clone();
     let engine = super::engine_for(flag, Some(&workspace))?;
 
-    if !workspace.path.exists() {
+    let fresh_clone = !workspace.path.exists();
+    if fresh_clone {
         clone_atomically(&repo.source, &workspace, &repo.default_branch)?;
         print(&format!(
             "cloned `{}` into {}\n",
@@ -33,22 +46,43 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitC
             workspace.path.display()
         ))?;
     }
-    let config = Config::load(&workspace.path)?;
-    let started = ensure_container(&engine, &workspace, &config)?;
+    warn_if_config_is_not_committed(&repo, &workspace);
+    let started = Config::load(&workspace.path)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            let started = ensure_container(&engine, &workspace, &config, recreate)?;
+            Ok((config, started))
+        });
+    let (config, started) = match started {
+        Ok(done) => done,
+        Err(error) => {
+            // A first launch that failed leaves the workspace as it was: lazy.
+            if fresh_clone {
+                let root = crate::paths::workspace_root();
+                if let Ok(clone) = workspace::check_inside_root(&workspace.path, &root) {
+                    let _ = std::fs::remove_dir_all(clone);
+                }
+            }
+            return Err(error);
+        }
+    };
     if !matches!(started, Started::AlreadyRunning) {
         steady_bridges(&engine, &workspace);
     }
-    store.update(|state| -> anyhow::Result<()> {
-        if let Some(record) = state.workspace_mut(&workspace.name()) {
-            record.engine = Some(engine.kind());
-        }
-        Ok(())
-    })?;
+    if workspace.engine != Some(engine.kind()) {
+        store.update(|state| -> anyhow::Result<()> {
+            if let Some(record) = state.workspace_mut(&workspace.name()) {
+                record.engine = Some(engine.kind());
+            }
+            Ok(())
+        })?;
+    }
     print(&format!(
-        "{} `{}` on {}\n",
+        "{} `{}` on {}{}\n",
         started.describe(),
         workspace.container_name(),
-        engine.kind()
+        engine.kind(),
+        started.why()
     ))?;
 
     if let Some(setup) = config.setup.as_deref().filter(|_| !workspace.setup_done) {
@@ -86,6 +120,26 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `.dual.toml` that exists only in the source's working tree never
+/// reaches the clone: say so, rather than launch on defaults in silence.
+fn warn_if_config_is_not_committed(repo: &Repo, workspace: &Workspace) {
+    if !repo.is_local() || workspace.path.join(config::FILE_NAME).exists() {
+        return;
+    }
+    let source = std::path::Path::new(&repo.source).join(config::FILE_NAME);
+    if source.exists() {
+        eprintln!(
+            "warning: `{}` has a `.dual.toml` that is not committed on `{}`, so the clone has none and dual uses the defaults\n\
+             hint: commit it in the source repo, or copy it in: `cp {} {}/`, then `dual launch {}`",
+            repo.source,
+            workspace.branch,
+            crate::process::quote(&source.display().to_string()),
+            crate::process::quote(&workspace.path.display().to_string()),
+            workspace.name()
+        );
+    }
 }
 
 /// Clones into a temporary sibling and renames it into place, so a failed
@@ -149,6 +203,10 @@ pub enum Started {
     Created,
     Restarted,
     AlreadyRunning,
+    /// Removed and made again (the clone and the volumes kept).
+    Recreated {
+        forced: bool,
+    },
 }
 
 impl Started {
@@ -157,50 +215,84 @@ impl Started {
             Started::Created => "created and started",
             Started::Restarted => "started",
             Started::AlreadyRunning => "already running:",
+            Started::Recreated { .. } => "recreated",
+        }
+    }
+
+    fn why(&self) -> &'static str {
+        match self {
+            Started::Recreated { forced: true } => " (--recreate; clone and volumes kept)",
+            Started::Recreated { forced: false } => {
+                ": its .dual.toml changed (image, ports, env or volumes); clone and volumes kept"
+            }
+            _ => "",
         }
     }
 }
 
 /// Creates the container if it is missing (or was removed behind dual's
-/// back), starts it if stopped.
+/// back), starts it if stopped, and recreates it when `.dual.toml` no
+/// longer gives the settings it was made from (or when asked to).
 pub fn ensure_container(
     engine: &Engine,
     workspace: &Workspace,
     config: &Config,
+    recreate: bool,
 ) -> anyhow::Result<Started> {
     let name = workspace.container_name();
+    let wanted = workspace::labels(workspace, Some(config));
+    let mut replacing = None;
     if let Some(existing) = engine.inspect(&[&name])?.pop() {
-        let label = |key: &str| existing.labels.get(key).map(String::as_str);
-        let ours = label(MANAGED) == Some("true")
-            && label(KIND) == Some(workspace::KIND_WORKSPACE)
-            && label(workspace::OWNER_LABEL) == Some(workspace::owner_id().as_str());
-        if !ours {
-            return Err(WorkspaceError::ForeignContainer(name).into());
-        }
-        if existing.running {
-            return Ok(Started::AlreadyRunning);
-        }
-        match engine.start(&name) {
-            Ok(()) => return Ok(Started::Restarted),
-            // A container that cannot start again (its image or a mount is
-            // gone) is recreated; the clone and volumes hold the state.
-            Err(error) => {
-                crate::log::debug(&format!("recreating {name}: {error}"));
-                engine.remove(&[&name])?;
+        let found = WorkspaceLabels::from_labels(&existing.labels);
+        match found {
+            Some(found) if found.same_workspace(&wanted) => {
+                let changed = found.settings != wanted.settings;
+                if !changed && !recreate {
+                    if existing.running {
+                        return Ok(Started::AlreadyRunning);
+                    }
+                    match engine.start(&name) {
+                        Ok(()) => return Ok(Started::Restarted),
+                        // A container that cannot start again (its image or a
+                        // mount is gone) is recreated; the clone and volumes
+                        // hold the state.
+                        Err(error) => crate::log::debug(&format!("recreating {name}: {error}")),
+                    }
+                }
+                replacing = Some(Started::Recreated { forced: !changed });
+            }
+            other => {
+                return Err(WorkspaceError::ForeignContainer {
+                    name,
+                    holder: other.map(|l| format!("branch `{}` of `{}`", l.branch, l.repo)),
+                }
+                .into());
             }
         }
     }
-    let labels = workspace::labels(workspace);
-    for index in 0..config.anonymous_volumes.len() {
-        engine.volume_create(&workspace::volume_name(workspace, index), &labels)?;
+    ensure_image(engine, &config.image, &workspace.path)?;
+    if replacing.is_some() {
+        // `rm --volumes` removes anonymous volumes only: the named ones stay.
+        engine.remove(&[&name])?;
+    }
+    let labels = workspace::labels(workspace, None).to_labels();
+    for dir in &config.anonymous_volumes {
+        engine.volume_create(&workspace::volume_name(workspace, dir), &labels)?;
     }
     let home = crate::paths::user_home();
     let home_source = crate::paths::workspace_home(&workspace.name());
     std::fs::create_dir_all(&home_source)
         .with_context(|| format!("could not create `{}`", home_source.display()))?;
     let mode = host_mode(engine)?;
-    let ids = mode.ids;
-    let mut spec = workspace::container_spec(workspace, config, ids, &home, &home_source);
+    let user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);
+    let mut spec = workspace::container_spec(
+        workspace,
+        config,
+        mode.ids,
+        user.as_ref(),
+        &home,
+        &home_source,
+    );
     spec.keep_host_uid = mode.keep_host_uid;
     if mode.publish_ports {
         spec.publish
@@ -214,8 +306,76 @@ pub fn ensure_container(
         }
         Err(error) => return Err(error.into()),
     }
-    give_volumes_to_user(engine, workspace, config, ids)?;
-    Ok(Started::Created)
+    if let Some(user) = &user {
+        make_user_known(engine, workspace, config, user, &home)?;
+    }
+    Ok(replacing.unwrap_or(Started::Created))
+}
+
+/// The image, pulled if missing (with its progress on a terminal); where it
+/// cannot be had, an error naming it and where it came from, before anything
+/// is created.
+fn ensure_image(engine: &Engine, image: &str, clone: &std::path::Path) -> anyhow::Result<()> {
+    if engine.image_exists(image)? {
+        return Ok(());
+    }
+    let on_terminal = std::io::stderr().is_terminal();
+    if on_terminal {
+        eprintln!("pulling `{image}` with {}", engine.kind());
+    }
+    engine.pull(image, on_terminal).map_err(|error| {
+        let reason = match &error {
+            EngineError::Command { source, .. } => one_line(source.stderr()),
+            other => other.to_string(),
+        };
+        anyhow::Error::new(ImageUnavailable {
+            image: image.to_owned(),
+            origin: config::origin_of("image", clone),
+            kind: engine.kind(),
+            reason: Reason(reason),
+        })
+    })
+}
+
+/// The engine's reason, without its `Error:` prefixes, on one line.
+fn one_line(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .unwrap_or("no reason given");
+    let line = line
+        .trim_start_matches("Error: ")
+        .trim_start_matches("Error response from daemon: ");
+    let mut text: String = line.chars().take(300).collect();
+    if text.len() < line.len() {
+        text.push('…');
+    }
+    text
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the image `{image}` ({origin}) is not on {kind} and cannot be pulled")]
+pub struct ImageUnavailable {
+    image: String,
+    origin: String,
+    kind: EngineKind,
+    #[source]
+    reason: Reason,
+}
+
+/// The engine's one-line reason, as the error's cause.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Reason(String);
+
+impl ImageUnavailable {
+    pub fn hint(&self) -> String {
+        format!(
+            "build or load it (`{} build -t {} .`, `{} load`), or name another `image` in .dual.toml",
+            self.kind, self.image, self.kind
+        )
+    }
 }
 
 struct HostMode {
@@ -230,11 +390,11 @@ struct HostMode {
 
 fn host_mode(engine: &Engine) -> anyhow::Result<HostMode> {
     let ids = workspace::host_ids();
-    let info = engine.info()?;
-    let remote = std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://"))
-        || info.operating_system.contains("Docker Desktop");
-    let publish_ports = info.rootless || remote;
-    let (ids, keep_host_uid) = match (engine.kind(), info.rootless) {
+    let facts = engine.host_facts()?;
+    let remote =
+        std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://")) || facts.desktop;
+    let publish_ports = facts.rootless || remote;
+    let (ids, keep_host_uid) = match (engine.kind(), facts.rootless) {
         _ if ids.0 == 0 => (ids, false),
         // keep-id maps the user to the same uid inside: full fidelity.
         (EngineKind::Podman, true) => (ids, true),
@@ -250,35 +410,35 @@ fn host_mode(engine: &Engine) -> anyhow::Result<HostMode> {
     })
 }
 
-/// Fresh volumes belong to root; the user's processes must write them.
-fn give_volumes_to_user(
+/// As root inside: passwd and group entries for the host user (see
+/// workspace::identity), and the fresh volumes (which belong to root) given
+/// to the user. One exec for both.
+fn make_user_known(
     engine: &Engine,
     workspace: &Workspace,
     config: &Config,
-    ids: (u32, u32),
+    user: &HostUser,
+    home: &std::path::Path,
 ) -> anyhow::Result<()> {
-    if config.anonymous_volumes.is_empty() || ids.0 == 0 {
-        return Ok(());
-    }
-    let mut command = vec!["chown".into(), format!("{}:{}", ids.0, ids.1).into()];
-    command.extend(
-        config
-            .anonymous_volumes
-            .iter()
-            .map(|dir| workspace.path.join(dir).into_os_string()),
-    );
+    let dirs: Vec<std::ffi::OsString> = config
+        .anonymous_volumes
+        .iter()
+        .map(|dir| workspace.path.join(dir).into_os_string())
+        .collect();
     let spec = ExecSpec {
         container: workspace.container_name(),
         user: Some((0, 0)),
-        command,
+        command: identity_command(user, &home.display().to_string(), &dirs),
         ..ExecSpec::default()
     };
     let output = engine.exec_spec(&spec)?;
     if !output.success() {
         anyhow::bail!(
-            "could not give the volumes to uid {}: {}",
-            ids.0,
-            output.stderr
+            "could not make user `{}` (uid {}) known in `{}`: {}",
+            user.name,
+            user.uid,
+            workspace.container_name(),
+            output.stderr.trim()
         );
     }
     Ok(())

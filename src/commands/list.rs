@@ -8,10 +8,9 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::print;
-use crate::engine::labels::{KIND, MANAGED_FILTER};
+use crate::engine::labels::{WorkspaceLabels, workspace_filters};
 use crate::engine::{ContainerSummary, Engine, EngineKind};
-use crate::workspace::config::Config;
-use crate::workspace::{self, Store, WORKSPACE_LABEL, Workspace};
+use crate::workspace::{self, State, Store};
 
 #[derive(Debug, Serialize)]
 pub struct Listed {
@@ -25,9 +24,12 @@ pub struct Listed {
     pub engine: Option<EngineKind>,
 }
 
+/// A workspace container as `ps` shows it: its repo and branch labels, and itself.
+type Found = (String, String, ContainerSummary);
+
 pub fn run(flag: Option<EngineKind>, json: bool) -> anyhow::Result<ExitCode> {
     let state = Store::open_default().load()?;
-    let listed = list(flag, &state.workspaces);
+    let listed = list(flag, &state);
     if json {
         print(&serde_json::to_string_pretty(&listed)?)?;
         print("\n")?;
@@ -37,23 +39,28 @@ pub fn run(flag: Option<EngineKind>, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn list(flag: Option<EngineKind>, workspaces: &[Workspace]) -> Vec<Listed> {
+pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
+    let workspaces = &dual_state.workspaces;
+    let owner = workspace::owner_id();
     let mut engines: Vec<EngineKind> = workspaces
         .iter()
         .filter_map(|w| flag.or(w.engine))
         .collect();
     engines.sort_by_key(|kind| kind.program());
     engines.dedup();
-    let mut containers: HashMap<EngineKind, Option<HashMap<String, ContainerSummary>>> =
-        HashMap::new();
+    let mut containers: HashMap<EngineKind, Option<HashMap<String, Found>>> = HashMap::new();
     for kind in engines {
         let found = Engine::new(kind)
-            .ps(&[MANAGED_FILTER, (KIND, workspace::KIND_WORKSPACE)])
+            .ps(&workspace_filters(Some(&owner)))
             .map_err(|error| eprintln!("warning: could not ask {kind} for containers: {error}"))
             .ok()
             .map(|list| {
                 list.into_iter()
-                    .filter_map(|c| Some((c.labels.get(WORKSPACE_LABEL)?.clone(), c)))
+                    .filter_map(|c| {
+                        let labels = WorkspaceLabels::from_labels(&c.labels)?;
+                        (labels.owner == owner).then_some((labels, c))
+                    })
+                    .map(|(labels, c)| (labels.workspace, (labels.repo, labels.branch, c)))
                     .collect()
             });
         containers.insert(kind, found);
@@ -68,11 +75,18 @@ pub fn list(flag: Option<EngineKind>, workspaces: &[Workspace]) -> Vec<Listed> {
                 None => "stopped",
                 Some(None) => "unknown",
                 Some(Some(by_name)) => match by_name.get(&w.name()) {
-                    Some(container) if container.state == "running" => "running",
+                    // Only the container of this repo's branch counts.
+                    Some((repo, branch, container))
+                        if *repo == w.repo
+                            && *branch == w.branch
+                            && container.state == "running" =>
+                    {
+                        "running"
+                    }
                     _ => "stopped",
                 },
             };
-            let ports = Config::ports_or_default(&w.path);
+            let ports = workspace::declared_ports(dual_state, w);
             Listed {
                 name: w.name(),
                 repo: w.repo.clone(),

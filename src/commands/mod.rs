@@ -7,6 +7,7 @@ pub mod launch;
 pub mod list;
 pub mod proxy;
 pub mod prune;
+pub mod recover;
 pub mod run;
 pub mod shell_init;
 pub mod stop;

@@ -8,10 +8,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use crate::cli::print;
-use crate::engine::labels::{KIND, KIND_PROBE, MANAGED_FILTER};
+use crate::engine::labels::{
+    KIND, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER, WorkspaceLabels, workspace_filters,
+};
 use crate::engine::{Engine, EngineKind};
 use crate::workspace::git::{self, Upstream};
-use crate::workspace::{KIND_WORKSPACE, OWNER_LABEL, State, Store, WORKSPACE_LABEL};
+use crate::workspace::{State, Store};
 
 enum Leftover {
     Container {
@@ -108,18 +110,25 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
     let owner = crate::workspace::owner_id();
     let mut found = Vec::new();
     for container in engine.ps(&[MANAGED_FILTER])? {
-        let label = |key: &str| container.labels.get(key).map(String::as_str);
-        let why = match label(KIND) {
+        let workspace = WorkspaceLabels::from_labels(&container.labels);
+        let why = match (container.labels.get(KIND).map(String::as_str), workspace) {
             // Another installation's (another user, another DUAL_HOME): not ours to judge.
-            Some(KIND_WORKSPACE) if label(OWNER_LABEL) != Some(owner.as_str()) => None,
-            Some(KIND_WORKSPACE) if !label(WORKSPACE_LABEL).is_some_and(known) => Some(format!(
-                "its workspace `{}` no longer exists",
-                label(WORKSPACE_LABEL).unwrap_or("?")
-            )),
-            Some(KIND_PROBE) if crate::verify::cleanup::is_abandoned(&container.labels) => {
+            (_, Some(labels)) if labels.owner != owner => None,
+            // Its name may be in the state for another repo's branch.
+            (_, Some(labels))
+                if !state
+                    .workspace(&labels.workspace)
+                    .is_some_and(|w| w.repo == labels.repo && w.branch == labels.branch) =>
+            {
+                Some(format!(
+                    "its workspace `{}` (branch `{}` of `{}`) no longer exists",
+                    labels.workspace, labels.branch, labels.repo
+                ))
+            }
+            (Some(KIND_PROBE), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
                 Some("a probe container whose `dual verify` is gone".into())
             }
-            Some(KIND_WORKSPACE) if container.state == "created" => {
+            (Some(KIND_WORKSPACE), _) if container.state == "created" => {
                 Some("stuck in `created`: it never started".into())
             }
             _ => None,
@@ -132,13 +141,8 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
             });
         }
     }
-    let mine = [
-        MANAGED_FILTER,
-        (KIND, KIND_WORKSPACE),
-        (OWNER_LABEL, owner.as_str()),
-    ];
-    for volume in engine.volume_names(&mine)? {
-        // Named `dual-{workspace}-v{index}` (see workspace::volume_name).
+    for volume in engine.volume_names(&workspace_filters(Some(&owner)))? {
+        // Named `dual-{workspace}-v{hash}` (see workspace::volume_name).
         let workspace = volume
             .strip_prefix("dual-")
             .and_then(|rest| rest.rsplit_once("-v"))
@@ -163,8 +167,13 @@ fn finished_workspaces(state: &State) -> Vec<Leftover> {
         if workspace.branch == repo.default_branch || !workspace.path.exists() {
             continue;
         }
-        let why = match git::upstream_status(&repo.source, &workspace.branch, &repo.default_branch)
-        {
+        let status = git::upstream_status(
+            &repo.source,
+            &workspace.branch,
+            &repo.default_branch,
+            &workspace.path,
+        );
+        let why = match status {
             Some(Upstream::Merged) => "its branch is merged into the default branch upstream",
             // Only a branch that was there once: a new one was never pushed.
             Some(Upstream::Deleted)

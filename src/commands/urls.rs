@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use crate::cli::print;
-use crate::workspace::config::Config;
 use crate::workspace::{self, Store};
 
 fn urls_of(name: Option<&str>) -> anyhow::Result<Vec<(String, Vec<String>)>> {
@@ -18,7 +17,7 @@ fn urls_of(name: Option<&str>) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     Ok(chosen
         .into_iter()
         .map(|w| {
-            let ports = Config::ports_or_default(&w.path);
+            let ports = workspace::declared_ports(&state, w);
             (w.name(), workspace::urls(w, &ports))
         })
         .collect())

@@ -1,12 +1,17 @@
-//! The labels dual puts on everything it creates. The engine's labels are the
-//! truth about which containers are dual's: dual lists, reconciles and removes
-//! only containers carrying [`MANAGED`], never anyone else's.
+//! The labels dual puts on everything it creates: the one schema, and the one
+//! codec between a workspace's labels and [`WorkspaceLabels`]. The engine's
+//! labels are the truth about which containers are dual's: dual lists,
+//! reconciles and removes only containers carrying [`MANAGED`], never anyone
+//! else's, and a workspace's container only when every label agrees.
+
+use super::model::Labels;
 
 /// Present, with value `true`, on every container and image dual creates.
 pub const MANAGED: &str = "dual.managed";
-/// What the container is for: [`KIND_PROBE`] or a workspace.
+/// What the container is for: [`KIND_PROBE`] or [`KIND_WORKSPACE`].
 pub const KIND: &str = "dual.kind";
 pub const KIND_PROBE: &str = "probe";
+pub const KIND_WORKSPACE: &str = "workspace";
 /// One probe run: every container of a `dual verify` carries its run id.
 pub const PROBE_RUN: &str = "dual.probe.run";
 /// The pid of the dual process that created a probe container, so that a later
@@ -14,3 +19,170 @@ pub const PROBE_RUN: &str = "dual.probe.run";
 pub const OWNER_PID: &str = "dual.pid";
 
 pub const MANAGED_FILTER: (&str, &str) = (MANAGED, "true");
+
+/// Which dual installation (state file) owns it: several users, or several
+/// DUAL_HOMEs, may share one engine, and prune must only touch its own.
+const OWNER: &str = "dual.owner";
+/// The workspace a container or volume belongs to: `{repo}-{label}`.
+const WORKSPACE: &str = "dual.workspace";
+const REPO: &str = "dual.repo";
+const BRANCH: &str = "dual.branch";
+/// The ports a workspace's dev servers listen on, space-separated (a comma
+/// would break docker's flattened label list in `ps`): what the proxy opens
+/// listeners for.
+const PORTS: &str = "dual.ports";
+/// A hash of the settings the container was made from: when `.dual.toml`
+/// no longer gives the same hash, `launch` recreates the container.
+const SETTINGS: &str = "dual.settings";
+
+/// What the labels of a workspace's container (and of its volumes) say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceLabels {
+    pub owner: String,
+    pub workspace: String,
+    pub repo: String,
+    pub branch: String,
+    pub ports: Vec<u16>,
+    pub settings: String,
+}
+
+impl WorkspaceLabels {
+    pub fn to_labels(&self) -> Labels {
+        let ports = self
+            .ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
+        Labels::from([
+            (MANAGED.to_owned(), "true".to_owned()),
+            (KIND.to_owned(), KIND_WORKSPACE.to_owned()),
+            (OWNER.to_owned(), self.owner.clone()),
+            (WORKSPACE.to_owned(), self.workspace.clone()),
+            (REPO.to_owned(), self.repo.clone()),
+            (BRANCH.to_owned(), self.branch.clone()),
+            (PORTS.to_owned(), ports),
+            (SETTINGS.to_owned(), self.settings.clone()),
+        ])
+    }
+
+    /// `None` unless the labels are a dual workspace's: managed, of the
+    /// workspace kind, with an owner and a workspace name.
+    pub fn from_labels(labels: &Labels) -> Option<WorkspaceLabels> {
+        let get = |key: &str| labels.get(key).cloned();
+        if labels.get(MANAGED).map(String::as_str) != Some("true")
+            || labels.get(KIND).map(String::as_str) != Some(KIND_WORKSPACE)
+        {
+            return None;
+        }
+        Some(WorkspaceLabels {
+            owner: get(OWNER)?,
+            workspace: get(WORKSPACE)?,
+            repo: get(REPO).unwrap_or_default(),
+            branch: get(BRANCH).unwrap_or_default(),
+            ports: get(PORTS)
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .filter(|p| *p > 0)
+                .collect(),
+            settings: get(SETTINGS).unwrap_or_default(),
+        })
+    }
+
+    /// Whether `other` is the same workspace of the same installation: what
+    /// makes an existing container "ours" for this workspace.
+    pub fn same_workspace(&self, other: &WorkspaceLabels) -> bool {
+        self.owner == other.owner
+            && self.workspace == other.workspace
+            && self.repo == other.repo
+            && self.branch == other.branch
+    }
+}
+
+/// The engine filters for dual's workspaces: every installation's, or one's.
+/// (Filters narrow what the engine sends; [`WorkspaceLabels::from_labels`]
+/// still checks each label, since podman 4.3 ORs label filters on `volume ls`.)
+pub fn workspace_filters(owner: Option<&str>) -> Vec<(&str, &str)> {
+    let mut filters = vec![MANAGED_FILTER, (KIND, KIND_WORKSPACE)];
+    if let Some(owner) = owner {
+        filters.push((OWNER, owner));
+    }
+    filters
+}
+
+impl WorkspaceLabels {
+    /// The filters for this workspace's objects (its container, its volumes).
+    pub fn filters(&self) -> Vec<(&str, &str)> {
+        let mut filters = workspace_filters(Some(&self.owner));
+        filters.extend([
+            (WORKSPACE, self.workspace.as_str()),
+            (REPO, self.repo.as_str()),
+            (BRANCH, self.branch.as_str()),
+        ]);
+        filters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> WorkspaceLabels {
+        WorkspaceLabels {
+            owner: "a1b2c3".into(),
+            workspace: "shop-feat-auth".into(),
+            repo: "shop".into(),
+            branch: "feat/auth".into(),
+            ports: vec![3000, 5173],
+            settings: "0123456789abcdef".into(),
+        }
+    }
+
+    #[test]
+    fn labels_round_trip() {
+        let written = labels().to_labels();
+        assert_eq!(written[PORTS], "3000 5173");
+        assert_eq!(
+            WorkspaceLabels::from_labels(&written),
+            Some(labels()),
+            "{written:?}"
+        );
+    }
+
+    #[test]
+    fn only_a_managed_workspace_s_labels_decode() {
+        let mut written = labels().to_labels();
+        written.insert(KIND.into(), KIND_PROBE.into());
+        assert_eq!(WorkspaceLabels::from_labels(&written), None);
+        let mut foreign = labels().to_labels();
+        foreign.remove(MANAGED);
+        assert_eq!(WorkspaceLabels::from_labels(&foreign), None);
+        let mut ownerless = labels().to_labels();
+        ownerless.remove(OWNER);
+        assert_eq!(WorkspaceLabels::from_labels(&ownerless), None);
+    }
+
+    #[test]
+    fn junk_ports_are_skipped() {
+        let mut written = labels().to_labels();
+        written.insert(PORTS.into(), "3000 junk 0 8080".into());
+        let read = WorkspaceLabels::from_labels(&written).unwrap();
+        assert_eq!(read.ports, [3000, 8080]);
+    }
+
+    #[test]
+    fn a_workspace_is_the_same_only_when_every_part_agrees() {
+        let mine = labels();
+        let mut other_repo = labels();
+        other_repo.repo = "shop-feat".into();
+        other_repo.branch = "auth".into();
+        assert!(!mine.same_workspace(&other_repo));
+        let mut other_owner = labels();
+        other_owner.owner = "ffffff".into();
+        assert!(!mine.same_workspace(&other_owner));
+        let mut new_settings = labels();
+        new_settings.settings = "changed".into();
+        assert!(mine.same_workspace(&new_settings));
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod bridge;
 pub mod error;
+pub mod facts;
 pub mod labels;
 pub mod model;
 pub mod spec;
@@ -434,6 +435,24 @@ impl Engine {
         args.extend(ids.iter().copied());
         let cmd = self.cmd(args).timeout(RUN_TIMEOUT).uncancellable();
         self.run_tolerating(&cmd, only_missing_objects).map(drop)
+    }
+
+    /// Pulls an image; on a terminal its progress shows as the engine prints it.
+    /// The error keeps the engine's own reason.
+    pub fn pull(&self, image: &str, on_terminal: bool) -> Result<(), EngineError> {
+        let cmd = Cmd::new(self.kind.program(), ["pull", image]).timeout(BUILD_TIMEOUT);
+        if !on_terminal {
+            return self.run(&cmd).map(drop);
+        }
+        let status = cmd
+            .run_attached(false, |_| {})
+            .map_err(|error| self.classify(error))?;
+        if status.success() {
+            Ok(())
+        } else {
+            // What the engine said is on the terminal; ask once more, quietly, for the error.
+            self.run(&cmd).map(drop)
+        }
     }
 
     pub fn image_exists(&self, image: &str) -> Result<bool, EngineError> {

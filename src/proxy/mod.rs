@@ -23,9 +23,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::engine::labels::{KIND, MANAGED_FILTER};
+use crate::engine::labels::workspace_filters;
 use crate::engine::{Engine, EngineError, EventAction};
-use crate::workspace::{KIND_WORKSPACE, OWNER_LABEL};
 use forward::Shared;
 use routes::Table;
 
@@ -59,16 +58,6 @@ impl Options {
 
 fn log(line: &str) {
     eprintln!("dual proxy: {line}");
-}
-
-/// The label filters for dual's workspace containers (this installation's
-/// only, given an owner): the same for the table and the events that change it.
-fn workspace_filters(owner: Option<&str>) -> Vec<(&str, &str)> {
-    let mut filters = vec![MANAGED_FILTER, (KIND, KIND_WORKSPACE)];
-    if let Some(owner) = owner {
-        filters.push((OWNER_LABEL, owner));
-    }
-    filters
 }
 
 /// Reads the engine's view of dual's workspace containers: one `ps`, one `inspect`.
@@ -352,7 +341,7 @@ impl Listeners {
                     let no_ipv6 = address.is_ipv6()
                         && std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err();
                     if !no_ipv6 {
-                        let holder = crate::verify::port_holder(port)
+                        let holder = crate::sockets::holder_of(port)
                             .unwrap_or_else(|| "another process".into());
                         log(&format!(
                             "cannot listen on {addr}: {error} (held by {holder}); other ports keep working"

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::engine::Container;
-use crate::workspace::{PORTS_LABEL, WORKSPACE_LABEL};
+use crate::engine::labels::WorkspaceLabels;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -28,10 +28,14 @@ impl Table {
     pub fn from_containers(containers: &[Container]) -> Table {
         let mut routes = BTreeMap::new();
         for container in containers {
-            let Some(name) = container.labels.get(WORKSPACE_LABEL) else {
+            let Some(WorkspaceLabels {
+                workspace: name,
+                ports,
+                ..
+            }) = WorkspaceLabels::from_labels(&container.labels)
+            else {
                 continue;
             };
-            let ports = parse_ports(container.labels.get(PORTS_LABEL).map_or("", String::as_str));
             let mut targets = BTreeMap::new();
             if container.running {
                 for &port in &ports {
@@ -49,7 +53,7 @@ impl Table {
             routes.insert(
                 name.clone(),
                 Route {
-                    name: name.clone(),
+                    name,
                     running: container.running,
                     ports,
                     targets,
@@ -73,27 +77,9 @@ impl Table {
     }
 }
 
-/// `dual.ports` holds the ports space-separated (a comma would break
-/// docker's flattened label list in `ps`).
-pub fn parse_ports(text: &str) -> Vec<u16> {
-    text.split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|p| *p > 0)
-        .collect()
-}
-
-pub fn format_ports(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Labels;
     use crate::engine::model::PublishedPort;
 
     fn container(
@@ -110,10 +96,13 @@ mod tests {
             running,
             pid: 1,
             exit_code: 0,
-            labels: Labels::from([
-                (WORKSPACE_LABEL.to_owned(), name.to_owned()),
-                (PORTS_LABEL.to_owned(), "3000 5173".to_owned()),
-            ]),
+            labels: WorkspaceLabels {
+                owner: "owner".into(),
+                workspace: name.to_owned(),
+                ports: vec![3000, 5173],
+                ..WorkspaceLabels::default()
+            }
+            .to_labels(),
             networks: BTreeMap::from([("bridge".to_owned(), ip.map(Into::into))]),
             published: published
                 .map(|host_port| PublishedPort {
@@ -152,11 +141,5 @@ mod tests {
         );
         assert!(!table.routes["shop-c"].running && table.routes["shop-c"].targets.is_empty());
         assert_eq!(table.live_ports(), [3000, 5173]);
-    }
-
-    #[test]
-    fn ports_label_round_trips() {
-        assert_eq!(parse_ports(&format_ports(&[3000, 5173])), [3000, 5173]);
-        assert_eq!(parse_ports("3000 junk 0 8080"), [3000, 8080]);
     }
 }

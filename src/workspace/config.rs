@@ -81,11 +81,14 @@ impl Config {
         }
     }
 
-    /// The ports a clone declares, for showing URLs: the defaults when it has
-    /// no config yet (not cloned) or one that does not parse (its error shows
-    /// on `launch`).
-    pub fn ports_or_default(dir: &Path) -> Vec<u16> {
-        Config::load(dir).unwrap_or_default().ports
+    /// A hash of what the container is made from (image, ports, env,
+    /// volumes), recorded on it: when it changes, `launch` recreates it.
+    /// `setup`, `extra_commands` and `shared_files` act on the host or once,
+    /// so a change to them keeps the container.
+    pub fn container_hash(&self) -> String {
+        let made_from =
+            serde_json::json!([self.image, self.ports, self.env, self.anonymous_volumes]);
+        super::names::long_hash(&made_from.to_string())
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
@@ -142,6 +145,23 @@ impl Config {
             }
         }
         Ok(config)
+    }
+}
+
+/// Where a setting of the clone at `dir` comes from, for messages:
+/// "`/w/.dual.toml` line 2", or the default and why.
+pub fn origin_of(key: &str, dir: &Path) -> String {
+    let path = dir.join(FILE_NAME);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return format!("the default: the clone has no {FILE_NAME}");
+    };
+    match text.lines().position(|line| {
+        line.trim_start()
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    }) {
+        Some(index) => format!("from `{}` line {}", path.display(), index + 1),
+        None => format!("the default: `{}` names no {key}", path.display()),
     }
 }
 
@@ -214,6 +234,48 @@ mod tests {
         assert_eq!(config.ports, [3000, 5173]);
         assert_eq!(config.env["NODE_ENV"], "development");
         assert_eq!(config.setup.as_deref(), Some("npm ci"));
+    }
+
+    #[test]
+    fn the_container_hash_follows_what_the_container_is_made_from() {
+        let base = parse("image = \"x\"\nports = [3000]\n").unwrap();
+        let same = parse("ports = [3000]\nimage = \"x\"\nsetup = \"make\"\n").unwrap();
+        assert_eq!(base.container_hash(), same.container_hash());
+        for changed in [
+            "image = \"y\"\nports = [3000]\n",
+            "image = \"x\"\nports = [3000, 4000]\n",
+            "image = \"x\"\nports = [3000]\n[env]\nA = \"1\"\n",
+            "image = \"x\"\nports = [3000]\nanonymous_volumes = [\"vendor\"]\n",
+        ] {
+            assert_ne!(
+                base.container_hash(),
+                parse(changed).unwrap().container_hash(),
+                "{changed}"
+            );
+        }
+    }
+
+    #[test]
+    fn origins_name_the_line_or_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            origin_of("image", dir.path()),
+            "the default: the clone has no .dual.toml"
+        );
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            "ports = [1]\nimage_x = 1\n  image = \"x\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join(FILE_NAME);
+        assert_eq!(
+            origin_of("image", dir.path()),
+            format!("from `{}` line 3", file.display())
+        );
+        assert_eq!(
+            origin_of("setup", dir.path()),
+            format!("the default: `{}` names no setup", file.display())
+        );
     }
 
     #[test]

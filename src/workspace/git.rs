@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::process::{Cmd, CommandError};
+use crate::process::{Cmd, CommandError, Output};
 
 const QUICK: Duration = Duration::from_secs(30);
 /// A clone of a big repository over a slow link still ends.
@@ -107,6 +107,33 @@ pub fn clone(
     Ok(())
 }
 
+/// The branch checked out in `dir`.
+pub fn current_branch(dir: &Path) -> Result<String, CommandError> {
+    stdout_line(&git(
+        Some(dir),
+        ["symbolic-ref", "--quiet", "--short", "HEAD"],
+    ))
+}
+
+/// Where `origin` points: a path or a URL.
+pub fn origin(dir: &Path) -> Result<String, CommandError> {
+    stdout_line(&git(Some(dir), ["remote", "get-url", "origin"]))
+}
+
+/// The default branch of `origin` as a clone recorded it.
+pub fn origin_head(dir: &Path) -> Result<String, CommandError> {
+    let name = stdout_line(&git(
+        Some(dir),
+        [
+            "symbolic-ref",
+            "--quiet",
+            "--short",
+            "refs/remotes/origin/HEAD",
+        ],
+    ))?;
+    Ok(name.trim_start_matches("origin/").to_owned())
+}
+
 /// Uncommitted changes, one `git status --porcelain` line each.
 pub fn uncommitted(dir: &Path) -> Result<Vec<String>, CommandError> {
     let output = git(Some(dir), ["status", "--porcelain"]).run()?;
@@ -124,9 +151,16 @@ pub fn unpushed(dir: &Path) -> Result<Vec<String>, CommandError> {
 }
 
 /// Whether the source repository still has `branch`, and whether it is
-/// merged into the default branch there. `None` when the source cannot be
-/// asked (a URL that does not answer).
-pub fn upstream_status(source: &str, branch: &str, default_branch: &str) -> Option<Upstream> {
+/// merged into the default branch there (its tip is contained in it, as
+/// after a merge commit or a fast-forward). `None` when the source cannot be
+/// asked (a URL that does not answer). `clone` is the workspace's clone: it
+/// tells a fast-forwarded branch from a new one that never moved.
+pub fn upstream_status(
+    source: &str,
+    branch: &str,
+    default_branch: &str,
+    clone: &Path,
+) -> Option<Upstream> {
     if !source.starts_with('/') {
         let output = git(None, ["ls-remote", "--heads", source, branch])
             .output()
@@ -156,13 +190,38 @@ pub fn upstream_status(source: &str, branch: &str, default_branch: &str) -> Opti
     .output()
     .ok()?
     .success();
-    // A branch that points at the default branch's commit is new, not merged.
-    let same = stdout_line(&git(Some(dir), ["rev-parse", &branch_ref])).ok()
-        == stdout_line(&git(Some(dir), ["rev-parse", &default_ref])).ok();
-    Some(if merged && !same {
+    // A branch that the default branch already contained when the workspace
+    // was cloned had no work of its own: new, not finished. One whose tip
+    // arrived later (a merge commit or a fast-forward) is merged.
+    let tip = stdout_line(&git(Some(dir), ["rev-parse", &branch_ref])).ok()?;
+    let never_moved = default_when_cloned(clone, default_branch).is_some_and(|start| {
+        git(Some(clone), ["merge-base", "--is-ancestor", &tip, &start])
+            .output()
+            .is_ok_and(|output| output.success())
+    });
+    Some(if merged && !never_moved {
         Upstream::Merged
     } else {
         Upstream::Present
+    })
+}
+
+/// The default branch's commit when `clone` was made: the oldest entry of
+/// its remote-tracking ref's reflog (a later `git pull` moves the ref, not
+/// that entry), else the ref itself.
+fn default_when_cloned(clone: &Path, default_branch: &str) -> Option<String> {
+    let tracking = format!("refs/remotes/origin/{default_branch}");
+    let reflog = git(Some(clone), ["reflog", "show", "--format=%H", &tracking])
+        .output()
+        .ok()
+        .filter(Output::success)
+        .and_then(|output| output.stdout.lines().last().map(str::to_owned));
+    reflog.or_else(|| {
+        stdout_line(&git(
+            Some(clone),
+            ["rev-parse", "--verify", "--quiet", &tracking],
+        ))
+        .ok()
     })
 }
 

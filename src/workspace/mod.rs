@@ -6,28 +6,18 @@
 
 pub mod config;
 pub mod git;
+pub mod identity;
 pub mod names;
 pub mod state;
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::labels::{KIND, MANAGED_FILTER};
+use crate::engine::RunSpec;
+use crate::engine::labels::WorkspaceLabels;
 use crate::engine::spec::Pull;
-use crate::engine::{Labels, RunSpec};
 use config::Config;
 pub use state::{Repo, State, Store, Workspace};
 
-pub const KIND_WORKSPACE: &str = "workspace";
-/// The workspace a container or volume belongs to: `{repo}-{label}`.
-pub const WORKSPACE_LABEL: &str = "dual.workspace";
-pub const REPO_LABEL: &str = "dual.repo";
-pub const BRANCH_LABEL: &str = "dual.branch";
-/// The ports a workspace's dev servers listen on, space-separated: what the
-/// proxy opens listeners for.
-pub const PORTS_LABEL: &str = "dual.ports";
-/// Which dual installation (state file) owns it: several users, or several
-/// DUAL_HOMEs, may share one engine, and prune must only touch its own.
-pub const OWNER_LABEL: &str = "dual.owner";
 /// Where `dual run` records the pid of the command it started, so that a
 /// Ctrl-C reaches that process even without a TTY (`exec` does not pass
 /// signals on). A tmpfs: nothing persists, nothing lands in the clone.
@@ -63,8 +53,12 @@ pub enum WorkspaceError {
     NotInWorkspace(PathBuf),
     #[error("workspace `{name}` has work that is not pushed")]
     Unsafe { name: String, work: Vec<String> },
-    #[error("a container named `{0}` exists but dual did not create it")]
-    ForeignContainer(String),
+    #[error("a container named `{name}` exists but it is not this workspace's{}", .holder.as_ref().map(|h| format!(": dual made it for {h}")).unwrap_or_default())]
+    ForeignContainer {
+        name: String,
+        /// The workspace it belongs to, where dual made it.
+        holder: Option<String>,
+    },
     #[error("refusing to delete `{}`: it is not inside the workspace root `{}`", .0.display(), .1.display())]
     OutsideRoot(PathBuf, PathBuf),
 }
@@ -97,10 +91,13 @@ impl WorkspaceError {
                     .collect::<Vec<_>>()
                     .join("\n")
             ),
-            WorkspaceError::ForeignContainer(name) => {
+            WorkspaceError::ForeignContainer { name, holder: None } => {
                 format!(
                     "rename or remove that container (`docker rm {name}`), dual will not touch it"
                 )
+            }
+            WorkspaceError::ForeignContainer { holder: Some(_), .. } => {
+                "another dual installation (another user or DUAL_HOME) on this engine holds the name; destroy one of the two, or give one repo another name with `dual add --name`".into()
             }
             WorkspaceError::OutsideRoot(..) => "remove it by hand if you really mean to".into(),
         })
@@ -154,21 +151,24 @@ pub fn owner_id() -> String {
     names::short_hash(&crate::paths::state_file().to_string_lossy())
 }
 
-/// The labels on everything that belongs to a workspace.
-pub fn labels(workspace: &Workspace) -> Labels {
-    Labels::from([
-        (OWNER_LABEL.to_owned(), owner_id()),
-        (MANAGED_FILTER.0.to_owned(), MANAGED_FILTER.1.to_owned()),
-        (KIND.to_owned(), KIND_WORKSPACE.to_owned()),
-        (WORKSPACE_LABEL.to_owned(), workspace.name()),
-        (REPO_LABEL.to_owned(), workspace.repo.clone()),
-        (BRANCH_LABEL.to_owned(), workspace.branch.clone()),
-    ])
+/// The labels on everything that belongs to a workspace; with its config,
+/// also what its container is made from (ports and the settings hash).
+pub fn labels(workspace: &Workspace, config: Option<&Config>) -> WorkspaceLabels {
+    WorkspaceLabels {
+        owner: owner_id(),
+        workspace: workspace.name(),
+        repo: workspace.repo.clone(),
+        branch: workspace.branch.clone(),
+        ports: config.map(|c| c.ports.clone()).unwrap_or_default(),
+        settings: config.map(Config::container_hash).unwrap_or_default(),
+    }
 }
 
-/// The named volume for the `index`th of the config's anonymous volumes.
-pub fn volume_name(workspace: &Workspace, index: usize) -> String {
-    format!("{}-v{index}", workspace.container_name())
+/// The named volume that holds `dir` (one of the config's anonymous
+/// volumes): named by the directory, so reordering or adding volumes in
+/// `.dual.toml` never mounts one directory's data on another.
+pub fn volume_name(workspace: &Workspace, dir: &str) -> String {
+    format!("{}-v{}", workspace.container_name(), names::short_hash(dir))
 }
 
 /// The container a workspace runs in. The clone is mounted at its own host
@@ -178,33 +178,53 @@ pub fn container_spec(
     workspace: &Workspace,
     config: &Config,
     ids: (u32, u32),
+    user: Option<&identity::HostUser>,
     home: &Path,
     home_source: &Path,
 ) -> RunSpec {
     let mut spec = RunSpec::new(workspace.container_name(), config.image.clone());
-    spec.labels = labels(workspace);
-    spec.labels.insert(
-        PORTS_LABEL.to_owned(),
-        crate::proxy::routes::format_ports(&config.ports),
-    );
+    spec.labels = labels(workspace, Some(config)).to_labels();
     spec.hostname = Some(workspace.name());
     spec.workdir = Some(workspace.path.clone());
     spec.user = Some(ids);
-    spec.pull = Pull::Missing;
+    // `launch` pulls a missing image itself, visibly, before this runs.
+    spec.pull = Pull::Never;
     spec.env.push(("HOME".into(), home.display().to_string()));
+    if let Some(user) = user {
+        spec.env.push(("USER".into(), user.name.clone()));
+    }
     spec.env
         .extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     spec.bind_mounts
         .push((home_source.to_owned(), home.to_owned()));
     spec.bind_mounts
         .push((workspace.path.clone(), workspace.path.clone()));
-    for (index, dir) in config.anonymous_volumes.iter().enumerate() {
+    for dir in &config.anonymous_volumes {
         spec.volumes
-            .push((volume_name(workspace, index), workspace.path.join(dir)));
+            .push((volume_name(workspace, dir), workspace.path.join(dir)));
     }
     spec.tmpfs.push(RUN_DIR.into());
     spec.command = vec!["sh".into(), "-c".into(), KEEPALIVE.into()];
     spec
+}
+
+/// The ports a workspace declares, for showing URLs: from its clone's
+/// `.dual.toml`; before the first launch, from the source repo's (a local
+/// one), which is what the clone will get. The defaults where neither has a
+/// config that parses (its error shows on `launch`).
+pub fn declared_ports(state: &State, workspace: &Workspace) -> Vec<u16> {
+    let dir = if workspace.path.exists() {
+        Some(workspace.path.clone())
+    } else {
+        state
+            .repos
+            .get(&workspace.repo)
+            .filter(|repo| repo.is_local())
+            .map(|repo| PathBuf::from(&repo.source))
+    };
+    dir.and_then(|dir| Config::load(&dir).ok())
+        .unwrap_or_default()
+        .ports
 }
 
 /// `http://{repo}-{label}.localhost:{port}` for each port.
@@ -253,6 +273,12 @@ mod tests {
             &workspace(),
             &config,
             (1000, 1001),
+            Some(&identity::HostUser {
+                name: "u".into(),
+                uid: 1000,
+                gid: 1001,
+                group: "staff".into(),
+            }),
             Path::new("/home/u"),
             Path::new("/data/homes/shop-feat-auth"),
         );
@@ -268,6 +294,7 @@ mod tests {
             "/home/u/dual/shop/feat-auth".into()
         )));
         assert!(spec.env.contains(&("HOME".into(), "/home/u".into())));
+        assert!(spec.env.contains(&("USER".into(), "u".into())));
         assert!(
             spec.env
                 .contains(&("NODE_ENV".into(), "development".into()))
@@ -275,12 +302,14 @@ mod tests {
         assert_eq!(
             spec.volumes,
             [(
-                "dual-shop-feat-auth-v0".to_owned(),
+                format!("dual-shop-feat-auth-v{}", names::short_hash("node_modules")),
                 "/home/u/dual/shop/feat-auth/node_modules".into()
             )]
         );
-        assert_eq!(spec.labels[WORKSPACE_LABEL], "shop-feat-auth");
-        assert_eq!(spec.labels[BRANCH_LABEL], "feat/auth");
+        let labels = WorkspaceLabels::from_labels(&spec.labels).unwrap();
+        assert_eq!(labels.workspace, "shop-feat-auth");
+        assert_eq!(labels.branch, "feat/auth");
+        assert_eq!(labels.settings, config.container_hash());
         assert!(
             !spec.env.iter().any(|(key, _)| key.starts_with("DUAL")),
             "no dual-specific variable inside"

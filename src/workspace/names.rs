@@ -151,12 +151,21 @@ fn with_hash(label: &str, max: usize, original: &str) -> String {
 
 /// Six hex digits of FNV-1a: stable across Rust versions, unlike std's hasher.
 pub fn short_hash(text: &str) -> String {
+    format!("{:06x}", fnv1a(text) & 0xff_ffff)
+}
+
+/// All sixteen hex digits of FNV-1a, where a chance collision must stay rare.
+pub fn long_hash(text: &str) -> String {
+    format!("{:016x}", fnv1a(text))
+}
+
+fn fnv1a(text: &str) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in text.bytes() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{:06x}", hash & 0xff_ffff)
+    hash
 }
 
 #[cfg(test)]

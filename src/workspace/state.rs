@@ -1,6 +1,6 @@
 //! dual's own record of repos and workspaces: one versioned JSON file.
 //!
-//! Every change is read-modify-write under an exclusive `flock`, written to a
+//! Every change is read-modify-write under an exclusive lock, written to a
 //! temporary file and renamed into place, so two `dual` commands at once never
 //! lose each other's work and a crash never leaves half a file. A file dual
 //! cannot read (corrupt, or from a newer dual) is an error and is never
@@ -8,9 +8,8 @@
 //! only says which workspaces exist and where their clones are.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -109,10 +108,9 @@ pub enum StateError {
 impl StateError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            StateError::Corrupt { path, .. } => Some(format!(
-                "dual left it untouched; move it aside (`mv {0} {0}.broken`) and register your repos again with `dual add` (clones and containers are kept)",
-                path.display()
-            )),
+            StateError::Corrupt { .. } => Some(
+                "dual left it untouched; `dual recover` keeps it aside and rebuilds the state from the engine's labels and the clones on disk".into(),
+            ),
             StateError::TooNew { .. } => {
                 Some("upgrade dual (`cargo install --path .` in a newer checkout)".into())
             }
@@ -120,6 +118,51 @@ impl StateError {
                 "wait for it to finish, or stop it (`kill {holder}`) if it hangs"
             )),
             StateError::Io { .. } => None,
+        }
+    }
+}
+
+/// Takes the exclusive lock on `path` (created if missing), waiting up to
+/// [`LOCK_WAIT`] for another dual command; the holder's pid is written in it
+/// for the error a waiter shows.
+fn lock_file(path: &Path) -> Result<File, StateError> {
+    let io = |action, source| StateError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| io("create the directory of", source))?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|source| io("open", source))?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                let _ = file.set_len(0);
+                let _ = write!(file, "{}", std::process::id());
+                return Ok(file);
+            }
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(path).unwrap_or_default();
+                return Err(StateError::Locked {
+                    holder: if holder.is_empty() {
+                        "unknown".into()
+                    } else {
+                        holder
+                    },
+                });
+            }
+            Err(TryLockError::Error(source)) => return Err(io("lock", source)),
         }
     }
 }
@@ -188,55 +231,62 @@ impl Store {
 
     fn write(&self, state: &State) -> Result<(), StateError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let temporary = dir.join(format!(".state.json.{}.tmp", std::process::id()));
         let mut text = serde_json::to_string_pretty(state).unwrap_or_default();
         text.push('\n');
-        let written = (|| {
-            let mut file = File::create(&temporary)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &self.path)
-        })();
-        written.map_err(|source| {
-            let _ = std::fs::remove_file(&temporary);
-            self.io("write", source)
-        })
+        let written = tempfile::Builder::new()
+            .prefix(".state.json.")
+            .tempfile_in(dir)
+            .and_then(|mut file| {
+                file.write_all(text.as_bytes())?;
+                file.as_file().sync_all()?;
+                file.persist(&self.path).map_err(|error| error.error)
+            });
+        written.map(drop).map_err(|source| self.io("write", source))
+    }
+
+    /// Read-modify-write like [`Store::update`], but a corrupt file is moved
+    /// aside (to the returned path) and `change` starts from an empty state.
+    /// A file from a newer dual is still refused.
+    pub fn update_recovering<T, E>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T, E>,
+    ) -> Result<(T, Option<PathBuf>), E>
+    where
+        E: From<StateError>,
+    {
+        let _lock = self.lock()?;
+        let (mut state, aside) = match self.load() {
+            Ok(state) => (state, None),
+            Err(StateError::Corrupt { .. }) => {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = self.path.with_extension(format!("json.broken-{stamp}"));
+                std::fs::rename(&self.path, &aside)
+                    .map_err(|source| self.io("move aside", source))?;
+                let empty = State {
+                    version: VERSION,
+                    ..State::default()
+                };
+                (empty, Some(aside))
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let result = change(&mut state)?;
+        self.write(&state)?;
+        Ok((result, aside))
     }
 
     fn lock(&self) -> Result<File, StateError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .map_err(|source| self.io("create the directory of", source))?;
-        let lock_path = dir.join("state.lock");
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|source| self.io("open the lock next to", source))?;
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            // SAFETY: flock on a file descriptor we own.
-            let locked =
-                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-            if locked {
-                let _ = file.set_len(0);
-                let _ = write!(file, "{}", std::process::id());
-                return Ok(file);
-            }
-            if Instant::now() >= deadline {
-                let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
-                return Err(StateError::Locked {
-                    holder: if holder.is_empty() {
-                        "unknown".into()
-                    } else {
-                        holder
-                    },
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        lock_file(&dir.join("state.lock"))
+    }
+
+    /// Holds one workspace's launch: a second `launch` of it waits, then
+    /// finds the work done, so `setup` runs once however many start at once.
+    pub fn lock_workspace(&self, name: &str) -> Result<File, StateError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        lock_file(&dir.join("locks").join(format!("{name}.lock")))
     }
 
     fn io(&self, action: &'static str, source: std::io::Error) -> StateError {
@@ -303,7 +353,7 @@ mod tests {
         std::fs::write(store.path(), "{ not json").unwrap();
         let error = store.load().unwrap_err();
         assert!(matches!(error, StateError::Corrupt { .. }), "{error}");
-        assert!(error.hint().unwrap().contains("mv "));
+        assert!(error.hint().unwrap().contains("`dual recover`"));
         let result = store.update(|_| Ok::<_, StateError>(()));
         assert!(result.is_err());
         assert_eq!(
@@ -321,6 +371,32 @@ mod tests {
             store.load().unwrap_err(),
             StateError::TooNew { found: 99, .. }
         ));
+    }
+
+    #[test]
+    fn recovering_keeps_a_corrupt_file_aside_and_starts_empty() {
+        let (dir, store) = store();
+        std::fs::write(store.path(), "{ not json").unwrap();
+        let ((), aside) = store
+            .update_recovering(|state| {
+                assert!(state.workspaces.is_empty());
+                state.workspaces.push(workspace("found"));
+                Ok::<_, StateError>(())
+            })
+            .unwrap();
+        let aside = aside.expect("the corrupt file was moved aside");
+        assert!(aside.starts_with(dir.path()), "{}", aside.display());
+        assert_eq!(std::fs::read_to_string(&aside).unwrap(), "{ not json");
+        assert_eq!(store.load().unwrap().workspaces.len(), 1);
+        // A readable file is kept and added to.
+        let ((), again) = store
+            .update_recovering(|state| {
+                state.workspaces.push(workspace("more"));
+                Ok::<_, StateError>(())
+            })
+            .unwrap();
+        assert_eq!(again, None);
+        assert_eq!(store.load().unwrap().workspaces.len(), 2);
     }
 
     #[test]

@@ -9,5 +9,6 @@ mod errors;
 mod parse;
 mod proxy;
 mod support;
+mod truth;
 mod verify;
 mod workspaces;

@@ -769,3 +769,59 @@ fn count_event_streams(needle: &str) -> usize {
         .filter(|line| line.contains(" events ") && line.contains(needle))
         .count()
 }
+
+#[test]
+fn a_changed_config_recreates_the_container_and_its_new_port_routes() {
+    each_engine("proxy_changed_config", |kind| {
+        let (first, second) = (free_port(), free_port());
+        let image = ensure_test_image(kind);
+        let config = format!(
+            "image = \"{image}\"\nports = [{first}]\nanonymous_volumes = [\"deps\"]\nsetup = \"dual test-server --name $(hostname) --port {first} >/dev/null 2>&1 &\"\n"
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "feat/cfg"]);
+        env.ok(&["launch", "feat/cfg"]);
+        let name = env.name("feat/cfg");
+        let clone = env.clone_path("feat/cfg");
+        let wrote = env.run_in("feat/cfg", "", &["sh", "-c", "echo kept > deps/file"]);
+        assert!(wrote.status.success(), "{wrote:?}");
+        let _proxy = Proxy::start(&env, first);
+
+        // The branch changes its ports and env, and commits it.
+        let changed = config.replace(
+            &format!("ports = [{first}]"),
+            &format!("ports = [{first}, {second}]"),
+        ) + "[env]\nGREETING = \"hello\"\n";
+        std::fs::write(clone.join(".dual.toml"), changed).unwrap();
+        env.git(&clone, &["commit", "-qam", "a second port"]);
+        let relaunched = env.ok(&["launch", "feat/cfg"]);
+        assert!(
+            relaunched.contains("recreated") && relaunched.contains(".dual.toml changed"),
+            "{relaunched}"
+        );
+        let read = |args: &[&str]| crate::workspaces::text(&env.run_in("feat/cfg", "", args));
+        assert_eq!(read(&["cat", "deps/file"]), "kept", "the volume is kept");
+        assert_eq!(read(&["sh", "-c", "echo $GREETING"]), "hello");
+        let serve =
+            format!("dual test-server --name $(hostname) --port {second} >/dev/null 2>&1 &");
+        assert!(
+            env.run_in("feat/cfg", "", &["sh", "-c", &serve])
+                .status
+                .success()
+        );
+        let host = format!("{name}.localhost:{second}");
+        runtime().block_on(routable_within(
+            second,
+            &host,
+            &name,
+            Duration::from_secs(10),
+        ));
+
+        // Unchanged: kept as it is; --recreate forces it.
+        let again = env.ok(&["launch", "feat/cfg"]);
+        assert!(again.contains("already running"), "{again}");
+        let forced = env.ok(&["launch", "feat/cfg", "--recreate"]);
+        assert!(forced.contains("recreated"), "{forced}");
+        assert_eq!(read(&["cat", "deps/file"]), "kept");
+    });
+}

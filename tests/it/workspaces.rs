@@ -150,23 +150,39 @@ impl TestEnv {
         format!("dual.repo={}", self.repo)
     }
 
-    /// IDs or names the engine lists for this env's repo label.
-    fn listed(&self, list: &[&str]) -> Vec<String> {
-        let filter = format!("label=dual.repo={}", self.repo);
-        let mut args = list.to_vec();
-        args.extend(["--filter", &filter]);
-        let output = self.engine(&args);
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
+    /// The label dual puts on everything this installation owns, whatever
+    /// its repo (tests may register more than one).
+    pub fn owner_label(&self) -> String {
+        let state = self.dir.path().join("data/state.json");
+        format!(
+            "dual.owner={}",
+            dual::workspace::names::short_hash(&state.to_string_lossy())
+        )
     }
 
-    fn containers(&self) -> Vec<String> {
+    /// IDs or names the engine lists for this env: its repo's label (which
+    /// bystanders carry too) or its installation's.
+    fn listed(&self, list: &[&str]) -> Vec<String> {
+        let mut found = Vec::new();
+        for label in [self.repo_label(), self.owner_label()] {
+            let filter = format!("label={label}");
+            let mut args = list.to_vec();
+            args.extend(["--filter", &filter]);
+            let output = self.engine(&args);
+            for line in String::from_utf8_lossy(&output.stdout).lines() {
+                if !found.iter().any(|seen| seen == line) {
+                    found.push(line.to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    pub fn containers(&self) -> Vec<String> {
         self.listed(&["ps", "-aq"])
     }
 
-    fn volumes(&self) -> Vec<String> {
+    pub fn volumes(&self) -> Vec<String> {
         self.listed(&["volume", "ls", "-q"])
     }
 }
@@ -205,11 +221,11 @@ pub fn start_bystander(program: &str, label: &str, image: &str) -> String {
     text(&output)
 }
 
-fn text(output: &Output) -> String {
+pub fn text(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
-fn config(image: &str) -> String {
+pub fn config(image: &str) -> String {
     format!("image = \"{image}\"\nports = [3000]\nextra_commands = [\"hostname\"]\n")
 }
 
@@ -803,7 +819,7 @@ fn sync_copies_shared_files_from_the_source_repo() {
     assert!(out.contains("synced 1 file(s)"), "{out}");
 }
 
-fn regex_escape(text: &str) -> String {
+pub fn regex_escape(text: &str) -> String {
     text.chars()
         .map(|c| {
             if "\\.+*?()|[]{}^$".contains(c) {
