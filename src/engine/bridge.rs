@@ -112,6 +112,24 @@ impl Request {
 /// rootless podman it is in podman's rootless network namespace, entered with
 /// `podman unshare --rootless-netns`. Failures are reported, not fatal: the
 /// workspace works, it may only stall when its bridge changes address.
+/// Whether every podman bridge this host has (rootful podman names them
+/// `podman0`, `podman1`, …) already has a fixed address: then a new
+/// container on the default network needs no engine call to be steady.
+pub fn all_podman_bridges_pinned() -> bool {
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return false;
+    };
+    let mut bridges = entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("podman"))
+        .peekable();
+    bridges.peek().is_some()
+        && bridges.all(|entry| {
+            std::fs::read_to_string(entry.path().join("addr_assign_type"))
+                .is_ok_and(|t| t.trim() == ADDRESS_SET)
+        })
+}
+
 pub fn steady(engine: &Engine, networks: &[&str]) -> Result<(), String> {
     if engine.kind() != EngineKind::Podman || networks.is_empty() {
         return Ok(());
