@@ -4,10 +4,10 @@
 //! a lost state file).
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image};
-use crate::workspaces::{TestEnv, config, env_of, text};
+use crate::workspaces::{TestEnv, config, text};
 
 /// A second source repo beside the env's own, with its own README text.
 fn second_source(env: &TestEnv, dir: &Path, dual_toml: &str, readme: &str) {
@@ -177,26 +177,8 @@ fn ten_concurrent_launches_run_setup_once() {
         let env = TestEnv::new(Some(kind), &config);
         env.ok(&["create", "feat/once"]);
         let name = env.name("feat/once");
-        let children: Vec<std::process::Child> = (0..10)
-            .map(|_| {
-                Command::new(dual_path())
-                    .envs(env_of(&env))
-                    .current_dir(env.dir.path())
-                    .args(["launch", &name])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
-            })
-            .collect();
-        for child in children {
-            let output = child.wait_with_output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        let launch = format!("{} launch {name}", dual_path().display());
+        crate::workspaces::all_succeed_at_once(&env, &vec![launch; 10]);
         let count = std::fs::read_to_string(env.clone_path("feat/once").join("setup-count"))
             .unwrap()
             .lines()

@@ -421,6 +421,32 @@ fn run_behaves_as_the_command_would_on_the_host() {
     });
 }
 
+/// Runs each shell script at the same time in `env`'s installation, and
+/// requires every one to succeed.
+pub fn all_succeed_at_once(env: &TestEnv, scripts: &[String]) {
+    let children: Vec<std::process::Child> = scripts
+        .iter()
+        .map(|script| {
+            Command::new("sh")
+                .envs(env_of(env))
+                .current_dir(env.dir.path())
+                .args(["-c", script])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
 pub fn env_of(env: &TestEnv) -> Vec<(String, String)> {
     let mut vars = vec![
         (
@@ -496,32 +522,17 @@ fn ten_parallel_creates_and_launches_lose_nothing() {
         let _heavy = crate::support::heavy();
         let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
         let branches: Vec<String> = (0..10).map(|i| format!("par/b{i}")).collect();
-        let children: Vec<std::process::Child> = branches
+        let scripts: Vec<String> = branches
             .iter()
             .map(|branch| {
-                let script = format!(
+                format!(
                     "{0} create {1} && {0} launch {1}",
                     dual_path().display(),
                     branch
-                );
-                Command::new("sh")
-                    .envs(env_of(&env))
-                    .current_dir(env.dir.path())
-                    .args(["-c", &script])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                )
             })
             .collect();
-        for child in children {
-            let output = child.wait_with_output().unwrap();
-            assert!(
-                output.status.success(),
-                "{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+        all_succeed_at_once(&env, &scripts);
         let listed = env.list();
         assert_eq!(listed.len(), 10, "{listed:#?}");
         assert!(
