@@ -192,3 +192,42 @@ macro_rules! assert_filtered_snapshot {
 }
 
 pub const SECOND: Duration = Duration::from_secs(1);
+
+/// Runs `body` (sh) as `user` on `engine`, after a prelude that sets up a
+/// dual installation of that user's in a fresh temp dir: `$T` the dir, `$DUAL`
+/// a copy of dual the user can run, DUAL_HOME, DUAL_WORKSPACE_ROOT and HOME
+/// under `$T`, the test image built, and a committed repo at `$T/src` (the
+/// current directory) whose `.dual.toml` names it. Returns the output and
+/// the temp dir (`$T`).
+pub fn as_user(
+    user: &str,
+    engine: EngineKind,
+    body: &str,
+) -> (std::process::Output, tempfile::TempDir) {
+    const PRELUDE: &str = r#"set -e
+T=$1; DUAL=$2; IMAGE_SCRIPT=$3
+export DUAL_HOME=$T/data DUAL_WORKSPACE_ROOT=$T/root DUAL_ENGINE=$4 DUAL_PROXY_AUTOSTART=0 HOME=$T/home
+mkdir -p "$T/src" "$HOME"
+DUAL_BIN=$DUAL "$IMAGE_SCRIPT" >/dev/null
+cd "$T/src" && git init -q -b main && printf 'image = "dual-test:latest"\n' > .dual.toml
+git add . && git -c user.email=t@t -c user.name=t commit -qm init
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let chown = Command::new("chown")
+        .args([user, dir.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let (_copies, dual, image_script) = copies_for_another_user();
+    let script = format!("{PRELUDE}{body}");
+    let output = Command::new("su")
+        .current_dir(dir.path())
+        .args([user, "-s", "/bin/sh", "-c", &script, "sh"])
+        .arg(dir.path())
+        .arg(&dual)
+        .arg(&image_script)
+        .arg(engine.program())
+        .output()
+        .unwrap();
+    (output, dir)
+}

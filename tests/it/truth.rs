@@ -280,20 +280,7 @@ fn the_user_inside_has_the_host_user_s_name() {
         return;
     };
     each_engine("user_inside", |kind| {
-        let dir = tempfile::tempdir().unwrap();
-        let chown = Command::new("chown")
-            .args([user.as_str(), dir.path().to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(chown.success());
-        let script = r#"set -e
-T=$1; DUAL=$2; IMAGE_SCRIPT=$3; ENGINE=$4
-export DUAL_HOME=$T/data DUAL_WORKSPACE_ROOT=$T/root DUAL_ENGINE=$ENGINE DUAL_PROXY_AUTOSTART=0 HOME=$T/home
-mkdir -p "$T/src" "$HOME"
-DUAL_BIN=$DUAL "$IMAGE_SCRIPT" >/dev/null
-cd "$T/src" && git init -q -b main && printf 'image = "dual-test:latest"\n' > .dual.toml
-git add . && git -c user.email=t@t -c user.name=t commit -qm init
-"$DUAL" add --name who >/dev/null && "$DUAL" create b >/dev/null && "$DUAL" launch b >/dev/null
+        let script = r#""$DUAL" add --name who >/dev/null && "$DUAL" create b >/dev/null && "$DUAL" launch b >/dev/null
 cd "$T/root/who/b"
 echo "whoami=$("$DUAL" run whoami)"
 echo "idn=$("$DUAL" run id -un):$("$DUAL" run id -gn)"
@@ -301,16 +288,7 @@ echo "idn=$("$DUAL" run id -un):$("$DUAL" run id -gn)"
 "$DUAL" run sh -c 'echo "passwd=$(grep "^$(id -un):" /etc/passwd | cut -d: -f3,6)"'
 cd / && "$DUAL" destroy who-b --force >/dev/null && echo destroyed
 "#;
-        let (_copies, dual, image_script) = crate::support::copies_for_another_user();
-        let output = Command::new("su")
-            .current_dir(dir.path())
-            .args([user.as_str(), "-s", "/bin/sh", "-c", script, "sh"])
-            .arg(dir.path())
-            .arg(&dual)
-            .arg(&image_script)
-            .arg(kind.program())
-            .output()
-            .unwrap();
+        let (output, dir) = crate::support::as_user(&user, kind, script);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         if kind == EngineKind::Docker && stderr.contains("permission denied") {

@@ -895,20 +895,7 @@ fn rootless_podman_workspace_keeps_the_user_s_identity() {
     let Some(user) = crate::support::rootless_user("rootless_podman_workspace") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let chown = Command::new("chown")
-        .args([user.as_str(), dir.path().to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(chown.success());
-    let script = r#"set -e
-T=$1; DUAL=$2; IMAGE_SCRIPT=$3
-export DUAL_HOME=$T/data DUAL_WORKSPACE_ROOT=$T/root DUAL_ENGINE=podman DUAL_PROXY_AUTOSTART=0 HOME=$T/home
-mkdir -p "$T/src" "$HOME"
-DUAL_BIN=$DUAL "$IMAGE_SCRIPT" >/dev/null
-cd "$T/src" && git init -q -b main && printf 'image = "dual-test:latest"\n' > .dual.toml
-git add . && git -c user.email=t@t -c user.name=t commit -qm init
-"$DUAL" add --name rl >/dev/null && "$DUAL" create b >/dev/null && "$DUAL" launch b >/dev/null
+    let script = r#""$DUAL" add --name rl >/dev/null && "$DUAL" create b >/dev/null && "$DUAL" launch b >/dev/null
 cd "$T/root/rl/b"
 echo "uid=$("$DUAL" run id -u)"
 "$DUAL" run touch made-inside
@@ -916,15 +903,7 @@ echo "owner=$(stat -c %u made-inside)"
 "$DUAL" run sh -c 'touch "$HOME/.written" && echo home=ok'
 cd / && "$DUAL" destroy rl-b --force >/dev/null && echo destroyed
 "#;
-    let (_copies, dual, image_script) = crate::support::copies_for_another_user();
-    let output = Command::new("su")
-        .current_dir(dir.path())
-        .args([user.as_str(), "-s", "/bin/sh", "-c", script, "sh"])
-        .arg(dir.path())
-        .arg(&dual)
-        .arg(&image_script)
-        .output()
-        .unwrap();
+    let (output, _dir) = crate::support::as_user(&user, EngineKind::Podman, script);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
