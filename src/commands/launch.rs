@@ -185,11 +185,9 @@ fn steady_bridges(engine: &Engine, workspace: &Workspace) {
     if engine.kind() != EngineKind::Podman {
         return;
     }
-    // Rootful, with every bridge already fixed: nothing to ask the engine
-    // (two calls, ~50 ms on podman). Rootless bridges live in podman's own
-    // namespace and are always asked.
-    let rootful = workspace::host_ids().0 == 0;
-    if rootful && crate::engine::bridge::all_podman_bridges_pinned() {
+    // Every bridge already fixed: nothing to ask the engine (two calls,
+    // ~50 ms on podman).
+    if crate::engine::bridge::all_pinned_already() {
         crate::log::debug("podman bridges: all already fixed");
         return;
     }
@@ -251,15 +249,15 @@ pub fn ensure_container(
     let wanted = workspace::labels(workspace, Some(config));
     let mut replacing = None;
     // Two independent questions, asked at once (each ~25 ms on podman).
-    let (existing, image) = std::thread::scope(|scope| {
+    let (existing, image_present) = std::thread::scope(|scope| {
         let image = scope.spawn(|| engine.image_exists(&config.image));
         let existing = engine.inspect(&[&name]);
-        (existing, image.join())
+        let image = image
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (existing, image)
     });
-    let image_present = match image {
-        Ok(answer) => answer?,
-        Err(_) => false,
-    };
+    let image_present = image_present?;
     if let Some(existing) = existing?.pop() {
         let found = WorkspaceLabels::from_labels(&existing.labels);
         match found {
@@ -304,6 +302,7 @@ pub fn ensure_container(
     std::fs::create_dir_all(&home_source)
         .with_context(|| format!("could not create `{}`", home_source.display()))?;
     let mode = host_mode(engine)?;
+    // Root inside is root in every image; anyone else needs entries.
     let user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);
     let mut spec = workspace::container_spec(
         workspace,
@@ -326,8 +325,8 @@ pub fn ensure_container(
         }
         Err(error) => return Err(error.into()),
     }
-    if let Some(user) = &user {
-        make_user_known(engine, workspace, config, user, &home)?;
+    if mode.ids.0 != 0 {
+        make_user_known(engine, workspace, config, mode.ids, user.as_ref(), &home)?;
     }
     Ok(replacing.unwrap_or(Started::Created))
 }
@@ -428,15 +427,20 @@ fn host_mode(engine: &Engine) -> anyhow::Result<HostMode> {
 }
 
 /// As root inside: passwd and group entries for the host user (see
-/// workspace::identity), and the fresh volumes (which belong to root) given
-/// to the user. One exec for both.
+/// workspace::identity; none where the host itself has no name for the
+/// uid), and the fresh volumes (which belong to root) given to the user.
+/// One exec for both.
 fn make_user_known(
     engine: &Engine,
     workspace: &Workspace,
     config: &Config,
-    user: &HostUser,
+    ids: (u32, u32),
+    user: Option<&HostUser>,
     home: &std::path::Path,
 ) -> anyhow::Result<()> {
+    if user.is_none() && config.anonymous_volumes.is_empty() {
+        return Ok(());
+    }
     let dirs: Vec<std::ffi::OsString> = config
         .anonymous_volumes
         .iter()
@@ -445,15 +449,14 @@ fn make_user_known(
     let spec = ExecSpec {
         container: workspace.container_name(),
         user: Some((0, 0)),
-        command: identity_command(user, &home.display().to_string(), &dirs),
+        command: identity_command(ids, user, &home.display().to_string(), &dirs),
         ..ExecSpec::default()
     };
     let output = engine.exec_spec(&spec)?;
     if !output.success() {
         anyhow::bail!(
-            "could not make user `{}` (uid {}) known in `{}`: {}",
-            user.name,
-            user.uid,
+            "could not make uid {} known, or give it its volumes, in `{}`: {}",
+            ids.0,
             workspace.container_name(),
             output.stderr.trim()
         );

@@ -24,8 +24,8 @@ pub struct Listed {
     pub engine: Option<EngineKind>,
 }
 
-/// A workspace container as `ps` shows it: its repo and branch labels, and itself.
-type Found = (String, String, ContainerSummary);
+/// This installation's workspace containers on one engine, by workspace name.
+type ByName = HashMap<String, (WorkspaceLabels, ContainerSummary)>;
 
 pub fn run(flag: Option<EngineKind>, json: bool) -> anyhow::Result<ExitCode> {
     let state = Store::open_default().load()?;
@@ -48,7 +48,7 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
         .collect();
     engines.sort_by_key(|kind| kind.program());
     engines.dedup();
-    let mut containers: HashMap<EngineKind, Option<HashMap<String, Found>>> = HashMap::new();
+    let mut containers: HashMap<EngineKind, Option<ByName>> = HashMap::new();
     for kind in engines {
         let found = Engine::new(kind)
             .ps(&workspace_filters(Some(&owner)))
@@ -58,9 +58,8 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
                 list.into_iter()
                     .filter_map(|c| {
                         let labels = WorkspaceLabels::from_labels(&c.labels)?;
-                        (labels.owner == owner).then_some((labels, c))
+                        Some((labels.workspace.clone(), (labels, c)))
                     })
-                    .map(|(labels, c)| (labels.workspace, (labels.repo, labels.branch, c)))
                     .collect()
             });
         containers.insert(kind, found);
@@ -76,9 +75,8 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
                 Some(None) => "unknown",
                 Some(Some(by_name)) => match by_name.get(&w.name()) {
                     // Only the container of this repo's branch counts.
-                    Some((repo, branch, container))
-                        if *repo == w.repo
-                            && *branch == w.branch
+                    Some((labels, container))
+                        if labels.same_workspace(&workspace::labels(w, None))
                             && container.state == "running" =>
                     {
                         "running"

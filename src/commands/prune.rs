@@ -118,7 +118,7 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
             (_, Some(labels))
                 if !state
                     .workspace(&labels.workspace)
-                    .is_some_and(|w| w.repo == labels.repo && w.branch == labels.branch) =>
+                    .is_some_and(|w| crate::workspace::labels(w, None).same_workspace(&labels)) =>
             {
                 Some(format!(
                     "its workspace `{}` (branch `{}` of `{}`) no longer exists",

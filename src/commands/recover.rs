@@ -153,7 +153,6 @@ fn engine_workspaces(
                 containers
                     .iter()
                     .filter_map(|c| WorkspaceLabels::from_labels(&c.labels))
-                    .filter(|labels| labels.owner == owner)
                     .map(|labels| (kind, labels)),
             ),
             Err(error) => notes.push(format!(

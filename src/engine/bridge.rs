@@ -107,15 +107,22 @@ impl Request {
     }
 }
 
-/// Pins the bridges of a running container's networks. On rootful podman the
-/// bridge is in the host's namespace and dual (root) pins it itself; on
-/// rootless podman it is in podman's rootless network namespace, entered with
-/// `podman unshare --rootless-netns`. Failures are reported, not fatal: the
-/// workspace works, it may only stall when its bridge changes address.
-/// Whether every podman bridge this host has (rootful podman names them
-/// `podman0`, `podman1`, …) already has a fixed address: then a new
-/// container on the default network needs no engine call to be steady.
-pub fn all_podman_bridges_pinned() -> bool {
+/// Whether podman's bridges here live in podman's own namespace (rootless),
+/// out of the host's sight.
+fn rootless() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    euid != 0
+}
+
+/// Rootful podman, and every bridge it has (it names them `podman0`,
+/// `podman1`, …) already with a fixed address: then a new container on the
+/// default network needs no engine call to be steady. Rootless bridges are
+/// out of sight, so this is false there.
+pub fn all_pinned_already() -> bool {
+    if rootless() {
+        return false;
+    }
     let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
         return false;
     };
@@ -130,6 +137,11 @@ pub fn all_podman_bridges_pinned() -> bool {
         })
 }
 
+/// Pins the bridges of a running container's networks. On rootful podman the
+/// bridge is in the host's namespace and dual (root) pins it itself; on
+/// rootless podman it is in podman's rootless network namespace, entered with
+/// `podman unshare --rootless-netns`. Failures are reported, not fatal: the
+/// workspace works, it may only stall when its bridge changes address.
 pub fn steady(engine: &Engine, networks: &[&str]) -> Result<(), String> {
     if engine.kind() != EngineKind::Podman || networks.is_empty() {
         return Ok(());
@@ -137,8 +149,7 @@ pub fn steady(engine: &Engine, networks: &[&str]) -> Result<(), String> {
     let interfaces = engine
         .network_interfaces(networks)
         .map_err(|error| error.to_string())?;
-    // SAFETY: geteuid has no preconditions.
-    let rootless = unsafe { libc::geteuid() } != 0;
+    let rootless = rootless();
     for interface in interfaces {
         let pinned = if rootless {
             engine

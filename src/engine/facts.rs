@@ -57,6 +57,13 @@ impl Engine {
     }
 }
 
+/// The uid and gid the host user runs as: the container's processes use them
+/// too, so files written in the clone belong to the user.
+pub fn host_ids() -> (u32, u32) {
+    // SAFETY: getuid and getgid cannot fail.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
 fn cache_path(kind: EngineKind) -> PathBuf {
     crate::paths::data_dir()
         .join("cache")
@@ -64,7 +71,7 @@ fn cache_path(kind: EngineKind) -> PathBuf {
 }
 
 fn cache_key(kind: EngineKind) -> String {
-    let mut parts = vec![format!("uid={}", crate::workspace::host_ids().0)];
+    let mut parts = vec![format!("uid={}", host_ids().0)];
     let binary = crate::process::find_on_path(kind.program());
     parts.push(file_stamp(binary.as_deref()));
     for var in CONNECTION_VARS {

@@ -101,8 +101,8 @@ impl WorkspaceLabels {
 }
 
 /// The engine filters for dual's workspaces: every installation's, or one's.
-/// (Filters narrow what the engine sends; [`WorkspaceLabels::from_labels`]
-/// still checks each label, since podman 4.3 ORs label filters on `volume ls`.)
+/// (`Engine::ps` and `volume_names` check every filter again on what the
+/// engine sends, since podman 4.3 ORs label filters on `volume ls`.)
 pub fn workspace_filters(owner: Option<&str>) -> Vec<(&str, &str)> {
     let mut filters = vec![MANAGED_FILTER, (KIND, KIND_WORKSPACE)];
     if let Some(owner) = owner {

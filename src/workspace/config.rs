@@ -103,11 +103,8 @@ impl Config {
             }
             invalid(message)
         })?;
-        let line_of = |key: &str| {
-            text.lines()
-                .position(|line| line.trim_start().starts_with(key))
-                .map_or(String::new(), |index| format!(" (line {})", index + 1))
-        };
+        let line_of =
+            |key: &str| key_line(text, key).map_or(String::new(), |line| format!(" (line {line})"));
         if config.image.trim().is_empty() {
             return Err(invalid(format!("`image`{} is empty", line_of("image"))));
         }
@@ -155,14 +152,22 @@ pub fn origin_of(key: &str, dir: &Path) -> String {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return format!("the default: the clone has no {FILE_NAME}");
     };
-    match text.lines().position(|line| {
-        line.trim_start()
-            .strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-    }) {
-        Some(index) => format!("from `{}` line {}", path.display(), index + 1),
+    match key_line(&text, key) {
+        Some(line) => format!("from `{}` line {line}", path.display()),
         None => format!("the default: `{}` names no {key}", path.display()),
     }
+}
+
+/// The (1-based) line that sets `key`: `key = …`, not a longer key that
+/// starts with it.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            line.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|index| index + 1)
 }
 
 fn unknown_key(message: &str) -> Option<&str> {

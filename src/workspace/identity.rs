@@ -32,7 +32,7 @@ impl HostUser {
 }
 
 /// Adds the entries (as root, in the container) where the uid's first entry
-/// is not the host's name and home, then gives the listed directories (fresh volumes)
+/// is not the host's name and home (none where no name is given), then gives the listed directories (fresh volumes)
 /// to the user. The values arrive as arguments, never as shell code.
 const IDENTITY_SCRIPT: &str = r#"set -e
 name=$1 uid=$2 gid=$3 group=$4 home=$5
@@ -52,26 +52,35 @@ prepend() {
   rm -f "$1.dual-new"
 }
 # (podman's keep-id adds an entry of its own, with the workdir as home.)
-if [ "$(first_entry /etc/passwd "$uid")" != "$name:$home" ]; then
+if [ -n "$name" ] && [ "$(first_entry /etc/passwd "$uid")" != "$name:$home" ]; then
   prepend /etc/passwd "$name:x:$uid:$gid::$home:/bin/sh"
 fi
-if [ "$(first_entry /etc/group "$gid")" != "$group:" ]; then
+if [ -n "$group" ] && [ "$(first_entry /etc/group "$gid")" != "$group:" ]; then
   prepend /etc/group "$group:x:$gid:"
 fi
 if [ "$#" -gt 0 ]; then chown "$uid:$gid" "$@"; fi
 "#;
 
-/// The root command that makes `user` known inside and hands it `dirs`.
-pub fn identity_command(user: &HostUser, home: &str, dirs: &[OsString]) -> Vec<OsString> {
+/// The root command that makes `user` known inside (when the host names
+/// it) and hands `dirs` to `ids`.
+pub fn identity_command(
+    ids: (u32, u32),
+    user: Option<&HostUser>,
+    home: &str,
+    dirs: &[OsString],
+) -> Vec<OsString> {
+    let (name, group) = user.map_or((String::new(), String::new()), |user| {
+        (user.name.clone(), user.group.clone())
+    });
     let mut argv: Vec<OsString> = vec![
         "sh".into(),
         "-c".into(),
         IDENTITY_SCRIPT.into(),
         "dual-identity".into(),
-        user.name.clone().into(),
-        user.uid.to_string().into(),
-        user.gid.to_string().into(),
-        user.group.clone().into(),
+        name.into(),
+        ids.0.to_string().into(),
+        ids.1.to_string().into(),
+        group.into(),
         home.into(),
     ];
     argv.extend(dirs.iter().cloned());
@@ -143,7 +152,12 @@ mod tests {
             gid: 1000,
             group: "g;rm".into(),
         };
-        let argv = identity_command(&user, "/home/u", &["/w/node_modules".into()]);
+        let argv = identity_command(
+            (user.uid, user.gid),
+            Some(&user),
+            "/home/u",
+            &["/w/node_modules".into()],
+        );
         assert_eq!(argv[2], IDENTITY_SCRIPT, "the script is fixed text");
         assert_eq!(argv[4], "$(touch /pwned)");
         assert_eq!(argv[7], "g;rm");

@@ -104,12 +104,7 @@ impl WorkspaceError {
     }
 }
 
-/// The uid and gid the host user runs as: the container's processes use them
-/// too, so files written in the clone belong to the user.
-pub fn host_ids() -> (u32, u32) {
-    // SAFETY: getuid and getgid cannot fail.
-    unsafe { (libc::getuid(), libc::getgid()) }
-}
+pub use crate::engine::facts::host_ids;
 
 /// The current directory as the kernel sees it (symlinks resolved), which
 /// is how workspace paths are stored.
