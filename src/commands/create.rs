@@ -37,6 +37,7 @@ pub fn run(branch: &str, repo: Option<&str>) -> anyhow::Result<ExitCode> {
             label,
             setup_done: false,
             engine: None,
+            user: None,
         };
         let holder = state
             .workspace(&plain)

@@ -12,7 +12,7 @@ use crate::engine::labels::WorkspaceLabels;
 use crate::engine::spec::Publish;
 use crate::engine::{Engine, EngineError, EngineKind, ExecSpec};
 use crate::workspace::config::{self, Config};
-use crate::workspace::identity::{HostUser, identity_command};
+use crate::workspace::identity::HostUser;
 use crate::workspace::{self, Repo, Store, Workspace, WorkspaceError, git};
 
 pub fn run(
@@ -67,12 +67,17 @@ pub fn run(
         }
     };
     if !matches!(started, Started::AlreadyRunning) {
-        steady_bridges(&engine, &workspace);
+        steady_bridges(&engine, &workspace, started.made_for().is_some());
     }
-    if workspace.engine != Some(engine.kind()) {
+    let mut workspace = workspace;
+    let user = started.made_for().or(workspace.user);
+    if workspace.engine != Some(engine.kind()) || workspace.user != user {
+        workspace.engine = Some(engine.kind());
+        workspace.user = user;
         store.update(|state| -> anyhow::Result<()> {
             if let Some(record) = state.workspace_mut(&workspace.name()) {
-                record.engine = Some(engine.kind());
+                record.engine = workspace.engine;
+                record.user = workspace.user;
             }
             Ok(())
         })?;
@@ -180,8 +185,10 @@ fn clone_atomically(
 }
 
 /// Podman's bridge may change its MAC address as containers come and go,
-/// stalling this workspace's traffic (see engine::bridge); fix it now.
-fn steady_bridges(engine: &Engine, workspace: &Workspace) {
+/// stalling this workspace's traffic (see engine::bridge); fix it now. For
+/// a container `made_now` (on the default network), the networks are known
+/// from an earlier one, without an `inspect` (~50 ms).
+fn steady_bridges(engine: &Engine, workspace: &Workspace, made_now: bool) {
     if engine.kind() != EngineKind::Podman {
         return;
     }
@@ -191,13 +198,26 @@ fn steady_bridges(engine: &Engine, workspace: &Workspace) {
         crate::log::debug("podman bridges: all already fixed");
         return;
     }
-    let result = engine
-        .inspect_one(&workspace.container_name())
-        .map_err(|error| error.to_string())
-        .and_then(|container| {
-            let networks: Vec<&str> = container.networks.keys().map(String::as_str).collect();
-            crate::engine::bridge::steady(engine, &networks)
-        });
+    let known = made_now
+        .then(|| engine.host_facts().ok()?.default_networks)
+        .flatten();
+    let networks = match known {
+        Some(networks) => Ok(networks),
+        None => engine
+            .inspect_one(&workspace.container_name())
+            .map(|container| {
+                let networks: Vec<String> = container.networks.into_keys().collect();
+                if made_now {
+                    engine.remember_default_networks(&networks);
+                }
+                networks
+            })
+            .map_err(|error| error.to_string()),
+    };
+    let result = networks.and_then(|networks| {
+        let networks: Vec<&str> = networks.iter().map(String::as_str).collect();
+        crate::engine::bridge::steady(engine, &networks)
+    });
     if let Err(error) = result {
         eprintln!(
             "dual: warning: {error}\n  the workspace runs, but its connections may stall for seconds when other containers start or stop"
@@ -206,19 +226,23 @@ fn steady_bridges(engine: &Engine, workspace: &Workspace) {
 }
 
 pub enum Started {
-    Created,
+    /// Made now; commands run in it as `user`.
+    Created {
+        user: (u32, u32),
+    },
     Restarted,
     AlreadyRunning,
     /// Removed and made again (the clone and the volumes kept).
     Recreated {
         forced: bool,
+        user: (u32, u32),
     },
 }
 
 impl Started {
     fn describe(&self) -> &'static str {
         match self {
-            Started::Created => "created and started",
+            Started::Created { .. } => "created and started",
             Started::Restarted => "started",
             Started::AlreadyRunning => "already running:",
             Started::Recreated { .. } => "recreated",
@@ -227,11 +251,19 @@ impl Started {
 
     fn why(&self) -> &'static str {
         match self {
-            Started::Recreated { forced: true } => " (--recreate; clone and volumes kept)",
-            Started::Recreated { forced: false } => {
+            Started::Recreated { forced: true, .. } => " (--recreate; clone and volumes kept)",
+            Started::Recreated { forced: false, .. } => {
                 ": its .dual.toml changed (image, ports, env or volumes); clone and volumes kept"
             }
             _ => "",
+        }
+    }
+
+    /// The user commands run as in a container made now.
+    fn made_for(&self) -> Option<(u32, u32)> {
+        match self {
+            Started::Created { user } | Started::Recreated { user, .. } => Some(*user),
+            Started::Restarted | Started::AlreadyRunning => None,
         }
     }
 }
@@ -247,6 +279,7 @@ pub fn ensure_container(
 ) -> anyhow::Result<Started> {
     let name = workspace.container_name();
     let wanted = workspace::labels(workspace, Some(config));
+    // Some(forced) once the existing container is to be replaced.
     let mut replacing = None;
     // Two independent questions, asked at once (each ~25 ms on podman).
     let (existing, image_present) = std::thread::scope(|scope| {
@@ -275,7 +308,7 @@ pub fn ensure_container(
                         Err(error) => crate::log::debug(&format!("recreating {name}: {error}")),
                     }
                 }
-                replacing = Some(Started::Recreated { forced: !changed });
+                replacing = Some(!changed);
             }
             other => {
                 return Err(WorkspaceError::ForeignContainer {
@@ -325,10 +358,13 @@ pub fn ensure_container(
         }
         Err(error) => return Err(error.into()),
     }
-    if mode.ids.0 != 0 {
-        make_user_known(engine, workspace, config, mode.ids, user.as_ref(), &home)?;
-    }
-    Ok(replacing.unwrap_or(Started::Created))
+    Ok(match replacing {
+        Some(forced) => Started::Recreated {
+            forced,
+            user: mode.ids,
+        },
+        None => Started::Created { user: mode.ids },
+    })
 }
 
 /// Pulls a missing image (with its progress on a terminal); where it cannot
@@ -426,44 +462,6 @@ fn host_mode(engine: &Engine) -> anyhow::Result<HostMode> {
     })
 }
 
-/// As root inside: passwd and group entries for the host user (see
-/// workspace::identity; none where the host itself has no name for the
-/// uid), and the fresh volumes (which belong to root) given to the user.
-/// One exec for both.
-fn make_user_known(
-    engine: &Engine,
-    workspace: &Workspace,
-    config: &Config,
-    ids: (u32, u32),
-    user: Option<&HostUser>,
-    home: &std::path::Path,
-) -> anyhow::Result<()> {
-    if user.is_none() && config.anonymous_volumes.is_empty() {
-        return Ok(());
-    }
-    let dirs: Vec<std::ffi::OsString> = config
-        .anonymous_volumes
-        .iter()
-        .map(|dir| workspace.path.join(dir).into_os_string())
-        .collect();
-    let spec = ExecSpec {
-        container: workspace.container_name(),
-        user: Some((0, 0)),
-        command: identity_command(ids, user, &home.display().to_string(), &dirs),
-        ..ExecSpec::default()
-    };
-    let output = engine.exec_spec(&spec)?;
-    if !output.success() {
-        anyhow::bail!(
-            "could not make uid {} known, or give it its volumes, in `{}`: {}",
-            ids.0,
-            workspace.container_name(),
-            output.stderr.trim()
-        );
-    }
-    Ok(())
-}
-
 /// Runs `setup` in the container with its output streamed as it comes.
 fn run_setup(
     engine: &Engine,
@@ -474,12 +472,11 @@ fn run_setup(
     let spec = ExecSpec {
         container: workspace.container_name(),
         workdir: Some(workspace.path.clone()),
-        // The container's own user (see launch::user_mapping).
-        user: None,
+        user: workspace.user,
         env: Vec::new(),
         interactive: false,
         tty,
-        command: vec!["sh".into(), "-c".into(), setup.into()],
+        command: workspace::after_start_up(workspace, &["sh".into(), "-c".into(), setup.into()]),
     };
     Ok(engine.exec_cmd(&spec).run_attached(!tty, |_| {})?)
 }

@@ -19,6 +19,7 @@ struct Found {
     branch: String,
     label: String,
     engine: Option<EngineKind>,
+    user: Option<(u32, u32)>,
 }
 
 pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
@@ -44,6 +45,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
                 branch: labels.branch,
                 label,
                 engine: Some(kind),
+                user: labels.user,
             },
         );
     }
@@ -74,6 +76,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
                         branch,
                         label,
                         engine: None,
+                        user: None,
                     },
                 );
             }
@@ -107,6 +110,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
                     branch: found.branch,
                     label: found.label,
                     engine: found.engine,
+                    user: found.user,
                 });
                 workspaces_added += 1;
             }

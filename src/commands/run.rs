@@ -13,7 +13,8 @@ use crate::engine::{Engine, EngineKind, ExecSpec};
 use crate::workspace::{self, RUN_DIR, Store, Workspace};
 
 /// Records its own pid (which `exec` keeps), drops records of processes that
-/// are gone, then becomes the command.
+/// are gone, then becomes the command. (Run through
+/// `workspace::after_start_up`, so never before the container's start-up.)
 const WRAPPER: &str = r#"f=$1; shift
 for old in /run/dual/run-*; do p=$(cat "$old"); [ -n "$p" ] && [ -d "/proc/$p" ] || rm -f "$old"; done 2>/dev/null
 { echo $$ > "$f"; } 2>/dev/null
@@ -55,6 +56,7 @@ pub fn run_in(
         pid_file.clone().into(),
     ];
     argv.extend(command.iter().cloned());
+    let argv = workspace::after_start_up(workspace, &argv);
     let mut env = Vec::new();
     if tty && let Ok(term) = std::env::var("TERM") {
         env.push(("TERM".to_owned(), term));
@@ -62,8 +64,7 @@ pub fn run_in(
     let spec = ExecSpec {
         container: workspace.container_name(),
         workdir: Some(workdir),
-        // The container's own user (see launch::user_mapping).
-        user: None,
+        user: workspace.user,
         env,
         interactive: true,
         tty,

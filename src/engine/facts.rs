@@ -25,11 +25,15 @@ const CONNECTION_VARS: [&str; 5] = [
     "CONTAINER_CONNECTION",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
     pub rootless: bool,
     /// Docker Desktop: containers live in a VM the host cannot route to.
     pub desktop: bool,
+    /// The networks a container on the engine's default network joins, once
+    /// one was seen (none with rootless podman's slirp4netns or pasta).
+    #[serde(default)]
+    pub default_networks: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,9 +55,22 @@ impl Engine {
         let facts = HostFacts {
             rootless: info.rootless,
             desktop: info.operating_system.contains("Docker Desktop"),
+            default_networks: None,
         };
-        write(&path, &key, facts);
+        write(&path, &key, &facts);
         Ok(facts)
+    }
+
+    /// Records the networks a container made on the default network joined,
+    /// so later launches need not inspect theirs. Kept only as long as the
+    /// rest of the cache (same key, same age limit).
+    pub fn remember_default_networks(&self, networks: &[String]) {
+        let path = cache_path(self.kind);
+        let key = cache_key(self.kind);
+        if let Some(mut facts) = read(&path, &key) {
+            facts.default_networks = Some(networks.to_vec());
+            write(&path, &key, &facts);
+        }
     }
 }
 
@@ -119,12 +136,12 @@ fn read(path: &Path, key: &str) -> Option<HostFacts> {
 }
 
 /// Best effort: a cache that cannot be written only costs the next call.
-fn write(path: &Path, key: &str, facts: HostFacts) {
+fn write(path: &Path, key: &str, facts: &HostFacts) {
     let Some(dir) = path.parent() else { return };
     let cached = Cached {
         key: key.to_owned(),
         saved: now(),
-        facts,
+        facts: facts.clone(),
     };
     let written = std::fs::create_dir_all(dir)
         .and_then(|()| tempfile::NamedTempFile::new_in(dir))
@@ -151,15 +168,16 @@ mod tests {
         let facts = HostFacts {
             rootless: true,
             desktop: false,
+            default_networks: Some(vec!["podman".into()]),
         };
         assert_eq!(read(&path, "k"), None, "nothing cached yet");
-        write(&path, "k", facts);
-        assert_eq!(read(&path, "k"), Some(facts));
+        write(&path, "k", &facts);
+        assert_eq!(read(&path, "k"), Some(facts.clone()));
         assert_eq!(read(&path, "another key"), None);
         let stale = Cached {
             key: "k".into(),
             saved: now() - MAX_AGE.as_secs() - 1,
-            facts,
+            facts: facts.clone(),
         };
         std::fs::write(&path, serde_json::to_vec(&stale).unwrap()).unwrap();
         assert_eq!(read(&path, "k"), None, "expired");

@@ -34,6 +34,9 @@ const PORTS: &str = "dual.ports";
 /// A hash of the settings the container was made from: when `.dual.toml`
 /// no longer gives the same hash, `launch` recreates the container.
 const SETTINGS: &str = "dual.settings";
+/// `uid:gid`, what commands run as in the container (its main process is
+/// root): what `dual recover` records for `dual run`.
+const USER: &str = "dual.user";
 
 /// What the labels of a workspace's container (and of its volumes) say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,6 +47,7 @@ pub struct WorkspaceLabels {
     pub branch: String,
     pub ports: Vec<u16>,
     pub settings: String,
+    pub user: Option<(u32, u32)>,
 }
 
 impl WorkspaceLabels {
@@ -54,7 +58,7 @@ impl WorkspaceLabels {
             .map(u16::to_string)
             .collect::<Vec<_>>()
             .join(" ");
-        Labels::from([
+        let mut labels = Labels::from([
             (MANAGED.to_owned(), "true".to_owned()),
             (KIND.to_owned(), KIND_WORKSPACE.to_owned()),
             (OWNER.to_owned(), self.owner.clone()),
@@ -63,7 +67,11 @@ impl WorkspaceLabels {
             (BRANCH.to_owned(), self.branch.clone()),
             (PORTS.to_owned(), ports),
             (SETTINGS.to_owned(), self.settings.clone()),
-        ])
+        ]);
+        if let Some((uid, gid)) = self.user {
+            labels.insert(USER.to_owned(), format!("{uid}:{gid}"));
+        }
+        labels
     }
 
     /// `None` unless the labels are a dual workspace's: managed, of the
@@ -87,6 +95,10 @@ impl WorkspaceLabels {
                 .filter(|p| *p > 0)
                 .collect(),
             settings: get(SETTINGS).unwrap_or_default(),
+            user: get(USER).and_then(|ids| {
+                let (uid, gid) = ids.split_once(':')?;
+                Some((uid.parse().ok()?, gid.parse().ok()?))
+            }),
         })
     }
 
@@ -136,6 +148,7 @@ mod tests {
             branch: "feat/auth".into(),
             ports: vec![3000, 5173],
             settings: "0123456789abcdef".into(),
+            user: Some((1000, 1001)),
         }
     }
 
@@ -143,6 +156,7 @@ mod tests {
     fn labels_round_trip() {
         let written = labels().to_labels();
         assert_eq!(written[PORTS], "3000 5173");
+        assert_eq!(written[USER], "1000:1001");
         assert_eq!(
             WorkspaceLabels::from_labels(&written),
             Some(labels()),
@@ -169,6 +183,9 @@ mod tests {
         written.insert(PORTS.into(), "3000 junk 0 8080".into());
         let read = WorkspaceLabels::from_labels(&written).unwrap();
         assert_eq!(read.ports, [3000, 8080]);
+        written.insert(USER.into(), "1000".into());
+        let read = WorkspaceLabels::from_labels(&written).unwrap();
+        assert_eq!(read.user, None, "a user label without a gid is no user");
     }
 
     #[test]

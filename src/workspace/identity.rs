@@ -3,8 +3,10 @@
 //! fails, `$USER` is empty and Python's `getpass.getuser()` raises. dual
 //! gives the container passwd and group entries for the user, first in the
 //! file so that the host's name wins over an image user with the same uid.
+//! The container's main process does it as root when it starts (no extra
+//! `exec`, ~150 ms on podman), then marks itself ready.
 
-use std::ffi::{CStr, OsString};
+use std::ffi::CStr;
 
 /// Who runs dual on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,11 +33,14 @@ impl HostUser {
     }
 }
 
-/// Adds the entries (as root, in the container) where the uid's first entry
-/// is not the host's name and home (none where no name is given), then gives the listed directories (fresh volumes)
-/// to the user. The values arrive as arguments, never as shell code.
-const IDENTITY_SCRIPT: &str = r#"set -e
-name=$1 uid=$2 gid=$3 group=$4 home=$5
+/// Run as root when the container starts, before anything else: adds the
+/// entries where the uid's first entry is not the host's name and home
+/// (none where no name is given), then gives the listed directories (fresh
+/// volumes) to the user. The values arrive as arguments, never as shell
+/// code. A failure is told on the container's log; the container still runs
+/// (hence `true > file`, never `: > file`: a failed redirection of the
+/// special built-in `:` ends the shell).
+const IDENTITY_SCRIPT: &str = r#"name=$1 uid=$2 gid=$3 group=$4 home=$5
 shift 5
 # The name (and home, for passwd) of the first entry with id $2 in file $1.
 first_entry() {
@@ -45,43 +50,64 @@ first_entry() {
   done < "$1"
 }
 prepend() {
-  mkdir -p /etc
-  [ -f "$1" ] || : > "$1"
-  { printf '%s\n' "$2"; cat "$1"; } > "$1.dual-new"
-  cat "$1.dual-new" > "$1"
-  rm -f "$1.dual-new"
+  mkdir -p /etc && { [ -f "$1" ] || true > "$1"; } &&
+    { printf '%s\n' "$2"; cat "$1"; } > "$1.dual-new" &&
+    cat "$1.dual-new" > "$1" && rm -f "$1.dual-new"
 }
-# (podman's keep-id adds an entry of its own, with the workdir as home.)
-if [ -n "$name" ] && [ "$(first_entry /etc/passwd "$uid")" != "$name:$home" ]; then
-  prepend /etc/passwd "$name:x:$uid:$gid::$home:/bin/sh"
+ok=true
+if [ "$uid" != 0 ]; then
+  # (podman's keep-id adds an entry of its own, with the workdir as home.)
+  if [ -n "$name" ] && [ "$(first_entry /etc/passwd "$uid")" != "$name:$home" ]; then
+    prepend /etc/passwd "$name:x:$uid:$gid::$home:/bin/sh" || ok=false
+  fi
+  if [ -n "$group" ] && [ "$(first_entry /etc/group "$gid")" != "$group:" ]; then
+    prepend /etc/group "$group:x:$gid:" || ok=false
+  fi
+  if [ "$#" -gt 0 ]; then chown "$uid:$gid" "$@" || ok=false; fi
 fi
-if [ -n "$group" ] && [ "$(first_entry /etc/group "$gid")" != "$group:" ]; then
-  prepend /etc/group "$group:x:$gid:"
-fi
-if [ "$#" -gt 0 ]; then chown "$uid:$gid" "$@"; fi
+$ok || echo "dual: could not make uid $uid known in this container, or give it its volumes" >&2
 "#;
 
-/// The root command that makes `user` known inside (when the host names
-/// it) and hands `dirs` to `ids`.
-pub fn identity_command(
+/// After the identity work and the ready mark: idle, and quick to stop on
+/// SIGTERM.
+const IDLE: &str = "trap 'exit 0' TERM INT; sleep infinity & wait\n";
+
+/// Exists once the container's start-up work is done (in a tmpfs: a new one
+/// each start).
+pub const READY_FILE: &str = "/run/dual/ready";
+
+/// A shell fragment that waits (up to 3 s) for the file named by `$ready`,
+/// where it names one: commands exec'd into the container run after its
+/// start-up work, never racing it.
+pub const WAIT_READY: &str = r#"i=0; while [ -n "$ready" ] && [ ! -e "$ready" ] && [ "$i" -lt 300 ]; do sleep 0.01; i=$((i+1)); done"#;
+
+/// The container's main process, as root: the identity work, then the ready
+/// mark that `dual run` and `setup` wait for, then idle.
+fn main_script() -> String {
+    format!("{IDENTITY_SCRIPT}true > {READY_FILE}\n{IDLE}")
+}
+
+/// The main command of a workspace container: makes `user` known inside
+/// (when the host names it), hands `dirs` to `ids`, marks itself ready, idles.
+pub fn entry_command(
     ids: (u32, u32),
     user: Option<&HostUser>,
     home: &str,
-    dirs: &[OsString],
-) -> Vec<OsString> {
+    dirs: &[String],
+) -> Vec<String> {
     let (name, group) = user.map_or((String::new(), String::new()), |user| {
         (user.name.clone(), user.group.clone())
     });
-    let mut argv: Vec<OsString> = vec![
-        "sh".into(),
-        "-c".into(),
-        IDENTITY_SCRIPT.into(),
-        "dual-identity".into(),
-        name.into(),
-        ids.0.to_string().into(),
-        ids.1.to_string().into(),
-        group.into(),
-        home.into(),
+    let mut argv = vec![
+        "sh".to_owned(),
+        "-c".to_owned(),
+        main_script(),
+        "dual-entry".to_owned(),
+        name,
+        ids.0.to_string(),
+        ids.1.to_string(),
+        group,
+        home.to_owned(),
     ];
     argv.extend(dirs.iter().cloned());
     argv
@@ -152,13 +178,13 @@ mod tests {
             gid: 1000,
             group: "g;rm".into(),
         };
-        let argv = identity_command(
+        let argv = entry_command(
             (user.uid, user.gid),
             Some(&user),
             "/home/u",
             &["/w/node_modules".into()],
         );
-        assert_eq!(argv[2], IDENTITY_SCRIPT, "the script is fixed text");
+        assert_eq!(argv[2], main_script(), "the script is fixed text");
         assert_eq!(argv[4], "$(touch /pwned)");
         assert_eq!(argv[7], "g;rm");
         assert_eq!(argv.last().unwrap(), "/w/node_modules");
@@ -179,21 +205,13 @@ mod tests {
             .replace("/etc/group", dir.path().join("group").to_str().unwrap())
             .replace("mkdir -p /etc", "true");
         let run = || {
-            #[allow(clippy::disallowed_methods)]
-            let status = std::process::Command::new("sh")
-                .args([
-                    "-c",
-                    &script,
-                    "x",
-                    "alice",
-                    "1000",
-                    "1000",
-                    "alice",
-                    "/home/alice",
-                ])
-                .status()
-                .unwrap();
-            assert!(status.success());
+            let output = run_script(&script, &["alice", "1000", "1000", "alice", "/home/alice"]);
+            assert!(output.status.success());
+            assert_eq!(
+                String::from_utf8_lossy(&output.stderr),
+                "",
+                "no failure told"
+            );
         };
         run();
         run();
@@ -206,5 +224,29 @@ mod tests {
             std::fs::read_to_string(dir.path().join("group")).unwrap(),
             "alice:x:1000:\n"
         );
+    }
+
+    #[test]
+    fn a_failure_is_told_and_the_script_goes_on() {
+        let script = IDENTITY_SCRIPT
+            .replace("/etc/passwd", "/nonexistent/dual/passwd")
+            .replace("/etc/group", "/nonexistent/dual/group")
+            .replace("mkdir -p /etc", "true");
+        let output = run_script(&script, &["alice", "1000", "1000", "alice", "/home/alice"]);
+        assert!(output.status.success(), "the container still starts");
+        assert!(
+            String::from_utf8_lossy(&output.stderr)
+                .contains("dual: could not make uid 1000 known in this container"),
+            "{output:?}"
+        );
+    }
+
+    fn run_script(script: &str, args: &[&str]) -> std::process::Output {
+        #[allow(clippy::disallowed_methods)]
+        std::process::Command::new("sh")
+            .args(["-c", script, "x"])
+            .args(args)
+            .output()
+            .unwrap()
     }
 }

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod names;
 pub mod state;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::engine::RunSpec;
@@ -22,8 +23,6 @@ pub use state::{Repo, State, Store, Workspace};
 /// Ctrl-C reaches that process even without a TTY (`exec` does not pass
 /// signals on). A tmpfs: nothing persists, nothing lands in the clone.
 pub const RUN_DIR: &str = "/run/dual";
-/// The container's main process: idle, and quick to stop on SIGTERM.
-const KEEPALIVE: &str = "trap 'exit 0' TERM INT; sleep infinity & wait";
 
 /// Commands routed into the container by the shell integration.
 pub const DEFAULT_ROUTED: [&str; 14] = [
@@ -156,6 +155,7 @@ pub fn labels(workspace: &Workspace, config: Option<&Config>) -> WorkspaceLabels
         branch: workspace.branch.clone(),
         ports: config.map(|c| c.ports.clone()).unwrap_or_default(),
         settings: config.map(Config::container_hash).unwrap_or_default(),
+        user: None,
     }
 }
 
@@ -168,7 +168,9 @@ pub fn volume_name(workspace: &Workspace, dir: &str) -> String {
 
 /// The container a workspace runs in. The clone is mounted at its own host
 /// path, and the user's home path holds a per-workspace home, so paths in
-/// errors and stack traces read the same inside and out.
+/// errors and stack traces read the same inside and out. Its main process
+/// runs as root, to make the user known inside (see `identity`); every
+/// command dual runs in it runs as `ids` (recorded as `Workspace::user`).
 pub fn container_spec(
     workspace: &Workspace,
     config: &Config,
@@ -178,10 +180,14 @@ pub fn container_spec(
     home_source: &Path,
 ) -> RunSpec {
     let mut spec = RunSpec::new(workspace.container_name(), config.image.clone());
-    spec.labels = labels(workspace, Some(config)).to_labels();
+    spec.labels = WorkspaceLabels {
+        user: Some(ids),
+        ..labels(workspace, Some(config))
+    }
+    .to_labels();
     spec.hostname = Some(workspace.name());
     spec.workdir = Some(workspace.path.clone());
-    spec.user = Some(ids);
+    spec.user = Some((0, 0));
     // `launch` pulls a missing image itself, visibly, before this runs.
     spec.pull = Pull::Never;
     spec.env.push(("HOME".into(), home.display().to_string()));
@@ -199,8 +205,35 @@ pub fn container_spec(
             .push((volume_name(workspace, dir), workspace.path.join(dir)));
     }
     spec.tmpfs.push(RUN_DIR.into());
-    spec.command = vec!["sh".into(), "-c".into(), KEEPALIVE.into()];
+    let dirs: Vec<String> = config
+        .anonymous_volumes
+        .iter()
+        .map(|dir| workspace.path.join(dir).display().to_string())
+        .collect();
+    spec.command = identity::entry_command(ids, user, &home.display().to_string(), &dirs);
     spec
+}
+
+/// `command` as a command to exec in the workspace's container, waiting
+/// first (briefly) for the container's start-up work, which makes the user
+/// known inside. Containers made by an older dual (no recorded user) have
+/// none to wait for.
+pub fn after_start_up(workspace: &Workspace, command: &[OsString]) -> Vec<OsString> {
+    let ready = if workspace.user.is_some() {
+        identity::READY_FILE
+    } else {
+        ""
+    };
+    let script = format!("ready=$1; shift\n{}\nexec \"$@\"", identity::WAIT_READY);
+    let mut argv: Vec<OsString> = vec![
+        "sh".into(),
+        "-c".into(),
+        script.into(),
+        "sh".into(),
+        ready.into(),
+    ];
+    argv.extend(command.iter().cloned());
+    argv
 }
 
 /// The ports a workspace declares, for showing URLs: from its clone's
@@ -254,6 +287,7 @@ mod tests {
             path: "/home/u/dual/shop/feat-auth".into(),
             setup_done: false,
             engine: None,
+            user: None,
         }
     }
 
@@ -279,7 +313,19 @@ mod tests {
         );
         assert_eq!(spec.name, "dual-shop-feat-auth");
         assert_eq!(spec.hostname.as_deref(), Some("shop-feat-auth"));
-        assert_eq!(spec.user, Some((1000, 1001)));
+        assert_eq!(spec.user, Some((0, 0)), "the main process, as root");
+        assert_eq!(
+            spec.command[4..],
+            [
+                "u",
+                "1000",
+                "1001",
+                "staff",
+                "/home/u",
+                "/home/u/dual/shop/feat-auth/node_modules"
+            ],
+            "it makes uid 1000 known and gives it the volume"
+        );
         assert_eq!(
             spec.workdir.as_deref(),
             Some(Path::new("/home/u/dual/shop/feat-auth"))

@@ -57,6 +57,11 @@ pub struct Workspace {
     /// same one without detecting again.
     #[serde(default)]
     pub engine: Option<crate::engine::EngineKind>,
+    /// The uid and gid commands run as in its container, recorded when the
+    /// container was made; `None` for a container whose own user is the
+    /// user (made by an older dual).
+    #[serde(default)]
+    pub user: Option<(u32, u32)>,
 }
 
 impl Workspace {
@@ -316,6 +321,7 @@ mod tests {
             path: PathBuf::from(format!("/w/shop/{}", branch.replace('/', "-"))),
             setup_done: false,
             engine: None,
+            user: None,
         }
     }
 

@@ -286,6 +286,7 @@ echo "whoami=$("$DUAL" run whoami)"
 echo "idn=$("$DUAL" run id -un):$("$DUAL" run id -gn)"
 "$DUAL" run sh -c 'echo "env=$USER $HOME"'
 "$DUAL" run sh -c 'echo "passwd=$(grep "^$(id -un):" /etc/passwd | cut -d: -f3,6)"'
+"$DUAL" run touch node_modules/written && echo volume=writable
 cd / && "$DUAL" destroy who-b --force >/dev/null && echo destroyed
 "#;
         let (output, dir) = crate::support::as_user(&user, kind, script);
@@ -318,6 +319,10 @@ cd / && "$DUAL" destroy who-b --force >/dev/null && echo destroyed
         assert!(
             stdout.contains(&format!("passwd={}:{home}\n", id("-u"))),
             "{stdout}"
+        );
+        assert!(
+            stdout.contains("volume=writable\n"),
+            "the node_modules volume is the user's: {stdout}"
         );
         assert!(stdout.contains("destroyed"), "{stdout}");
     });
