@@ -354,6 +354,11 @@ fn now_utc() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
+    format_utc(secs)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
+fn format_utc(secs: u64) -> String {
     let days = secs / 86_400;
     let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -372,9 +377,16 @@ fn now_utc() -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn report_time_is_formatted() {
-        let now = super::now_utc();
-        assert_eq!(now.len(), "2026-11-26 23:44:38 UTC".len(), "{now}");
-        assert!(now.starts_with("20"), "{now}");
+    fn report_times_are_the_calendar_s() {
+        // Checked against `date -u -d @SECS`: the epoch, a leap day, a
+        // day's last second, and 2100 (not a leap year).
+        for (secs, expected) in [
+            (0, "1970-01-01 00:00:00 UTC"),
+            (951_782_400, "2000-02-29 00:00:00 UTC"),
+            (1_798_675_199, "2026-12-30 23:59:59 UTC"),
+            (4_102_444_800, "2100-01-01 00:00:00 UTC"),
+        ] {
+            assert_eq!(super::format_utc(secs), expected, "{secs}");
+        }
     }
 }

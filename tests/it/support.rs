@@ -1,5 +1,5 @@
 //! Shared by the integration tests and the probes: the `dual` command with a
-//! clean environment, engine gating, the test image, and snapshot filters.
+//! clean environment, engine gating, the test image, another user.
 //!
 //! Engine gating: the engines under test come from `DUAL_TEST_ENGINES`
 //! (default `docker,podman`). One that does not answer is skipped with a loud
@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
 
 pub use dual::engine::EngineKind;
 
@@ -169,29 +168,6 @@ pub fn containers_with_label(kind: EngineKind, label: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
-
-/// Filters for snapshots: things that vary by host and run.
-pub fn filters() -> Vec<(&'static str, &'static str)> {
-    vec![
-        (r"\b[0-9a-f]{64}\b", "[ID]"),
-        (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", "[IP]"),
-        (r"in \d+\.\d+s", "in [DURATION]"),
-        (r"/tmp/[^\s'`]+", "[TEMP]"),
-        (r"dual-probe-[0-9a-f]+-", "dual-probe-[RUN]-"),
-    ]
-}
-
-/// An insta snapshot with the default filters applied.
-#[macro_export]
-macro_rules! assert_filtered_snapshot {
-    ($name:expr, $value:expr) => {
-        insta::with_settings!({ filters => $crate::support::filters() }, {
-            insta::assert_snapshot!($name, $value);
-        });
-    };
-}
-
-pub const SECOND: Duration = Duration::from_secs(1);
 
 /// Runs `body` (sh) as `user` on `engine`, after a prelude that sets up a
 /// dual installation of that user's in a fresh temp dir: `$T` the dir, `$DUAL`
