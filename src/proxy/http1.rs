@@ -112,40 +112,115 @@ fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
+/// What Transfer-Encoding and Content-Length declare about a body.
+struct Declared {
+    framing: Option<Framing>,
+    /// The transfer codings to send on besides a final `chunked` (`gzip`
+    /// of `gzip, chunked`), or all of them for a response read until close.
+    codings: Option<String>,
+}
+
 /// The body framing that Transfer-Encoding and Content-Length declare.
-/// Both at once, or disagreeing lengths, are refused: a proxy that guesses
-/// there is how requests get smuggled past it.
-fn declared_framing(headers: &[httparse::Header]) -> Result<Option<Framing>, HeadError> {
-    let mut chunked = None;
+/// Both at once, disagreeing lengths, a length that is not plain digits,
+/// `chunked` anywhere but last, and a framing header that `Connection`
+/// names as per-hop (it would be dropped after it set the length) are
+/// refused: a proxy that guesses there is how requests get smuggled past it.
+/// A response whose last coding is not `chunked` is read until close
+/// (RFC 9112 §6.3); a request's is refused.
+fn declared_framing(
+    headers: &[httparse::Header],
+    connection: &ConnectionTokens,
+    response: bool,
+) -> Result<Declared, HeadError> {
+    if ["content-length", "transfer-encoding", "host"]
+        .iter()
+        .any(|name| connection.lists(name))
+    {
+        return Err(HeadError::Invalid(
+            "Connection names a framing or routing header",
+        ));
+    }
+    let mut codings: Option<Vec<&[u8]>> = None;
     let mut length: Option<u64> = None;
     for header in headers {
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = header
-                .value
-                .rsplit(|&b| b == b',')
-                .next()
-                .map(|coding| coding.trim_ascii());
-            chunked = Some(last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")));
+            let list = codings.get_or_insert_with(Vec::new);
+            list.extend(
+                header
+                    .value
+                    .split(|&b| b == b',')
+                    .map(trim_ows)
+                    .filter(|coding| !coding.is_empty()),
+            );
         } else if header.name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or(HeadError::Invalid("bad Content-Length"))?;
+            let value =
+                content_length(header.value).ok_or(HeadError::Invalid("bad Content-Length"))?;
             if length.is_some_and(|l| l != value) {
                 return Err(HeadError::Invalid("conflicting Content-Length headers"));
             }
             length = Some(value);
         }
     }
-    match (chunked, length) {
-        (Some(_), Some(_)) => Err(HeadError::Invalid(
+    let Some(codings) = codings else {
+        return Ok(Declared {
+            framing: length.map(Framing::Length),
+            codings: None,
+        });
+    };
+    if length.is_some() {
+        return Err(HeadError::Invalid(
             "both Transfer-Encoding and Content-Length",
-        )),
-        (Some(true), None) => Ok(Some(Framing::Chunked)),
-        (Some(false), None) => Err(HeadError::Invalid("a transfer coding other than chunked")),
-        (None, Some(length)) => Ok(Some(Framing::Length(length))),
-        (None, None) => Ok(None),
+        ));
     }
+    let is_chunked = |coding: &&[u8]| coding.eq_ignore_ascii_case(b"chunked");
+    let (last, before) = codings
+        .split_last()
+        .ok_or(HeadError::Invalid("an empty Transfer-Encoding"))?;
+    if before.iter().any(is_chunked) {
+        return Err(HeadError::Invalid("chunked applied twice, or not last"));
+    }
+    let join = |list: &[&[u8]]| {
+        let text: Vec<String> = list
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        text.join(", ")
+    };
+    if is_chunked(last) {
+        Ok(Declared {
+            framing: Some(Framing::Chunked),
+            codings: (!before.is_empty()).then(|| join(before)),
+        })
+    } else if response {
+        Ok(Declared {
+            framing: Some(Framing::UntilClose),
+            codings: Some(join(&codings)),
+        })
+    } else {
+        Err(HeadError::Invalid("a transfer coding other than chunked"))
+    }
+}
+
+/// Optional whitespace (spaces and tabs only) trimmed from both ends.
+fn trim_ows(value: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |e| e + 1);
+    &value[start..end]
+}
+
+/// `Content-Length`: ASCII digits, nothing else but spaces and tabs around
+/// them (no sign, no Unicode spaces, which `str::parse` and `str::trim`
+/// would let through).
+fn content_length(value: &[u8]) -> Option<u64> {
+    let digits = trim_ows(value);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -188,10 +263,26 @@ pub fn parse_request(
     else {
         return Err(HeadError::Invalid("not an HTTP/1.x request"));
     };
+    if method.eq_ignore_ascii_case("CONNECT") {
+        return Err(HeadError::Invalid("CONNECT: dual is not a forward proxy"));
+    }
     let headers = request.headers;
     let connection = ConnectionTokens::read(headers);
     let http10 = version == 0;
-    let framing = declared_framing(headers)?.unwrap_or(Framing::None);
+    let declared = declared_framing(headers, &connection, false)?;
+    let framing = declared.framing.unwrap_or(Framing::None);
+    // One Host, of plain visible ASCII (RFC 9112 §3.2): two, or one that a
+    // Unicode-aware trim would change, route one way here and another there.
+    let mut hosts = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"));
+    if let Some(host) = hosts.next()
+        && (hosts.next().is_some() || !host.value.iter().all(u8::is_ascii_graphic))
+    {
+        return Err(HeadError::Invalid(
+            "more than one Host, or one that is not plain ASCII",
+        ));
+    }
     let upgrade = headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("upgrade"))
@@ -239,7 +330,12 @@ pub fn parse_request(
     out.extend_from_slice(client.as_bytes());
     out.extend_from_slice(b"\r\nx-forwarded-proto: http\r\n");
     if framing == Framing::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        out.extend_from_slice(b"transfer-encoding: ");
+        if let Some(codings) = &declared.codings {
+            out.extend_from_slice(codings.as_bytes());
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"chunked\r\n");
     }
     if let Some(protocol) = &upgrade {
         out.extend_from_slice(b"connection: upgrade\r\n");
@@ -297,7 +393,8 @@ pub fn parse_response(
     let connection = ConnectionTokens::read(headers);
     let bodiless =
         request_is_head || (100..200).contains(&status) || status == 204 || status == 304;
-    let framing = match declared_framing(headers)? {
+    let declared = declared_framing(headers, &connection, true)?;
+    let framing = match declared.framing {
         _ if bodiless => Framing::None,
         Some(framing) => framing,
         None => Framing::UntilClose,
@@ -320,6 +417,11 @@ pub fn parse_response(
             continue;
         }
         push_header(out, header.name.as_bytes(), header.value);
+    }
+    // The codings besides the final `chunked` (which `finish_response_head`
+    // adds), or all of them for a body read until close.
+    if let Some(codings) = declared.codings.as_deref().filter(|_| !bodiless) {
+        push_header(out, b"transfer-encoding", codings.as_bytes());
     }
     if status == 101
         && let Some(protocol) = upgrade
@@ -390,27 +492,61 @@ impl BodyEnd {
 
 /// Finds where a chunked body ends while its bytes pass through unchanged;
 /// optionally reports the data inside the chunks (to de-chunk for HTTP/1.0).
+/// As strict as RFC 9112 §7.1: a size is hex digits (leading zeros allowed),
+/// extensions are `;name[=token|"quoted"]` with optional spaces around `;`
+/// and `=`, trailer lines are header lines, and every line ends in CRLF.
+/// Anything else is an error: a lenient reader here and a strict one (or a
+/// differently lenient one) upstream disagree on where the body ends.
 #[derive(Debug, Default)]
 pub struct Chunked {
     state: ChunkState,
     size: u64,
-    digits: u8,
-    /// In the trailer section: whether the current line is empty so far.
-    blank_line: bool,
+    /// A digit was seen on this size line.
+    sized: bool,
+    /// Bytes of the current size line or of the trailer section.
+    line: usize,
 }
+
+/// Longest chunk-size line (with its extensions) and trailer section.
+const MAX_CHUNK_LINE: usize = 4096;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum ChunkState {
     #[default]
     Size,
-    Extension,
+    /// Spaces after the size: only `;` may follow.
+    SizeSpace,
+    /// After `;`: optional spaces, then a name.
+    ExtName,
+    InExtName,
+    /// Spaces after a name: `=` or `;` may follow.
+    ExtNameSpace,
+    /// After `=`: optional spaces, then a token or a quoted string.
+    ExtValue,
+    InExtToken,
+    InExtQuoted,
+    ExtQuotedPair,
+    /// Right after a value: `;` or the line's end.
+    ExtValueEnd,
+    /// Spaces after a value: only `;` may follow.
+    ExtValueSpace,
     SizeLf,
     Data,
     DataCr,
     DataLf,
+    /// The start of a trailer line, or the blank line that ends the body.
     Trailer,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
+    /// The blank line's LF.
+    EndLf,
     Done,
+}
+
+/// RFC 9110 §5.6.2 `tchar`.
+fn is_tchar(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
 }
 
 impl Chunked {
@@ -427,37 +563,55 @@ impl Chunked {
         let mut at = 0;
         while at < input.len() && self.state != Done {
             let byte = input[at];
-            match self.state {
-                Size => match byte {
-                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
-                        if self.digits == 15 {
-                            return Err(bad);
-                        }
-                        let digit = (byte as char).to_digit(16).unwrap_or(0);
-                        self.size = self.size * 16 + u64::from(digit);
-                        self.digits += 1;
-                    }
-                    b';' | b' ' | b'\t' if self.digits > 0 => self.state = Extension,
-                    b'\r' if self.digits > 0 => self.state = SizeLf,
-                    _ => return Err(bad),
-                },
-                Extension => {
-                    if byte == b'\r' {
-                        self.state = SizeLf;
-                    }
+            if !matches!(self.state, Data | DataCr | DataLf) {
+                self.line += 1;
+                if self.line > MAX_CHUNK_LINE {
+                    return Err(HeadError::Invalid("chunk line or trailers too long"));
                 }
-                SizeLf => {
-                    if byte != b'\n' {
+            }
+            let space = byte == b' ' || byte == b'\t';
+            self.state = match (self.state, byte) {
+                (Size, b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F') => {
+                    if self.size > u64::MAX >> 4 {
                         return Err(bad);
                     }
-                    if self.size == 0 {
-                        self.state = Trailer;
-                        self.blank_line = true;
-                    } else {
-                        self.state = Data;
-                    }
+                    let digit = (byte as char).to_digit(16).unwrap_or(0);
+                    self.size = self.size * 16 + u64::from(digit);
+                    self.sized = true;
+                    Size
                 }
-                Data => {
+                (Size, b';') if self.sized => ExtName,
+                (Size, _) if space && self.sized => SizeSpace,
+                (Size, b'\r') if self.sized => SizeLf,
+                (SizeSpace, _) if space => SizeSpace,
+                (SizeSpace, b';') => ExtName,
+                (ExtName, _) if space => ExtName,
+                (ExtName | InExtName, _) if is_tchar(byte) => InExtName,
+                (InExtName, _) if space => ExtNameSpace,
+                (ExtNameSpace, _) if space => ExtNameSpace,
+                (InExtName | ExtNameSpace, b'=') => ExtValue,
+                (InExtName | ExtNameSpace, b';') => ExtName,
+                (InExtName, b'\r') => SizeLf,
+                (ExtValue, _) if space => ExtValue,
+                (ExtValue, b'"') => InExtQuoted,
+                (ExtValue | InExtToken, _) if is_tchar(byte) => InExtToken,
+                (InExtToken, b';') => ExtName,
+                (InExtToken, b'\r') => SizeLf,
+                (InExtToken | ExtValueEnd | ExtValueSpace, _) if space => ExtValueSpace,
+                (InExtQuoted, b'"') => ExtValueEnd,
+                (InExtQuoted, b'\\') => ExtQuotedPair,
+                (InExtQuoted, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff) => {
+                    InExtQuoted
+                }
+                (ExtQuotedPair, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff) => InExtQuoted,
+                (ExtValueEnd | ExtValueSpace, b';') => ExtName,
+                (ExtValueEnd, b'\r') => SizeLf,
+                (SizeLf, b'\n') if self.size == 0 => {
+                    self.line = 0;
+                    Trailer
+                }
+                (SizeLf, b'\n') => Data,
+                (Data, _) => {
                     let take = usize::try_from(self.size)
                         .unwrap_or(usize::MAX)
                         .min(input.len() - at);
@@ -469,30 +623,21 @@ impl Chunked {
                     }
                     continue;
                 }
-                DataCr if byte == b'\r' => self.state = DataLf,
-                DataLf if byte == b'\n' => {
-                    self.state = Size;
-                    self.digits = 0;
+                (DataCr, b'\r') => DataLf,
+                (DataLf, b'\n') => {
+                    self.sized = false;
+                    self.line = 0;
+                    Size
                 }
-                DataCr | DataLf => return Err(bad),
-                Trailer => match byte {
-                    b'\r' => self.state = TrailerLf,
-                    b'\n' => return Err(bad),
-                    _ => self.blank_line = false,
-                },
-                TrailerLf => {
-                    if byte != b'\n' {
-                        return Err(bad);
-                    }
-                    if self.blank_line {
-                        self.state = Done;
-                    } else {
-                        self.state = Trailer;
-                        self.blank_line = true;
-                    }
-                }
-                Done => break,
-            }
+                (Trailer, b'\r') => EndLf,
+                (Trailer | TrailerName, _) if is_tchar(byte) => TrailerName,
+                (TrailerName, b':') => TrailerValue,
+                (TrailerValue, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff) => TrailerValue,
+                (TrailerValue, b'\r') => TrailerLf,
+                (TrailerLf, b'\n') => Trailer,
+                (EndLf, b'\n') => Done,
+                _ => return Err(bad),
+            };
             at += 1;
         }
         Ok(at)
@@ -650,5 +795,158 @@ mod tests {
         assert!(scanner.scan(b"zz\r\n", |_| {}).is_err());
         let mut scanner = Chunked::default();
         assert!(scanner.scan(b"ffffffffffffffff0\r\n", |_| {}).is_err());
+    }
+
+    fn refused(raw: &str) -> bool {
+        matches!(
+            parse_request(raw.as_bytes(), "127.0.0.1", &mut Vec::new()),
+            Err(HeadError::Invalid(_))
+        )
+    }
+
+    fn response(raw: &str) -> Result<(ResponseHead, String), HeadError> {
+        let mut out = Vec::new();
+        let head = parse_response(raw.as_bytes(), false, None, &mut out)?.unwrap();
+        Ok((head, String::from_utf8(out).unwrap()))
+    }
+
+    /// Scans a whole chunked body: `Ok(consumed)` once it ends, an error if
+    /// it is malformed.
+    fn chunked(body: &[u8]) -> Result<usize, HeadError> {
+        let mut scanner = Chunked::default();
+        let consumed = scanner.scan(body, |_| {})?;
+        assert!(
+            scanner.is_done(),
+            "{:?} did not end",
+            String::from_utf8_lossy(body)
+        );
+        Ok(consumed)
+    }
+
+    #[test]
+    fn a_framing_header_named_in_connection_is_refused() {
+        let smuggled = "GET /smuggled HTTP/1.1\r\nHost: a.localhost\r\n\r\n";
+        for connection in [
+            "Connection: content-length",
+            "Connection: Content-Length",
+            "Connection: close, content-length",
+            "Connection: keep-alive\r\nConnection: content-length",
+            "Connection: transfer-encoding",
+            "Connection: host",
+        ] {
+            let raw = format!(
+                "POST /first HTTP/1.1\r\nHost: a.localhost\r\n{connection}\r\nContent-Length: {}\r\n\r\n{smuggled}",
+                smuggled.len()
+            );
+            assert!(refused(&raw), "{connection}");
+        }
+        assert!(
+            response(
+                "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nok"
+            )
+            .is_err(),
+            "and in a response"
+        );
+    }
+
+    #[test]
+    fn content_length_is_ascii_digits_only() {
+        for value in ["+5", "5\u{a0}", "\u{2003}5", "5 5", "0x5", "", " "] {
+            let raw = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {value}\r\n\r\n");
+            assert!(refused(&raw), "{value:?}");
+            let raw = format!("HTTP/1.1 200 OK\r\nContent-Length: {value}\r\n\r\n");
+            assert!(response(&raw).is_err(), "response {value:?}");
+        }
+        let (head, _) = request("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \t 007 \r\n\r\n");
+        assert_eq!(
+            head.framing,
+            Framing::Length(7),
+            "spaces and tabs around digits"
+        );
+    }
+
+    #[test]
+    fn chunk_lines_are_as_strict_as_the_grammar() {
+        for bad in [
+            &b"5 x\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5;\r\nhello\r\n0\r\n\r\n",
+            b"5;a\nb\r\nhello\r\n0\r\n\r\n",
+            b"5;a\0\r\nhello\r\n0\r\n\r\n",
+            b"5;a\x7f\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\"x\r\nhello\r\n0\r\n\r\n",
+            b"5;a=\r\nhello\r\n0\r\n\r\n",
+            // The next request read as trailers.
+            b"0\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"0\r\nX-A: 1\r\n folded\r\n\r\n",
+            b"0\r\nX-A: a\0b\r\n\r\n",
+            // Spaces may stand around `;` and `=`, not at the line's end.
+            b"5;a=\"q\" \r\nhello\r\n0\r\n\r\n",
+        ] {
+            let mut scanner = Chunked::default();
+            assert!(
+                scanner.scan(bad, |_| {}).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        for good in [
+            &b"5;a=b;c\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 ; a = \"q \\\" d\"\r\nhello\r\n0\r\n\r\n",
+            b"0000000000000000005\r\nhello\r\n0\r\n\r\n",
+            b"0\r\nX-A: 1\r\nX-B:\t2 \r\n\r\n",
+        ] {
+            assert_eq!(
+                chunked(good),
+                Ok(good.len()),
+                "{:?}",
+                String::from_utf8_lossy(good)
+            );
+        }
+    }
+
+    #[test]
+    fn one_host_and_only_ascii_around_it() {
+        assert!(refused(
+            "GET / HTTP/1.1\r\nHost: a.localhost\r\nHost: b.localhost\r\n\r\n"
+        ));
+        assert!(refused("GET / HTTP/1.1\r\nHost: \u{a0}a.localhost\r\n\r\n"));
+        assert!(refused(
+            "GET / HTTP/1.1\r\nHost: a.localhost\u{2003}\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn connect_is_refused_and_codings_survive() {
+        assert!(refused(
+            "CONNECT a.localhost:443 HTTP/1.1\r\nHost: a.localhost:443\r\n\r\n"
+        ));
+        assert!(refused("CONNECT / HTTP/1.1\r\nHost: a.localhost\r\n\r\n"));
+        let (head, out) =
+            request("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(head.framing, Framing::Chunked);
+        assert!(
+            out.contains("transfer-encoding: gzip, chunked\r\n"),
+            "{out}"
+        );
+        assert!(refused(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+        ));
+        let (head, out) =
+            response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap();
+        assert_eq!(head.framing, Framing::Chunked);
+        let mut out = out.into_bytes();
+        finish_response_head(&mut out, head.framing, ClientHop::KeepAlive);
+        // Two lines of one list: `gzip`, then `chunked` as the last coding.
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            out.contains("transfer-encoding: gzip\r\n")
+                && out.ends_with("transfer-encoding: chunked\r\n\r\n"),
+            "{out}"
+        );
+        // A response whose last coding is not chunked is read until close.
+        let (head, out) = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap();
+        assert_eq!(head.framing, Framing::UntilClose);
+        assert!(out.contains("transfer-encoding: gzip\r\n"), "{out}");
     }
 }
