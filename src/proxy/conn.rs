@@ -177,7 +177,15 @@ impl Connection {
             Ok(route) => route,
             Err(refusal) => {
                 let page = forward::refusal_page(&refusal, &self.table, self.port);
-                return self.page(page, head).await;
+                let next = self.page(page, head).await?;
+                // A target that is no path is no request dual can read
+                // further on this connection: where the next one starts is
+                // a guess a server might not share.
+                return Ok(if matches!(refusal, Refusal::AbsoluteForm) {
+                    Next::Close
+                } else {
+                    next
+                });
             }
         };
 

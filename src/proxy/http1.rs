@@ -145,13 +145,15 @@ fn declared_framing(
     for header in headers {
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
             let list = codings.get_or_insert_with(Vec::new);
-            list.extend(
-                header
-                    .value
-                    .split(|&b| b == b',')
-                    .map(trim_ows)
-                    .filter(|coding| !coding.is_empty()),
-            );
+            for coding in header.value.split(|&b| b == b',').map(trim_ows) {
+                // `chunked,`: an empty last element reads as "not chunked"
+                // to some servers and as `chunked` to others.
+                // Codings are tokens (no parameters: none is in use).
+                if coding.is_empty() || !coding.iter().copied().all(is_tchar) {
+                    return Err(HeadError::Invalid("an empty or malformed transfer coding"));
+                }
+                list.push(coding);
+            }
         } else if header.name.eq_ignore_ascii_case("content-length") {
             let value =
                 content_length(header.value).ok_or(HeadError::Invalid("bad Content-Length"))?;
@@ -266,11 +268,23 @@ pub fn parse_request(
     if method.eq_ignore_ascii_case("CONNECT") {
         return Err(HeadError::Invalid("CONNECT: dual is not a forward proxy"));
     }
+    // A path that a URI parser refuses, a server refuses too: answer it here.
+    if target.starts_with('/') && target.parse::<hyper::Uri>().is_err() {
+        return Err(HeadError::Invalid(
+            "a request target that is not a URI path",
+        ));
+    }
     let headers = request.headers;
     let connection = ConnectionTokens::read(headers);
     let http10 = version == 0;
     let declared = declared_framing(headers, &connection, false)?;
     let framing = declared.framing.unwrap_or(Framing::None);
+    // RFC 9112 §6.1: in HTTP/1.0, Transfer-Encoding is faulty framing.
+    if http10 && framing == Framing::Chunked {
+        return Err(HeadError::Invalid(
+            "Transfer-Encoding in an HTTP/1.0 request",
+        ));
+    }
     // One Host, of plain visible ASCII (RFC 9112 §3.2): two, or one that a
     // Unicode-aware trim would change, route one way here and another there.
     let mut hosts = headers
@@ -929,9 +943,14 @@ mod tests {
             out.contains("transfer-encoding: gzip, chunked\r\n"),
             "{out}"
         );
-        assert!(refused(
-            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
-        ));
+        for raw in [
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked,\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \u{a0}gzip, chunked\r\n\r\n",
+            "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            assert!(refused(raw), "{raw:?}");
+        }
         let (head, out) =
             response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap();
         assert_eq!(head.framing, Framing::Chunked);

@@ -1,0 +1,408 @@
+//! The proxy's HTTP/1 request framing against an independent parser:
+//! hyper's server, in-process, over an in-memory pipe. No engine needed.
+//!
+//! For each input (a corpus of request-smuggling shapes, and seeded random
+//! mutations of it), both read the bytes as a client sent them; then hyper
+//! reads the bytes the proxy would send on. The proxy may refuse where hyper
+//! accepts (it is stricter on purpose), never the other way round; where
+//! both accept, they must agree on every request: method, target, Host,
+//! body, and so on where the next one starts. And what the proxy sends on
+//! must read, to hyper, as exactly the requests the proxy read.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use dual::proxy::http1::{self, BodyEnd, HeadError};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+
+/// One request as a parser read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    method: String,
+    target: String,
+    host: Option<String>,
+    body: Vec<u8>,
+}
+
+/// How the proxy's reading ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Answered 400 (or 431): nothing more is read.
+    Refused,
+    /// The input ran out inside a request.
+    Incomplete,
+    /// The connection ends after a request (`Connection: close`, HTTP/1.0,
+    /// an upgrade): nothing more is read as HTTP.
+    Stopped,
+    /// Every byte was read as whole requests.
+    Clean,
+}
+
+/// The proxy's reading, as `conn` does it: the requests it forwards, the
+/// bytes it sends on, and how it stopped.
+fn proxy_reads(input: &[u8]) -> (Vec<Seen>, Vec<u8>, End) {
+    let mut seen = Vec::new();
+    let mut forwarded = Vec::new();
+    let mut at = 0;
+    loop {
+        if at == input.len() {
+            return (seen, forwarded, End::Clean);
+        }
+        let mut out = Vec::new();
+        let head = match http1::parse_request(&input[at..], "127.0.0.1", &mut out) {
+            Ok(Some(head)) => head,
+            Ok(None) => return (seen, forwarded, End::Incomplete),
+            Err(HeadError::Invalid(_) | HeadError::TooLarge) => {
+                return (seen, forwarded, End::Refused);
+            }
+        };
+        if !head.origin_form {
+            // Answered 400 by the proxy itself, which then closes.
+            return (seen, forwarded, End::Refused);
+        }
+        let (method, target) = request_line(&out);
+        at += head.len;
+        let mut body = Vec::new();
+        let body_start = at;
+        if let Some(mut end) = BodyEnd::of(head.framing) {
+            match end.take(&input[at..], |data| body.extend_from_slice(data)) {
+                Ok(taken) => at += taken,
+                Err(_) => return (seen, forwarded, End::Refused),
+            }
+            if !end.is_done() {
+                return (seen, forwarded, End::Incomplete);
+            }
+        }
+        forwarded.extend_from_slice(&out);
+        forwarded.extend_from_slice(&input[body_start..at]);
+        seen.push(Seen {
+            method,
+            target,
+            host: head.host.clone(),
+            body,
+        });
+        if !head.keep_alive || head.upgrade.is_some() {
+            return (seen, forwarded, End::Stopped);
+        }
+    }
+}
+
+fn request_line(head: &[u8]) -> (String, String) {
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut words = line.splitn(3, |&b| b == b' ');
+    let mut word = || String::from_utf8_lossy(words.next().unwrap_or_default()).into_owned();
+    (word(), word())
+}
+
+/// hyper's reading of the same bytes: every request its server hands to
+/// the service, and whether the connection ended in an error.
+async fn hyper_reads(input: &[u8]) -> (Vec<Seen>, bool) {
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+    let (mut client, server) = tokio::io::duplex(input.len() + 64 * 1024);
+    let record = Arc::clone(&seen);
+    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+        let record = Arc::clone(&record);
+        async move {
+            let method = request.method().to_string();
+            let target = request.uri().to_string();
+            let host = request
+                .headers()
+                .get("host")
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+            let body = request.into_body().collect().await?.to_bytes().to_vec();
+            record.lock().unwrap().push(Seen {
+                method,
+                target,
+                host,
+                body,
+            });
+            Ok::<_, hyper::Error>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+        }
+    });
+    client.write_all(input).await.unwrap();
+    client.shutdown().await.unwrap();
+    // Drain what the server answers, so that it never blocks on a full pipe.
+    let drain = tokio::spawn(async move {
+        let mut sink = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut client, &mut sink).await;
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .half_close(true)
+        .serve_connection(TokioIo::new(server), service)
+        .await;
+    let _ = drain.await;
+    let seen = seen.lock().unwrap().clone();
+    (seen, served.is_err())
+}
+
+/// The verdict on one input; `Err` says how the two disagree.
+async fn compare(input: &[u8]) -> Result<(), String> {
+    let (proxy, forwarded, end) = proxy_reads(input);
+    let (reference, _) = hyper_reads(input).await;
+    let shared = proxy.len().min(reference.len());
+    if proxy[..shared] != reference[..shared] {
+        return Err(format!(
+            "read differently:\n  proxy: {proxy:?}\n  hyper: {reference:?}"
+        ));
+    }
+    if proxy.len() > reference.len() {
+        return Err(format!(
+            "the proxy forwards a request hyper does not read:\n  proxy: {proxy:?}\n  hyper: {reference:?}"
+        ));
+    }
+    if proxy.len() < reference.len() && !matches!(end, End::Refused | End::Stopped) {
+        return Err(format!(
+            "hyper reads more requests than the proxy ({end:?}):\n  proxy: {proxy:?}\n  hyper: {reference:?}"
+        ));
+    }
+    // What the proxy sends on reads, to hyper, as what the proxy read.
+    let (onward, failed) = hyper_reads(&forwarded).await;
+    if onward != proxy || failed {
+        return Err(format!(
+            "the forwarded bytes read otherwise (error: {failed}):\n  proxy:  {proxy:?}\n  onward: {onward:?}\n  bytes: {:?}",
+            String::from_utf8_lossy(&forwarded)
+        ));
+    }
+    Ok(())
+}
+
+/// Public request-smuggling shapes (CL.TE, TE.CL, TE.TE obfuscation, chunk
+/// size and extension tricks, trailers, Connection-listed framing, Host
+/// confusion), each followed by a second request that a desynchronised
+/// reader would take as the body's end.
+fn corpus() -> Vec<Vec<u8>> {
+    const NEXT: &str = "GET /next HTTP/1.1\r\nHost: b.localhost\r\n\r\n";
+    let head = |extra: &str| format!("POST /first HTTP/1.1\r\nHost: a.localhost\r\n{extra}\r\n");
+    let mut cases: Vec<String> = vec![
+        format!("GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n{NEXT}"),
+        format!("{}hello{NEXT}", head("Content-Length: 5\r\n")),
+        format!(
+            "{}5\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        // CL.TE and TE.CL.
+        format!(
+            "{}0\r\n\r\nG{NEXT}",
+            head("Content-Length: 6\r\nTransfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}5c\r\nGPOST / HTTP/1.1\r\n\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\nContent-Length: 4\r\n")
+        ),
+        // TE obfuscations.
+        format!("{}0\r\n\r\n{NEXT}", head("Transfer-Encoding: xchunked\r\n")),
+        format!(
+            "{}0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked, identity\r\n")
+        ),
+        format!(
+            "{}0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n")
+        ),
+        format!("{}0\r\n\r\n{NEXT}", head("Transfer-Encoding : chunked\r\n")),
+        format!("{}0\r\n\r\n{NEXT}", head("Transfer-Encoding:\tchunked\r\n")),
+        format!(
+            "{}0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: gzip, chunked\r\n")
+        ),
+        format!(
+            "{}0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked, chunked\r\n")
+        ),
+        format!(
+            "{}0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding:\r\n chunked\r\n")
+        ),
+        // Content-Length shapes.
+        format!("{}hello{NEXT}", head("Content-Length: +5\r\n")),
+        format!("{}hello{NEXT}", head("Content-Length: 5\u{a0}\r\n")),
+        format!("{}hello{NEXT}", head("Content-Length: 5, 5\r\n")),
+        format!("{}hello{NEXT}", head("Content-Length: 0x5\r\n")),
+        format!("{}hello{NEXT}", head("Content-Length: 005\r\n")),
+        format!(
+            "{}hello{NEXT}",
+            head("Content-Length: 5\r\nContent-Length: 5\r\n")
+        ),
+        format!(
+            "{}hello{NEXT}",
+            head("Content-Length: 18446744073709551621\r\n")
+        ),
+        // Framing named in Connection.
+        format!(
+            "{}{NEXT}",
+            head(&format!(
+                "Connection: content-length\r\nContent-Length: {}\r\n",
+                NEXT.len()
+            ))
+        ),
+        format!(
+            "{}{NEXT}",
+            head(&format!(
+                "Connection: close, Content-Length\r\nContent-Length: {}\r\n",
+                NEXT.len()
+            ))
+        ),
+        // Chunk sizes and extensions.
+        format!(
+            "{}5 x\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}5;\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}5;a\nb\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}5;a=\"b\"\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}00000000000000000005\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}-5\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}0x5\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}5\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}5\r\nhello\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!(
+            "{}10000000000000000\r\nhello\r\n0\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        // Trailers, and a request hidden as trailers.
+        format!(
+            "{}0\r\nX-T: 1\r\n\r\n{NEXT}",
+            head("Transfer-Encoding: chunked\r\n")
+        ),
+        format!("{}0\r\n{NEXT}", head("Transfer-Encoding: chunked\r\n")),
+        // Host confusion.
+        format!("GET / HTTP/1.1\r\nHost: a.localhost\r\nHost: b.localhost\r\n\r\n{NEXT}"),
+        format!("GET / HTTP/1.1\r\nHost: \u{a0}a.localhost\r\n\r\n{NEXT}"),
+        format!("GET http://b.localhost/ HTTP/1.1\r\nHost: a.localhost\r\n\r\n{NEXT}"),
+        // Heads.
+        format!("GET / HTTP/1.1\r\nHost: a.localhost\r\nX: a\r\n b\r\n\r\n{NEXT}"),
+        format!("GET / HTTP/1.1\nHost: a.localhost\n\n{NEXT}"),
+        format!("GET / HTTP/1.0\r\nHost: a.localhost\r\n\r\n{NEXT}"),
+        format!("GET / HTTP/1.1\r\nHost: a.localhost\r\nConnection: close\r\n\r\n{NEXT}"),
+        format!("GET  / HTTP/1.1\r\nHost: a.localhost\r\n\r\n{NEXT}"),
+        format!("GET / HTTP/1.1\r\nHost: a.localhost\r\nBad\0: x\r\n\r\n{NEXT}"),
+    ];
+    cases.push(format!("{}hello", head("Content-Length: 5\r\n")));
+    cases.into_iter().map(String::into_bytes).collect()
+}
+
+/// A small, seeded generator (xorshift64*): the same mutations every run.
+struct Mutations(u64);
+
+impl Mutations {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// One to three edits with the bytes framing turns on.
+    fn mutate(&mut self, input: &[u8]) -> Vec<u8> {
+        const BYTES: &[u8] = b"\r\n \t:;,=\"0159afAF+-x\0\x7f\xa0\x0b";
+        let mut out = input.to_vec();
+        for _ in 0..=self.below(3) {
+            let at = self.below(out.len() + 1);
+            let byte = BYTES[self.below(BYTES.len())];
+            match self.below(4) {
+                0 if at < out.len() => out[at] = byte,
+                1 => out.insert(at, byte),
+                2 if at < out.len() => {
+                    out.remove(at);
+                }
+                _ => {
+                    // Repeat a line: a second header, a second chunk line.
+                    let start = out[..at]
+                        .iter()
+                        .rposition(|&b| b == b'\n')
+                        .map_or(0, |p| p + 1);
+                    let end = out[at..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(out.len(), |p| at + p + 1);
+                    let line = out[start..end].to_vec();
+                    out.splice(end..end, line);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_corpus_reads_as_hyper_reads_it() {
+    let runtime = runtime();
+    let failures: Vec<String> = corpus()
+        .iter()
+        .filter_map(|case| {
+            runtime
+                .block_on(compare(case))
+                .err()
+                .map(|why| format!("{:?}\n{why}", String::from_utf8_lossy(case)))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Seeded mutations of the corpus: bounded in count (about a second here;
+/// DUAL_DIFFERENTIAL_MUTATIONS and DUAL_DIFFERENTIAL_SEED for longer and
+/// other runs).
+#[test]
+fn mutations_of_the_corpus_read_as_hyper_reads_them() {
+    let count: usize = std::env::var("DUAL_DIFFERENTIAL_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let seed: u64 = std::env::var("DUAL_DIFFERENTIAL_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0x5eed_d0a1_2026_1127);
+    let runtime = runtime();
+    let corpus = corpus();
+    let mut mutations = Mutations(seed.max(1));
+    let mut failures = Vec::new();
+    for _ in 0..count {
+        let base = &corpus[mutations.below(corpus.len())];
+        let case = mutations.mutate(base);
+        if let Err(why) = runtime.block_on(compare(&case)) {
+            failures.push(format!("{:?}\n{why}", String::from_utf8_lossy(&case)));
+            if failures.len() == 5 {
+                break;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
