@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use tokio::sync::watch;
@@ -24,9 +24,10 @@ use super::forward::{self, Refusal, Shared};
 use super::http1::{self, BodyEnd, ClientHop, Framing, HeadError, RequestHead, ResponseHead};
 use super::routes::Table;
 
-/// A client gets this long to send each request head, and an idle
-/// keep-alive connection is closed after it.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// A client gets this long to send each whole request head, counted from
+/// when the proxy waits for it: an idle keep-alive connection is closed
+/// after it too.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// A connect to a container on a local bridge completes in microseconds; a
 /// stopped one never answers (its address is gone), so waiting long only
 /// delays the 502. 1 s leaves room for a loaded machine (500 ms was seen to
@@ -61,6 +62,7 @@ struct Connection {
     request_out: Vec<u8>,
     response_out: Vec<u8>,
     upstream: Option<Upstream>,
+    head_timeout: Duration,
 }
 
 /// Serves one client connection until either side closes it.
@@ -77,6 +79,7 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, port: u16, shared: Arc<S
         request_out: Vec::with_capacity(1024),
         response_out: Vec::with_capacity(1024),
         upstream: None,
+        head_timeout: shared.head_timeout,
     };
     let _ = connection.run().await;
 }
@@ -89,25 +92,34 @@ enum Next {
 
 impl Connection {
     async fn run(&mut self) -> io::Result<()> {
-        let deadline = tokio::time::sleep(HEAD_TIMEOUT);
+        let head_timeout = self.head_timeout;
+        let deadline = tokio::time::sleep(head_timeout);
         tokio::pin!(deadline);
         let mut armed = Instant::now();
         loop {
+            // Each head gets the whole deadline from the moment it is awaited
+            // (idle keep-alive time included), and reads do not extend it: a
+            // byte now and then cannot hold a connection. Re-armed at most
+            // every 60th of it: moving a timer on every request costs more
+            // than a deadline a little early.
+            let now = Instant::now();
+            if now.duration_since(armed) > head_timeout / 60 {
+                deadline.as_mut().reset((now + head_timeout).into());
+                armed = now;
+            }
+            // Parsed only once the buffer holds a head's end (or too much):
+            // a head trickled in byte by byte is not parsed again per byte.
+            let mut scanned = 0;
             let head = loop {
-                match http1::parse_request(&self.buf, &self.peer, &mut self.request_out) {
-                    Ok(Some(head)) => break head,
-                    Ok(None) => {}
-                    Err(HeadError::TooLarge) => {
-                        return self.client_error(431, "Request headers too large").await;
+                if head_may_be_complete(&self.buf, &mut scanned) {
+                    match http1::parse_request(&self.buf, &self.peer, &mut self.request_out) {
+                        Ok(Some(head)) => break head,
+                        Ok(None) => {}
+                        Err(HeadError::TooLarge) => {
+                            return self.client_error(431, "Request headers too large").await;
+                        }
+                        Err(HeadError::Invalid(why)) => return self.client_error(400, why).await,
                     }
-                    Err(HeadError::Invalid(why)) => return self.client_error(400, why).await,
-                }
-                // Re-armed at most once a second: moving a timer on every
-                // request costs more than a deadline up to 1 s early.
-                let now = Instant::now();
-                if now.duration_since(armed) > Duration::from_secs(1) {
-                    deadline.as_mut().reset((now + HEAD_TIMEOUT).into());
-                    armed = now;
                 }
                 tokio::select! {
                     biased;
@@ -189,7 +201,29 @@ impl Connection {
             }
         };
 
-        let (response, mut upstream) = match self.send_request(head, &name, target).await {
+        // What of the body is already here goes in the same write as the head.
+        let mut body = BodyEnd::of(head.framing);
+        if let Some(body) = &mut body {
+            let part = match body.take(&self.buf, |_| {}) {
+                Ok(part) => part,
+                Err(HeadError::Invalid(why)) => {
+                    self.client_error(400, why).await?;
+                    return Ok(Next::Close);
+                }
+                Err(HeadError::TooLarge) => {
+                    self.client_error(400, "chunk line too long").await?;
+                    return Ok(Next::Close);
+                }
+            };
+            self.request_out.extend_from_slice(&self.buf[..part]);
+            self.buf.advance(part);
+        }
+        let body_left = body.filter(|body| !body.is_done());
+
+        let sent = self
+            .send_request(head, &name, target, body_left.is_none())
+            .await;
+        let (response, mut upstream) = match sent {
             Ok(sent) => sent,
             Err(error) => {
                 // The container may have stopped while we connected.
@@ -207,7 +241,14 @@ impl Connection {
                 return self.page(page, head).await;
             }
         };
-        let (next, reusable) = self.respond(head, response, &mut upstream).await?;
+        let (next, reusable) = match (response, body_left) {
+            (Some(response), _) => self.respond(head, response, &mut upstream).await?,
+            (None, Some(body)) => {
+                self.duplex(head, body, &mut upstream, &name, target)
+                    .await?
+            }
+            (None, None) => (Next::Close, false),
+        };
         if reusable {
             upstream.last_used = Instant::now();
             self.upstream = Some(upstream);
@@ -215,16 +256,17 @@ impl Connection {
         Ok(next)
     }
 
-    /// Sends the request on (reusing this connection's upstream connection
-    /// when it is fresh) and reads the response head, skipping nothing: 1xx
-    /// heads other than 101 go to the client as they come. Returns the head
-    /// and the upstream connection the rest of the response comes on.
+    /// Sends the request head, with what of the body is buffered, on
+    /// (reusing this connection's upstream connection when it is fresh).
+    /// When that is the whole request, also reads the response head; a body
+    /// still to come is sent while the response is read (`duplex`).
     async fn send_request(
         &mut self,
         head: &RequestHead,
         name: &str,
         target: SocketAddr,
-    ) -> io::Result<(ResponseHead, Upstream)> {
+        whole: bool,
+    ) -> io::Result<(Option<ResponseHead>, Upstream)> {
         let reusable = self
             .upstream
             .take()
@@ -234,7 +276,7 @@ impl Connection {
             Some(upstream) => upstream,
             None => self.connect_unless_stopped(name, target).await?,
         };
-        let mut result = self.send_on(&mut upstream, head).await;
+        let mut result = self.send_on(&mut upstream, head, whole).await;
         // An idle connection the server closed as we reused it: one retry
         // on a new connection, when nothing of a body has been consumed.
         if reused
@@ -242,7 +284,7 @@ impl Connection {
             && matches!(&result, Err(SendError::BeforeResponse(_)))
         {
             upstream = self.connect_unless_stopped(name, target).await?;
-            result = self.send_on(&mut upstream, head).await;
+            result = self.send_on(&mut upstream, head, whole).await;
         }
         match result {
             Ok(response) => Ok((response, upstream)),
@@ -286,114 +328,103 @@ impl Connection {
         &mut self,
         upstream: &mut Upstream,
         head: &RequestHead,
-    ) -> Result<ResponseHead, SendError> {
+        whole: bool,
+    ) -> Result<Option<ResponseHead>, SendError> {
         upstream.buf.clear();
-        self.send_body(upstream, head).await?;
-        loop {
-            let parsed = http1::parse_response(
-                &upstream.buf,
-                head.is_head,
-                head.upgrade.as_deref(),
-                &mut self.response_out,
-            );
-            match parsed {
-                Ok(Some(response))
-                    if response.status >= 100
-                        && response.status < 200
-                        && response.status != 101 =>
-                {
-                    http1::finish_response_head(
-                        &mut self.response_out,
-                        Framing::None,
-                        ClientHop::KeepAlive,
-                    );
-                    self.client
-                        .write_all(&self.response_out)
-                        .await
-                        .map_err(SendError::Other)?;
-                    upstream.buf.advance(response.len);
-                    continue;
-                }
-                Ok(Some(response)) => return Ok(response),
-                Ok(None) => {}
-                Err(error) => {
-                    return Err(SendError::Other(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("the dev server's response: {error:?}"),
-                    )));
-                }
-            }
-            let received = upstream.buf.len();
-            match read_into(&mut upstream.stream, &mut upstream.buf).await {
-                Ok(0) if received == 0 => {
-                    return Err(SendError::BeforeResponse(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the dev server closed the connection without answering",
-                    )));
-                }
-                Ok(0) => {
-                    return Err(SendError::Other(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the dev server closed the connection mid-answer",
-                    )));
-                }
-                Ok(_) => {}
-                Err(error) if received == 0 => return Err(SendError::BeforeResponse(error)),
-                Err(error) => return Err(SendError::Other(error)),
-            }
+        upstream.stream.write_all(&self.request_out).await.map_err(
+            if head.framing == Framing::None {
+                SendError::BeforeResponse
+            } else {
+                SendError::Other
+            },
+        )?;
+        if !whole {
+            return Ok(None);
         }
+        read_response_head(
+            &mut upstream.stream,
+            &mut upstream.buf,
+            &mut self.response_out,
+            &mut self.client,
+            head,
+        )
+        .await
+        .map(Some)
     }
 
-    /// Writes the request head with whatever of the body is buffered in one
-    /// write, then streams the rest of the body from the client.
-    async fn send_body(
+    /// The rest of a request body and the response, at once: a dev server
+    /// may answer (or stream an echo) while the upload goes on, and one that
+    /// answers before the body is whole ends the exchange, and the
+    /// connection, since the body's rest would be read as the next request.
+    async fn duplex(
         &mut self,
-        upstream: &mut Upstream,
         head: &RequestHead,
-    ) -> Result<(), SendError> {
-        let out = &mut self.request_out;
-        let Some(mut body) = BodyEnd::of(head.framing) else {
-            return upstream
-                .stream
-                .write_all(out)
-                .await
-                .map_err(SendError::BeforeResponse);
-        };
-        let part = body.take(&self.buf, |_| {})?;
-        out.extend_from_slice(&self.buf[..part]);
-        self.buf.advance(part);
-        upstream
-            .stream
-            .write_all(out)
-            .await
-            .map_err(SendError::Other)?;
-        let mut go_ahead = head.expect_continue;
-        while !body.is_done() {
-            self.continue_once(&mut go_ahead).await?;
-            refill(&mut self.client, &mut self.buf, "request")
-                .await
-                .map_err(SendError::Other)?;
-            let part = body.take(&self.buf, |_| {})?;
-            upstream
-                .stream
-                .write_all(&self.buf[..part])
-                .await
-                .map_err(SendError::Other)?;
-            self.buf.advance(part);
-        }
-        Ok(())
-    }
-
-    /// Tells a client waiting on `Expect: 100-continue` to send its body,
-    /// before the first read of it.
-    async fn continue_once(&mut self, pending: &mut bool) -> Result<(), SendError> {
-        if std::mem::take(pending) {
+        body: BodyEnd,
+        upstream: &mut Upstream,
+        name: &str,
+        target: SocketAddr,
+    ) -> io::Result<(Next, bool)> {
+        if head.expect_continue {
             self.client
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(SendError::Other)?;
+                .await?;
         }
-        Ok(())
+        let (mut client_in, mut client_out) = self.client.split();
+        let (mut upstream_in, mut upstream_out) = upstream.stream.split();
+        let pump = pump_body(&mut client_in, &mut self.buf, &mut upstream_out, body);
+        let answer = async {
+            let response = match read_response_head(
+                &mut upstream_in,
+                &mut upstream.buf,
+                &mut self.response_out,
+                &mut client_out,
+                head,
+            )
+            .await
+            {
+                Ok(response) => response,
+                Err(SendError::BeforeResponse(error) | SendError::Other(error)) => {
+                    let page = forward::upstream_error_page(name, target, &error);
+                    page.write(&mut self.response_out, false);
+                    client_out.write_all(&self.response_out).await?;
+                    return Ok((Next::Close, false));
+                }
+            };
+            upstream.buf.advance(response.len);
+            if response.status == 101 {
+                // No upgrade of a request that carries a body.
+                let page =
+                    forward::Page::plain(502, "the dev server switched protocols mid-upload");
+                page.write(&mut self.response_out, false);
+                client_out.write_all(&self.response_out).await?;
+                return Ok((Next::Close, false));
+            }
+            relay_response(
+                &mut client_out,
+                &mut upstream_in,
+                &mut upstream.buf,
+                &mut self.response_out,
+                head,
+                &response,
+            )
+            .await
+        };
+        tokio::pin!(pump, answer);
+        let mut pumped = false;
+        let answered = loop {
+            tokio::select! {
+                sent = &mut pump, if !pumped => {
+                    sent?;
+                    pumped = true;
+                }
+                answered = &mut answer => break answered?,
+            }
+        };
+        Ok(if pumped {
+            answered
+        } else {
+            (Next::Close, false)
+        })
     }
 
     /// Sends the response head and body to the client; also says whether
@@ -407,6 +438,14 @@ impl Connection {
         upstream.buf.advance(response.len);
         if response.status == 101 {
             if head.upgrade.is_none() {
+                // A switch nobody asked for: the client gets a 502, not a
+                // connection that goes silent.
+                let page = forward::Page::plain(
+                    502,
+                    "the dev server switched protocols without being asked to",
+                );
+                page.write(&mut self.response_out, false);
+                self.client.write_all(&self.response_out).await?;
                 return Ok((Next::Close, false));
             }
             http1::finish_response_head(&mut self.response_out, Framing::None, ClientHop::Upgrade);
@@ -419,68 +458,181 @@ impl Connection {
             let _ = tokio::io::copy_bidirectional(&mut self.client, &mut upstream.stream).await;
             return Ok((Next::Close, false));
         }
-        // An HTTP/1.0 client cannot take chunked: it gets the data, and the
-        // end of the body is the end of the connection.
-        let dechunk = head.http10 && response.framing == Framing::Chunked;
-        let client_close = !head.keep_alive || response.framing == Framing::UntilClose || dechunk;
-        let hop = match (client_close, head.http10) {
-            (true, _) => ClientHop::Close,
-            (false, true) => ClientHop::KeepAlive10,
-            (false, false) => ClientHop::KeepAlive,
-        };
-        let client_framing = if dechunk {
-            Framing::UntilClose
-        } else {
-            response.framing
-        };
-        http1::finish_response_head(&mut self.response_out, client_framing, hop);
+        relay_response(
+            &mut self.client,
+            &mut upstream.stream,
+            &mut upstream.buf,
+            &mut self.response_out,
+            head,
+            &response,
+        )
+        .await
+    }
+}
 
-        let out = &mut self.response_out;
-        match BodyEnd::of(response.framing) {
-            None if response.framing == Framing::None => self.client.write_all(out).await?,
-            None => {
-                // Until the dev server closes: so does the client's connection.
-                out.extend_from_slice(&upstream.buf);
-                self.client.write_all(out).await?;
-                loop {
-                    upstream.buf.clear();
-                    if read_into(&mut upstream.stream, &mut upstream.buf).await? == 0 {
-                        break;
-                    }
-                    self.client.write_all(&upstream.buf).await?;
+/// Reads the response head from upstream; 1xx heads other than 101 go to
+/// the client as they come (but not to an HTTP/1.0 client, which has no
+/// such thing).
+async fn read_response_head<R, W>(
+    upstream: &mut R,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    client: &mut W,
+    head: &RequestHead,
+) -> Result<ResponseHead, SendError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    loop {
+        match http1::parse_response(buf, head.is_head, head.upgrade.as_deref(), out) {
+            Ok(Some(response))
+                if response.status >= 100 && response.status < 200 && response.status != 101 =>
+            {
+                if !head.http10 {
+                    http1::finish_response_head(out, Framing::None, ClientHop::KeepAlive);
+                    client.write_all(out).await.map_err(SendError::Other)?;
                 }
-                return Ok((Next::Close, false));
+                buf.advance(response.len);
+                continue;
             }
-            Some(mut body) => loop {
-                // Each read goes on as it came: an SSE event is not held back.
-                let part = if dechunk {
-                    body.take(&upstream.buf, |data| out.extend_from_slice(data))
-                } else {
-                    body.take(&upstream.buf, |_| {}).inspect(|&part| {
-                        out.extend_from_slice(&upstream.buf[..part]);
-                    })
-                }
-                .map_err(invalid_data)?;
-                upstream.buf.advance(part);
-                if !out.is_empty() {
-                    self.client.write_all(out).await?;
-                    out.clear();
-                }
-                if body.is_done() {
+            Ok(Some(response)) => return Ok(response),
+            Ok(None) => {}
+            Err(error) => {
+                return Err(SendError::Other(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the dev server's response: {error:?}"),
+                )));
+            }
+        }
+        let received = buf.len();
+        match read_into(upstream, buf).await {
+            Ok(0) if received == 0 => {
+                return Err(SendError::BeforeResponse(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the dev server closed the connection without answering",
+                )));
+            }
+            Ok(0) => {
+                return Err(SendError::Other(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the dev server closed the connection mid-answer",
+                )));
+            }
+            Ok(_) => {}
+            Err(error) if received == 0 => return Err(SendError::BeforeResponse(error)),
+            Err(error) => return Err(SendError::Other(error)),
+        }
+    }
+}
+
+/// Whether `buf` may hold a whole head: it has a head's end (`\n\r\n`, or
+/// `\n\n`, which the parser also takes) past what was scanned before, or it
+/// is over the limit (the parser then says so). Scans only new bytes.
+fn head_may_be_complete(buf: &[u8], scanned: &mut usize) -> bool {
+    if buf.len() > http1::MAX_HEAD {
+        return true;
+    }
+    let from = scanned.saturating_sub(2);
+    *scanned = buf.len();
+    buf[from..].windows(2).enumerate().any(|(i, pair)| {
+        pair == b"\n\n" || (pair == b"\r\n" && from + i > 0 && buf[from + i - 1] == b'\n')
+    })
+}
+
+/// Streams the rest of a request body from the client to upstream.
+async fn pump_body<R, W>(
+    client: &mut R,
+    buf: &mut BytesMut,
+    upstream: &mut W,
+    mut body: BodyEnd,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    while !body.is_done() {
+        refill(client, buf, "request").await?;
+        let part = body.take(buf, |_| {}).map_err(invalid_data)?;
+        upstream.write_all(&buf[..part]).await?;
+        buf.advance(part);
+    }
+    Ok(())
+}
+
+/// Sends a response's head (already in `out`) and body to the client;
+/// also says whether the upstream connection may carry the next request.
+async fn relay_response<W, R>(
+    client: &mut W,
+    upstream: &mut R,
+    buf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    response: &ResponseHead,
+) -> io::Result<(Next, bool)>
+where
+    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+{
+    // An HTTP/1.0 client cannot take chunked: it gets the data, and the
+    // end of the body is the end of the connection.
+    let dechunk = head.http10 && response.framing == Framing::Chunked;
+    let client_close = !head.keep_alive || response.framing == Framing::UntilClose || dechunk;
+    let hop = match (client_close, head.http10) {
+        (true, _) => ClientHop::Close,
+        (false, true) => ClientHop::KeepAlive10,
+        (false, false) => ClientHop::KeepAlive,
+    };
+    let client_framing = if dechunk {
+        Framing::UntilClose
+    } else {
+        response.framing
+    };
+    http1::finish_response_head(out, client_framing, hop);
+
+    match BodyEnd::of(response.framing) {
+        None if response.framing == Framing::None => client.write_all(out).await?,
+        None => {
+            // Until the dev server closes: so does the client's connection.
+            out.extend_from_slice(buf);
+            client.write_all(out).await?;
+            loop {
+                buf.clear();
+                if read_into(upstream, buf).await? == 0 {
                     break;
                 }
-                refill(&mut upstream.stream, &mut upstream.buf, "response").await?;
-            },
+                client.write_all(buf).await?;
+            }
+            return Ok((Next::Close, false));
         }
-        let next = if client_close {
-            Next::Close
-        } else {
-            Next::KeepAlive
-        };
-        // Bytes past the response's end are a dev server's mistake: that
-        // connection cannot be trusted for the next request.
-        Ok((next, !response.close && upstream.buf.is_empty()))
+        Some(mut body) => loop {
+            // Each read goes on as it came: an SSE event is not held back.
+            let part = if dechunk {
+                body.take(buf, |data| out.extend_from_slice(data))
+            } else {
+                body.take(buf, |_| {})
+                    .inspect(|&part| out.extend_from_slice(&buf[..part]))
+            }
+            .map_err(invalid_data)?;
+            buf.advance(part);
+            if !out.is_empty() {
+                client.write_all(out).await?;
+                out.clear();
+            }
+            if body.is_done() {
+                break;
+            }
+            refill(upstream, buf, "response").await?;
+        },
     }
+    let next = if client_close {
+        Next::Close
+    } else {
+        Next::KeepAlive
+    };
+    // Bytes past the response's end are a dev server's mistake: that
+    // connection cannot be trusted for the next request.
+    Ok((next, !response.close && buf.is_empty()))
 }
 
 enum SendError {
@@ -498,14 +650,18 @@ impl From<HeadError> for SendError {
 
 /// Reads into `buf`, first making room: a buffer advanced to its end has
 /// its whole allocation back, without a copy.
-async fn read_into(stream: &mut TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+async fn read_into<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut BytesMut) -> io::Result<usize> {
     buf.reserve(READ_SIZE);
     stream.read_buf(buf).await
 }
 
 /// Replaces what `buf` held with the next read of a body; the sender
 /// closing before the body's end is an error.
-async fn refill(stream: &mut TcpStream, buf: &mut BytesMut, what: &str) -> io::Result<()> {
+async fn refill<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    buf: &mut BytesMut,
+    what: &str,
+) -> io::Result<()> {
     buf.clear();
     if read_into(stream, buf).await? == 0 {
         return Err(truncated(what));

@@ -11,6 +11,9 @@ use super::routes::Table;
 /// What every connection shares.
 pub struct Shared {
     pub table: tokio::sync::watch::Receiver<Arc<Table>>,
+    /// How long a client has for a whole request head, from the moment the
+    /// proxy waits for it (an idle keep-alive connection included).
+    pub head_timeout: std::time::Duration,
 }
 
 /// Why a request is not forwarded: each becomes a page that says why.

@@ -84,7 +84,10 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || load_table(&engine, owner.as_deref())).await??
     };
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
-    let shared = Arc::new(Shared { table: table_rx });
+    let shared = Arc::new(Shared {
+        table: table_rx,
+        head_timeout: conn::HEAD_TIMEOUT,
+    });
     let kick = Arc::new(Notify::new());
     let following = Arc::new(AtomicBool::new(false));
     watch_events(
@@ -374,22 +377,50 @@ impl Listeners {
     }
 }
 
+/// Accepts connections until the task is dropped. An accept that fails
+/// (out of file descriptors, most often) is retried after a pause that
+/// doubles up to a second, not at once: retrying at once spins a core, and
+/// the condition lasts until connections close.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: u16) {
+    const FIRST_PAUSE: Duration = Duration::from_millis(10);
+    const LONGEST_PAUSE: Duration = Duration::from_secs(1);
+    let mut pause = FIRST_PAUSE;
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(conn::serve(stream, peer, port, Arc::clone(&shared)));
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                pause = FIRST_PAUSE;
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(conn::serve(stream, peer, port, Arc::clone(&shared)));
+            }
+            Err(error) => {
+                if pause == FIRST_PAUSE {
+                    log(&format!(
+                        "port {port}: cannot accept connections: {error}; retrying"
+                    ));
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LONGEST_PAUSE);
+            }
+        }
     }
 }
 
 /// Serves a fixed table on one already-bound listener until `stop` fires:
-/// `dual verify` sends real traffic through the real forwarding code this way.
-pub async fn serve_fixed(listener: TcpListener, table: Table, stop: Arc<Notify>) {
+/// `dual verify` sends real traffic through the real forwarding code this
+/// way, and so do the tests of the connection loop (with a short head
+/// deadline where they test it).
+pub async fn serve_fixed(
+    listener: TcpListener,
+    table: Table,
+    stop: Arc<Notify>,
+    head_timeout: Option<Duration>,
+) {
     let port = listener.local_addr().map_or(0, |a| a.port());
     let (_tx, rx) = watch::channel(Arc::new(table));
-    let shared = Arc::new(Shared { table: rx });
+    let shared = Arc::new(Shared {
+        table: rx,
+        head_timeout: head_timeout.unwrap_or(conn::HEAD_TIMEOUT),
+    });
     tokio::select! {
         () = accept_loop(listener, shared, port) => {}
         () = stop.notified() => {}

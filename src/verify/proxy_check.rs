@@ -62,6 +62,7 @@ pub fn check(target: SocketAddr, expected_body: &str) -> Vec<Check> {
             listener,
             table,
             Arc::clone(&stop),
+            None,
         ));
         let host = format!("{NAME}.localhost:{port}");
         let checks = vec![
