@@ -825,3 +825,71 @@ fn a_changed_config_recreates_the_container_and_its_new_port_routes() {
         assert_eq!(read(&["cat", "deps/file"]), "kept");
     });
 }
+
+/// CPU time (user + system) a process has used, from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+#[test]
+fn out_of_file_descriptors_the_proxy_waits_instead_of_spinning() {
+    each_engine("proxy_fd_exhaustion", |kind| {
+        let _heavy = crate::support::heavy();
+        let port = free_port();
+        let env = TestEnv::new(Some(kind), &serving_config(ensure_test_image(kind), port));
+        env.ok(&["create", "fds"]);
+        env.ok(&["launch", "fds"]);
+        let log = env.dir.path().join("proxy-fds.log");
+        let command = format!(
+            "ulimit -n 64 && exec {} --engine {} proxy",
+            dual_path().display(),
+            kind.program()
+        );
+        let mut child = Command::new("sh")
+            .envs(crate::workspaces::env_of(&env))
+            .args(["-c", &command])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the proxy never listened: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // More idle connections than the proxy has descriptors: the kernel
+        // completes them all, the proxy can accept only some.
+        let held: Vec<std::net::TcpStream> = (0..120)
+            .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        let before = cpu_time(child.id());
+        std::thread::sleep(Duration::from_secs(3));
+        let used = cpu_time(child.id()) - before;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+        drop(held);
+        assert!(
+            text.contains("cannot accept connections"),
+            "{kind}: the descriptors never ran out; the test proves nothing: {text}"
+        );
+        assert!(
+            used < Duration::from_millis(300),
+            "{kind}: the proxy used {used:?} of CPU in 3 s with no descriptor left: {text}"
+        );
+        let said = text.matches("cannot accept connections").count();
+        assert!(said <= 8, "{kind}: {said} log lines about it: {text}");
+    });
+}
