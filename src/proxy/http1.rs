@@ -403,11 +403,21 @@ pub fn parse_response(
     let (Some(status), Some(version)) = (response.code, response.version) else {
         return Err(HeadError::Invalid("not an HTTP/1.x response"));
     };
+    // Three digits, the first 1-9 (RFC 9110 §15): a client refuses `000`.
+    if status < 100 {
+        return Err(HeadError::Invalid("a status code below 100"));
+    }
     let headers = response.headers;
     let connection = ConnectionTokens::read(headers);
     let bodiless =
         request_is_head || (100..200).contains(&status) || status == 204 || status == 304;
     let declared = declared_framing(headers, &connection, true)?;
+    // RFC 9112 §6.1: in HTTP/1.0, Transfer-Encoding is faulty framing.
+    if version == 0 && (declared.framing == Some(Framing::Chunked) || declared.codings.is_some()) {
+        return Err(HeadError::Invalid(
+            "Transfer-Encoding in an HTTP/1.0 response",
+        ));
+    }
     let framing = match declared.framing {
         _ if bodiless => Framing::None,
         Some(framing) => framing,
@@ -963,6 +973,9 @@ mod tests {
                 && out.ends_with("transfer-encoding: chunked\r\n\r\n"),
             "{out}"
         );
+        assert!(response("HTTP/1.1 000 OK\r\nContent-Length: 0\r\n\r\n").is_err());
+        assert!(response("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_err());
+        assert!(response("HTTP/1.1 099 OK\r\nContent-Length: 0\r\n\r\n").is_err());
         // A response whose last coding is not chunked is read until close.
         let (head, out) = response("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n").unwrap();
         assert_eq!(head.framing, Framing::UntilClose);

@@ -1,5 +1,6 @@
-//! The proxy's HTTP/1 request framing against an independent parser:
-//! hyper's server, in-process, over an in-memory pipe. No engine needed.
+//! The proxy's HTTP/1 framing against an independent parser: hyper's
+//! server for requests and hyper's client for responses, in-process, over
+//! in-memory pipes. No engine needed.
 //!
 //! For each input (a corpus of request-smuggling shapes, and seeded random
 //! mutations of it), both read the bytes as a client sent them; then hyper
@@ -353,6 +354,190 @@ impl Mutations {
         }
         out
     }
+}
+
+/// A response as a client read it: status and body, or that it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+/// The proxy's reading of a dev server's answer to `GET /` from an HTTP/1.1
+/// client, as `conn` does it: the answer it relays and the bytes the client
+/// gets, or `None` where it answers 502 instead.
+fn proxy_relays(input: &[u8]) -> Option<(Answer, Vec<u8>)> {
+    let mut at = 0;
+    let mut sent = Vec::new();
+    loop {
+        let mut out = Vec::new();
+        let head = http1::parse_response(&input[at..], false, None, &mut out).ok()??;
+        at += head.len;
+        if (100..200).contains(&head.status) && head.status != 101 {
+            http1::finish_response_head(
+                &mut out,
+                http1::Framing::None,
+                http1::ClientHop::KeepAlive,
+            );
+            sent.extend_from_slice(&out);
+            continue;
+        }
+        if head.status == 101 {
+            return None;
+        }
+        let until_close = head.framing == http1::Framing::UntilClose;
+        let hop = if until_close {
+            http1::ClientHop::Close
+        } else {
+            http1::ClientHop::KeepAlive
+        };
+        http1::finish_response_head(&mut out, head.framing, hop);
+        sent.extend_from_slice(&out);
+        let mut body = Vec::new();
+        match BodyEnd::of(head.framing) {
+            Some(mut end) => {
+                let taken = end
+                    .take(&input[at..], |data| body.extend_from_slice(data))
+                    .ok()?;
+                if !end.is_done() {
+                    return None;
+                }
+                sent.extend_from_slice(&input[at..at + taken]);
+            }
+            None if until_close => {
+                body.extend_from_slice(&input[at..]);
+                sent.extend_from_slice(&input[at..]);
+            }
+            None => {}
+        }
+        return Some((
+            Answer {
+                status: head.status,
+                body,
+            },
+            sent,
+        ));
+    }
+}
+
+/// hyper's client reading `input` as the answer to `GET /`.
+async fn hyper_receives(input: &[u8]) -> Option<Answer> {
+    let (client, mut server) = tokio::io::duplex(input.len() + 64 * 1024);
+    let input = input.to_vec();
+    let serving = tokio::spawn(async move {
+        let mut request = [0u8; 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut server, &mut request).await;
+        let _ = server.write_all(&input).await;
+        let _ = server.shutdown().await;
+        // Keep the pipe open until the client is done reading.
+        let _ = tokio::io::AsyncReadExt::read(&mut server, &mut request).await;
+    });
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(client))
+        .await
+        .ok()?;
+    let driving = tokio::spawn(connection);
+    let request = hyper::Request::get("/")
+        .header("host", "a.localhost")
+        .body(http_body_util::Empty::<Bytes>::new())
+        .ok()?;
+    let answer = async {
+        let response = sender.send_request(request).await.ok()?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .ok()?
+            .to_bytes()
+            .to_vec();
+        Some(Answer { status, body })
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), answer)
+        .await
+        .ok()
+        .flatten();
+    driving.abort();
+    serving.abort();
+    answer
+}
+
+/// The verdict on one answer from a dev server.
+async fn compare_answer(input: &[u8]) -> Result<(), String> {
+    let Some((relayed, sent)) = proxy_relays(input) else {
+        return Ok(()); // a 502 from the proxy: stricter is allowed
+    };
+    let reference = hyper_receives(input).await;
+    if reference.as_ref() != Some(&relayed) {
+        return Err(format!(
+            "the proxy relays what hyper reads otherwise:\n  proxy: {relayed:?}\n  hyper: {reference:?}"
+        ));
+    }
+    let client_view = hyper_receives(&sent).await;
+    if client_view.as_ref() != Some(&relayed) {
+        return Err(format!(
+            "the client reads the relayed bytes otherwise:\n  proxy:  {relayed:?}\n  client: {client_view:?}\n  bytes: {:?}",
+            String::from_utf8_lossy(&sent)
+        ));
+    }
+    Ok(())
+}
+
+/// Dev servers' answers in the shapes that decide where a body ends.
+fn answers() -> Vec<Vec<u8>> {
+    let ok = |extra: &str, body: &str| format!("HTTP/1.1 200 OK\r\n{extra}\r\n{body}");
+    [
+        ok("Content-Length: 5\r\n", "hello"),
+        ok("Content-Length: +5\r\n", "hello"),
+        ok("Content-Length: 5\r\nContent-Length: 6\r\n", "hello!"),
+        ok("Content-Length: 5, 5\r\n", "hello"),
+        ok("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"),
+        ok("Transfer-Encoding: gzip, chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"),
+        ok("Transfer-Encoding: gzip\r\n", "hello until close"),
+        ok("Transfer-Encoding: chunked, chunked\r\n", "5\r\nhello\r\n0\r\n\r\n"),
+        ok("Transfer-Encoding: chunked\r\nContent-Length: 3\r\n", "5\r\nhello\r\n0\r\n\r\n"),
+        ok("Connection: content-length\r\nContent-Length: 2\r\n", "hello"),
+        ok("Transfer-Encoding: chunked\r\n", "5;a=b\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
+        ok("Transfer-Encoding: chunked\r\n", "5 x\r\nhello\r\n0\r\n\r\n"),
+        ok("Transfer-Encoding: chunked\r\n", "0000000000000000005\r\nhello\r\n0\r\n\r\n"),
+        ok("", "no length: until close"),
+        "HTTP/1.0 200 OK\r\n\r\nold server".to_owned(),
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n".to_owned(),
+        "HTTP/1.1 304 Not Modified\r\n\r\n".to_owned(),
+        "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_owned(),
+        ok("X: a\r\n b\r\nContent-Length: 5\r\n", "hello"),
+        ok("Content-Length: 5\u{a0}\r\n", "hello"),
+    ]
+    .into_iter()
+    .map(String::into_bytes)
+    .collect()
+}
+
+#[test]
+fn answers_are_relayed_as_hyper_reads_them() {
+    let runtime = runtime();
+    let mut failures = Vec::new();
+    for answer in answers() {
+        if let Err(why) = runtime.block_on(compare_answer(&answer)) {
+            failures.push(format!("{:?}\n{why}", String::from_utf8_lossy(&answer)));
+        }
+    }
+    let count: usize = std::env::var("DUAL_DIFFERENTIAL_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .map_or(3_000, |n: usize| n / 5);
+    let answers = answers();
+    let mut mutations = Mutations(0x0a75_e125_2026_1127);
+    for _ in 0..count {
+        if failures.len() >= 5 {
+            break;
+        }
+        let base = &answers[mutations.below(answers.len())];
+        let case = mutations.mutate(base);
+        if let Err(why) = runtime.block_on(compare_answer(&case)) {
+            failures.push(format!("{:?}\n{why}", String::from_utf8_lossy(&case)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
