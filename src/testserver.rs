@@ -81,6 +81,7 @@ async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Body>, 
         "/" => Response::new(full(name)),
         "/echo" => echo(req).await,
         "/upload" => upload(req).await,
+        "/stream-echo" => stream_echo(req),
         "/sse" => sse(&req),
         "/big" => big(&req),
         "/ws" => websocket(req),
@@ -117,6 +118,24 @@ async fn echo(req: Request<Incoming>) -> Response<Body> {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// Sends the request body back as it arrives, the response under way while
+/// the upload goes on (a proxy that sends the whole body before reading the
+/// answer deadlocks here once the socket buffers fill).
+fn stream_echo(req: Request<Incoming>) -> Response<Body> {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+    tokio::spawn(async move {
+        let mut body = req.into_body();
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data()
+                && sender.send(Ok(Frame::data(data))).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    Response::new(BodyExt::boxed(StreamBody::new(tokio_stream(receiver))))
 }
 
 /// Counts an uploaded body chunk by chunk, never holding it whole.

@@ -132,41 +132,48 @@ async fn echo_as_it_reads(mut stream: TcpStream) {
 fn a_64_mib_upload_to_a_server_that_answers_as_it_reads_completes() {
     runtime().block_on(async {
         let proxy = Proxy::start(upstream(echo_as_it_reads).await, None).await;
-        let size: usize = 64 << 20;
-        let stream = proxy.connect().await;
-        let (mut read, mut write) = stream.into_split();
-        let head = format!(
-            "POST /echo HTTP/1.1\r\nHost: {}\r\nContent-Length: {size}\r\n\r\n",
-            proxy.host()
-        );
-        let sending = tokio::spawn(async move {
-            write.write_all(head.as_bytes()).await.unwrap();
-            let block = vec![b'x'; 1 << 20];
-            for _ in 0..64 {
-                write.write_all(&block).await.unwrap();
-            }
-            write
-        });
-        // Read the whole echo back: the chunked response ends with `0\r\n\r\n`.
-        let receiving = async {
-            let mut received = Vec::with_capacity(size + (1 << 20));
-            let mut buf = vec![0u8; 256 * 1024];
-            while !received.ends_with(b"\r\n0\r\n\r\n") {
-                let n = read.read(&mut buf).await.unwrap();
-                assert!(n > 0, "the proxy closed after {} bytes", received.len());
-                received.extend_from_slice(&buf[..n]);
-            }
-            received
-        };
-        let received = tokio::time::timeout(Duration::from_secs(60), receiving)
-            .await
-            .expect("the upload and its echo did not finish within 60 s: request and response do not flow at once");
-        let _ = sending.await.unwrap();
-        let text = String::from_utf8_lossy(&received[..64]);
-        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-        let payload = received.iter().filter(|&&b| b == b'x').count();
-        assert_eq!(payload, size, "every byte came back");
+        let size = 64 << 20;
+        let echoed = upload_and_read_echo(proxy.port, &proxy.host(), "/echo", size).await;
+        assert_eq!(echoed, size, "every byte came back");
     });
+}
+
+/// POSTs `size` bytes of `x` to `target` through the proxy on `port` while
+/// reading the chunked echo; returns how many `x` came back. Panics if the
+/// two do not finish within 60 s (request and response not flowing at once).
+pub async fn upload_and_read_echo(port: u16, host: &str, target: &str, size: usize) -> usize {
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let head = format!("POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\n\r\n");
+    let sending = tokio::spawn(async move {
+        write.write_all(head.as_bytes()).await.unwrap();
+        let block = vec![b'x'; 1 << 20];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(block.len());
+            write.write_all(&block[..n]).await.unwrap();
+            left -= n;
+        }
+        write
+    });
+    // The chunked response ends with `0\r\n\r\n`.
+    let receiving = async {
+        let mut received = Vec::with_capacity(size + (1 << 20));
+        let mut buf = vec![0u8; 256 * 1024];
+        while !received.ends_with(b"\r\n0\r\n\r\n") {
+            let n = read.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the proxy closed after {} bytes", received.len());
+            received.extend_from_slice(&buf[..n]);
+        }
+        received
+    };
+    let received = tokio::time::timeout(Duration::from_secs(60), receiving)
+        .await
+        .expect("the upload and its echo did not finish within 60 s: request and response do not flow at once");
+    let _ = sending.await.unwrap();
+    let text = String::from_utf8_lossy(&received[..received.len().min(64)]);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    received.iter().filter(|&&b| b == b'x').count()
 }
 
 #[test]

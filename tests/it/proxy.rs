@@ -893,3 +893,26 @@ fn out_of_file_descriptors_the_proxy_waits_instead_of_spinning() {
         assert!(said <= 8, "{kind}: {said} log lines about it: {text}");
     });
 }
+
+#[test]
+fn a_64_mib_upload_streams_through_the_proxy_to_a_container() {
+    each_engine("proxy_duplex_upload", |kind| {
+        let port = free_port();
+        let env = TestEnv::new(Some(kind), &serving_config(ensure_test_image(kind), port));
+        env.ok(&["create", "upload"]);
+        env.ok(&["launch", "upload"]);
+        let _proxy = Proxy::start(&env, port);
+        let host = format!("{}.localhost:{port}", env.name("upload"));
+        runtime().block_on(async {
+            routable_within(port, &host, &env.name("upload"), Duration::from_secs(10)).await;
+            let size = 64 << 20;
+            let started = Instant::now();
+            let echoed = crate::conn::upload_and_read_echo(port, &host, "/stream-echo", size).await;
+            assert_eq!(echoed, size, "{kind}: every byte came back");
+            eprintln!(
+                "{kind}: 64 MiB up and back through the proxy in {:?}",
+                started.elapsed()
+            );
+        });
+    });
+}
