@@ -177,9 +177,12 @@ async fn compare(input: &[u8]) -> Result<(), String> {
 fn corpus() -> Vec<Vec<u8>> {
     const NEXT: &str = "GET /next HTTP/1.1\r\nHost: b.localhost\r\n\r\n";
     let head = |extra: &str| format!("POST /first HTTP/1.1\r\nHost: a.localhost\r\n{extra}\r\n");
+    // An empty chunked body, and a five-byte body, under a head's extra lines.
+    let chunked_empty = |extra: &str| format!("{}0\r\n\r\n{NEXT}", head(extra));
+    let hello = |extra: &str| format!("{}hello{NEXT}", head(extra));
     let mut cases: Vec<String> = vec![
         format!("GET / HTTP/1.1\r\nHost: a.localhost\r\n\r\n{NEXT}"),
-        format!("{}hello{NEXT}", head("Content-Length: 5\r\n")),
+        hello("Content-Length: 5\r\n"),
         format!(
             "{}5\r\nhello\r\n0\r\n\r\n{NEXT}",
             head("Transfer-Encoding: chunked\r\n")
@@ -194,43 +197,22 @@ fn corpus() -> Vec<Vec<u8>> {
             head("Transfer-Encoding: chunked\r\nContent-Length: 4\r\n")
         ),
         // TE obfuscations.
-        format!("{}0\r\n\r\n{NEXT}", head("Transfer-Encoding: xchunked\r\n")),
-        format!(
-            "{}0\r\n\r\n{NEXT}",
-            head("Transfer-Encoding: chunked, identity\r\n")
-        ),
-        format!(
-            "{}0\r\n\r\n{NEXT}",
-            head("Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n")
-        ),
-        format!("{}0\r\n\r\n{NEXT}", head("Transfer-Encoding : chunked\r\n")),
-        format!("{}0\r\n\r\n{NEXT}", head("Transfer-Encoding:\tchunked\r\n")),
-        format!(
-            "{}0\r\n\r\n{NEXT}",
-            head("Transfer-Encoding: gzip, chunked\r\n")
-        ),
-        format!(
-            "{}0\r\n\r\n{NEXT}",
-            head("Transfer-Encoding: chunked, chunked\r\n")
-        ),
-        format!(
-            "{}0\r\n\r\n{NEXT}",
-            head("Transfer-Encoding:\r\n chunked\r\n")
-        ),
+        chunked_empty("Transfer-Encoding: xchunked\r\n"),
+        chunked_empty("Transfer-Encoding: chunked, identity\r\n"),
+        chunked_empty("Transfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n"),
+        chunked_empty("Transfer-Encoding : chunked\r\n"),
+        chunked_empty("Transfer-Encoding:\tchunked\r\n"),
+        chunked_empty("Transfer-Encoding: gzip, chunked\r\n"),
+        chunked_empty("Transfer-Encoding: chunked, chunked\r\n"),
+        chunked_empty("Transfer-Encoding:\r\n chunked\r\n"),
         // Content-Length shapes.
-        format!("{}hello{NEXT}", head("Content-Length: +5\r\n")),
-        format!("{}hello{NEXT}", head("Content-Length: 5\u{a0}\r\n")),
-        format!("{}hello{NEXT}", head("Content-Length: 5, 5\r\n")),
-        format!("{}hello{NEXT}", head("Content-Length: 0x5\r\n")),
-        format!("{}hello{NEXT}", head("Content-Length: 005\r\n")),
-        format!(
-            "{}hello{NEXT}",
-            head("Content-Length: 5\r\nContent-Length: 5\r\n")
-        ),
-        format!(
-            "{}hello{NEXT}",
-            head("Content-Length: 18446744073709551621\r\n")
-        ),
+        hello("Content-Length: +5\r\n"),
+        hello("Content-Length: 5\u{a0}\r\n"),
+        hello("Content-Length: 5, 5\r\n"),
+        hello("Content-Length: 0x5\r\n"),
+        hello("Content-Length: 005\r\n"),
+        hello("Content-Length: 5\r\nContent-Length: 5\r\n"),
+        hello("Content-Length: 18446744073709551621\r\n"),
         // Framing named in Connection.
         format!(
             "{}{NEXT}",

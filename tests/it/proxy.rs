@@ -39,15 +39,27 @@ fn free_port() -> u16 {
     }
 }
 
-/// `dual proxy` in the foreground for one installation; stopped on drop.
+/// `dual proxy` in the foreground for one installation, its stderr in
+/// `proxy-test.log`; stopped on drop.
 struct Proxy(Child);
 
 impl Proxy {
     fn start(env: &TestEnv, port: u16) -> Proxy {
+        Proxy::start_limited(env, port, None)
+    }
+
+    /// With at most `descriptors` open files, where given (`ulimit -n`).
+    fn start_limited(env: &TestEnv, port: u16, descriptors: Option<u32>) -> Proxy {
         let log = env.dir.path().join("proxy-test.log");
-        let child = Command::new(dual_path())
+        let limit = descriptors.map_or(String::new(), |n| format!("ulimit -n {n} && "));
+        let command = format!(
+            "{limit}exec {} --engine {} proxy",
+            dual_path().display(),
+            env.kind.unwrap().program()
+        );
+        let child = Command::new("sh")
             .envs(crate::workspaces::env_of(env))
-            .args(["--engine", env.kind.unwrap().program(), "proxy"])
+            .args(["-c", &command])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -845,42 +857,21 @@ fn out_of_file_descriptors_the_proxy_waits_instead_of_spinning() {
         let env = TestEnv::new(Some(kind), &serving_config(ensure_test_image(kind), port));
         env.ok(&["create", "fds"]);
         env.ok(&["launch", "fds"]);
-        let log = env.dir.path().join("proxy-fds.log");
-        let command = format!(
-            "ulimit -n 64 && exec {} --engine {} proxy",
-            dual_path().display(),
-            kind.program()
-        );
-        let mut child = Command::new("sh")
-            .envs(crate::workspaces::env_of(&env))
-            .args(["-c", &command])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the proxy never listened: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let proxy = Proxy::start_limited(&env, port, Some(64));
+        let pid = proxy.0.id();
         // More idle connections than the proxy has descriptors: the kernel
         // completes them all, the proxy can accept only some.
         let held: Vec<std::net::TcpStream> = (0..120)
             .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
             .collect();
         std::thread::sleep(Duration::from_millis(500));
-        let before = cpu_time(child.id());
+        let before = cpu_time(pid);
         std::thread::sleep(Duration::from_secs(3));
-        let used = cpu_time(child.id()) - before;
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let _ = child.wait();
+        let used = cpu_time(pid) - before;
+        drop(proxy);
         drop(held);
+        let text =
+            std::fs::read_to_string(env.dir.path().join("proxy-test.log")).unwrap_or_default();
         assert!(
             text.contains("cannot accept connections"),
             "{kind}: the descriptors never ran out; the test proves nothing: {text}"
