@@ -522,6 +522,7 @@ impl Engine {
             engine: self.clone(),
             cmd,
             lines: BufReader::new(reader),
+            ended: false,
         })
     }
 }
@@ -530,6 +531,10 @@ pub struct EventStream {
     engine: Engine,
     cmd: Cmd,
     lines: BufReader<duct::ReaderHandle>,
+    /// The stream ended (or failed): it yields nothing more. Without this a
+    /// stream whose engine went away yielded its error again on every call,
+    /// and a reader looping over it logged it at full speed.
+    ended: bool,
 }
 
 impl EventStream {
@@ -551,11 +556,17 @@ impl Iterator for EventStream {
     type Item = Result<Event, EngineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
         let mut line = String::new();
         loop {
             line.clear();
             match self.lines.read_line(&mut line) {
-                Ok(0) => return self.exit_error().map(Err),
+                Ok(0) => {
+                    self.ended = true;
+                    return self.exit_error().map(Err);
+                }
                 Ok(_) if line.trim().is_empty() => continue,
                 Ok(_) => {
                     return Some(
@@ -564,6 +575,7 @@ impl Iterator for EventStream {
                     );
                 }
                 Err(source) => {
+                    self.ended = true;
                     return Some(Err(EngineError::Command {
                         kind: self.engine.kind,
                         source: CommandError::Spawn {

@@ -35,6 +35,11 @@ use routes::Table;
 const RECONCILE_FOLLOWING: Duration = Duration::from_secs(30);
 /// … and while it is not (the engine restarted, events unavailable).
 const RECONCILE_BLIND: Duration = Duration::from_secs(2);
+/// While the engine does not answer: the first retry, doubling up to the
+/// longest, so that an engine away for a weekend costs a call every few
+/// seconds, and one that is back is seen within the longest pause.
+const OUTAGE_FIRST_RETRY: Duration = Duration::from_secs(1);
+const OUTAGE_LONGEST_RETRY: Duration = Duration::from_secs(4);
 
 pub struct Options {
     pub engine: Engine,
@@ -90,11 +95,13 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     });
     let kick = Arc::new(Notify::new());
     let following = Arc::new(AtomicBool::new(false));
+    let outage = Arc::new(Outage::default());
     watch_events(
         engine.clone(),
         owner.clone(),
         Arc::clone(&kick),
         Arc::clone(&following),
+        Arc::clone(&outage),
     );
     let mut listeners = Listeners::new(
         options.addresses.clone(),
@@ -113,7 +120,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             let _ = table_tx.send(Arc::clone(&current));
             listeners.sync(&current.live_ports()).await;
         }
-        let reconcile = if following.load(Ordering::Relaxed) {
+        let reconcile = if let Some(retry) = outage.retry_in() {
+            retry
+        } else if following.load(Ordering::Relaxed) {
             RECONCILE_FOLLOWING
         } else {
             RECONCILE_BLIND
@@ -127,12 +136,14 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             }
         }
         let (engine, owner) = (engine.clone(), owner.clone());
+        let kind = engine.kind();
         match tokio::task::spawn_blocking(move || load_table(&engine, owner.as_deref())).await? {
-            Ok(table) => next = table,
+            Ok(table) => {
+                outage.answered(kind);
+                next = table;
+            }
             Err(error) => {
-                log(&format!(
-                    "could not read containers (keeping the last routes): {error}"
-                ));
+                outage.failed(kind, &error);
                 next = (*current).clone();
             }
         }
@@ -168,17 +179,79 @@ async fn wait_for_interrupt() {
     any.await;
 }
 
+/// Whether the engine answers, as the reconcile loop last found it: told
+/// once when it stops answering and once when it answers again, with how
+/// long it was away, never once per retry.
+#[derive(Default)]
+struct Outage {
+    state: std::sync::Mutex<Option<OutageState>>,
+    over: std::sync::Condvar,
+}
+
+struct OutageState {
+    since: std::time::Instant,
+    retry: Duration,
+}
+
+impl Outage {
+    fn failed(&self, kind: crate::engine::EngineKind, error: &EngineError) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.as_mut() {
+            Some(outage) => outage.retry = (outage.retry * 2).min(OUTAGE_LONGEST_RETRY),
+            None => {
+                log(&format!(
+                    "{kind} is not reachable ({error}); keeping the last routes and retrying every few seconds"
+                ));
+                *state = Some(OutageState {
+                    since: std::time::Instant::now(),
+                    retry: OUTAGE_FIRST_RETRY,
+                });
+            }
+        }
+    }
+
+    fn answered(&self, kind: crate::engine::EngineKind) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(outage) = state.take() {
+            log(&format!(
+                "{kind} is reachable again after {:.1} s",
+                outage.since.elapsed().as_secs_f64()
+            ));
+            self.over.notify_all();
+        }
+    }
+
+    /// When to try again, while the engine does not answer.
+    fn retry_in(&self) -> Option<Duration> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.as_ref().map(|outage| outage.retry)
+    }
+
+    /// Blocks while the engine does not answer (at most `limit`).
+    fn wait_over(&self, limit: Duration) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .over
+            .wait_timeout_while(state, limit, |state| state.is_some());
+    }
+}
+
 /// Follows the engine's container events on a thread of its own (the
 /// runner's stream is blocking) and kicks the reconcile loop on each one
 /// that changes a route: not on `exec` events, which every `dual run` makes.
+/// While the engine does not answer it waits for the reconcile loop to find
+/// it back instead of starting a stream that fails at once, again and again.
 fn watch_events(
     engine: Engine,
     owner: Option<String>,
     kick: Arc<Notify>,
     following: Arc<AtomicBool>,
+    outage: Arc<Outage>,
 ) {
     std::thread::spawn(move || {
         loop {
+            outage.wait_over(Duration::from_secs(60));
+            let started = std::time::Instant::now();
             match engine.events(&workspace_filters(owner.as_deref())) {
                 Ok(stream) => {
                     following.store(true, Ordering::Relaxed);
@@ -188,16 +261,24 @@ fn watch_events(
                         match event {
                             Ok(event) if changes_routes(&event.action) => kick.notify_one(),
                             Ok(_) => {}
-                            Err(error) => log(&format!("event stream: {error}")),
+                            // The end of the stream: why is for the reconcile
+                            // loop to find and tell, once.
+                            Err(error) => crate::log::debug(&format!("event stream: {error}")),
                         }
                     }
                 }
-                Err(error) => log(&format!("cannot follow {} events: {error}", engine.kind())),
+                Err(error) => crate::log::debug(&format!("cannot follow events: {error}")),
             }
             // The engine restarted or the stream ended: reconcile and follow again.
             following.store(false, Ordering::Relaxed);
             kick.notify_one();
-            std::thread::sleep(Duration::from_secs(1));
+            // A stream that ended at once is not retried at once.
+            let pause = if started.elapsed() < Duration::from_secs(5) {
+                OUTAGE_FIRST_RETRY
+            } else {
+                Duration::from_millis(100)
+            };
+            std::thread::sleep(pause);
         }
     });
 }

@@ -8,6 +8,7 @@ mod conn;
 mod differential;
 mod engine;
 mod errors;
+mod outage;
 mod parse;
 mod proxy;
 mod support;

@@ -1,0 +1,184 @@
+//! The engine going away and coming back, without touching the machine's
+//! own daemon: dual's docker CLI is pointed (DOCKER_HOST) at a socket of the
+//! test's own that forwards to the real daemon, and the test cuts and
+//! restores that socket. To dual this is exactly a daemon that stops
+//! answering ("Cannot connect to the Docker daemon") and answers again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::net::{UnixListener, UnixStream};
+use tokio::task::JoinSet;
+
+use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image};
+use crate::workspaces::{TestEnv, env_of};
+
+/// Forwards connections on `socket` to the real daemon until stopped; stop
+/// ends every connection it carries (the event stream's too).
+struct Forwarder {
+    runtime: tokio::runtime::Runtime,
+    socket: PathBuf,
+    tasks: Option<JoinSet<()>>,
+}
+
+impl Forwarder {
+    fn new(socket: &Path) -> Forwarder {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut forwarder = Forwarder {
+            runtime,
+            socket: socket.to_owned(),
+            tasks: None,
+        };
+        forwarder.start();
+        forwarder
+    }
+
+    fn start(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _guard = self.runtime.enter();
+        let listener = UnixListener::bind(&self.socket).unwrap();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            let mut connections = JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut daemon) = UnixStream::connect("/var/run/docker.sock").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut daemon).await;
+                    }
+                });
+            }
+        });
+        self.tasks = Some(tasks);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut tasks) = self.tasks.take() {
+            // Aborting the accept task drops its JoinSet, which aborts
+            // every connection it forwards.
+            tasks.abort_all();
+            self.runtime
+                .block_on(async { while tasks.join_next().await.is_some() {} });
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// CPU time (user + system) a process and the children it waited for have
+/// used (the engine CLI calls it makes), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: u64 = fields[11..15]
+        .iter()
+        .map(|field| field.parse::<u64>().unwrap())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+fn lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
+    each_engine("outage", |kind| {
+        if kind != EngineKind::Docker {
+            eprintln!("--- outage: the forwarded socket is docker's; podman has no daemon to lose");
+            return;
+        }
+        let _heavy = crate::support::heavy();
+        let image = ensure_test_image(kind);
+        let port = 20_000 + (std::process::id() % 5000) as u16 * 2 + 1;
+        let config = format!("image = \"{image}\"\nports = [{port}]\n");
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "away"]);
+        env.ok(&["launch", "away"]);
+
+        let socket = env.dir.path().join("docker.sock");
+        let mut forwarder = Forwarder::new(&socket);
+        let log = env.dir.path().join("proxy-outage.log");
+        let mut proxy = Command::new(dual_path())
+            .envs(env_of(&env))
+            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+            .args(["--engine", "docker", "proxy"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !lines(&log).iter().any(|l| l.contains("listening on")) {
+            assert!(
+                Instant::now() < deadline,
+                "the proxy never listened: {:?}",
+                lines(&log)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let before = lines(&log).len();
+
+        // The daemon goes away for 10 s.
+        forwarder.stop();
+        let cpu_before = cpu_time(proxy.id());
+        std::thread::sleep(Duration::from_secs(10));
+        let cpu = cpu_time(proxy.id()) - cpu_before;
+        let during: Vec<String> = lines(&log)[before..].to_vec();
+
+        // And comes back.
+        forwarder.start();
+        let back = Instant::now();
+        let deadline = back + Duration::from_secs(15);
+        let came_back = loop {
+            let now = lines(&log);
+            if now
+                .iter()
+                .skip(before)
+                .any(|l| l.contains("reachable again"))
+            {
+                break back.elapsed();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the proxy never said the engine was back: {now:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(proxy.id() as i32, libc::SIGTERM) };
+        let _ = proxy.wait();
+
+        assert!(
+            during.len() <= 5,
+            "{} log lines while the daemon was away:\n{}",
+            during.len(),
+            during[..during.len().min(20)].join("\n")
+        );
+        assert!(
+            during.iter().any(|l| l.contains("not reachable")),
+            "the outage is told once: {during:#?}"
+        );
+        assert!(
+            cpu < Duration::from_millis(100),
+            "the proxy and its engine calls used {cpu:?} of CPU in the 10 s outage (1% of a core is 100 ms)"
+        );
+        assert!(
+            came_back < Duration::from_secs(5),
+            "back after {came_back:?}"
+        );
+        eprintln!(
+            "outage: {} lines, {cpu:?} CPU in 10 s; told back {came_back:?} after the daemon answered",
+            during.len()
+        );
+    });
+}
