@@ -18,3 +18,63 @@ pub fn debug(message: &str) {
         eprintln!("[dual] {message}");
     }
 }
+
+/// Where a long-running dual (the background proxy) writes its log: its
+/// stderr, a file opened for appending. Kept under `limit` bytes: past it the
+/// file is emptied (writes in append mode then start again at its start) and
+/// says so, so that no outage or runaway can fill the disk.
+pub fn bound_stderr(limit: u64) {
+    bound_file(libc::STDERR_FILENO, limit);
+}
+
+fn bound_file(fd: libc::c_int, limit: u64) {
+    // SAFETY: fstat on a descriptor this process owns; `stat` is plain data.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        return;
+    }
+    let regular = stat.st_mode & libc::S_IFMT == libc::S_IFREG;
+    if !regular || u64::try_from(stat.st_size).unwrap_or(0) <= limit {
+        return;
+    }
+    // SAFETY: ftruncate and write on the same owned descriptor.
+    unsafe {
+        if libc::ftruncate(fd, 0) == 0 {
+            let note = format!("[dual] log emptied at {limit} bytes\n");
+            libc::write(fd, note.as_ptr().cast(), note.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::io::AsRawFd;
+
+    #[test]
+    fn a_log_over_its_limit_starts_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("proxy.log");
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        for _ in 0..100 {
+            writeln!(file, "{}", "x".repeat(99)).unwrap();
+            super::bound_file(file.as_raw_fd(), 4096);
+        }
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size <= 4096 + 100, "{size} bytes");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.starts_with("[dual] log emptied at 4096 bytes\n"),
+            "{text}"
+        );
+        writeln!(file, "after").unwrap();
+        assert!(
+            std::fs::read_to_string(&path).unwrap().ends_with("after\n"),
+            "appends go on"
+        );
+    }
+}

@@ -61,8 +61,12 @@ impl Options {
     }
 }
 
+/// The most the proxy's log file may hold (see `log::bound_stderr`).
+const LOG_LIMIT: u64 = 1 << 20;
+
 fn log(line: &str) {
     eprintln!("dual proxy: {line}");
+    crate::log::bound_stderr(LOG_LIMIT);
 }
 
 /// Reads the engine's view of dual's workspace containers: one `ps`, one `inspect`.
