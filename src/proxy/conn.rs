@@ -12,6 +12,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -63,6 +64,7 @@ struct Connection {
     response_out: Vec<u8>,
     upstream: Option<Upstream>,
     head_timeout: Duration,
+    shared: Arc<Shared>,
 }
 
 /// Serves one client connection until either side closes it.
@@ -80,6 +82,7 @@ pub async fn serve(client: TcpStream, peer: SocketAddr, port: u16, shared: Arc<S
         response_out: Vec::with_capacity(1024),
         upstream: None,
         head_timeout: shared.head_timeout,
+        shared,
     };
     let _ = connection.run().await;
 }
@@ -233,7 +236,9 @@ impl Connection {
                     .routes
                     .get(&name)
                     .is_some_and(|r| !r.running);
-                let page = if stopped {
+                let page = if self.shared.engine_away.load(Ordering::Relaxed) {
+                    forward::engine_away_page(self.shared.engine, &name)
+                } else if stopped {
                     forward::refusal_page(&Refusal::Stopped(name), &self.table, self.port)
                 } else {
                     forward::upstream_error_page(&name, target, &error)

@@ -14,6 +14,10 @@ pub struct Shared {
     /// How long a client has for a whole request head, from the moment the
     /// proxy waits for it (an idle keep-alive connection included).
     pub head_timeout: std::time::Duration,
+    /// The engine the routes come from, and whether it stopped answering:
+    /// then a workspace that does not answer gets a page that says why.
+    pub engine: &'static str,
+    pub engine_away: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why a request is not forwarded: each becomes a page that says why.
@@ -197,6 +201,16 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Page {
             ),
         ),
     }
+}
+
+/// A workspace that does not answer while its engine does not either: the
+/// routes are the last the engine gave, and may be stale.
+pub fn engine_away_page(engine: &str, name: &str) -> Page {
+    let text = format!(
+        "{engine} does not answer, so dual cannot tell whether workspace <code>{}</code> still runs, and its last known address did not answer. Start {engine} again (for example <code>sudo systemctl start {engine}</code>, or open Docker Desktop); dual follows it as soon as it answers, and its workspaces come back with it.",
+        escape(name)
+    );
+    Page::new(502, "Container engine not reachable", &text)
 }
 
 pub fn upstream_error_page(name: &str, target: SocketAddr, error: &std::io::Error) -> Page {

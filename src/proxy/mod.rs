@@ -39,7 +39,7 @@ const RECONCILE_BLIND: Duration = Duration::from_secs(2);
 /// longest, so that an engine away for a weekend costs a call every few
 /// seconds, and one that is back is seen within the longest pause.
 const OUTAGE_FIRST_RETRY: Duration = Duration::from_secs(1);
-const OUTAGE_LONGEST_RETRY: Duration = Duration::from_secs(4);
+const OUTAGE_LONGEST_RETRY: Duration = Duration::from_secs(3);
 
 pub struct Options {
     pub engine: Engine,
@@ -93,13 +93,15 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || load_table(&engine, owner.as_deref())).await??
     };
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
+    let outage = Arc::new(Outage::default());
     let shared = Arc::new(Shared {
         table: table_rx,
         head_timeout: conn::HEAD_TIMEOUT,
+        engine: engine.kind().program(),
+        engine_away: Arc::clone(&outage.away),
     });
     let kick = Arc::new(Notify::new());
     let following = Arc::new(AtomicBool::new(false));
-    let outage = Arc::new(Outage::default());
     watch_events(
         engine.clone(),
         owner.clone(),
@@ -190,6 +192,8 @@ async fn wait_for_interrupt() {
 struct Outage {
     state: std::sync::Mutex<Option<OutageState>>,
     over: std::sync::Condvar,
+    /// The same, for the connections' error pages (read per failed request).
+    away: Arc<AtomicBool>,
 }
 
 struct OutageState {
@@ -203,6 +207,7 @@ impl Outage {
         match state.as_mut() {
             Some(outage) => outage.retry = (outage.retry * 2).min(OUTAGE_LONGEST_RETRY),
             None => {
+                self.away.store(true, Ordering::Relaxed);
                 log(&format!(
                     "{kind} is not reachable ({error}); keeping the last routes and retrying every few seconds"
                 ));
@@ -217,6 +222,7 @@ impl Outage {
     fn answered(&self, kind: crate::engine::EngineKind) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(outage) = state.take() {
+            self.away.store(false, Ordering::Relaxed);
             log(&format!(
                 "{kind} is reachable again after {:.1} s",
                 outage.since.elapsed().as_secs_f64()
@@ -505,6 +511,8 @@ pub async fn serve_fixed(
     let shared = Arc::new(Shared {
         table: rx,
         head_timeout: head_timeout.unwrap_or(conn::HEAD_TIMEOUT),
+        engine: "the engine",
+        engine_away: Arc::default(),
     });
     tokio::select! {
         () = accept_loop(listener, shared, port) => {}

@@ -82,6 +82,23 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 1000 / per_second)
 }
 
+/// A GET through the proxy on `port`, whole response as text.
+fn get(port: u16, host: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+}
+
 fn lines(log: &Path) -> Vec<String> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -134,6 +151,15 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
         std::thread::sleep(Duration::from_secs(10));
         let cpu = cpu_time(proxy.id()) - cpu_before;
         let during: Vec<String> = lines(&log)[before..].to_vec();
+        // The workspace's container stops as it would with its daemon (through
+        // the real socket): the proxy's answer names the engine.
+        let container = format!("dual-{}", env.name("away"));
+        assert!(
+            env.engine(&["stop", "-t", "0", &container])
+                .status
+                .success()
+        );
+        let page = get(port, &format!("{}.localhost:{port}", env.name("away")));
 
         // And comes back.
         forwarder.start();
@@ -175,6 +201,10 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
         assert!(
             came_back < Duration::from_secs(5),
             "back after {came_back:?}"
+        );
+        assert!(
+            page.starts_with("HTTP/1.1 502") && page.contains("docker does not answer"),
+            "{page}"
         );
         eprintln!(
             "outage: {} lines, {cpu:?} CPU in 10 s; told back {came_back:?} after the daemon answered",
