@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
-use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image};
+use crate::support::{EngineKind, cpu_time, dual_path, each_engine, ensure_test_image};
 use crate::workspaces::{TestEnv, env_of};
 
 /// Forwards connections on `socket` to the real daemon until stopped; stop
@@ -66,20 +66,6 @@ impl Forwarder {
         }
         let _ = std::fs::remove_file(&self.socket);
     }
-}
-
-/// CPU time (user + system) a process and the children it waited for have
-/// used (the engine CLI calls it makes), from /proc.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    let ticks: u64 = fields[11..15]
-        .iter()
-        .map(|field| field.parse::<u64>().unwrap())
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / per_second)
 }
 
 /// A GET through the proxy on `port`, whole response as text.

@@ -838,17 +838,6 @@ fn a_changed_config_recreates_the_container_and_its_new_port_routes() {
     });
 }
 
-/// CPU time (user + system) a process has used, from /proc.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which may hold spaces), from field 3 on.
-    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(ticks * 1000 / per_second)
-}
-
 #[test]
 fn out_of_file_descriptors_the_proxy_waits_instead_of_spinning() {
     each_engine("proxy_fd_exhaustion", |kind| {
@@ -865,9 +854,9 @@ fn out_of_file_descriptors_the_proxy_waits_instead_of_spinning() {
             .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
             .collect();
         std::thread::sleep(Duration::from_millis(500));
-        let before = cpu_time(pid);
+        let before = crate::support::cpu_time(pid);
         std::thread::sleep(Duration::from_secs(3));
-        let used = cpu_time(pid) - before;
+        let used = crate::support::cpu_time(pid) - before;
         drop(proxy);
         drop(held);
         let text =

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 pub use dual::engine::EngineKind;
 
@@ -206,4 +207,18 @@ git add . && git -c user.email=t@t -c user.name=t commit -qm init
         .output()
         .unwrap();
     (output, dir)
+}
+
+/// CPU time (user + system) a process and the children it waited for have
+/// used (the engine CLI calls it makes), from /proc.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let ticks: u64 = fields[11..15]
+        .iter()
+        .map(|field| field.parse::<u64>().unwrap())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
 }
