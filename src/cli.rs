@@ -78,6 +78,24 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// What a workspace's services printed (all of them, or SERVICE)
+    Logs {
+        /// The workspace [default: the one around the current directory]
+        workspace: Option<String>,
+        service: Option<String>,
+        /// Keep printing what they print
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines (of each service)
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
+    /// Restart a workspace's services (all of them, or SERVICE)
+    Restart {
+        /// The workspace [default: the one around the current directory]
+        workspace: Option<String>,
+        service: Option<String>,
+    },
     /// Stop a workspace's container (the clone stays)
     Stop { workspace: Option<String> },
     /// Remove a workspace: its container, its volumes and its clone
@@ -162,7 +180,9 @@ pub struct VerifyArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::log::set_verbose(cli.verbose || std::env::var("DUAL_LOG").is_ok_and(|v| v == "debug"));
-    if let Err(error) = crate::interrupt::install() {
+    // The test server stands in for a dev server, which SIGTERM ends.
+    let serves = matches!(cli.command, Command::TestServer { .. });
+    if !serves && let Err(error) = crate::interrupt::install() {
         crate::log::debug(&format!("could not install signal handlers: {error}"));
     }
     match run(cli) {
@@ -189,6 +209,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ShellInit { shell } => c::shell_init::run(shell),
         Command::Shim { name, args } => c::shell_init::shim(engine, &name, &args),
         Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref()),
+        Command::Logs {
+            workspace,
+            service,
+            follow,
+            tail,
+        } => c::services::logs(workspace.as_deref(), service.as_deref(), follow, tail),
+        Command::Restart { workspace, service } => {
+            c::services::restart(engine, workspace.as_deref(), service.as_deref())
+        }
         Command::Destroy { workspace, force } => {
             c::destroy::run(engine, workspace.as_deref(), force)
         }

@@ -36,6 +36,7 @@ pub fn run(branch: &str, repo: Option<&str>) -> anyhow::Result<ExitCode> {
             branch: branch.to_owned(),
             label,
             setup_done: false,
+            stopped: false,
             engine: None,
             user: None,
         };

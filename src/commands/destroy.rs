@@ -61,6 +61,7 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>, force: bool) -> anyhow:
             .with_context(|| format!("could not delete `{}`", clone.display()))?;
     }
     let _ = std::fs::remove_dir_all(crate::paths::workspace_home(&workspace.name()));
+    let _ = std::fs::remove_dir_all(crate::workspace::services::logs_dir(&workspace.name()));
     store.update(|state| -> anyhow::Result<()> {
         state.workspaces.retain(|w| w.name() != workspace.name());
         Ok(())

@@ -13,7 +13,7 @@ use crate::engine::spec::Publish;
 use crate::engine::{Engine, EngineError, EngineKind, ExecSpec};
 use crate::workspace::config::{self, Config};
 use crate::workspace::identity::HostUser;
-use crate::workspace::{self, Repo, Store, Workspace, WorkspaceError, git};
+use crate::workspace::{self, Repo, Store, Workspace, WorkspaceError, git, services};
 
 pub fn run(
     flag: Option<EngineKind>,
@@ -71,13 +71,15 @@ pub fn run(
     }
     let mut workspace = workspace;
     let user = started.made_for().or(workspace.user);
-    if workspace.engine != Some(engine.kind()) || workspace.user != user {
+    if workspace.engine != Some(engine.kind()) || workspace.user != user || workspace.stopped {
         workspace.engine = Some(engine.kind());
         workspace.user = user;
+        workspace.stopped = false;
         store.update(|state| -> anyhow::Result<()> {
             if let Some(record) = state.workspace_mut(&workspace.name()) {
                 record.engine = workspace.engine;
                 record.user = workspace.user;
+                record.stopped = false;
             }
             Ok(())
         })?;
@@ -113,7 +115,8 @@ pub fn run(
             Ok(())
         })?;
     }
-    for url in workspace::urls(&workspace, &config.ports) {
+    start_services(&engine, &workspace, &config)?;
+    for url in workspace::urls(&workspace, &config.known_ports()) {
         print(&format!("  {url}\n"))?;
     }
     if std::env::var("DUAL_PROXY_AUTOSTART").map_or(true, |v| v != "0") {
@@ -125,6 +128,23 @@ pub fn run(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the services `.dual.toml` names that are not running (and stops
+/// those it no longer names).
+fn start_services(engine: &Engine, workspace: &Workspace, config: &Config) -> anyhow::Result<()> {
+    if config.services.is_empty() && !services::any_state(&workspace.name()) {
+        return Ok(());
+    }
+    services::control(engine, workspace, config, services::Control::Ensure)
+        .with_context(|| format!("could not start the services of `{}`", workspace.name()))?;
+    for name in config.services.keys() {
+        print(&format!(
+            "service `{name}`: started; its output: dual logs {} {name}\n",
+            workspace.name()
+        ))?;
+    }
+    Ok(())
 }
 
 /// A `.dual.toml` that exists only in the source's working tree never
@@ -332,8 +352,11 @@ pub fn ensure_container(
     }
     let home = crate::paths::user_home();
     let home_source = crate::paths::workspace_home(&workspace.name());
-    std::fs::create_dir_all(&home_source)
-        .with_context(|| format!("could not create `{}`", home_source.display()))?;
+    let logs = workspace::services::logs_dir(&workspace.name());
+    for dir in [&home_source, &logs] {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create `{}`", dir.display()))?;
+    }
     let mode = host_mode(engine)?;
     // Root inside is root in every image; anyone else needs entries.
     let user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);

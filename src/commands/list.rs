@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cli::print;
 use crate::engine::labels::{WorkspaceLabels, workspace_filters};
 use crate::engine::{ContainerSummary, Engine, EngineKind};
+use crate::workspace::services::{self, ServiceState};
 use crate::workspace::{self, State, Store};
 
 #[derive(Debug, Serialize)]
@@ -17,11 +18,22 @@ pub struct Listed {
     pub name: String,
     pub repo: String,
     pub branch: String,
-    /// `lazy` (no clone yet), `stopped`, `running`, or `unknown` (engine down).
+    /// `lazy` (no clone yet), `stopped` (by `dual stop`), `running`, `down`
+    /// (not running, and not stopped by `dual stop`: the engine or the host
+    /// restarted, or its container was stopped or removed by hand), or
+    /// `unknown` (the engine does not answer).
     pub state: &'static str,
     pub path: String,
     pub urls: Vec<String>,
     pub engine: Option<EngineKind>,
+    pub services: Vec<ListedService>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListedService {
+    pub name: String,
+    #[serde(flatten)]
+    pub state: ServiceState,
 }
 
 /// This installation's workspace containers on one engine, by workspace name.
@@ -81,10 +93,16 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
                     {
                         "running"
                     }
-                    _ => "stopped",
+                    _ if w.stopped || w.engine.is_none() => "stopped",
+                    _ => "down",
                 },
             };
-            let ports = workspace::declared_ports(dual_state, w);
+            let config = workspace::config_for_listing(dual_state, w);
+            let services = services::states(&w.name(), &config, state == "running")
+                .into_iter()
+                .map(|(name, state)| ListedService { name, state })
+                .collect();
+            let ports = config.known_ports();
             Listed {
                 name: w.name(),
                 repo: w.repo.clone(),
@@ -93,6 +111,7 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
                 path: w.path.display().to_string(),
                 urls: workspace::urls(w, &ports),
                 engine,
+                services,
             }
         })
         .collect();
@@ -104,19 +123,26 @@ fn table(listed: &[Listed]) -> String {
     if listed.is_empty() {
         return "no workspaces yet: `dual create BRANCH`, then `dual launch`\n".into();
     }
-    let rows: Vec<[String; 4]> = listed
+    let with_services = listed.iter().any(|l| !l.services.is_empty());
+    let rows: Vec<[String; 5]> = listed
         .iter()
         .map(|l| {
+            let services: Vec<String> = l
+                .services
+                .iter()
+                .map(|s| format!("{} {}", s.name, s.state))
+                .collect();
             [
                 l.name.clone(),
                 l.branch.clone(),
                 l.state.to_owned(),
+                services.join(", "),
                 l.urls.join(" "),
             ]
         })
         .collect();
-    let header = ["WORKSPACE", "BRANCH", "STATE", "URLS"].map(str::to_owned);
-    let widths: Vec<usize> = (0..3)
+    let header = ["WORKSPACE", "BRANCH", "STATE", "SERVICES", "URLS"].map(str::to_owned);
+    let widths: Vec<usize> = (0..4)
         .map(|i| {
             rows.iter()
                 .chain(std::iter::once(&header))
@@ -128,16 +154,32 @@ fn table(listed: &[Listed]) -> String {
     std::iter::once(&header)
         .chain(rows.iter())
         .map(|r| {
+            let services = if with_services {
+                format!("{:w$}  ", r[3], w = widths[3])
+            } else {
+                String::new()
+            };
             format!(
-                "{:w0$}  {:w1$}  {:w2$}  {}\n",
+                "{:w0$}  {:w1$}  {:w2$}  {services}{}\n",
                 r[0],
                 r[1],
                 r[2],
-                r[3],
+                r[4],
                 w0 = widths[0],
                 w1 = widths[1],
                 w2 = widths[2]
             )
+            .trim_end()
+            .to_owned()
+                + "\n"
         })
+        .chain(down_note(listed))
         .collect()
+}
+
+/// What `down` means, under the table when a workspace is down.
+fn down_note(listed: &[Listed]) -> Option<String> {
+    listed.iter().any(|l| l.state == "down").then(|| {
+        "\ndown: not stopped with `dual stop`, but not running (its engine or the host restarted, or it was stopped by hand);\n      the proxy starts it again when the engine is back, or `dual launch WORKSPACE` does\n".to_owned()
+    })
 }

@@ -9,6 +9,7 @@ pub mod proxy;
 pub mod prune;
 pub mod recover;
 pub mod run;
+pub mod services;
 pub mod shell_init;
 pub mod stop;
 pub mod sync;

@@ -106,6 +106,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
                     path: root.join(&found.repo).join(&found.label),
                     // Its container exists: it was launched, and its setup ran then.
                     setup_done: found.engine.is_some(),
+                    stopped: false,
                     repo: found.repo,
                     branch: found.branch,
                     label: found.label,

@@ -9,10 +9,20 @@ use crate::engine::EngineKind;
 use crate::workspace::{self, Store};
 
 pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
+    let store = Store::open_default();
+    let state = store.load()?;
     let workspace = workspace::resolve(&state, name)?;
     let engine = super::engine_for(flag, Some(workspace))?;
-    engine.stop(&workspace.container_name(), Duration::from_secs(3))?;
+    // The container's main process gives its services their grace period.
+    let grace = u64::from(workspace::services::STOP_GRACE_SECONDS) + 2;
+    engine.stop(&workspace.container_name(), Duration::from_secs(grace))?;
+    let stopped = workspace.name();
+    store.update(|state| -> anyhow::Result<()> {
+        if let Some(record) = state.workspace_mut(&stopped) {
+            record.stopped = true;
+        }
+        Ok(())
+    })?;
     print(&format!(
         "stopped `{}`; `dual launch {}` starts it again\n",
         workspace.name(),

@@ -11,6 +11,10 @@
 //! shared_files = [".env.local"]     # copied in by `dual sync`
 //! [env]
 //! NODE_ENV = "development"
+//! [services.web]                    # kept running by `dual launch`
+//! command = "pnpm dev"
+//! cwd = "web"                       # relative to the clone (default: its root)
+//! port = 5173                       # a hint; ports are found as they open
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,6 +36,21 @@ pub struct Config {
     pub extra_commands: Vec<String>,
     pub anonymous_volumes: Vec<String>,
     pub shared_files: Vec<String>,
+    pub services: BTreeMap<String, Service>,
+}
+
+/// A long-running command (a dev server) that dual starts with the
+/// workspace, restarts when it exits, and keeps the output of.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub command: String,
+    /// Relative to the clone's root.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Where it listens, when known before it does: shown as a URL.
+    #[serde(default)]
+    pub port: Option<u16>,
 }
 
 impl Default for Config {
@@ -44,11 +63,12 @@ impl Default for Config {
             extra_commands: Vec::new(),
             anonymous_volumes: vec!["node_modules".into()],
             shared_files: Vec::new(),
+            services: BTreeMap::new(),
         }
     }
 }
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "image",
     "ports",
     "setup",
@@ -56,6 +76,7 @@ const KEYS: [&str; 7] = [
     "extra_commands",
     "anonymous_volumes",
     "shared_files",
+    "services",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +107,13 @@ impl Config {
     /// `setup`, `extra_commands` and `shared_files` act on the host or once,
     /// so a change to them keeps the container.
     pub fn container_hash(&self) -> String {
-        let made_from =
-            serde_json::json!([self.image, self.ports, self.env, self.anonymous_volumes]);
+        let made_from = serde_json::json!([
+            self.image,
+            self.ports,
+            self.env,
+            self.anonymous_volumes,
+            CONTAINER_LAYOUT
+        ]);
         super::names::long_hash(&made_from.to_string())
     }
 
@@ -141,8 +167,57 @@ impl Config {
                 )));
             }
         }
+        for (name, service) in &config.services {
+            let at = line_of(&format!("[services.{name}]"));
+            if !is_service_name(name) {
+                return Err(invalid(format!(
+                    "`services.{name}`{at}: a service name is letters, digits, `_` and `-`, at most 40"
+                )));
+            }
+            if service.command.trim().is_empty() {
+                return Err(invalid(format!("`services.{name}.command`{at} is empty")));
+            }
+            if let Some(cwd) = service
+                .cwd
+                .as_deref()
+                .filter(|cwd| !is_inside_relative(cwd))
+            {
+                return Err(invalid(format!(
+                    "`services.{name}.cwd`{at}: `{cwd}` must be a relative path inside the repo, without `..`"
+                )));
+            }
+            if service.port == Some(0) {
+                return Err(invalid(format!(
+                    "`services.{name}.port`{at}: 0 is not a port"
+                )));
+            }
+        }
         Ok(config)
     }
+
+    /// The declared ports and the services' port hints, once each.
+    pub fn known_ports(&self) -> Vec<u16> {
+        let mut ports = self.ports.clone();
+        for port in self.services.values().filter_map(|service| service.port) {
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        ports
+    }
+}
+
+/// What a container is made of besides `.dual.toml` (the mounts and main
+/// process dual gives it): a new layout recreates older containers at their
+/// next launch. 2: service logs mounted, services stopped with the container.
+const CONTAINER_LAYOUT: u32 = 2;
+
+pub fn is_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Where a setting of the clone at `dir` comes from, for messages:
@@ -163,8 +238,11 @@ pub fn origin_of(key: &str, dir: &Path) -> String {
 fn key_line(text: &str, key: &str) -> Option<usize> {
     text.lines()
         .position(|line| {
-            line.trim_start()
-                .strip_prefix(key)
+            let line = line.trim_start();
+            if key.starts_with('[') {
+                return line.starts_with(key);
+            }
+            line.strip_prefix(key)
                 .is_some_and(|rest| rest.trim_start().starts_with('='))
         })
         .map(|index| index + 1)
@@ -239,6 +317,45 @@ mod tests {
         assert_eq!(config.ports, [3000, 5173]);
         assert_eq!(config.env["NODE_ENV"], "development");
         assert_eq!(config.setup.as_deref(), Some("npm ci"));
+    }
+
+    #[test]
+    fn services_are_read_and_checked() {
+        let config = parse(
+            "[services.web]\ncommand = \"pnpm dev\"\ncwd = \"web\"\nport = 5173\n[services.api]\ncommand = \"flask run\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.services["web"].cwd.as_deref(), Some("web"));
+        assert_eq!(config.services["api"].port, None);
+        assert_eq!(config.known_ports(), [3000, 5173]);
+        let same = parse("[services.web]\ncommand = \"other\"\n").unwrap();
+        assert_eq!(
+            same.container_hash(),
+            Config::default().container_hash(),
+            "services run by exec: changing one keeps the container"
+        );
+        for (text, says) in [
+            (
+                "[services.\"a b\"]\ncommand = \"x\"\n",
+                "a service name is letters",
+            ),
+            (
+                "[services.web]\ncommand = \" \"\n",
+                "`services.web.command` (line 1) is empty",
+            ),
+            (
+                "[services.web]\ncommand = \"x\"\ncwd = \"../up\"\n",
+                "without `..`",
+            ),
+            (
+                "[services.web]\ncommand = \"x\"\nport = 0\n",
+                "0 is not a port",
+            ),
+            ("[services.web]\ncmd = \"x\"\n", "unknown field `cmd`"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
     }
 
     #[test]

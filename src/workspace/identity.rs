@@ -68,9 +68,9 @@ fi
 $ok || echo "dual: could not make uid $uid known in this container, or give it its volumes" >&2
 "#;
 
-/// After the identity work and the ready mark: idle, and quick to stop on
-/// SIGTERM.
-const IDLE: &str = "trap 'exit 0' TERM INT; sleep infinity & wait\n";
+/// After the identity work and the ready mark: idle; on SIGTERM (`dual
+/// stop`, the engine shutting down) stop the services, then exit.
+const IDLE: &str = "trap 'stop_services; exit 0' TERM INT; sleep infinity & wait\n";
 
 /// Exists once the container's start-up work is done (in a tmpfs: a new one
 /// each start).
@@ -84,7 +84,11 @@ pub const WAIT_READY: &str = r#"i=0; while [ -n "$ready" ] && [ ! -e "$ready" ] 
 /// The container's main process, as root: the identity work, then the ready
 /// mark that `dual run` and `setup` wait for, then idle.
 fn main_script() -> String {
-    format!("{IDENTITY_SCRIPT}true > {READY_FILE}\n{IDLE}")
+    format!(
+        "{IDENTITY_SCRIPT}{}true > {READY_FILE}\n{}{IDLE}",
+        super::services::on_start_script(),
+        super::services::stop_all_script()
+    )
 }
 
 /// The main command of a workspace container: makes `user` known inside

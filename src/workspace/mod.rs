@@ -8,6 +8,7 @@ pub mod config;
 pub mod git;
 pub mod identity;
 pub mod names;
+pub mod services;
 pub mod state;
 
 use std::ffi::OsString;
@@ -200,6 +201,10 @@ pub fn container_spec(
         .push((home_source.to_owned(), home.to_owned()));
     spec.bind_mounts
         .push((workspace.path.clone(), workspace.path.clone()));
+    spec.bind_mounts.push((
+        services::logs_dir(&workspace.name()),
+        services::LOG_MOUNT.into(),
+    ));
     for dir in &config.anonymous_volumes {
         spec.volumes
             .push((volume_name(workspace, dir), workspace.path.join(dir)));
@@ -241,6 +246,13 @@ pub fn after_start_up(workspace: &Workspace, command: &[OsString]) -> Vec<OsStri
 /// one), which is what the clone will get. The defaults where neither has a
 /// config that parses (its error shows on `launch`).
 pub fn declared_ports(state: &State, workspace: &Workspace) -> Vec<u16> {
+    config_for_listing(state, workspace).known_ports()
+}
+
+/// A workspace's config for showing it: from its clone; before the first
+/// launch, from the source repo's (a local one), which the clone will get.
+/// The defaults where neither parses (its error shows on `launch`).
+pub fn config_for_listing(state: &State, workspace: &Workspace) -> Config {
     let dir = if workspace.path.exists() {
         Some(workspace.path.clone())
     } else {
@@ -252,7 +264,6 @@ pub fn declared_ports(state: &State, workspace: &Workspace) -> Vec<u16> {
     };
     dir.and_then(|dir| Config::load(&dir).ok())
         .unwrap_or_default()
-        .ports
 }
 
 /// `http://{repo}-{label}.localhost:{port}` for each port.
@@ -286,6 +297,7 @@ mod tests {
             label: "feat-auth".into(),
             path: "/home/u/dual/shop/feat-auth".into(),
             setup_done: false,
+            stopped: false,
             engine: None,
             user: None,
         }

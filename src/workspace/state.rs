@@ -62,6 +62,10 @@ pub struct Workspace {
     /// user (made by an older dual).
     #[serde(default)]
     pub user: Option<(u32, u32)>,
+    /// Stopped with `dual stop` (and not launched since): it stays stopped
+    /// when the engine comes back, where other workspaces are started again.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 impl Workspace {
@@ -320,6 +324,7 @@ mod tests {
             label: branch.replace('/', "-"),
             path: PathBuf::from(format!("/w/shop/{}", branch.replace('/', "-"))),
             setup_done: false,
+            stopped: false,
             engine: None,
             user: None,
         }

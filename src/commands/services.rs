@@ -1,0 +1,216 @@
+//! `dual logs [WORKSPACE] [SERVICE]` and `dual restart [WORKSPACE] [SERVICE]`:
+//! a workspace's services (see `workspace::services`).
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::cli::print;
+use crate::engine::EngineKind;
+use crate::workspace::config::Config;
+use crate::workspace::services::{self, Control};
+use crate::workspace::{self, State, Store, Workspace, WorkspaceError};
+
+/// A workspace and maybe one of its services, from up to two names: `dual
+/// logs web` in a workspace's clone means its service `web` when no
+/// workspace is called `web`.
+fn resolve<'s>(
+    state: &'s State,
+    first: Option<&str>,
+    second: Option<&str>,
+) -> anyhow::Result<(&'s Workspace, Config, Option<String>)> {
+    let (workspace, service) = match (first, second) {
+        (Some(first), Some(second)) => (workspace::resolve(state, Some(first))?, Some(second)),
+        (Some(first), None) => match workspace::resolve(state, Some(first)) {
+            Ok(workspace) => (workspace, None),
+            Err(WorkspaceError::UnknownWorkspace(_)) => {
+                (workspace::resolve(state, None)?, Some(first))
+            }
+            Err(error) => return Err(error.into()),
+        },
+        (None, _) => (workspace::resolve(state, None)?, None),
+    };
+    let config = Config::load(&workspace.path)?;
+    if let Some(service) = service
+        && !config.services.contains_key(service)
+        && !services::log_file(&workspace.name(), service).exists()
+    {
+        let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
+        anyhow::bail!(crate::error::Hinted {
+            message: format!(
+                "`{}` has no service `{service}`{}",
+                workspace.name(),
+                if known.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it has {})", known.join(", "))
+                }
+            ),
+            hint: "services are `[services.NAME]` tables in .dual.toml".into(),
+        });
+    }
+    Ok((workspace, config, service.map(str::to_owned)))
+}
+
+pub fn restart(
+    flag: Option<EngineKind>,
+    first: Option<&str>,
+    second: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let state = Store::open_default().load()?;
+    let (workspace, config, service) = resolve(&state, first, second)?;
+    if config.services.is_empty() {
+        anyhow::bail!(crate::error::Hinted {
+            message: format!("`{}` has no services to restart", workspace.name()),
+            hint: "add a `[services.NAME]` table with a `command` to its .dual.toml".into(),
+        });
+    }
+    let engine = super::engine_for(flag, Some(workspace))?;
+    let running = engine
+        .inspect(&[&workspace.container_name()])?
+        .pop()
+        .is_some_and(|container| container.running);
+    if !running {
+        anyhow::bail!(crate::error::Hinted {
+            message: format!("`{}` is not running", workspace.name()),
+            hint: format!(
+                "`dual launch {}` starts it with its services",
+                workspace.name()
+            ),
+        });
+    }
+    let names: Vec<String> = service.into_iter().collect();
+    services::control(&engine, workspace, &config, Control::Restart(&names))?;
+    let which = if names.is_empty() {
+        config.services.keys().cloned().collect()
+    } else {
+        names
+    };
+    print(&format!(
+        "restarted {} in `{}`\n",
+        which.join(", "),
+        workspace.name()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logs(
+    first: Option<&str>,
+    second: Option<&str>,
+    follow: bool,
+    tail: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    let state = Store::open_default().load()?;
+    let (workspace, config, service) = resolve(&state, first, second)?;
+    let names: Vec<String> = match service {
+        Some(service) => vec![service],
+        None => config.services.keys().cloned().collect(),
+    };
+    if names.is_empty() {
+        anyhow::bail!(crate::error::Hinted {
+            message: format!("`{}` has no services, so no logs", workspace.name()),
+            hint: "add a `[services.NAME]` table with a `command` to its .dual.toml; \
+                   `dual run` shows a command's output as it runs"
+                .into(),
+        });
+    }
+    let prefix = names.len() > 1;
+    let mut followed = Vec::new();
+    for name in &names {
+        let log = services::log_file(&workspace.name(), name);
+        let text = read_both(&log);
+        let lines: Vec<&str> = text.lines().collect();
+        let from = tail.map_or(0, |n| lines.len().saturating_sub(n));
+        let mut out = String::new();
+        for line in &lines[from..] {
+            push_line(&mut out, prefix.then_some(name.as_str()), line);
+        }
+        print(&out)?;
+        followed.push(Followed {
+            prefix: prefix.then(|| name.clone()),
+            offset: std::fs::metadata(&log).map_or(0, |m| m.len()),
+            partial: String::new(),
+            log,
+        });
+    }
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        for log in &mut followed {
+            let text = log.read_new();
+            if !text.is_empty() {
+                print(&text)?;
+                let _ = std::io::stdout().flush();
+            }
+        }
+    }
+}
+
+/// The older log (rolled over) and then the current one.
+fn read_both(log: &Path) -> String {
+    let mut text = std::fs::read(rolled(log)).unwrap_or_default();
+    text.extend(std::fs::read(log).unwrap_or_default());
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+fn rolled(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".1");
+    PathBuf::from(name)
+}
+
+fn push_line(out: &mut String, prefix: Option<&str>, line: &str) {
+    if let Some(prefix) = prefix {
+        out.push_str(prefix);
+        out.push_str(" | ");
+    }
+    out.push_str(line);
+    out.push('\n');
+}
+
+/// A log being followed: what was read of it, and a line not ended yet.
+struct Followed {
+    log: PathBuf,
+    prefix: Option<String>,
+    offset: u64,
+    partial: String,
+}
+
+impl Followed {
+    /// What was appended since the last read, in whole lines. A log that
+    /// shrank was rolled over: the rest of the old one is in `.1`.
+    fn read_new(&mut self) -> String {
+        let size = std::fs::metadata(&self.log).map_or(0, |m| m.len());
+        let mut bytes = Vec::new();
+        if size < self.offset {
+            bytes.extend(read_from(&rolled(&self.log), self.offset));
+            self.offset = 0;
+        }
+        let current = read_from(&self.log, self.offset);
+        self.offset += current.len() as u64;
+        bytes.extend(current);
+        self.partial.push_str(&String::from_utf8_lossy(&bytes));
+        let Some(end) = self.partial.rfind('\n') else {
+            return String::new();
+        };
+        let whole: String = self.partial.drain(..=end).collect();
+        let mut out = String::new();
+        for line in whole.lines() {
+            push_line(&mut out, self.prefix.as_deref(), line);
+        }
+        out
+    }
+}
+
+fn read_from(path: &Path, offset: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(path)
+        && file.seek(SeekFrom::Start(offset)).is_ok()
+    {
+        let _ = file.read_to_end(&mut bytes);
+    }
+    bytes
+}
