@@ -27,6 +27,10 @@ pub struct Listed {
     pub urls: Vec<String>,
     pub engine: Option<EngineKind>,
     pub services: Vec<ListedService>,
+    /// The TCP ports it listens on, reachable through the proxy.
+    pub listening: Vec<u16>,
+    /// Ports it listens on at 127.0.0.1 only (unreachable from outside).
+    pub loopback_only: Vec<u16>,
 }
 
 #[derive(Debug, Serialize)]
@@ -76,6 +80,7 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
             });
         containers.insert(kind, found);
     }
+    let listening = listening_ports(&containers);
     let mut listed: Vec<Listed> = workspaces
         .iter()
         .map(|w| {
@@ -102,7 +107,17 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
                 .into_iter()
                 .map(|(name, state)| ListedService { name, state })
                 .collect();
-            let ports = config.known_ports();
+            let found = listening
+                .get(&w.name())
+                .filter(|_| state == "running")
+                .cloned()
+                .unwrap_or_default();
+            let mut ports = config.known_ports();
+            for port in &found.reachable {
+                if !ports.contains(port) {
+                    ports.push(*port);
+                }
+            }
             Listed {
                 name: w.name(),
                 repo: w.repo.clone(),
@@ -112,11 +127,36 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
                 urls: workspace::urls(w, &ports),
                 engine,
                 services,
+                listening: found.reachable.into_iter().collect(),
+                loopback_only: found.loopback_only.into_iter().collect(),
             }
         })
         .collect();
     listed.sort_by(|a, b| a.name.cmp(&b.name));
     listed
+}
+
+/// What the running workspace containers listen on, by workspace name: one
+/// `inspect` per engine for their process ids, then /proc.
+fn listening_ports(
+    containers: &HashMap<EngineKind, Option<ByName>>,
+) -> HashMap<String, crate::sockets::Listening> {
+    let mut found = HashMap::new();
+    for (kind, by_name) in containers {
+        let Some(by_name) = by_name else { continue };
+        let ids: Vec<&str> = by_name
+            .values()
+            .filter(|(_, c)| c.state == "running")
+            .map(|(_, c)| c.id.as_str())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        if let Ok(inspected) = Engine::new(*kind).inspect(&ids) {
+            found.extend(crate::proxy::discover(&inspected));
+        }
+    }
+    found
 }
 
 fn table(listed: &[Listed]) -> String {
@@ -174,7 +214,21 @@ fn table(listed: &[Listed]) -> String {
                 + "\n"
         })
         .chain(down_note(listed))
+        .chain(loopback_notes(listed))
         .collect()
+}
+
+/// A port bound to 127.0.0.1 inside looks up but never answers through
+/// the proxy: say so, with the fix.
+fn loopback_notes(listed: &[Listed]) -> impl Iterator<Item = String> + '_ {
+    listed.iter().flat_map(|l| {
+        l.loopback_only.iter().map(move |port| {
+            format!(
+                "note: {} listens on 127.0.0.1:{port} only, inside its container: the proxy cannot reach it; make the server listen on 0.0.0.0\n",
+                l.name
+            )
+        })
+    })
 }
 
 /// What `down` means, under the table when a workspace is down.

@@ -20,13 +20,16 @@ struct Found {
     label: String,
     engine: Option<EngineKind>,
     user: Option<(u32, u32)>,
+    /// Its container was not running: whether `dual stop` did that is not
+    /// known, so it counts as stopped (the proxy does not start it).
+    stopped: bool,
 }
 
 pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     let root = crate::paths::workspace_root();
     let mut notes = Vec::new();
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
-    for (kind, labels) in engine_workspaces(flag, &mut notes) {
+    for (kind, labels, running) in engine_workspaces(flag, &mut notes) {
         let Some(label) = labels
             .workspace
             .strip_prefix(&format!("{}-", labels.repo))
@@ -46,6 +49,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
                 label,
                 engine: Some(kind),
                 user: labels.user,
+                stopped: !running,
             },
         );
     }
@@ -77,6 +81,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
                         label,
                         engine: None,
                         user: None,
+                        stopped: false,
                     },
                 );
             }
@@ -106,7 +111,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
                     path: root.join(&found.repo).join(&found.label),
                     // Its container exists: it was launched, and its setup ran then.
                     setup_done: found.engine.is_some(),
-                    stopped: false,
+                    stopped: found.stopped,
                     repo: found.repo,
                     branch: found.branch,
                     label: found.label,
@@ -142,7 +147,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
 fn engine_workspaces(
     flag: Option<EngineKind>,
     notes: &mut Vec<String>,
-) -> Vec<(EngineKind, WorkspaceLabels)> {
+) -> Vec<(EngineKind, WorkspaceLabels, bool)> {
     let owner = workspace::owner_id();
     let kinds: Vec<EngineKind> = match flag {
         Some(kind) => vec![kind],
@@ -154,12 +159,10 @@ fn engine_workspaces(
     let mut found = Vec::new();
     for kind in kinds {
         match Engine::new(kind).ps(&workspace_filters(Some(&owner))) {
-            Ok(containers) => found.extend(
-                containers
-                    .iter()
-                    .filter_map(|c| WorkspaceLabels::from_labels(&c.labels))
-                    .map(|labels| (kind, labels)),
-            ),
+            Ok(containers) => found.extend(containers.iter().filter_map(|c| {
+                let labels = WorkspaceLabels::from_labels(&c.labels)?;
+                Some((kind, labels, c.state == "running"))
+            })),
             Err(error) => notes.push(format!(
                 "{kind} did not answer ({error}): its containers were not read"
             )),

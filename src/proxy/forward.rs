@@ -192,14 +192,30 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Page {
                 escape(name)
             ),
         ),
-        Refusal::NoPort { name, port } => Page::new(
-            502,
-            "Port not reachable",
-            &format!(
-                "Workspace <code>{}</code> has no route for port {port}: add it to <code>ports</code> in .dual.toml and relaunch.",
-                escape(name)
-            ),
-        ),
+        Refusal::NoPort { name, port } => {
+            let route = table.routes.get(name);
+            let listening = route.map(|r| &r.listening);
+            let text = if listening.is_some_and(|l| l.loopback_only.contains(port)) {
+                format!(
+                    "Workspace <code>{}</code> listens on port {port} on 127.0.0.1 only, inside its container, where nothing from outside reaches it. Make the dev server listen on 0.0.0.0 (for example <code>--host 0.0.0.0</code>).",
+                    escape(name)
+                )
+            } else {
+                let open: Vec<String> = route
+                    .map(|r| r.targets.keys().map(|p| format!(":{p}")).collect())
+                    .unwrap_or_default();
+                format!(
+                    "Nothing listens on port {port} in workspace <code>{}</code>{}. A server that starts listening there is routed within a second or two.",
+                    escape(name),
+                    if open.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (it serves {})", open.join(", "))
+                    }
+                )
+            };
+            Page::new(502, "Port not reachable", &text)
+        }
     }
 }
 

@@ -23,8 +23,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::engine::labels::workspace_filters;
-use crate::engine::{Engine, EngineError, EventAction};
+use crate::engine::labels::{WorkspaceLabels, workspace_filters};
+use crate::engine::{Container, Engine, EngineError, EventAction};
+use crate::sockets::Listening;
 use forward::Shared;
 use routes::Table;
 
@@ -40,6 +41,9 @@ const RECONCILE_BLIND: Duration = Duration::from_secs(2);
 /// seconds, and one that is back is seen within the longest pause.
 const OUTAGE_FIRST_RETRY: Duration = Duration::from_secs(1);
 const OUTAGE_LONGEST_RETRY: Duration = Duration::from_secs(3);
+/// How often running containers are looked at for ports opened or closed:
+/// a port routes within this (plus a request's wait) of its bind.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
 
 pub struct Options {
     pub engine: Engine,
@@ -70,11 +74,81 @@ fn log(line: &str) {
 }
 
 /// Reads the engine's view of dual's workspace containers: one `ps`, one `inspect`.
-pub fn load_table(engine: &Engine, owner: Option<&str>) -> Result<Table, EngineError> {
+pub fn load_containers(
+    engine: &Engine,
+    owner: Option<&str>,
+) -> Result<Vec<Container>, EngineError> {
     let listed = engine.ps(&workspace_filters(owner))?;
     let ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
-    let containers = engine.inspect(&ids)?;
-    Ok(Table::from_containers(&containers))
+    engine.inspect(&ids)
+}
+
+/// What each running workspace container listens on, by workspace name:
+/// two small /proc reads per container, no engine call.
+pub fn discover(containers: &[Container]) -> HashMap<String, Listening> {
+    Discovery::default().discover(containers)
+}
+
+/// `discover`, made cheap enough to run every second for every container:
+/// a container's socket tables are read again only when its count of TCP
+/// sockets changed (a listener opened or closed, or a connection did), and
+/// at least every `FULL_LOOK`, in case one listener closed as another
+/// opened. Which process is whose container is checked once.
+#[derive(Default)]
+struct Discovery {
+    seen: HashMap<(u32, String), Seen>,
+}
+
+struct Seen {
+    counts: (u32, u32),
+    read_at: std::time::Instant,
+    listening: Listening,
+}
+
+/// The longest a container's socket tables go unread.
+const FULL_LOOK: Duration = Duration::from_secs(30);
+
+impl Discovery {
+    fn discover(&mut self, containers: &[Container]) -> HashMap<String, Listening> {
+        let mut found = HashMap::new();
+        let mut alive = std::collections::HashSet::new();
+        for container in containers.iter().filter(|c| c.running) {
+            let Some(labels) = WorkspaceLabels::from_labels(&container.labels) else {
+                continue;
+            };
+            let key = (container.pid, container.id.clone());
+            if !self.seen.contains_key(&key)
+                && !crate::sockets::is_container_process(container.pid, &container.id)
+            {
+                continue;
+            }
+            let Some(counts) = crate::sockets::socket_counts(container.pid) else {
+                continue;
+            };
+            let fresh = self
+                .seen
+                .get(&key)
+                .is_some_and(|seen| seen.counts == counts && seen.read_at.elapsed() < FULL_LOOK);
+            if !fresh {
+                let Some(listening) = crate::sockets::listening_of(container.pid) else {
+                    continue;
+                };
+                let read_at = std::time::Instant::now();
+                self.seen.insert(
+                    key.clone(),
+                    Seen {
+                        counts,
+                        read_at,
+                        listening,
+                    },
+                );
+            }
+            found.insert(labels.workspace, self.seen[&key].listening.clone());
+            alive.insert(key);
+        }
+        self.seen.retain(|key, _| alive.contains(key));
+        found
+    }
 }
 
 /// Runs until Ctrl-C / SIGTERM.
@@ -88,10 +162,16 @@ pub fn run(options: Options) -> anyhow::Result<()> {
 async fn serve(options: Options) -> anyhow::Result<()> {
     let engine = options.engine.clone();
     let owner = options.owner.clone();
-    let first = {
+    let mut containers = {
         let (engine, owner) = (engine.clone(), owner.clone());
-        tokio::task::spawn_blocking(move || load_table(&engine, owner.as_deref())).await??
+        Arc::new(
+            tokio::task::spawn_blocking(move || load_containers(&engine, owner.as_deref()))
+                .await??,
+        )
     };
+    let mut reconciled = tokio::time::Instant::now();
+    let mut discovery = Discovery::default();
+    let mut found = discovery.discover(&containers);
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
     let outage = Arc::new(Outage::default());
     let shared = Arc::new(Shared {
@@ -117,15 +197,22 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let interrupted = wait_for_interrupt();
     tokio::pin!(interrupted);
     let mut current = Arc::new(Table::default());
-    let mut next = first;
+    let mut looking = tokio::time::interval(DISCOVERY_INTERVAL);
+    looking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     log(&format!("watching {} for dual's workspaces", engine.kind()));
+    let mut stale = true;
     loop {
-        if next != *current {
-            log_changes(&current, &next);
-            current = Arc::new(next);
-            let _ = table_tx.send(Arc::clone(&current));
-            listeners.sync(&current.live_ports()).await;
+        if stale {
+            stale = false;
+            let next = Table::from_containers(&containers, &found);
+            if next != *current {
+                log_changes(&current, &next);
+                current = Arc::new(next);
+                let _ = table_tx.send(Arc::clone(&current));
+                listeners.sync(&current.live_ports()).await;
+            }
         }
+        // Counted from the last reconcile: discovery's ticks do not delay it.
         let reconcile = if let Some(retry) = outage.retry_in() {
             retry
         } else if following.load(Ordering::Relaxed) {
@@ -135,7 +222,16 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         };
         tokio::select! {
             () = kick.notified() => {}
-            () = tokio::time::sleep(reconcile) => {}
+            () = tokio::time::sleep_until(reconciled + reconcile) => {}
+            _ = looking.tick() => {
+                // /proc reads: no waiting on anything, fine on this thread.
+                let now = discovery.discover(&containers);
+                if now != found {
+                    found = now;
+                    stale = true;
+                }
+                continue;
+            }
             () = &mut interrupted => {
                 log("stopping");
                 return Ok(());
@@ -143,15 +239,18 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         }
         let (engine, owner) = (engine.clone(), owner.clone());
         let kind = engine.kind();
-        match tokio::task::spawn_blocking(move || load_table(&engine, owner.as_deref())).await? {
-            Ok(table) => {
+        reconciled = tokio::time::Instant::now();
+        match tokio::task::spawn_blocking(move || load_containers(&engine, owner.as_deref()))
+            .await?
+        {
+            Ok(loaded) => {
                 outage.answered(kind);
-                next = table;
+                containers = Arc::new(loaded);
+                found = discovery.discover(&containers);
+                stale = true;
             }
-            Err(error) => {
-                outage.failed(kind, &error);
-                next = (*current).clone();
-            }
+            // The last routes stay while the engine is away.
+            Err(error) => outage.failed(kind, &error),
         }
     }
 }

@@ -2,11 +2,12 @@
 //! Built from the engine's own view of dual's labelled containers, never
 //! from anything a request says, so the proxy can only reach those.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::engine::Container;
 use crate::engine::labels::WorkspaceLabels;
+use crate::sockets::Listening;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -14,6 +15,8 @@ pub struct Route {
     pub running: bool,
     /// The ports the workspace declares (`ports` in .dual.toml).
     pub ports: Vec<u16>,
+    /// What its container was found listening on (see `sockets::listening_in`).
+    pub listening: Listening,
     /// Where each port is reached from the host: the container's IP where
     /// the host can route to it, else a port published on 127.0.0.1.
     pub targets: BTreeMap<u16, SocketAddr>,
@@ -25,7 +28,9 @@ pub struct Table {
 }
 
 impl Table {
-    pub fn from_containers(containers: &[Container]) -> Table {
+    /// The routes to `containers`: their declared ports, and the ports
+    /// `found` (by workspace name) listening in them.
+    pub fn from_containers(containers: &[Container], found: &HashMap<String, Listening>) -> Table {
         let mut routes = BTreeMap::new();
         for container in containers {
             let Some(WorkspaceLabels {
@@ -37,8 +42,18 @@ impl Table {
                 continue;
             };
             let mut targets = BTreeMap::new();
+            let listening = found
+                .get(&name)
+                .filter(|_| container.running)
+                .cloned()
+                .unwrap_or_default();
             if container.running {
-                for &port in &ports {
+                let routed: BTreeSet<u16> = ports
+                    .iter()
+                    .chain(listening.reachable.iter())
+                    .copied()
+                    .collect();
+                for port in routed {
                     let published = container
                         .published_port(port)
                         .map(|p| SocketAddr::from(([127, 0, 0, 1], p.host_port)));
@@ -56,6 +71,7 @@ impl Table {
                     name,
                     running: container.running,
                     ports,
+                    listening,
                     targets,
                 },
             );
@@ -63,13 +79,14 @@ impl Table {
         Table { routes }
     }
 
-    /// Every port some running workspace declares: the proxy listens on these.
+    /// Every port some running workspace declares or listens on: the proxy
+    /// listens on these.
     pub fn live_ports(&self) -> Vec<u16> {
         let mut ports: Vec<u16> = self
             .routes
             .values()
             .filter(|r| r.running)
-            .flat_map(|r| r.ports.iter().copied())
+            .flat_map(|r| r.ports.iter().chain(r.listening.reachable.iter()).copied())
             .collect();
         ports.sort_unstable();
         ports.dedup();
@@ -118,11 +135,14 @@ mod tests {
 
     #[test]
     fn routes_follow_ip_or_published_port_and_running_state() {
-        let table = Table::from_containers(&[
-            container("shop-a", true, Some([172, 17, 0, 2]), None),
-            container("shop-b", true, None, Some(40001)),
-            container("shop-c", false, Some([172, 17, 0, 4]), None),
-        ]);
+        let table = Table::from_containers(
+            &[
+                container("shop-a", true, Some([172, 17, 0, 2]), None),
+                container("shop-b", true, None, Some(40001)),
+                container("shop-c", false, Some([172, 17, 0, 4]), None),
+            ],
+            &HashMap::new(),
+        );
         assert_eq!(
             table.routes["shop-a"].targets[&3000],
             "172.17.0.2:3000".parse().unwrap()
@@ -141,5 +161,39 @@ mod tests {
         );
         assert!(!table.routes["shop-c"].running && table.routes["shop-c"].targets.is_empty());
         assert_eq!(table.live_ports(), [3000, 5173]);
+    }
+
+    #[test]
+    fn ports_found_listening_are_routed_while_running() {
+        let found = HashMap::from([
+            (
+                "shop-a".to_owned(),
+                Listening {
+                    reachable: BTreeSet::from([5000]),
+                    loopback_only: BTreeSet::from([9229]),
+                },
+            ),
+            (
+                "shop-c".to_owned(),
+                Listening {
+                    reachable: BTreeSet::from([6000]),
+                    ..Listening::default()
+                },
+            ),
+        ]);
+        let table = Table::from_containers(
+            &[
+                container("shop-a", true, Some([172, 17, 0, 2]), None),
+                container("shop-c", false, Some([172, 17, 0, 4]), None),
+            ],
+            &found,
+        );
+        assert_eq!(
+            table.routes["shop-a"].targets[&5000],
+            "172.17.0.2:5000".parse().unwrap()
+        );
+        assert!(!table.routes["shop-a"].targets.contains_key(&9229));
+        assert!(table.routes["shop-c"].listening.reachable.is_empty());
+        assert_eq!(table.live_ports(), [3000, 5000, 5173]);
     }
 }

@@ -53,6 +53,7 @@ pub fn check(target: SocketAddr, expected_body: &str) -> Vec<Check> {
                     name: NAME.to_owned(),
                     running: true,
                     ports: vec![port],
+                    listening: Default::default(),
                     targets: BTreeMap::from([(port, target)]),
                 },
             )]),

@@ -26,6 +26,7 @@ impl Proxy {
             name: "shop-a".into(),
             running: true,
             ports: vec![port],
+            listening: Default::default(),
             targets: BTreeMap::from([(port, upstream)]),
         };
         let table = Table {

@@ -11,6 +11,7 @@ mod errors;
 mod outage;
 mod parse;
 mod proxy;
+mod services;
 mod support;
 mod truth;
 mod verify;

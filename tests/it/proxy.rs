@@ -25,7 +25,7 @@ fn serving_config(image: &str, port: u16) -> String {
 
 /// A free port below the ephemeral range, where the engines pick the host
 /// ports they publish (which would race with ours).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
     let seed = (std::process::id() % 500) as u16 * 17;
     loop {
@@ -41,15 +41,31 @@ fn free_port() -> u16 {
 
 /// `dual proxy` in the foreground for one installation, its stderr in
 /// `proxy-test.log`; stopped on drop.
-struct Proxy(Child);
+pub struct Proxy(Child);
 
 impl Proxy {
-    fn start(env: &TestEnv, port: u16) -> Proxy {
+    pub fn start(env: &TestEnv, port: u16) -> Proxy {
         Proxy::start_limited(env, port, None)
     }
 
     /// With at most `descriptors` open files, where given (`ulimit -n`).
     fn start_limited(env: &TestEnv, port: u16, descriptors: Option<u32>) -> Proxy {
+        let proxy = Proxy::spawn(env, descriptors);
+        let log = env.dir.path().join("proxy-test.log");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the proxy never listened on :{port}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        proxy
+    }
+
+    /// Started, without waiting for any port.
+    pub fn spawn(env: &TestEnv, descriptors: Option<u32>) -> Proxy {
         let log = env.dir.path().join("proxy-test.log");
         let limit = descriptors.map_or(String::new(), |n| format!("ulimit -n {n} && "));
         let command = format!(
@@ -64,15 +80,6 @@ impl Proxy {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the proxy never listened on :{port}:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
         Proxy(child)
     }
 }

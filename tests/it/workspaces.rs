@@ -587,7 +587,12 @@ fn a_container_removed_behind_dual_s_back_is_recreated() {
         env.ok(&["launch", "feat/back"]);
         let container = format!("dual-{}", env.name("feat/back"));
         assert!(env.engine(&["rm", "-f", &container]).status.success());
-        assert_eq!(env.list()[0]["state"], "stopped");
+        // Not stopped by dual: `down`, which `dual list` explains.
+        assert_eq!(env.list()[0]["state"], "down");
+        assert!(
+            env.ok(&["list"])
+                .contains("down: not stopped with `dual stop`")
+        );
         let output = env.run_in("feat/back", "", &["true"]);
         assert!(!output.status.success());
         assert!(

@@ -1,0 +1,317 @@
+//! Services and the ports dual finds by itself, end to end: `.dual.toml`
+//! services with no `ports`, a real `dual proxy`, real containers.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::proxy::{Proxy, free_port};
+use crate::support::{dual_path, each_engine, ensure_test_image};
+use crate::workspaces::{TestEnv, env_of};
+
+/// A GET through the proxy; the status code and body, or why not.
+fn get(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .map_err(|e| e.to_string())?;
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {response:?}"))?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_owned()))
+}
+
+/// How long until `host` on `port` answers 200 with `body`; panics after `limit`.
+fn answers_within(port: u16, host: &str, body: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut last = Err(String::new());
+    while start.elapsed() < limit {
+        last = get(port, host, "/");
+        if matches!(&last, Ok((200, text)) if text == body) {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{host} did not answer `{body}` within {limit:?}; last: {last:?}");
+}
+
+/// How long until `host` on `port` stops answering 200.
+fn unrouted_within(port: u16, host: &str, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !matches!(get(port, host, "/"), Ok((200, _))) {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{host} still answered after {limit:?}");
+}
+
+fn listed<'a>(list: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    list.iter()
+        .find(|w| w["name"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {list:?}"))
+}
+
+/// Kills, inside the container, the process whose command line starts with
+/// `dual test-server --name {name}`.
+fn kill_server(env: &TestEnv, container: &str, name: &str) {
+    let script = format!(
+        "ps -o pid,args | awk '$2 == \"dual\" && $3 == \"test-server\" && $5 == \"{name}\" {{ print $1 }}' | xargs kill -9"
+    );
+    let killed = env.engine(&["exec", container, "sh", "-c", &script]);
+    assert!(killed.status.success(), "{killed:?}");
+}
+
+#[test]
+fn two_services_without_ports_are_routed_logged_restarted_and_relaunched() {
+    each_engine("services", |kind| {
+        let (web, api) = (free_port(), free_port());
+        let config = format!(
+            "image = \"{}\"\nports = []\n\
+             [services.web]\ncommand = \"dual test-server --name $(hostname)-web --port {web}\"\n\
+             [services.api]\ncommand = \"echo api says hello; dual test-server --name $(hostname)-api --port {api}\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "svc"]);
+        let name = env.name("svc");
+        let _proxy = Proxy::spawn(&env, None);
+        let launched = env.ok(&["launch", "svc"]);
+        assert!(launched.contains("service `web`: started"), "{launched}");
+        let (web_host, api_host) = (
+            format!("{name}.localhost:{web}"),
+            format!("{name}.localhost:{api}"),
+        );
+        let took = answers_within(
+            web,
+            &web_host,
+            &format!("{name}-web"),
+            Duration::from_secs(5),
+        );
+        answers_within(
+            api,
+            &api_host,
+            &format!("{name}-api"),
+            Duration::from_secs(5),
+        );
+        eprintln!("{kind}: both services routed {took:?} after `launch` returned");
+
+        // SSE on a port nobody declared.
+        let (status, events) = get(web, &web_host, "/sse?interval=10&count=3").unwrap();
+        assert_eq!(
+            (status, events.matches("data: ").count()),
+            (200, 3),
+            "{events}"
+        );
+
+        let list = env.list();
+        let workspace = listed(&list, &name);
+        let states: Vec<(&str, &str)> = workspace["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap(), s["state"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            states,
+            [("api", "running"), ("web", "running")],
+            "{workspace}"
+        );
+        let mut ports = vec![web, api];
+        ports.sort_unstable();
+        assert_eq!(
+            workspace["listening"],
+            serde_json::json!(ports),
+            "{workspace}"
+        );
+
+        let logs = env.ok(&["logs", &name, "api"]);
+        assert!(logs.contains("api says hello"), "{logs}");
+        assert!(logs.contains(&format!("listening on :{api}")), "{logs}");
+
+        // Killed inside: restarted by its supervisor, and the log says so.
+        let container = format!("dual-{name}");
+        kill_server(&env, &container, &format!("{name}-web"));
+        let back = answers_within(
+            web,
+            &web_host,
+            &format!("{name}-web"),
+            Duration::from_secs(5),
+        );
+        eprintln!("{kind}: a killed service answered again after {back:?}");
+        let logs = env.ok(&["logs", &name, "web", "--tail", "5"]);
+        assert!(logs.contains("exited (137); restarting"), "{logs}");
+        let list = env.list();
+        assert_eq!(
+            listed(&list, &name)["services"][1]["restarts"],
+            1,
+            "{list:?}"
+        );
+
+        // Stopped and launched: both back.
+        env.ok(&["stop", "svc"]);
+        let list = env.list();
+        let workspace = listed(&list, &name);
+        assert_eq!(workspace["state"], "stopped");
+        assert_eq!(workspace["services"][0]["state"], "stopped");
+        let logs = env.ok(&["logs", &name, "web", "--tail", "1"]);
+        assert!(
+            logs.contains("stopped"),
+            "SIGTERM, then the supervisor's last line: {logs}"
+        );
+        env.ok(&["launch", "svc"]);
+        answers_within(
+            web,
+            &web_host,
+            &format!("{name}-web"),
+            Duration::from_secs(5),
+        );
+        answers_within(
+            api,
+            &api_host,
+            &format!("{name}-api"),
+            Duration::from_secs(5),
+        );
+
+        // `dual restart` of one service.
+        let restarted = env.ok(&["restart", &name, "api"]);
+        assert!(restarted.contains("restarted api"), "{restarted}");
+        answers_within(
+            api,
+            &api_host,
+            &format!("{name}-api"),
+            Duration::from_secs(5),
+        );
+        let logs = env.ok(&["logs", &name, "api"]);
+        let said = logs
+            .lines()
+            .filter(|line| *line == "api says hello")
+            .count();
+        assert_eq!(said, 3, "launched, relaunched, restarted: {logs}");
+    });
+}
+
+/// `dual run SERVER` in the background, as a person would in a terminal.
+fn run_in_background(env: &TestEnv, args: &[&str]) -> Child {
+    Command::new(dual_path())
+        .envs(env_of(env))
+        .args(["run", "-w"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_server_started_by_hand_is_routed_while_it_listens() {
+    each_engine("discovered", |kind| {
+        let declared = free_port();
+        let config = format!(
+            "image = \"{}\"\nports = [{declared}]\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "byhand"]);
+        env.ok(&["launch", "byhand"]);
+        let name = env.name("byhand");
+        let _proxy = Proxy::start(&env, declared);
+        let port = free_port();
+        let server_name = format!("{name}-adhoc");
+        let mut server = run_in_background(
+            &env,
+            &[
+                &name,
+                "dual",
+                "test-server",
+                "--name",
+                &server_name,
+                "--port",
+                &port.to_string(),
+            ],
+        );
+        let host = format!("{name}.localhost:{port}");
+        let routed = answers_within(port, &host, &server_name, Duration::from_secs(10));
+        eprintln!("{kind}: routed {routed:?} after `dual run` started");
+        let list = env.list();
+        assert!(
+            listed(&list, &name)["urls"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!(format!("http://{host}"))),
+            "{list:?}"
+        );
+
+        // Its exit closes the route; the declared port's page says it listens nowhere.
+        // SAFETY: signalling our own child; `dual run` passes it on.
+        unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+        let _ = server.wait();
+        let gone = unrouted_within(port, &host, Duration::from_secs(2));
+        eprintln!("{kind}: unrouted {gone:?} after the server exited");
+        let (status, page) = get(declared, &format!("{name}.localhost:{port}"), "/").unwrap();
+        assert_eq!(status, 502, "{page}");
+
+        // Bound to loopback inside: shown with the fix, never routed.
+        let mut hidden = run_in_background(&env, &[&name, "httpd", "-f", "-p", "127.0.0.1:9229"]);
+        let shown = (0..40).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            listed(&env.list(), &name)["loopback_only"] == serde_json::json!([9229])
+        });
+        assert!(shown, "{:?}", env.list());
+        let listing = env.ok(&["list"]);
+        assert!(
+            listing.contains(&format!("{name} listens on 127.0.0.1:9229 only")),
+            "{listing}"
+        );
+        unsafe { libc::kill(hidden.id() as i32, libc::SIGTERM) };
+        let _ = hidden.wait();
+    });
+}
+
+#[test]
+fn fifteen_workspaces_serve_one_port_each_their_own() {
+    each_engine("fifteen_services", |kind| {
+        let _heavy = crate::support::heavy();
+        let port = free_port();
+        let config = format!(
+            "image = \"{}\"\n\
+             [services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        let branches: Vec<String> = (0..15).map(|i| format!("b{i}")).collect();
+        for branch in &branches {
+            env.ok(&["create", branch]);
+        }
+        let _proxy = Proxy::spawn(&env, None);
+        std::thread::scope(|scope| {
+            for branch in &branches {
+                let env = &env;
+                scope.spawn(move || env.ok(&["launch", branch]));
+            }
+        });
+        for branch in &branches {
+            let name = env.name(branch);
+            answers_within(
+                port,
+                &format!("{name}.localhost:{port}"),
+                &name,
+                Duration::from_secs(10),
+            );
+        }
+    });
+}
