@@ -181,6 +181,8 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         engine_away: Arc::clone(&outage.away),
     });
     let kick = Arc::new(Notify::new());
+    let engine_for_revival = engine.clone();
+    revive(&engine, &containers, &kick);
     let following = Arc::new(AtomicBool::new(false));
     watch_events(
         engine.clone(),
@@ -244,7 +246,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             .await?
         {
             Ok(loaded) => {
-                outage.answered(kind);
+                if outage.answered(kind) {
+                    revive(&engine_for_revival, &loaded, &kick);
+                }
                 containers = Arc::new(loaded);
                 found = discovery.discover(&containers);
                 stale = true;
@@ -253,6 +257,40 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             Err(error) => outage.failed(kind, &error),
         }
     }
+}
+
+/// Starts, in the background, the workspaces that are down (see
+/// `workspace::revive`): when the proxy starts (after a reboot, the first
+/// dual command starts it) and when the engine answers again.
+fn revive(engine: &Engine, containers: &[Container], kick: &Arc<Notify>) {
+    if containers.iter().all(|c| c.running) {
+        return;
+    }
+    let (engine, containers, kick) = (engine.clone(), containers.to_vec(), Arc::clone(kick));
+    tokio::task::spawn_blocking(move || {
+        let state = match crate::workspace::Store::open_default().load() {
+            Ok(state) => state,
+            Err(error) => {
+                log(&format!(
+                    "cannot read dual's state to start workspaces again: {error}"
+                ));
+                return;
+            }
+        };
+        for revived in crate::workspace::revive::revive_down(&engine, &state, &containers) {
+            match revived.result {
+                Ok(()) => log(&format!(
+                    "started {} again: it was running when its engine stopped",
+                    revived.workspace
+                )),
+                Err(error) => log(&format!(
+                    "could not start {} again: {error}; `dual launch {}` tries",
+                    revived.workspace, revived.workspace
+                )),
+            }
+        }
+        kick.notify_one();
+    });
 }
 
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP (which also set `crate::interrupt`'s
@@ -318,16 +356,19 @@ impl Outage {
         }
     }
 
-    fn answered(&self, kind: crate::engine::EngineKind) {
+    /// Whether this ends an outage.
+    fn answered(&self, kind: crate::engine::EngineKind) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(outage) = state.take() {
-            self.away.store(false, Ordering::Relaxed);
-            log(&format!(
-                "{kind} is reachable again after {:.1} s",
-                outage.since.elapsed().as_secs_f64()
-            ));
-            self.over.notify_all();
-        }
+        let Some(outage) = state.take() else {
+            return false;
+        };
+        self.away.store(false, Ordering::Relaxed);
+        log(&format!(
+            "{kind} is reachable again after {:.1} s",
+            outage.since.elapsed().as_secs_f64()
+        ));
+        self.over.notify_all();
+        true
     }
 
     /// When to try again, while the engine does not answer.

@@ -8,6 +8,7 @@ pub mod config;
 pub mod git;
 pub mod identity;
 pub mod names;
+pub mod revive;
 pub mod services;
 pub mod state;
 

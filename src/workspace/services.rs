@@ -163,6 +163,8 @@ while [ "$#" -ge 3 ]; do
   wanted="$wanted$name "
   d=$base/$name
   if [ -d "$d" ]; then
+    # Another start is writing it (cmd, then cwd): that one wins.
+    [ -e "$d/cwd" ] || continue
     asked=
     if [ "$mode" = restart ]; then
       case " $only " in *" $name "*|" * ") asked=1 ;; esac

@@ -71,7 +71,10 @@ impl Forwarder {
 /// A GET through the proxy on `port`, whole response as text.
 fn get(port: u16, host: &str) -> String {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Nothing listens while no workspace uses the port: no answer.
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -103,10 +106,17 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
         let _heavy = crate::support::heavy();
         let image = ensure_test_image(kind);
         let port = 20_000 + (std::process::id() % 5000) as u16 * 2 + 1;
-        let config = format!("image = \"{image}\"\nports = [{port}]\n");
+        let config = format!(
+            "image = \"{image}\"\nports = [{port}]\n\
+             [services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n"
+        );
         let env = TestEnv::new(Some(kind), &config);
         env.ok(&["create", "away"]);
         env.ok(&["launch", "away"]);
+        // Stopped by the user before the outage: it stays stopped after.
+        env.ok(&["create", "kept"]);
+        env.ok(&["launch", "kept"]);
+        env.ok(&["stop", "kept"]);
 
         let socket = env.dir.path().join("docker.sock");
         let mut forwarder = Forwarder::new(&socket);
@@ -166,9 +176,32 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
             );
             std::thread::sleep(Duration::from_millis(100));
         };
+        // The workspace that was running answers again, by itself.
+        let name = env.name("away");
+        let answered = loop {
+            let response = get(port, &format!("{name}.localhost:{port}"));
+            if response.starts_with("HTTP/1.1 200") && response.ends_with(&name) {
+                break back.elapsed();
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(15),
+                "{name} never answered again: {response}\n{:#?}",
+                lines(&log)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let kept = get(port, &format!("{}.localhost:{port}", env.name("kept")));
         // SAFETY: signalling our own child.
         unsafe { libc::kill(proxy.id() as i32, libc::SIGTERM) };
         let _ = proxy.wait();
+        assert!(
+            answered < Duration::from_secs(5),
+            "answered {answered:?} after the daemon did"
+        );
+        assert!(
+            kept.starts_with("HTTP/1.1 502") && kept.contains("is stopped"),
+            "a workspace stopped with `dual stop` stays stopped: {kept}"
+        );
 
         assert!(
             during.len() <= 5,
@@ -193,8 +226,62 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
             "{page}"
         );
         eprintln!(
-            "outage: {} lines, {cpu:?} CPU in 10 s; told back {came_back:?} after the daemon answered",
+            "outage: {} lines, {cpu:?} CPU in 10 s; told back {came_back:?} and answering {answered:?} after the daemon answered",
             during.len()
         );
+    });
+}
+
+/// After a reboot (or a daemon restart with no proxy running), the first
+/// proxy to start brings back what was running; what `dual stop` stopped
+/// stays stopped. Podman has no daemon: this is how its workspaces return.
+#[test]
+fn the_proxy_brings_back_what_was_running_and_leaves_what_was_stopped() {
+    each_engine("revive", |kind| {
+        let _heavy = crate::support::heavy();
+        let port = crate::proxy::free_port();
+        let config = format!(
+            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        for branch in ["back", "kept"] {
+            env.ok(&["create", branch]);
+            env.ok(&["launch", branch]);
+        }
+        env.ok(&["stop", "kept"]);
+        let back = env.name("back");
+        // Gone as a reboot would take it, behind dual's back.
+        assert!(
+            env.engine(&["stop", "-t", "1", &format!("dual-{back}")])
+                .status
+                .success()
+        );
+        let list = env.list();
+        let state = |name: &str| {
+            list.iter()
+                .find(|w| w["name"] == name)
+                .map(|w| w["state"].as_str().unwrap().to_owned())
+        };
+        assert_eq!(state(&back).as_deref(), Some("down"), "{list:?}");
+        assert_eq!(state(&env.name("kept")).as_deref(), Some("stopped"));
+
+        let started = Instant::now();
+        let _proxy = crate::proxy::Proxy::spawn(&env, None);
+        let answered = loop {
+            let response = get(port, &format!("{back}.localhost:{port}"));
+            if response.starts_with("HTTP/1.1 200") && response.ends_with(&back) {
+                break started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{back} never came back: {response}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        eprintln!("{kind}: back and answering {answered:?} after the proxy started");
+        let list = env.list();
+        let kept = list.iter().find(|w| w["name"] == env.name("kept")).unwrap();
+        assert_eq!(kept["state"], "stopped", "{list:?}");
     });
 }
