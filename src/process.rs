@@ -195,6 +195,51 @@ impl Cmd {
         }
     }
 
+    /// `run_attached`, and once it has run for `after`, `check` on a thread
+    /// of its own: the command may be stuck on something that does not
+    /// answer (an engine's daemon), which `check` can tell from a command
+    /// that merely runs long. When `check` fails, the command is killed and
+    /// its error returned.
+    pub fn run_attached_checked<E: Send + 'static>(
+        &self,
+        own_group: bool,
+        mut on_signal: impl FnMut(i32),
+        after: Duration,
+        check: impl FnOnce() -> Result<(), E> + Send + 'static,
+    ) -> Result<Result<ExitStatus, E>, CommandError> {
+        crate::log::debug(&format!("+ {} (attached)", self.display()));
+        let mut expression = self.bare_expression();
+        if own_group {
+            expression = expression.before_spawn(own_process_group);
+        }
+        let handle = expression
+            .start()
+            .map_err(|source| self.spawn_error(source))?;
+        let started = Instant::now();
+        let mut check = Some(check);
+        let (verdict_tx, verdict) = std::sync::mpsc::channel();
+        loop {
+            if let Some(signal) = interrupt::take_signal() {
+                on_signal(signal);
+            }
+            if started.elapsed() >= after
+                && let Some(check) = check.take()
+            {
+                let verdict_tx = verdict_tx.clone();
+                std::thread::spawn(move || verdict_tx.send(check()));
+            }
+            if let Ok(Err(error)) = verdict.try_recv() {
+                let _ = handle.kill();
+                return Ok(Err(error));
+            }
+            match handle.wait_timeout(CANCEL_POLL) {
+                Ok(Some(output)) => return Ok(Ok(output.status)),
+                Ok(None) => continue,
+                Err(source) => return Err(self.spawn_error(source)),
+            }
+        }
+    }
+
     /// Runs to completion and returns the output whatever the exit status.
     pub fn output(&self) -> Result<Output, CommandError> {
         crate::log::debug(&format!("+ {}", self.display()));

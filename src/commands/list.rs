@@ -68,7 +68,13 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
     for kind in engines {
         let found = Engine::new(kind)
             .ps(&workspace_filters(Some(&owner)))
-            .map_err(|error| eprintln!("warning: could not ask {kind} for containers: {error}"))
+            .map_err(|error| {
+                // One line: what is wrong, and what to do.
+                let fix = error
+                    .hint()
+                    .map_or(String::new(), |hint| format!("; {hint}"));
+                eprintln!("warning: {error}, so states are unknown{fix}");
+            })
             .ok()
             .map(|list| {
                 list.into_iter()
@@ -105,7 +111,14 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
             let config = workspace::config_for_listing(dual_state, w);
             let services = services::states(&w.name(), &config, state == "running")
                 .into_iter()
-                .map(|(name, state)| ListedService { name, state })
+                .map(|(name, service)| ListedService {
+                    name,
+                    state: if state == "unknown" {
+                        ServiceState::Unknown
+                    } else {
+                        service
+                    },
+                })
                 .collect();
             let found = listening
                 .get(&w.name())

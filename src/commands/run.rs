@@ -71,19 +71,30 @@ pub fn run_in(
         command: argv,
     };
     let mut signals = 0;
-    let status = engine.exec_cmd(&spec).run_attached(!tty, |signal| {
-        signals += 1;
-        // A third Ctrl-C means it: kill what ignores the polite ones.
-        let signal = if signals >= 3 { libc::SIGKILL } else { signal };
-        forward(&engine, &spec, &pid_file, signal);
-    })?;
+    // A daemon that hangs leaves `exec` waiting forever: once the command
+    // has run for the engine's timeout, ask the engine whether it answers.
+    let probe = {
+        let (engine, container) = (engine.clone(), spec.container.clone());
+        move || engine.inspect(&[&container]).map(drop)
+    };
+    let status = engine.exec_cmd(&spec).run_attached_checked(
+        !tty,
+        |signal| {
+            signals += 1;
+            // A third Ctrl-C means it: kill what ignores the polite ones.
+            let signal = if signals >= 3 { libc::SIGKILL } else { signal };
+            forward(&engine, &spec, &pid_file, signal);
+        },
+        engine.status_timeout(),
+        probe,
+    )?;
+    let status = match status {
+        Ok(status) => status,
+        Err(error) => return Err(error.into()),
+    };
     if let Some(code) = status.code() {
-        if code != 0 && !container_running(&engine, workspace) {
-            eprintln!(
-                "dual: workspace `{}` is not running\nhint: start it with `dual launch {}`",
-                workspace.name(),
-                workspace.name()
-            );
+        if code != 0 {
+            explain_failure(&engine, workspace);
         }
         return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
     }
@@ -112,12 +123,23 @@ fn forward(engine: &Engine, run: &ExecSpec, pid_file: &str, signal: i32) {
     }
 }
 
-fn container_running(engine: &Engine, workspace: &Workspace) -> bool {
-    engine
-        .inspect(&[&workspace.container_name()])
-        .ok()
-        .and_then(|mut found| found.pop())
-        .is_some_and(|c| c.running)
+/// After a failed command: when the workspace is not running, or its
+/// engine does not answer, say so (the engine's own message is terse).
+fn explain_failure(engine: &Engine, workspace: &Workspace) {
+    match engine.inspect(&[&workspace.container_name()]) {
+        Ok(found) if found.first().is_some_and(|c| c.running) => {}
+        Ok(_) => eprintln!(
+            "dual: workspace `{}` is not running\nhint: start it with `dual launch {}`",
+            workspace.name(),
+            workspace.name()
+        ),
+        Err(error) => eprintln!(
+            "dual: {error}{}",
+            error
+                .hint()
+                .map_or(String::new(), |hint| format!("\nhint: {hint}"))
+        ),
+    }
 }
 
 fn nanos() -> u32 {

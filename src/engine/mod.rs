@@ -105,6 +105,12 @@ impl Engine {
         }
     }
 
+    /// How long a status call (`inspect`, `ps`, `version`) may take before
+    /// the engine counts as hung (DUAL_ENGINE_TIMEOUT).
+    pub fn status_timeout(&self) -> Duration {
+        self.status_timeout
+    }
+
     /// The same engine for cleanup work: its calls still run after Ctrl-C.
     pub fn for_cleanup(&self) -> Engine {
         Engine {

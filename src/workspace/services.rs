@@ -255,6 +255,8 @@ pub enum ServiceState {
     /// Configured, but no supervisor has written a state (not started yet,
     /// or the workspace is not running).
     NotStarted,
+    /// The engine does not answer: nobody knows.
+    Unknown,
 }
 
 impl std::fmt::Display for ServiceState {
@@ -265,6 +267,7 @@ impl std::fmt::Display for ServiceState {
             ServiceState::Restarting { code, .. } => write!(f, "restarting (exited {code})"),
             ServiceState::Stopped => f.write_str("stopped"),
             ServiceState::NotStarted => f.write_str("not started"),
+            ServiceState::Unknown => f.write_str("unknown"),
         }
     }
 }

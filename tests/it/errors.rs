@@ -248,3 +248,68 @@ fn a_report_that_cannot_be_written_is_an_error_with_the_path() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.starts_with("error: could not write the report to `/nonexistent-dir/report.md`\n  caused by: No such file or directory"), "{stderr}");
 }
+
+/// With the daemon gone (a missing socket) or hung (a socket that never
+/// answers), the everyday commands finish within the engine timeout and
+/// say what is wrong and what to do, instead of a wrong claim or a wait.
+#[test]
+fn everyday_commands_say_the_engine_is_down_and_how_to_start_it() {
+    crate::support::each_engine("engine_down_messages", |kind| {
+        if kind != dual::engine::EngineKind::Docker {
+            return;
+        }
+        let image = crate::support::ensure_test_image(kind);
+        let env = crate::workspaces::TestEnv::new(Some(kind), &format!("image = \"{image}\"\n"));
+        env.ok(&["create", "down"]);
+        env.ok(&["launch", "down"]);
+        let dir = tempfile::tempdir().unwrap();
+        let silent = dir.path().join("silent.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        let name = env.name("down");
+        for (socket, says) in [
+            ("/nonexistent/docker.sock", "daemon is not reachable"),
+            (silent.to_str().unwrap(), "did not answer within 2s"),
+        ] {
+            for args in [
+                vec!["list"],
+                vec!["run", "-w", &name, "true"],
+                vec!["launch", "down"],
+            ] {
+                let started = Instant::now();
+                let output = env
+                    .cmd(&args)
+                    .env("DOCKER_HOST", format!("unix://{socket}"))
+                    .env("DUAL_ENGINE_TIMEOUT", "2")
+                    .env("DUAL_PROXY_AUTOSTART", "0")
+                    .timeout(Duration::from_secs(30))
+                    .output()
+                    .unwrap();
+                let took = started.elapsed();
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                assert!(took < BOUND, "{args:?} took {took:?}");
+                assert!(stderr.contains(says), "{args:?} with {socket}: {stderr}");
+                assert!(
+                    stderr.contains("systemctl") || stderr.contains("restart it"),
+                    "{args:?} says how to start it: {stderr}"
+                );
+                assert!(
+                    !stderr.contains("is not running\n"),
+                    "{args:?} blames the workspace: {stderr}"
+                );
+            }
+        }
+        let list = env
+            .cmd(&["list", "--json"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .unwrap();
+        let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+        assert_eq!(listed[0]["state"], "unknown", "{listed}");
+    });
+}
