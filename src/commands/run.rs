@@ -88,10 +88,7 @@ pub fn run_in(
         engine.status_timeout(),
         probe,
     )?;
-    let status = match status {
-        Ok(status) => status,
-        Err(error) => return Err(error.into()),
-    };
+    let status = status?;
     if let Some(code) = status.code() {
         if code != 0 {
             explain_failure(&engine, workspace);
