@@ -170,6 +170,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         )
     };
     let mut reconciled = tokio::time::Instant::now();
+    let daemon_socket = daemon_socket(engine.kind());
     let mut discovery = Discovery::default();
     let mut found = discovery.discover(&containers);
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
@@ -242,6 +243,15 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         let (engine, owner) = (engine.clone(), owner.clone());
         let kind = engine.kind();
         reconciled = tokio::time::Instant::now();
+        // While away, a daemon whose socket refuses connections is still
+        // away: no need to run its CLI (~20 ms of CPU) to hear it again.
+        if outage.retry_in().is_some()
+            && let Some(socket) = &daemon_socket
+            && std::os::unix::net::UnixStream::connect(socket).is_err()
+        {
+            outage.still_away();
+            continue;
+        }
         match tokio::task::spawn_blocking(move || load_containers(&engine, owner.as_deref()))
             .await?
         {
@@ -291,6 +301,27 @@ fn revive(engine: &Engine, containers: &[Container], kick: &Arc<Notify>) {
         }
         kick.notify_one();
     });
+}
+
+/// The Unix socket the docker CLI talks to, where that is certain: from
+/// DOCKER_HOST, else the default one unless a context may point elsewhere.
+/// `None` for podman (no daemon) and whenever in doubt.
+fn daemon_socket(kind: crate::engine::EngineKind) -> Option<std::path::PathBuf> {
+    if kind != crate::engine::EngineKind::Docker {
+        return None;
+    }
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        return host.strip_prefix("unix://").map(Into::into);
+    }
+    if std::env::var_os("DOCKER_CONTEXT").is_some() {
+        return None;
+    }
+    let config = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::paths::user_home().join(".docker"));
+    let context_set = std::fs::read_to_string(config.join("config.json"))
+        .is_ok_and(|text| text.contains("\"currentContext\""));
+    (!context_set).then(|| "/var/run/docker.sock".into())
 }
 
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP (which also set `crate::interrupt`'s
@@ -353,6 +384,14 @@ impl Outage {
                     retry: OUTAGE_FIRST_RETRY,
                 });
             }
+        }
+    }
+
+    /// Another retry found the engine away, without asking it.
+    fn still_away(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(outage) = state.as_mut() {
+            outage.retry = (outage.retry * 2).min(OUTAGE_LONGEST_RETRY);
         }
     }
 
