@@ -140,6 +140,27 @@ fn is_loopback(address: &str) -> bool {
     }
 }
 
+/// Whether process `pid` holds a socket listening on `port` (checked
+/// before `holder_of` scans every process).
+pub fn held_by(port: u16, pid: u32) -> bool {
+    let inodes: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| {
+            let target = target.to_string_lossy();
+            inodes
+                .iter()
+                .any(|inode| target == format!("socket:[{inode}]"))
+        })
+    })
+}
+
 /// Socket inodes listening on `port` in a /proc/net/tcp{,6} table.
 fn listening_inodes(table: &str, port: u16) -> Vec<String> {
     const LISTEN: &str = "0A";

@@ -121,7 +121,10 @@ pub fn run(
     }
     if std::env::var("DUAL_PROXY_AUTOSTART").map_or(true, |v| v != "0") {
         match super::proxy::start_background(Some(engine.kind())) {
-            Ok(pid) => print(&format!("proxy: running (pid {pid})\n"))?,
+            Ok(pid) => {
+                print(&format!("proxy: running (pid {pid})\n"))?;
+                crate::proxy::conflicts::warn(&config.known_ports());
+            }
             Err(error) => eprintln!(
                 "warning: the proxy did not start: {error:#}\nhint: `dual proxy` runs it in the foreground"
             ),

@@ -65,15 +65,19 @@ pub fn run(flag: Option<EngineKind>, action: Option<ProxyAction>) -> anyhow::Res
                 "proxy running (pid {pid}); log: {}\n",
                 log_path().display()
             ))?;
+            warn_conflicts();
             Ok(ExitCode::SUCCESS)
         }
         Some(ProxyAction::Stop) => stop(),
         Some(ProxyAction::Status) => {
             match running_pid() {
-                Some(pid) => print(&format!(
-                    "proxy running (pid {pid}); log: {}\n",
-                    log_path().display()
-                ))?,
+                Some(pid) => {
+                    print(&format!(
+                        "proxy running (pid {pid}); log: {}\n",
+                        log_path().display()
+                    ))?;
+                    warn_conflicts();
+                }
                 None => {
                     print("proxy not running; `dual proxy start` starts it\n")?;
                     return Ok(ExitCode::from(3));
@@ -82,6 +86,23 @@ pub fn run(flag: Option<EngineKind>, action: Option<ProxyAction>) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The ports the proxy found held by another program, and the workspaces'
+/// declared ports held now.
+fn warn_conflicts() {
+    let mut ports: Vec<u16> = crate::proxy::conflicts::read()
+        .iter()
+        .map(|c| c.port)
+        .collect();
+    if let Ok(state) = crate::workspace::Store::open_default().load() {
+        for workspace in &state.workspaces {
+            ports.extend(crate::workspace::declared_ports(&state, workspace));
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    crate::proxy::conflicts::warn(&ports);
 }
 
 fn foreground(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {

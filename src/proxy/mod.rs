@@ -8,6 +8,7 @@
 //!   event is missed or the engine restarts) and the listeners, one per port
 //!   a running workspace declares, on loopback only.
 
+pub mod conflicts;
 mod conn;
 pub mod forward;
 pub mod http1;
@@ -233,10 +234,15 @@ async fn serve(options: Options) -> anyhow::Result<()> {
                     found = now;
                     stale = true;
                 }
+                // A port another program held may be free now.
+                if !listeners.conflicts.is_empty() {
+                    listeners.sync(&current.live_ports()).await;
+                }
                 continue;
             }
             () = &mut interrupted => {
                 log("stopping");
+                conflicts::write(&std::collections::BTreeMap::new());
                 return Ok(());
             }
         }
@@ -576,6 +582,9 @@ struct Listeners {
     shared: Arc<Shared>,
     workers: Workers,
     open: HashMap<u16, Vec<JoinHandle<()>>>,
+    /// Ports held by another program (on some address): served on none,
+    /// tried again at each `sync`.
+    conflicts: std::collections::BTreeMap<u16, conflicts::Conflict>,
 }
 
 impl Listeners {
@@ -585,7 +594,31 @@ impl Listeners {
             shared,
             workers,
             open: HashMap::new(),
+            conflicts: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Where `port` cannot be had: the first address another program holds.
+    fn held(&self, port: u16) -> Option<conflicts::Conflict> {
+        for &address in &self.addresses {
+            let addr = SocketAddr::new(address, port);
+            let Err(error) = std::net::TcpListener::bind(addr) else {
+                continue;
+            };
+            // A host without IPv6 has no ::1 for anyone to hold.
+            if address.is_ipv6() && std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
+                continue;
+            }
+            let holder =
+                crate::sockets::holder_of(port).unwrap_or_else(|| "another process".into());
+            crate::log::debug(&format!("{addr}: {error}"));
+            return Some(conflicts::Conflict {
+                port,
+                address: addr.to_string(),
+                holder,
+            });
+        }
+        None
     }
 
     async fn sync(&mut self, ports: &[u16]) {
@@ -601,25 +634,31 @@ impl Listeners {
             }
             log(&format!("closed :{port} (no running workspace uses it)"));
         }
+        let before = self.conflicts.clone();
+        self.conflicts.retain(|port, _| ports.contains(port));
         for &port in ports {
             if self.open.contains_key(&port) {
                 continue;
             }
+            // Bind each address once here first: a port someone else holds
+            // on either is served on neither (see `conflicts`).
+            if let Some(conflict) = self.held(port) {
+                if self.conflicts.get(&port) != Some(&conflict) {
+                    log(&format!(
+                        "cannot serve :{port}: {} is held by {}; serving it on no address until that program lets go (other ports keep working)",
+                        conflict.address, conflict.holder
+                    ));
+                }
+                self.conflicts.insert(port, conflict);
+                continue;
+            }
+            if self.conflicts.remove(&port).is_some() {
+                log(&format!(":{port} is free again"));
+            }
             let mut tasks = Vec::new();
             for &address in &self.addresses {
                 let addr = SocketAddr::new(address, port);
-                // Bind once here first: a port someone else holds fails now,
-                // with a message, instead of on every worker.
-                if let Err(error) = std::net::TcpListener::bind(addr) {
-                    let no_ipv6 = address.is_ipv6()
-                        && std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err();
-                    if !no_ipv6 {
-                        let holder = crate::sockets::holder_of(port)
-                            .unwrap_or_else(|| "another process".into());
-                        log(&format!(
-                            "cannot listen on {addr}: {error} (held by {holder}); other ports keep working"
-                        ));
-                    }
+                if address.is_ipv6() && std::net::TcpListener::bind(addr).is_err() {
                     continue;
                 }
                 for worker in &self.workers.handles {
@@ -643,6 +682,9 @@ impl Listeners {
                 log(&format!("listening on http://{addr}"));
             }
             self.open.insert(port, tasks);
+        }
+        if self.conflicts != before {
+            conflicts::write(&self.conflicts);
         }
     }
 }

@@ -315,3 +315,58 @@ fn fifteen_workspaces_serve_one_port_each_their_own() {
         }
     });
 }
+
+#[test]
+fn a_port_held_on_the_host_is_served_on_no_address_and_said_loudly() {
+    each_engine("held_port", |kind| {
+        let port = free_port();
+        let config = format!(
+            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\nport = {port}\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "held"]);
+        let name = env.name("held");
+        // A program of the host's own on 127.0.0.1 only, as a forgotten dev
+        // server would be.
+        let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let me = format!("pid {}", std::process::id());
+        let _proxy = Proxy::spawn(&env, None);
+        let launched = env
+            .cmd(&["launch", "held"])
+            .env_remove("DUAL_PROXY_AUTOSTART")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&launched.stderr);
+        assert!(launched.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("port {port} is not served")) && stderr.contains(&me),
+            "launch names the holder: {stderr}"
+        );
+        // The workspace listens: the proxy still serves the port on neither
+        // address, so a browser (::1) cannot reach a server curl does not.
+        std::thread::sleep(Duration::from_secs(3));
+        if std::net::TcpListener::bind(("::1", 0)).is_ok() {
+            assert!(
+                std::net::TcpStream::connect(("::1", port)).is_err(),
+                "::1:{port} served while 127.0.0.1:{port} is another program's"
+            );
+        }
+        let listed = env.cmd(&["list"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&listed.stderr);
+        assert!(stderr.contains(&me), "list names the holder: {stderr}");
+        // Let go: the proxy takes the port.
+        drop(squatter);
+        answers_within(
+            port,
+            &format!("{name}.localhost:{port}"),
+            &name,
+            Duration::from_secs(5),
+        );
+        if std::net::TcpListener::bind(("::1", 0)).is_ok() {
+            assert!(std::net::TcpStream::connect(("::1", port)).is_ok());
+        }
+        let listed = env.cmd(&["list"]).output().unwrap();
+        assert!(!String::from_utf8_lossy(&listed.stderr).contains("not served"));
+    });
+}
