@@ -96,6 +96,13 @@ pub enum Command {
         workspace: Option<String>,
         service: Option<String>,
     },
+    /// Send plain http://localhost:PORT to a workspace (or say which has the focus)
+    Focus {
+        workspace: Option<String>,
+        /// No workspace in focus: plain localhost gets a page listing them
+        #[arg(long, conflicts_with = "workspace")]
+        clear: bool,
+    },
     /// Stop a workspace's container (the clone stays)
     Stop { workspace: Option<String> },
     /// Remove a workspace: its container, its volumes and its clone
@@ -209,6 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ShellInit { shell } => c::shell_init::run(shell),
         Command::Shim { name, args } => c::shell_init::shim(engine, &name, &args),
         Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref()),
+        Command::Focus { workspace, clear } => c::focus::run(workspace.as_deref(), clear),
         Command::Logs {
             workspace,
             service,

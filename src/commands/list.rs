@@ -31,6 +31,8 @@ pub struct Listed {
     pub listening: Vec<u16>,
     /// Ports it listens on at 127.0.0.1 only (unreachable from outside).
     pub loopback_only: Vec<u16>,
+    /// Plain `localhost` goes to it (`dual focus`).
+    pub focus: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -99,6 +101,7 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
         containers.insert(kind, found);
     }
     let listening = listening_ports(&containers);
+    let focus = crate::workspace::focus::read();
     let mut listed: Vec<Listed> = workspaces
         .iter()
         .map(|w| {
@@ -154,6 +157,7 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
                 services,
                 listening: found.reachable.into_iter().collect(),
                 loopback_only: found.loopback_only.into_iter().collect(),
+                focus: focus.as_deref() == Some(w.name().as_str()),
             }
         })
         .collect();
@@ -198,7 +202,11 @@ fn table(listed: &[Listed]) -> String {
                 .map(|s| format!("{} {}", s.name, s.state))
                 .collect();
             [
-                l.name.clone(),
+                if l.focus {
+                    format!("{} *", l.name)
+                } else {
+                    l.name.clone()
+                },
                 l.branch.clone(),
                 l.state.to_owned(),
                 services.join(", "),
@@ -239,6 +247,12 @@ fn table(listed: &[Listed]) -> String {
                 + "\n"
         })
         .chain(down_note(listed))
+        .chain(
+            listed
+                .iter()
+                .any(|l| l.focus)
+                .then(|| "\n* in focus: plain http://localhost:PORT reaches it\n".to_owned()),
+        )
         .chain(loopback_notes(listed))
         .collect()
 }

@@ -3,6 +3,7 @@
 pub mod add;
 pub mod create;
 pub mod destroy;
+pub mod focus;
 pub mod launch;
 pub mod list;
 pub mod proxy;

@@ -29,7 +29,25 @@ pub enum Refusal {
     NotLocalhost(String),
     Unknown(String),
     Stopped(String),
-    NoPort { name: String, port: u16 },
+    NoPort {
+        name: String,
+        port: u16,
+    },
+    /// Plain `localhost` with no workspace in focus (or one that does not
+    /// serve the port).
+    NoFocus {
+        port: u16,
+    },
+}
+
+/// Whether a refused name is the host's own loopback name: plain
+/// `localhost`, `127.0.0.1` or `::1`, which go to the workspace in focus.
+fn is_plain_localhost(refusal: &Refusal) -> bool {
+    match refusal {
+        Refusal::NotLocalhost(name) => name == "localhost",
+        Refusal::IpLiteral(ip) => ip == "127.0.0.1" || ip == "::1",
+        _ => false,
+    }
 }
 
 /// The workspace name a request is for, from its Host header alone.
@@ -66,7 +84,17 @@ pub fn route(
     table: &Table,
     port: u16,
 ) -> Result<(String, SocketAddr), Refusal> {
-    let name = workspace_name(head.origin_form, head.host.as_deref())?;
+    let name = match workspace_name(head.origin_form, head.host.as_deref()) {
+        Ok(name) => name,
+        Err(refusal) if is_plain_localhost(&refusal) => {
+            let focused = table.focus.as_ref().and_then(|name| table.routes.get(name));
+            return match focused.and_then(|route| route.targets.get(&port).map(|t| (route, t))) {
+                Some((route, &target)) if route.running => Ok((route.name.clone(), target)),
+                _ => Err(Refusal::NoFocus { port }),
+            };
+        }
+        Err(refusal) => return Err(refusal),
+    };
     match table.routes.get(&name) {
         None => Err(Refusal::Unknown(name)),
         Some(route) if !route.running => Err(Refusal::Stopped(name)),
@@ -181,6 +209,39 @@ pub fn refusal_page(refusal: &Refusal, table: &Table, port: u16) -> Page {
                 &format!(
                     "No workspace is called <code>{}</code>. Workspaces:</p>\n{list}<p>",
                     escape(name)
+                ),
+            )
+        }
+        Refusal::NoFocus { port } => {
+            let serving: String = table
+                .routes
+                .values()
+                .filter(|route| route.running && route.targets.contains_key(port))
+                .map(|route| {
+                    let url = format!("http://{}.localhost:{port}/", route.name);
+                    format!(
+                        "<li><a href=\"{url}\">{url}</a> (<code>dual focus {}</code>)</li>\n",
+                        escape(&route.name)
+                    )
+                })
+                .collect();
+            let why = match &table.focus {
+                Some(name) => format!(
+                    "The workspace in focus, <code>{}</code>, does not serve port {port}.",
+                    escape(name)
+                ),
+                None => "No workspace is in focus.".to_owned(),
+            };
+            let list = if serving.is_empty() {
+                format!("<p>No running workspace serves port {port}.</p>")
+            } else {
+                format!("<p>Workspaces serving port {port}:</p>\n<ul>\n{serving}</ul>")
+            };
+            Page::new(
+                404,
+                "Which workspace?",
+                &format!(
+                    "{why} <code>dual focus WORKSPACE</code> sends plain <code>localhost:{port}</code> to one.</p>\n{list}<p>"
                 ),
             )
         }

@@ -45,6 +45,8 @@ const OUTAGE_LONGEST_RETRY: Duration = Duration::from_secs(3);
 /// How often running containers are looked at for ports opened or closed:
 /// a port routes within this (plus a request's wait) of its bind.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the focus file is read (`dual focus` takes effect within it).
+const FOCUS_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct Options {
     pub engine: Engine,
@@ -173,6 +175,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let mut reconciled = tokio::time::Instant::now();
     let daemon_socket = daemon_socket(engine.kind());
     let mut discovery = Discovery::default();
+    let mut focus = crate::workspace::focus::read();
     let mut found = discovery.discover(&containers);
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
     let outage = Arc::new(Outage::default());
@@ -203,12 +206,15 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let mut current = Arc::new(Table::default());
     let mut looking = tokio::time::interval(DISCOVERY_INTERVAL);
     looking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut focusing = tokio::time::interval(FOCUS_INTERVAL);
+    focusing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     log(&format!("watching {} for dual's workspaces", engine.kind()));
     let mut stale = true;
     loop {
         if stale {
             stale = false;
-            let next = Table::from_containers(&containers, &found);
+            let mut next = Table::from_containers(&containers, &found);
+            next.focus = focus.clone();
             if next != *current {
                 log_changes(&current, &next);
                 current = Arc::new(next);
@@ -227,6 +233,16 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         tokio::select! {
             () = kick.notified() => {}
             () = tokio::time::sleep_until(reconciled + reconcile) => {}
+            _ = focusing.tick() => {
+                // One small read: a switch of focus takes effect within this.
+                let focused = crate::workspace::focus::read();
+                if focused != focus {
+                    log(&format!("focus: {}", focused.as_deref().unwrap_or("none")));
+                    focus = focused;
+                    stale = true;
+                }
+                continue;
+            }
             _ = looking.tick() => {
                 // /proc reads: no waiting on anything, fine on this thread.
                 let now = discovery.discover(&containers);
@@ -234,6 +250,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
                     found = now;
                     stale = true;
                 }
+
                 // A port another program held may be free now.
                 if !listeners.conflicts.is_empty() {
                     listeners.sync(&current.live_ports()).await;

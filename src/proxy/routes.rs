@@ -25,6 +25,8 @@ pub struct Route {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     pub routes: BTreeMap<String, Route>,
+    /// Where plain `localhost` goes (see `workspace::focus`).
+    pub focus: Option<String>,
 }
 
 impl Table {
@@ -76,7 +78,10 @@ impl Table {
                 },
             );
         }
-        Table { routes }
+        Table {
+            routes,
+            focus: None,
+        }
     }
 
     /// Every port some running workspace declares or listens on: the proxy

@@ -57,6 +57,7 @@ pub fn check(target: SocketAddr, expected_body: &str) -> Vec<Check> {
                     targets: BTreeMap::from([(port, target)]),
                 },
             )]),
+            focus: None,
         };
         let stop = Arc::new(tokio::sync::Notify::new());
         let server = tokio::spawn(crate::proxy::serve_fixed(

@@ -5,6 +5,7 @@
 //! errors a user can act on. The commands themselves live in `commands/`.
 
 pub mod config;
+pub mod focus;
 pub mod git;
 pub mod identity;
 pub mod names;

@@ -31,6 +31,7 @@ impl Proxy {
         };
         let table = Table {
             routes: BTreeMap::from([("shop-a".to_owned(), route)]),
+            focus: None,
         };
         let stop = Arc::new(Notify::new());
         tokio::spawn(dual::proxy::serve_fixed(

@@ -370,3 +370,82 @@ fn a_port_held_on_the_host_is_served_on_no_address_and_said_loudly() {
         assert!(!String::from_utf8_lossy(&listed.stderr).contains("not served"));
     });
 }
+
+#[test]
+fn focus_sends_plain_localhost_to_one_workspace_and_switches_within_a_second() {
+    each_engine("focus", |kind| {
+        let port = free_port();
+        let config = format!(
+            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        let (one, two) = (env.name("one"), env.name("two"));
+        for branch in ["one", "two"] {
+            env.ok(&["create", branch]);
+            env.ok(&["launch", branch]);
+        }
+        let _proxy = Proxy::spawn(&env, None);
+        answers_within(
+            port,
+            &format!("{one}.localhost:{port}"),
+            &one,
+            Duration::from_secs(10),
+        );
+        answers_within(
+            port,
+            &format!("{two}.localhost:{port}"),
+            &two,
+            Duration::from_secs(10),
+        );
+
+        // No focus: a page with a link to each workspace serving the port.
+        let (status, page) = get(port, &format!("localhost:{port}"), "/").unwrap();
+        assert_eq!(status, 404, "{page}");
+        for name in [&one, &two] {
+            assert!(
+                page.contains(&format!("http://{name}.localhost:{port}/")),
+                "{page}"
+            );
+        }
+
+        for name in [&one, &two, &one] {
+            env.ok(&["focus", name]);
+            let took = answers_within(
+                port,
+                &format!("localhost:{port}"),
+                name,
+                Duration::from_secs(3),
+            );
+            assert!(
+                took < Duration::from_secs(1),
+                "{kind}: focus on {name} took {took:?}"
+            );
+            answers_within(
+                port,
+                &format!("127.0.0.1:{port}"),
+                name,
+                Duration::from_secs(1),
+            );
+            answers_within(port, &format!("[::1]:{port}"), name, Duration::from_secs(1));
+            eprintln!("{kind}: focus on {name} took effect in {took:?}");
+        }
+        let list = env.list();
+        assert_eq!(listed(&list, &one)["focus"], true);
+        assert_eq!(listed(&list, &two)["focus"], false);
+        assert!(env.ok(&["list"]).contains(&format!("{one} *")));
+
+        env.ok(&["focus", "--clear"]);
+        let start = Instant::now();
+        while get(port, &format!("localhost:{port}"), "/").is_ok_and(|(status, _)| status == 200) {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "focus never cleared"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Other names than loopback's own stay refused.
+        let (status, _) = get(port, &format!("example.com:{port}"), "/").unwrap();
+        assert_eq!(status, 403);
+    });
+}
