@@ -113,9 +113,17 @@ fn foreground(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
             hint: "`dual proxy status` shows it; `dual proxy stop` stops it".into(),
         }),
     };
-    let engine = Engine::select(flag)?;
+    // The engine asked for (or found) first; then every other one on PATH:
+    // workspaces on docker and on podman are all routed by this proxy.
+    let first = Engine::select(flag)?;
+    let mut engines = vec![first.clone()];
+    for kind in EngineKind::ALL {
+        if kind != first.kind() && crate::process::find_on_path(kind.program()).is_some() {
+            engines.push(Engine::new(kind));
+        }
+    }
     crate::proxy::run(crate::proxy::Options::loopback(
-        engine,
+        engines,
         Some(crate::workspace::owner_id()),
     ))?;
     Ok(ExitCode::SUCCESS)

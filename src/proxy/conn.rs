@@ -12,7 +12,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -230,14 +229,14 @@ impl Connection {
             Ok(sent) => sent,
             Err(error) => {
                 // The container may have stopped while we connected.
-                let stopped = self
+                let (stopped, engine) = self
                     .tables
                     .borrow()
                     .routes
                     .get(&name)
-                    .is_some_and(|r| !r.running);
-                let page = if self.shared.engine_away.load(Ordering::Relaxed) {
-                    forward::engine_away_page(self.shared.engine, &name)
+                    .map_or((false, None), |r| (!r.running, r.engine));
+                let page = if let Some(engine) = self.shared.engine_away(engine) {
+                    forward::engine_away_page(engine, &name)
                 } else if stopped {
                     forward::refusal_page(&Refusal::Stopped(name), &self.table, self.port)
                 } else {

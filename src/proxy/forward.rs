@@ -14,10 +14,25 @@ pub struct Shared {
     /// How long a client has for a whole request head, from the moment the
     /// proxy waits for it (an idle keep-alive connection included).
     pub head_timeout: std::time::Duration,
-    /// The engine the routes come from, and whether it stopped answering:
-    /// then a workspace that does not answer gets a page that says why.
-    pub engine: &'static str,
-    pub engine_away: Arc<std::sync::atomic::AtomicBool>,
+    /// The engines the routes come from, each with whether it stopped
+    /// answering: then a workspace of it that does not answer gets a page
+    /// that says why.
+    pub away: Vec<(
+        crate::engine::EngineKind,
+        Arc<std::sync::atomic::AtomicBool>,
+    )>,
+}
+
+impl Shared {
+    /// The engine of a route whose workspace did not answer, when that
+    /// engine does not answer either.
+    pub fn engine_away(&self, engine: Option<crate::engine::EngineKind>) -> Option<&'static str> {
+        let engine = engine?;
+        self.away
+            .iter()
+            .find(|(kind, away)| *kind == engine && away.load(std::sync::atomic::Ordering::Relaxed))
+            .map(|(kind, _)| kind.program())
+    }
 }
 
 /// Why a request is not forwarded: each becomes a page that says why.

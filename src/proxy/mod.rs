@@ -49,16 +49,17 @@ const DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
 const FOCUS_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct Options {
-    pub engine: Engine,
+    /// Every engine whose workspaces it routes (one proxy for all of them).
+    pub engines: Vec<Engine>,
     /// Only this installation's workspaces (`dual.owner`); `None` for all.
     pub owner: Option<String>,
     pub addresses: Vec<IpAddr>,
 }
 
 impl Options {
-    pub fn loopback(engine: Engine, owner: Option<String>) -> Self {
+    pub fn loopback(engines: Vec<Engine>, owner: Option<String>) -> Self {
         Options {
-            engine,
+            engines,
             owner,
             addresses: vec![
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -162,40 +163,114 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     runtime.block_on(serve(options))
 }
 
+/// One engine the proxy follows: its containers as last read, whether it
+/// answers, and what wakes the loop for it.
+struct Watched {
+    engine: Engine,
+    containers: Arc<Vec<Container>>,
+    outage: Arc<Outage>,
+    kick: Arc<Notify>,
+    following: Arc<AtomicBool>,
+    reconciled: tokio::time::Instant,
+    /// Its daemon's socket, where certain (see `daemon_socket`).
+    socket: Option<std::path::PathBuf>,
+}
+
+impl Watched {
+    /// When it is next read without an event: soon while it is away
+    /// (backing off), rarely while its events are followed.
+    fn next_reconcile(&self) -> tokio::time::Instant {
+        let pause = if let Some(retry) = self.outage.retry_in() {
+            retry
+        } else if self.following.load(Ordering::Relaxed) {
+            RECONCILE_FOLLOWING
+        } else {
+            RECONCILE_BLIND
+        };
+        self.reconciled + pause
+    }
+}
+
+/// The routes of every engine's containers in one table. A workspace seen
+/// on two engines (relaunched on the other) routes to the running one.
+fn merged_table(watched: &[Watched], found: &HashMap<String, Listening>) -> Table {
+    let mut table = Table::default();
+    for each in watched {
+        let mut part = Table::from_containers(&each.containers, found);
+        for route in part.routes.values_mut() {
+            route.engine = Some(each.engine.kind());
+        }
+        for (name, route) in part.routes {
+            let keep_existing = table
+                .routes
+                .get(&name)
+                .is_some_and(|existing| existing.running || !route.running);
+            if !keep_existing {
+                table.routes.insert(name, route);
+            }
+        }
+    }
+    table
+}
+
+fn all_containers(watched: &[Watched]) -> Vec<Container> {
+    watched
+        .iter()
+        .flat_map(|w| w.containers.iter().cloned())
+        .collect()
+}
+
 async fn serve(options: Options) -> anyhow::Result<()> {
-    let engine = options.engine.clone();
     let owner = options.owner.clone();
-    let mut containers = {
-        let (engine, owner) = (engine.clone(), owner.clone());
-        Arc::new(
-            tokio::task::spawn_blocking(move || load_containers(&engine, owner.as_deref()))
-                .await??,
-        )
-    };
-    let mut reconciled = tokio::time::Instant::now();
-    let daemon_socket = daemon_socket(engine.kind());
+    let mut watched = Vec::new();
+    for engine in &options.engines {
+        let loaded = {
+            let (engine, owner) = (engine.clone(), owner.clone());
+            tokio::task::spawn_blocking(move || load_containers(&engine, owner.as_deref())).await?
+        };
+        let outage = Arc::new(Outage::default());
+        let containers = match loaded {
+            Ok(containers) => containers,
+            // The first engine is the one asked for: it must answer. Others
+            // may be away now and come later.
+            Err(error) if watched.is_empty() => return Err(error.into()),
+            Err(error) => {
+                outage.failed(engine.kind(), &error);
+                Vec::new()
+            }
+        };
+        watched.push(Watched {
+            engine: engine.clone(),
+            containers: Arc::new(containers),
+            outage,
+            kick: Arc::new(Notify::new()),
+            following: Arc::new(AtomicBool::new(false)),
+            reconciled: tokio::time::Instant::now(),
+            socket: daemon_socket(engine.kind()),
+        });
+    }
     let mut discovery = Discovery::default();
     let mut focus = crate::workspace::focus::read();
-    let mut found = discovery.discover(&containers);
+    let mut found = discovery.discover(&all_containers(&watched));
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
-    let outage = Arc::new(Outage::default());
     let shared = Arc::new(Shared {
         table: table_rx,
         head_timeout: conn::HEAD_TIMEOUT,
-        engine: engine.kind().program(),
-        engine_away: Arc::clone(&outage.away),
+        away: watched
+            .iter()
+            .map(|w| (w.engine.kind(), Arc::clone(&w.outage.away)))
+            .collect(),
     });
-    let kick = Arc::new(Notify::new());
-    let engine_for_revival = engine.clone();
-    revive(&engine, &containers, &kick);
-    let following = Arc::new(AtomicBool::new(false));
-    watch_events(
-        engine.clone(),
-        owner.clone(),
-        Arc::clone(&kick),
-        Arc::clone(&following),
-        Arc::clone(&outage),
-    );
+    for each in &watched {
+        revive(&each.engine, &each.containers, &each.kick);
+        watch_events(
+            each.engine.clone(),
+            owner.clone(),
+            Arc::clone(&each.kick),
+            Arc::clone(&each.following),
+            Arc::clone(&each.outage),
+        );
+    }
     let mut listeners = Listeners::new(
         options.addresses.clone(),
         Arc::clone(&shared),
@@ -208,12 +283,19 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     looking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut focusing = tokio::time::interval(FOCUS_INTERVAL);
     focusing.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    log(&format!("watching {} for dual's workspaces", engine.kind()));
+    let names: Vec<String> = watched
+        .iter()
+        .map(|w| w.engine.kind().to_string())
+        .collect();
+    log(&format!(
+        "watching {} for dual's workspaces",
+        names.join(" and ")
+    ));
     let mut stale = true;
     loop {
         if stale {
             stale = false;
-            let mut next = Table::from_containers(&containers, &found);
+            let mut next = merged_table(&watched, &found);
             next.focus = focus.clone();
             if next != *current {
                 log_changes(&current, &next);
@@ -222,17 +304,22 @@ async fn serve(options: Options) -> anyhow::Result<()> {
                 listeners.sync(&current.live_ports()).await;
             }
         }
-        // Counted from the last reconcile: discovery's ticks do not delay it.
-        let reconcile = if let Some(retry) = outage.retry_in() {
-            retry
-        } else if following.load(Ordering::Relaxed) {
-            RECONCILE_FOLLOWING
-        } else {
-            RECONCILE_BLIND
-        };
-        tokio::select! {
-            () = kick.notified() => {}
-            () = tokio::time::sleep_until(reconciled + reconcile) => {}
+        // Counted from each engine's last reconcile: other wake-ups do not
+        // delay it.
+        let next_reconcile = watched
+            .iter()
+            .map(Watched::next_reconcile)
+            .min()
+            .unwrap_or_else(|| tokio::time::Instant::now() + RECONCILE_FOLLOWING);
+        let kicked =
+            futures_util::future::select_all(watched.iter().map(|w| Box::pin(w.kick.notified())));
+        // Which engines to read again.
+        let due: Vec<usize> = tokio::select! {
+            (_, index, _) = kicked => vec![index],
+            () = tokio::time::sleep_until(next_reconcile) => {
+                let now = tokio::time::Instant::now();
+                (0..watched.len()).filter(|&i| watched[i].next_reconcile() <= now).collect()
+            }
             _ = focusing.tick() => {
                 // One small read: a switch of focus takes effect within this.
                 let focused = crate::workspace::focus::read();
@@ -245,12 +332,11 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             }
             _ = looking.tick() => {
                 // /proc reads: no waiting on anything, fine on this thread.
-                let now = discovery.discover(&containers);
+                let now = discovery.discover(&all_containers(&watched));
                 if now != found {
                     found = now;
                     stale = true;
                 }
-
                 // A port another program held may be free now.
                 if !listeners.conflicts.is_empty() {
                     listeners.sync(&current.live_ports()).await;
@@ -262,32 +348,37 @@ async fn serve(options: Options) -> anyhow::Result<()> {
                 conflicts::write(&std::collections::BTreeMap::new());
                 return Ok(());
             }
-        }
-        let (engine, owner) = (engine.clone(), owner.clone());
-        let kind = engine.kind();
-        reconciled = tokio::time::Instant::now();
-        // While away, a daemon whose socket refuses connections is still
-        // away: no need to run its CLI (~20 ms of CPU) to hear it again.
-        if outage.retry_in().is_some()
-            && let Some(socket) = &daemon_socket
-            && std::os::unix::net::UnixStream::connect(socket).is_err()
-        {
-            outage.still_away();
-            continue;
-        }
-        match tokio::task::spawn_blocking(move || load_containers(&engine, owner.as_deref()))
-            .await?
-        {
-            Ok(loaded) => {
-                if outage.answered(kind) {
-                    revive(&engine_for_revival, &loaded, &kick);
-                }
-                containers = Arc::new(loaded);
-                found = discovery.discover(&containers);
-                stale = true;
+        };
+        for index in due {
+            let each = &mut watched[index];
+            each.reconciled = tokio::time::Instant::now();
+            let kind = each.engine.kind();
+            // While away, a daemon whose socket refuses connections is still
+            // away: no need to run its CLI (~20 ms of CPU) to hear it again.
+            if each.outage.retry_in().is_some()
+                && let Some(socket) = &each.socket
+                && std::os::unix::net::UnixStream::connect(socket).is_err()
+            {
+                each.outage.still_away();
+                continue;
             }
-            // The last routes stay while the engine is away.
-            Err(error) => outage.failed(kind, &error),
+            let (engine, owner) = (each.engine.clone(), owner.clone());
+            match tokio::task::spawn_blocking(move || load_containers(&engine, owner.as_deref()))
+                .await?
+            {
+                Ok(loaded) => {
+                    if each.outage.answered(kind) {
+                        revive(&each.engine, &loaded, &each.kick);
+                    }
+                    each.containers = Arc::new(loaded);
+                    stale = true;
+                }
+                // The last routes stay while the engine is away.
+                Err(error) => each.outage.failed(kind, &error),
+            }
+        }
+        if stale {
+            found = discovery.discover(&all_containers(&watched));
         }
     }
 }
@@ -749,8 +840,7 @@ pub async fn serve_fixed(
     let shared = Arc::new(Shared {
         table: rx,
         head_timeout: head_timeout.unwrap_or(conn::HEAD_TIMEOUT),
-        engine: "the engine",
-        engine_away: Arc::default(),
+        away: Vec::new(),
     });
     tokio::select! {
         () = accept_loop(listener, shared, port) => {}

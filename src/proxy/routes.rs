@@ -17,6 +17,8 @@ pub struct Route {
     pub ports: Vec<u16>,
     /// What its container was found listening on (see `sockets::listening_in`).
     pub listening: Listening,
+    /// The engine its container runs on.
+    pub engine: Option<crate::engine::EngineKind>,
     /// Where each port is reached from the host: the container's IP where
     /// the host can route to it, else a port published on 127.0.0.1.
     pub targets: BTreeMap<u16, SocketAddr>,
@@ -74,6 +76,7 @@ impl Table {
                     running: container.running,
                     ports,
                     listening,
+                    engine: None,
                     targets,
                 },
             );

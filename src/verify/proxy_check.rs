@@ -54,6 +54,7 @@ pub fn check(target: SocketAddr, expected_body: &str) -> Vec<Check> {
                     running: true,
                     ports: vec![port],
                     listening: Default::default(),
+                    engine: None,
                     targets: BTreeMap::from([(port, target)]),
                 },
             )]),

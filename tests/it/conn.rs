@@ -27,6 +27,7 @@ impl Proxy {
             running: true,
             ports: vec![port],
             listening: Default::default(),
+            engine: None,
             targets: BTreeMap::from([(port, upstream)]),
         };
         let table = Table {

@@ -449,3 +449,43 @@ fn focus_sends_plain_localhost_to_one_workspace_and_switches_within_a_second() {
         assert_eq!(status, 403);
     });
 }
+
+/// A workspace on docker and one on podman, at once, behind the one proxy
+/// (before, a proxy started for one engine answered 404 for the other's).
+#[test]
+fn one_proxy_routes_docker_and_podman_workspaces_at_once() {
+    let engines = crate::support::engines();
+    if engines.len() < 2 {
+        eprintln!(
+            "!!!!! SKIPPED one_proxy_routes_docker_and_podman…: needs both engines, found {engines:?}"
+        );
+        return;
+    }
+    let port = free_port();
+    let image = "dual-test:latest";
+    for &kind in engines {
+        assert_eq!(ensure_test_image(kind), image);
+    }
+    let config = format!(
+        "image = \"{image}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n"
+    );
+    let env = TestEnv::new(Some(dual::engine::EngineKind::Docker), &config);
+    env.ok(&["create", "on-docker"]);
+    env.ok(&["create", "on-podman"]);
+    env.ok(&["--engine", "docker", "launch", "on-docker"]);
+    env.ok(&["--engine", "podman", "launch", "on-podman"]);
+    // Started for docker: it routes podman's workspace too.
+    let _proxy = Proxy::spawn(&env, None);
+    for branch in ["on-docker", "on-podman"] {
+        let name = env.name(branch);
+        answers_within(
+            port,
+            &format!("{name}.localhost:{port}"),
+            &name,
+            Duration::from_secs(10),
+        );
+    }
+    let list = env.list();
+    assert_eq!(listed(&list, &env.name("on-docker"))["engine"], "docker");
+    assert_eq!(listed(&list, &env.name("on-podman"))["engine"], "podman");
+}
