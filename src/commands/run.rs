@@ -34,11 +34,46 @@ pub fn run(
     run_in(flag, workspace, command)
 }
 
+/// The first `*.localhost` name in `args` that is not `workspace`'s own:
+/// inside its container every such name is its own loopback (curl and
+/// browsers resolve `*.localhost` there without asking), so a request to
+/// another workspace's URL would get this workspace's answer.
+pub fn foreign_localhost(workspace: &Workspace, args: &[OsString]) -> Option<String> {
+    let own = format!("{}.localhost", workspace.name());
+    args.iter().find_map(|arg| {
+        let arg = arg.to_str()?;
+        if arg.contains(char::is_whitespace) {
+            return None;
+        }
+        let rest = arg.split_once("://").map_or(arg, |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let host = authority.rsplit('@').next()?;
+        let host = match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            _ => host,
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        (host.ends_with(".localhost") && host != own).then_some(host)
+    })
+}
+
 pub fn run_in(
     flag: Option<EngineKind>,
     workspace: &Workspace,
     command: &[OsString],
 ) -> anyhow::Result<ExitCode> {
+    if let Some(host) = foreign_localhost(workspace, command) {
+        anyhow::bail!(crate::error::Hinted {
+            message: format!(
+                "`{host}` is not `{}`: inside its container every *.localhost name is the container's own loopback, so this would reach `{}`'s own server, not `{host}`",
+                workspace.name(),
+                workspace.name()
+            ),
+            hint: format!(
+                "run it on the host, where {host} goes through dual's proxy (the shell integration does that by itself for a URL of another workspace)"
+            ),
+        });
+    }
     let engine = super::engine_for(flag, Some(workspace))?;
     let here = workspace::current_dir().unwrap_or_else(|_| workspace.path.clone());
     let workdir = if here.starts_with(&workspace.path) {
@@ -143,4 +178,47 @@ fn nanos() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_urls_of_other_workspaces_only() {
+        let workspace = Workspace {
+            repo: "shop".into(),
+            branch: "a".into(),
+            label: "a".into(),
+            path: "/w/shop/a".into(),
+            setup_done: false,
+            engine: None,
+            user: None,
+            stopped: false,
+        };
+        let found = |args: &[&str]| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            foreign_localhost(&workspace, &args)
+        };
+        assert_eq!(
+            found(&["-s", "http://shop-b.localhost:5000/x"]).as_deref(),
+            Some("shop-b.localhost")
+        );
+        assert_eq!(
+            found(&["shop-b.localhost:5000"]).as_deref(),
+            Some("shop-b.localhost")
+        );
+        assert_eq!(
+            found(&["https://u:p@Shop-B.LOCALHOST./"]).as_deref(),
+            Some("shop-b.localhost")
+        );
+        assert_eq!(
+            found(&["http://shop-a.localhost:5000/"]),
+            None,
+            "its own URL"
+        );
+        assert_eq!(found(&["http://localhost:5000/", "127.0.0.1:3000"]), None);
+        assert_eq!(found(&["-H", "Host: shop-b.localhost"]), None);
+        assert_eq!(found(&["http://example.com/shop-b.localhost"]), None);
+    }
 }

@@ -49,7 +49,10 @@ pub fn shim(flag: Option<EngineKind>, name: &str, args: &[OsString]) -> anyhow::
             let config = Config::load(&workspace.path)?;
             let routed =
                 DEFAULT_ROUTED.contains(&name) || config.extra_commands.iter().any(|c| c == name);
-            if routed {
+            // A URL of another workspace goes through the proxy, from the
+            // host: inside, it would reach this workspace's own server.
+            let foreign = super::run::foreign_localhost(workspace, args).is_some();
+            if routed && !foreign {
                 let mut command = vec![OsString::from(name)];
                 command.extend(args.iter().cloned());
                 return super::run::run_in(flag, workspace, &command);

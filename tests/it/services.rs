@@ -489,3 +489,68 @@ fn one_proxy_routes_docker_and_podman_workspaces_at_once() {
     assert_eq!(listed(&list, &env.name("on-docker"))["engine"], "docker");
     assert_eq!(listed(&list, &env.name("on-podman"))["engine"], "podman");
 }
+
+/// Inside workspace A, every `*.localhost` name is A's own loopback: a
+/// request to B's URL must reach B (the shell integration runs it on the
+/// host, through the proxy) or fail saying why (`dual run`), never get A's
+/// answer.
+#[test]
+fn a_request_to_another_workspace_from_inside_reaches_it_or_says_why() {
+    each_engine("cross_workspace", |kind| {
+        let port = free_port();
+        let config = format!(
+            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\nport = {port}\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        let (a, b) = (env.name("a"), env.name("b"));
+        for branch in ["a", "b"] {
+            env.ok(&["create", branch]);
+            env.ok(&["launch", branch]);
+        }
+        let _proxy = Proxy::spawn(&env, None);
+        let b_url = format!("http://{b}.localhost:{port}/");
+        answers_within(
+            port,
+            &format!("{b}.localhost:{port}"),
+            &b,
+            Duration::from_secs(10),
+        );
+
+        // `dual run` in A: refused, with the reason.
+        let output = env.run(&["run", "-w", &a, "wget", "-qO-", &b_url]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(
+            stderr.contains("every *.localhost name is the container's own loopback"),
+            "{stderr}"
+        );
+        assert!(!String::from_utf8_lossy(&output.stdout).contains(&a));
+
+        // The shell integration in A's clone: curl of B's URL answers B; of
+        // localhost, A (in the container).
+        let init = env.ok(&["shell-init", "bash"]);
+        let script = format!(
+            "eval \"$1\"; cd {} && curl -s {b_url}; echo; curl -s http://localhost:{port}/ || wget -qO- http://localhost:{port}/",
+            env.clone_path("a").display()
+        );
+        let output = Command::new("bash")
+            .envs(env_of(&env))
+            .args(["-c", &script, "bash", &init])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(
+            lines.first(),
+            Some(&b.as_str()),
+            "B's URL from A: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            lines.get(1),
+            Some(&a.as_str()),
+            "localhost from A: {stdout}"
+        );
+    });
+}
