@@ -179,8 +179,9 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
-    /// A port the proxy will need on 127.0.0.1 (repeatable)
-    #[arg(long = "port", value_name = "PORT", default_values_t = [3000u16, 5173, 8080])]
+    /// A port the proxy will need on 127.0.0.1 and ::1 (repeatable) [default:
+    /// those the registered repos declare and the workspaces listen on]
+    #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
 }
 

@@ -100,7 +100,8 @@ pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
             });
         containers.insert(kind, found);
     }
-    let listening = listening_ports(&containers);
+    // The running proxy looks every second; without one, look now.
+    let listening = crate::proxy::listening::read().unwrap_or_else(|| listening_ports(&containers));
     let focus = crate::workspace::focus::read();
     let mut listed: Vec<Listed> = workspaces
         .iter()

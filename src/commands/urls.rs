@@ -14,11 +14,18 @@ fn urls_of(name: Option<&str>) -> anyhow::Result<Vec<(String, Vec<String>)>> {
             Err(_) => state.workspaces.iter().collect(),
         },
     };
+    // Declared ports, and those its container listens on now (as `list`
+    // finds them); a workspace that is not running has only the former.
+    let listed = super::list::list(None, &state);
     Ok(chosen
         .into_iter()
         .map(|w| {
-            let ports = workspace::declared_ports(&state, w);
-            (w.name(), workspace::urls(w, &ports))
+            let urls = listed
+                .iter()
+                .find(|l| l.name == w.name())
+                .map(|l| l.urls.clone())
+                .unwrap_or_else(|| workspace::urls(w, &workspace::declared_ports(&state, w)));
+            (w.name(), urls)
         })
         .collect())
 }

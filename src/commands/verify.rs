@@ -14,7 +14,11 @@ pub fn run(engine: Option<EngineKind>, args: &VerifyArgs) -> anyhow::Result<Exit
         engine,
         probes: args.probes,
         count: usize::from(args.count),
-        ports: args.ports.clone(),
+        ports: if args.ports.is_empty() {
+            workspace_ports()
+        } else {
+            args.ports.clone()
+        },
     };
     let report = verify::run(&options)?;
     if let Some(path) = &args.report {
@@ -33,4 +37,27 @@ pub fn run(engine: Option<EngineKind>, args: &VerifyArgs) -> anyhow::Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The ports the proxy will need: every workspace's declared ports and
+/// service hints, and what the running ones listen on; before any repo is
+/// registered, the default config's port.
+fn workspace_ports() -> Vec<u16> {
+    let Ok(state) = crate::workspace::Store::open_default().load() else {
+        return vec![3000];
+    };
+    if state.workspaces.is_empty() {
+        return vec![3000];
+    }
+    let mut ports: Vec<u16> = state
+        .workspaces
+        .iter()
+        .flat_map(|w| crate::workspace::declared_ports(&state, w))
+        .collect();
+    for listed in super::list::list(None, &state) {
+        ports.extend(listed.listening);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }

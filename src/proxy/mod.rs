@@ -12,6 +12,7 @@ pub mod conflicts;
 mod conn;
 pub mod forward;
 pub mod http1;
+pub mod listening;
 pub mod routes;
 
 use std::collections::HashMap;
@@ -110,7 +111,7 @@ struct Seen {
 }
 
 /// The longest a container's socket tables go unread.
-const FULL_LOOK: Duration = Duration::from_secs(30);
+const FULL_LOOK: Duration = Duration::from_secs(120);
 
 impl Discovery {
     fn discover(&mut self, containers: &[Container]) -> HashMap<String, Listening> {
@@ -252,6 +253,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let mut discovery = Discovery::default();
     let mut focus = crate::workspace::focus::read();
     let mut found = discovery.discover(&all_containers(&watched));
+    listening::write(&found);
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
     let shared = Arc::new(Shared {
         table: table_rx,
@@ -336,6 +338,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
                 if now != found {
                     found = now;
                     stale = true;
+                    listening::write(&found);
                 }
                 // A port another program held may be free now.
                 if !listeners.conflicts.is_empty() {
@@ -346,6 +349,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             () = &mut interrupted => {
                 log("stopping");
                 conflicts::write(&std::collections::BTreeMap::new());
+                listening::remove();
                 return Ok(());
             }
         };
@@ -379,6 +383,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         }
         if stale {
             found = discovery.discover(&all_containers(&watched));
+            listening::write(&found);
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Host checks that need no engine: the proxy's ports, `*.localhost`
 //! resolution, and the tools dual drives besides the engine.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, TcpListener, ToSocketAddrs};
 
 use super::Check;
 use crate::process::{Cmd, find_on_path};
@@ -28,20 +28,11 @@ pub fn checks(ports: &[u16]) -> Vec<Check> {
 fn proxy_ports(ports: &[u16]) -> Check {
     const NAME: &str = "proxy-ports";
     let ipv6 = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
-    let mut held = Vec::new();
-    for &port in ports {
-        let mut addrs = vec![SocketAddr::from(([127, 0, 0, 1], port))];
-        if ipv6 {
-            addrs.push(SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
-        }
-        for addr in addrs {
-            if let Err(error) = TcpListener::bind(addr) {
-                let who =
-                    crate::sockets::holder_of(port).unwrap_or_else(|| "another process".into());
-                held.push(format!("{addr} ({}: held by {who})", error.kind()));
-            }
-        }
-    }
+    // Held by dual's own proxy is as it should be.
+    let held: Vec<String> = crate::proxy::conflicts::check_now(ports)
+        .into_iter()
+        .map(|conflict| format!("{} (held by {})", conflict.address, conflict.holder))
+        .collect();
     let list = ports
         .iter()
         .map(u16::to_string)
@@ -53,7 +44,10 @@ fn proxy_ports(ports: &[u16]) -> Check {
         "127.0.0.1 (no IPv6 loopback)"
     };
     if held.is_empty() {
-        Check::pass(NAME, format!("ports {list} are free on {families}"))
+        Check::pass(
+            NAME,
+            format!("ports {list} are free (or dual's proxy's) on {families}"),
+        )
     } else {
         Check::fail(
             NAME,
