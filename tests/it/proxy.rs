@@ -561,6 +561,15 @@ fn http1_framing_passes_through_intact() {
         let name = env.name("wire");
         let host = format!("{name}.localhost:{port}");
         runtime().block_on(routable_within(port, &host, &name, Duration::from_secs(10)));
+        // The ports open one after the other.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", silent)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the proxy never listened on :{silent}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
 
         // A refused connection to the dev server: 502, and the likely reason.
         let answer = raw_exchange(
@@ -701,10 +710,15 @@ fn background_proxy_start_status_stop() {
         let state = env.dir.path().join("data/state.json");
         let owner = dual::workspace::names::short_hash(&state.to_string_lossy());
         let owner_filter = format!("label=dual.owner={owner}");
+        // One stream per engine installed: one proxy routes them all.
+        let installed = dual::engine::EngineKind::ALL
+            .into_iter()
+            .filter(|kind| dual::process::find_on_path(kind.program()).is_some())
+            .count();
         assert_eq!(
             count_event_streams(&owner_filter),
-            1,
-            "the proxy follows the engine's events"
+            installed,
+            "the proxy follows each engine's events"
         );
         assert!(env.ok(&["proxy", "stop"]).contains("proxy stopped"));
         assert_eq!(env.run(&["proxy", "status"]).status.code(), Some(3));
