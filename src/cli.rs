@@ -27,8 +27,9 @@ pub struct Cli {
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
+    /// Without one: the workspace browser on a terminal, else `dual list`
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +104,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "workspace")]
         clear: bool,
     },
+    /// Attach its tmux session (created in the clone, with runtime commands routed)
+    Attach { workspace: Option<String> },
     /// Stop a workspace's container (the clone stays)
     Stop { workspace: Option<String> },
     /// Remove a workspace: its container, its volumes and its clone
@@ -189,7 +192,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::log::set_verbose(cli.verbose || std::env::var("DUAL_LOG").is_ok_and(|v| v == "debug"));
     // The test server stands in for a dev server, which SIGTERM ends.
-    let serves = matches!(cli.command, Command::TestServer { .. });
+    let serves = matches!(cli.command, Some(Command::TestServer { .. }));
     if !serves && let Err(error) = crate::interrupt::install() {
         crate::log::debug(&format!("could not install signal handlers: {error}"));
     }
@@ -205,7 +208,15 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     use crate::commands as c;
     let engine = cli.engine;
-    match cli.command {
+    let Some(command) = cli.command else {
+        use std::io::IsTerminal;
+        // An agent or a pipe gets the list; a person, the browser.
+        if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
+            return crate::tui::run(engine);
+        }
+        return c::list::run(engine, false);
+    };
+    match command {
         Command::Add { source, name } => c::add::run(source.as_deref(), name.as_deref()),
         Command::Create { branch, repo } => c::create::run(&branch, repo.as_deref()),
         Command::Launch {
@@ -218,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Shim { name, args } => c::shell_init::shim(engine, &name, &args),
         Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref()),
         Command::Focus { workspace, clear } => c::focus::run(workspace.as_deref(), clear),
+        Command::Attach { workspace } => c::attach::run(engine, workspace.as_deref()),
         Command::Logs {
             workspace,
             service,

@@ -14,5 +14,7 @@ pub mod proxy;
 pub mod shell;
 pub mod sockets;
 pub mod testserver;
+pub mod tmux;
+pub mod tui;
 pub mod verify;
 pub mod workspace;

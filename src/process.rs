@@ -23,6 +23,7 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    dir: Option<std::path::PathBuf>,
     timeout: Duration,
     cancellable: bool,
 }
@@ -111,6 +112,7 @@ impl Cmd {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
+            dir: None,
             timeout: Duration::from_secs(60),
             cancellable: true,
         }
@@ -123,6 +125,12 @@ impl Cmd {
 
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs in `dir` rather than dual's own working directory.
+    pub fn dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
         self
     }
 
@@ -162,6 +170,9 @@ impl Cmd {
         let mut expression = duct::cmd(&self.program, &self.args).unchecked();
         for (key, value) in &self.env {
             expression = expression.env(key, value);
+        }
+        if let Some(dir) = &self.dir {
+            expression = expression.dir(dir);
         }
         expression
     }

@@ -62,6 +62,7 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>, force: bool) -> anyhow:
     }
     let _ = std::fs::remove_dir_all(crate::paths::workspace_home(&workspace.name()));
     let _ = std::fs::remove_dir_all(crate::workspace::services::logs_dir(&workspace.name()));
+    crate::tmux::end_session(&workspace.name());
     store.update(|state| -> anyhow::Result<()> {
         state.workspaces.retain(|w| w.name() != workspace.name());
         Ok(())

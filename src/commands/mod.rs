@@ -1,6 +1,7 @@
 //! One file per subcommand: each turns parsed arguments into work and output.
 
 pub mod add;
+pub mod attach;
 pub mod create;
 pub mod destroy;
 pub mod focus;

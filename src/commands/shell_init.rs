@@ -14,12 +14,18 @@ use crate::workspace::{DEFAULT_ROUTED, Store};
 
 pub fn run(shell: Option<Shell>) -> anyhow::Result<ExitCode> {
     let shell = shell.unwrap_or_else(Shell::detect);
+    let shims = write_shims()?;
+    print(&shell::init_code(shell, &shims))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes (or refreshes) the shims; returns their directory.
+pub fn write_shims() -> anyhow::Result<std::path::PathBuf> {
     let dual = std::env::current_exe().context("could not find dual's own path")?;
     let shims = crate::paths::shims_dir();
     shell::write_shims(&shims, &dual, &routed_commands())
         .with_context(|| format!("could not write the shims into `{}`", shims.display()))?;
-    print(&shell::init_code(shell, &shims))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(shims)
 }
 
 /// The defaults plus every `extra_commands` of the workspaces' configs.

@@ -17,6 +17,7 @@ pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitC
     let grace = u64::from(workspace::services::STOP_GRACE_SECONDS) + 2;
     engine.stop(&workspace.container_name(), Duration::from_secs(grace))?;
     let stopped = workspace.name();
+    crate::tmux::end_session(&stopped);
     store.update(|state| -> anyhow::Result<()> {
         if let Some(record) = state.workspace_mut(&stopped) {
             record.stopped = true;

@@ -1,0 +1,81 @@
+//! One tmux session per workspace, named after it, started in its clone
+//! with dual's shell integration on PATH, so `npm`, `python`, `curl`, …
+//! typed there run in the workspace's container.
+
+use std::ffi::OsString;
+
+use crate::process::Cmd;
+use crate::workspace::Workspace;
+
+pub fn available() -> bool {
+    crate::process::find_on_path("tmux").is_some()
+}
+
+/// Whether dual runs inside a tmux client (then it switches that client
+/// rather than nesting another).
+pub fn inside() -> bool {
+    std::env::var_os("TMUX").is_some_and(|v| !v.is_empty())
+}
+
+pub fn session_exists(name: &str) -> bool {
+    Cmd::new("tmux", ["has-session", "-t", &format!("={name}")])
+        .run()
+        .is_ok()
+}
+
+/// Creates the workspace's session (detached) unless it exists.
+pub fn ensure_session(workspace: &Workspace) -> anyhow::Result<()> {
+    let name = workspace.name();
+    if session_exists(&name) {
+        return Ok(());
+    }
+    // The shims must exist for PATH to route anything.
+    let shims = crate::commands::shell_init::write_shims()?;
+    let path = format!(
+        "{}:{}",
+        shims.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut args: Vec<OsString> = vec![
+        "new-session".into(),
+        "-d".into(),
+        "-s".into(),
+        name.clone().into(),
+        "-c".into(),
+        workspace.path.clone().into(),
+        "-e".into(),
+        format!("PATH={path}").into(),
+    ];
+    // A tmux server started elsewhere does not have dual's settings.
+    for key in ["DUAL_HOME", "DUAL_WORKSPACE_ROOT", "DUAL_ENGINE"] {
+        if let Ok(value) = std::env::var(key) {
+            args.push("-e".into());
+            args.push(format!("{key}={value}").into());
+        }
+    }
+    Cmd::new("tmux", args).run()?;
+    Ok(())
+}
+
+/// Attaches the terminal to the session, or switches the tmux client dual
+/// runs in to it. Attaching returns when the user detaches.
+pub fn attach(name: &str) -> anyhow::Result<()> {
+    let target = format!("={name}");
+    if inside() {
+        Cmd::new("tmux", ["switch-client", "-t", &target]).run()?;
+    } else {
+        let status =
+            Cmd::new("tmux", ["attach-session", "-t", &target]).run_attached(false, |_| {})?;
+        if !status.success() {
+            anyhow::bail!("tmux could not attach to session `{name}`");
+        }
+    }
+    Ok(())
+}
+
+/// Ends the workspace's session, if it has one (after `stop` or `destroy`).
+pub fn end_session(name: &str) {
+    if available() && session_exists(name) {
+        let _ = Cmd::new("tmux", ["kill-session", "-t", &format!("={name}")]).run();
+    }
+}

@@ -1,0 +1,146 @@
+//! The browser's screens, rendered on ratatui's `TestBackend` and compared
+//! with snapshots (`src/tui/snapshots/`).
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::{App, Mode, draw};
+use crate::commands::list::{Listed, ListedService};
+use crate::workspace::services::ServiceState;
+
+fn row(repo: &str, branch: &str, state: &'static str) -> Listed {
+    let name = format!("{repo}-{branch}");
+    Listed {
+        urls: vec![format!("http://{name}.localhost:3000")],
+        path: format!("/home/u/dual/{repo}/{branch}"),
+        name,
+        repo: repo.into(),
+        branch: branch.into(),
+        state,
+        engine: None,
+        services: Vec::new(),
+        listening: Vec::new(),
+        loopback_only: Vec::new(),
+        focus: false,
+    }
+}
+
+fn several() -> Vec<Listed> {
+    let mut web = row("shop", "main", "running");
+    web.services = vec![
+        ListedService {
+            name: "web".into(),
+            state: ServiceState::Running {
+                restarts: 0,
+                since: 0,
+            },
+        },
+        ListedService {
+            name: "api".into(),
+            state: ServiceState::Restarting {
+                restarts: 2,
+                code: "1".into(),
+            },
+        },
+    ];
+    web.listening = vec![3000, 5173];
+    web.loopback_only = vec![9229];
+    web.focus = true;
+    let mut stopped = row("shop", "feat-auth", "stopped");
+    stopped.services = vec![ListedService {
+        name: "web".into(),
+        state: ServiceState::Stopped,
+    }];
+    vec![
+        web,
+        stopped,
+        row("shop", "fix-cart", "lazy"),
+        row("blog", "draft", "down"),
+    ]
+}
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| draw(frame, app)).unwrap();
+    let buffer = terminal.backend().buffer();
+    (0..height)
+        .map(|y| {
+            let line: String = (0..width).map(|x| buffer[(x, y)].symbol()).collect();
+            line.trim_end().to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn empty() {
+    insta::assert_snapshot!("empty", render(&App::new(Vec::new()), 100, 12));
+}
+
+#[test]
+fn repos_with_lazy_stopped_running_and_down_workspaces() {
+    let app = App::new(several());
+    let screen = render(&app, 120, 14);
+    // Grouped by repo (blog before shop), the first workspace selected.
+    assert!(
+        screen.find("blog").unwrap() < screen.find("shop").unwrap(),
+        "{screen}"
+    );
+    insta::assert_snapshot!("several", screen);
+}
+
+#[test]
+fn services_ports_and_the_focus() {
+    let mut app = App::new(several());
+    app.selected = 2;
+    let screen = render(&app, 120, 14);
+    assert!(screen.contains("main *"), "{screen}");
+    assert!(screen.contains("api restarting (exited 1)"), "{screen}");
+    assert!(screen.contains(":3000 :5173 :9229!"), "{screen}");
+    assert!(screen.contains("focus: shop-main"), "{screen}");
+    insta::assert_snapshot!("focus", screen);
+}
+
+#[test]
+fn an_error_line() {
+    let mut app = App::new(several());
+    app.message = Some((
+        true,
+        "workspace `shop-fix-cart` has work that is not pushed".into(),
+    ));
+    insta::assert_snapshot!("error", render(&app, 120, 14));
+}
+
+#[test]
+fn the_help_overlay() {
+    let mut app = App::new(several());
+    app.mode = Mode::Help;
+    let screen = render(&app, 100, 20);
+    assert!(
+        screen.contains("destroy (asks first; refuses unpushed work)"),
+        "{screen}"
+    );
+    insta::assert_snapshot!("help", screen);
+}
+
+#[test]
+fn a_narrow_terminal_drops_the_urls_and_keeps_the_rest() {
+    let app = App::new(several());
+    let screen = render(&app, 60, 14);
+    assert!(!screen.contains(".localhost:3000"), "{screen}");
+    assert!(screen.contains("running"), "{screen}");
+    insta::assert_snapshot!("narrow", screen);
+}
+
+#[test]
+fn the_filter_keeps_matching_workspaces() {
+    let mut app = App::new(several());
+    app.filter = "cart".into();
+    app.mode = Mode::Filter;
+    let screen = render(&app, 100, 12);
+    assert!(
+        screen.contains("fix-cart") && !screen.contains("feat-auth"),
+        "{screen}"
+    );
+    assert!(screen.contains("filter: cart"), "{screen}");
+}
