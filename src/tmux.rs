@@ -53,6 +53,17 @@ pub fn ensure_session(workspace: &Workspace) -> anyhow::Result<()> {
             args.push(format!("{key}={value}").into());
         }
     }
+    // Not a login shell: a login shell's profile (Debian's /etc/profile)
+    // sets PATH afresh, without the shims.
+    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
+    args.push(
+        format!(
+            "PATH={} exec {}",
+            crate::process::quote(&path),
+            crate::process::quote(&shell)
+        )
+        .into(),
+    );
     Cmd::new("tmux", args).run()?;
     Ok(())
 }

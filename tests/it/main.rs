@@ -4,6 +4,7 @@
 // independent witness of what dual did.
 #![allow(clippy::disallowed_methods)]
 
+mod browser;
 mod conn;
 mod differential;
 mod engine;
