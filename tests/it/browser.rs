@@ -110,7 +110,7 @@ fn the_browser_attaches_a_workspace_session_and_comes_back() {
             .success()
         );
         tmux.until("outer", "the browser", |s| {
-            s.contains(&format!("  tui")) && s.contains("running")
+            s.contains("  tui") && s.contains("running")
         });
 
         // Enter: the workspace's session, in the clone, commands routed.
