@@ -42,6 +42,8 @@ pub struct App {
     /// The last action's outcome: (is an error, text).
     pub message: Option<(bool, String)>,
     pub focus: Option<String>,
+    /// Leave after this key or update (a popup's work is done).
+    pub quit: bool,
 }
 
 impl App {
@@ -53,6 +55,7 @@ impl App {
             filter: String::new(),
             mode: Mode::Normal,
             message: None,
+            quit: false,
         }
     }
 
@@ -134,7 +137,7 @@ fn run_loop(
             terminal.draw(|frame| draw(frame, app))?;
             dirty = false;
         }
-        if crate::interrupt::requested() {
+        if crate::interrupt::requested() || app.quit {
             return Ok(());
         }
         while let Ok(update) = updates.try_recv() {
@@ -352,8 +355,10 @@ fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> 
             return Ok(());
         }
         if crate::tmux::inside() {
-            // Switching the client leaves this browser running in its own session.
+            // Switching the client leaves this browser running in its own
+            // session; opened in a popup (DUAL_POPUP), it has done its job.
             crate::tmux::attach(name)?;
+            app.quit = std::env::var_os("DUAL_POPUP").is_some();
             return Ok(());
         }
     }

@@ -121,14 +121,17 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
         let socket = env.dir.path().join("docker.sock");
         let mut forwarder = Forwarder::new(&socket);
         let log = env.dir.path().join("proxy-outage.log");
-        let mut proxy = Command::new(dual_path())
-            .envs(env_of(&env))
-            .env("DOCKER_HOST", format!("unix://{}", socket.display()))
-            .args(["--engine", "docker", "proxy"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        // Stopped on drop: a failed assertion must not leave it running.
+        let proxy = crate::proxy::Proxy::from_child(
+            Command::new(dual_path())
+                .envs(env_of(&env))
+                .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+                .args(["--engine", "docker", "proxy"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
         while !lines(&log).iter().any(|l| l.contains("listening on")) {
             assert!(
@@ -191,9 +194,7 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
             std::thread::sleep(Duration::from_millis(100));
         };
         let kept = get(port, &format!("{}.localhost:{port}", env.name("kept")));
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(proxy.id() as i32, libc::SIGTERM) };
-        let _ = proxy.wait();
+        drop(proxy);
         assert!(
             answered < Duration::from_secs(5),
             "answered {answered:?} after the daemon did"

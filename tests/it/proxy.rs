@@ -44,6 +44,14 @@ pub fn free_port() -> u16 {
 pub struct Proxy(Child);
 
 impl Proxy {
+    pub fn from_child(child: Child) -> Proxy {
+        Proxy(child)
+    }
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
     pub fn start(env: &TestEnv, port: u16) -> Proxy {
         Proxy::start_limited(env, port, None)
     }
@@ -696,6 +704,8 @@ fn background_proxy_start_status_stop() {
         let status = env.run(&["proxy", "status"]);
         assert_eq!(status.status.code(), Some(3), "not running yet");
         let started = env.ok(&["--engine", kind.program(), "proxy", "start"]);
+        // A failed assertion below must not leave the background proxy running.
+        let _stop = StopOnDrop(&env);
         assert!(started.contains("proxy running (pid"), "{started}");
         assert!(env.ok(&["proxy", "status"]).contains("proxy running"));
         let host = format!("{}.localhost:{port}", env.name("bg"));
@@ -916,4 +926,13 @@ fn a_64_mib_upload_streams_through_the_proxy_to_a_container() {
             );
         });
     });
+}
+
+/// Runs `dual proxy stop` for an installation on drop.
+struct StopOnDrop<'a>(&'a TestEnv);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.run(&["proxy", "stop"]);
+    }
 }
