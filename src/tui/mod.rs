@@ -100,6 +100,28 @@ impl App {
     }
 }
 
+/// The rows as dual's state file has them, states not yet known.
+fn skeleton(state: &workspace::State) -> Vec<Listed> {
+    let focus = workspace::focus::read();
+    state
+        .workspaces
+        .iter()
+        .map(|w| Listed {
+            name: w.name(),
+            repo: w.repo.clone(),
+            branch: w.branch.clone(),
+            state: if w.path.exists() { "…" } else { "lazy" },
+            path: w.path.display().to_string(),
+            urls: workspace::urls(w, &workspace::declared_ports(state, w)),
+            engine: w.engine,
+            services: Vec::new(),
+            listening: Vec::new(),
+            loopback_only: Vec::new(),
+            focus: focus.as_deref() == Some(w.name().as_str()),
+        })
+        .collect()
+}
+
 /// Messages from the background to the loop.
 enum Update {
     Rows(Vec<Listed>),
@@ -111,13 +133,21 @@ enum Update {
 }
 
 pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
     let started = Instant::now();
-    let mut app = App::new(crate::commands::list::list(flag, &state));
+    let state = Store::open_default().load()?;
+    // First what dual's own state says (no engine call), at once; the
+    // states follow as soon as the engines answer.
+    let mut app = App::new(skeleton(&state));
     let mut terminal = ratatui::init();
-    crate::log::debug(&format!("first frame after {:?}", started.elapsed()));
+    terminal.draw(|frame| draw(frame, &app))?;
+    let first = started.elapsed();
     let (updates_tx, updates) = mpsc::channel();
+    let _ = updates_tx.send(Update::Rows(crate::commands::list::list(flag, &state)));
     watch_for_changes(flag, updates_tx.clone());
+    if let Some(path) = std::env::var_os("DUAL_TUI_TIMING") {
+        // For scripts/bench-discovery: when the first frame was drawn.
+        let _ = std::fs::write(path, format!("{}\n", first.as_micros()));
+    }
     let result = run_loop(&mut terminal, &mut app, flag, &updates, &updates_tx);
     ratatui::restore();
     result?;
@@ -159,7 +189,8 @@ fn run_loop(
                 dirty = true;
             }
         }
-        if !event::poll(Duration::from_millis(150))? {
+        // Something new to show: draw it before waiting for keys.
+        if dirty || !event::poll(Duration::from_millis(150))? {
             continue;
         }
         match event::read()? {
