@@ -184,26 +184,11 @@ impl Cmd {
     pub fn run_attached(
         &self,
         own_group: bool,
-        mut on_signal: impl FnMut(i32),
+        on_signal: impl FnMut(i32),
     ) -> Result<ExitStatus, CommandError> {
-        crate::log::debug(&format!("+ {} (attached)", self.display()));
-        let mut expression = self.bare_expression();
-        if own_group {
-            expression = expression.before_spawn(own_process_group);
-        }
-        let handle = expression
-            .start()
-            .map_err(|source| self.spawn_error(source))?;
-        loop {
-            if let Some(signal) = interrupt::take_signal() {
-                on_signal(signal);
-            }
-            match handle.wait_timeout(CANCEL_POLL) {
-                Ok(Some(output)) => return Ok(output.status),
-                Ok(None) => continue,
-                Err(source) => return Err(self.spawn_error(source)),
-            }
-        }
+        let never = || Ok::<(), std::convert::Infallible>(());
+        self.run_attached_checked(own_group, on_signal, Duration::MAX, never)
+            .map(|status| status.unwrap_or_else(|never| match never {}))
     }
 
     /// `run_attached`, and once it has run for `after`, `check` on a thread

@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::cli::print;
 use crate::engine::labels::WorkspaceLabels;
 use crate::engine::spec::Publish;
-use crate::engine::{Engine, EngineError, EngineKind, ExecSpec};
+use crate::engine::{Engine, EngineError, EngineKind};
 use crate::workspace::config::{self, Config};
 use crate::workspace::identity::HostUser;
 use crate::workspace::{self, Repo, Store, Workspace, WorkspaceError, git, services};
@@ -495,14 +495,6 @@ fn run_setup(
     setup: &str,
 ) -> anyhow::Result<std::process::ExitStatus> {
     let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let spec = ExecSpec {
-        container: workspace.container_name(),
-        workdir: Some(workspace.path.clone()),
-        user: workspace.user,
-        env: Vec::new(),
-        interactive: false,
-        tty,
-        command: workspace::after_start_up(workspace, &["sh".into(), "-c".into(), setup.into()]),
-    };
+    let spec = workspace::exec_spec(workspace, &["sh".into(), "-c".into(), setup.into()], tty);
     Ok(engine.exec_cmd(&spec).run_attached(!tty, |_| {})?)
 }

@@ -117,8 +117,8 @@ fn foreground(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     // workspaces on docker and on podman are all routed by this proxy.
     let first = Engine::select(flag)?;
     let mut engines = vec![first.clone()];
-    for kind in EngineKind::ALL {
-        if kind != first.kind() && crate::process::find_on_path(kind.program()).is_some() {
+    for kind in EngineKind::chosen_or_installed(None) {
+        if kind != first.kind() {
             engines.push(Engine::new(kind));
         }
     }

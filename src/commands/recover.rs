@@ -149,15 +149,8 @@ fn engine_workspaces(
     notes: &mut Vec<String>,
 ) -> Vec<(EngineKind, WorkspaceLabels, bool)> {
     let owner = workspace::owner_id();
-    let kinds: Vec<EngineKind> = match flag {
-        Some(kind) => vec![kind],
-        None => EngineKind::ALL
-            .into_iter()
-            .filter(|kind| crate::process::find_on_path(kind.program()).is_some())
-            .collect(),
-    };
     let mut found = Vec::new();
-    for kind in kinds {
+    for kind in EngineKind::chosen_or_installed(flag) {
         match Engine::new(kind).ps(&workspace_filters(Some(&owner))) {
             Ok(containers) => found.extend(containers.iter().filter_map(|c| {
                 let labels = WorkspaceLabels::from_labels(&c.labels)?;

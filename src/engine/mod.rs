@@ -44,6 +44,17 @@ pub enum EngineKind {
 impl EngineKind {
     pub const ALL: [EngineKind; 2] = [EngineKind::Docker, EngineKind::Podman];
 
+    /// `flag`'s engine, else every engine whose CLI is on PATH.
+    pub fn chosen_or_installed(flag: Option<EngineKind>) -> Vec<EngineKind> {
+        match flag {
+            Some(kind) => vec![kind],
+            None => EngineKind::ALL
+                .into_iter()
+                .filter(|kind| crate::process::find_on_path(kind.program()).is_some())
+                .collect(),
+        }
+    }
+
     pub fn program(self) -> &'static str {
         match self {
             EngineKind::Docker => "docker",

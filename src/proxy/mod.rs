@@ -102,7 +102,14 @@ pub fn discover(containers: &[Container]) -> HashMap<String, Listening> {
 #[derive(Default)]
 struct Discovery {
     seen: HashMap<(u32, String), Seen>,
+    /// Containers something was just exec'd in (`dual run`, a shim), by id:
+    /// read every second for a while, since a server started by hand may
+    /// replace one that stopped, leaving the socket count as it was.
+    execs: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
 }
+
+/// How long after an exec a container's tables are read every second.
+const AFTER_EXEC: Duration = Duration::from_secs(15);
 
 struct Seen {
     counts: (u32, u32),
@@ -130,10 +137,16 @@ impl Discovery {
             let Some(counts) = crate::sockets::socket_counts(container.pid) else {
                 continue;
             };
-            let fresh = self
-                .seen
-                .get(&key)
-                .is_some_and(|seen| seen.counts == counts && seen.read_at.elapsed() < FULL_LOOK);
+            let exec_lately = self
+                .execs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&container.id)
+                .is_some_and(|at| at.elapsed() < AFTER_EXEC);
+            let fresh = !exec_lately
+                && self.seen.get(&key).is_some_and(|seen| {
+                    seen.counts == counts && seen.read_at.elapsed() < FULL_LOOK
+                });
             if !fresh {
                 let Some(listening) = crate::sockets::listening_of(container.pid) else {
                     continue;
@@ -152,6 +165,10 @@ impl Discovery {
             alive.insert(key);
         }
         self.seen.retain(|key, _| alive.contains(key));
+        self.execs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, at| at.elapsed() < AFTER_EXEC);
         found
     }
 }
@@ -271,6 +288,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             Arc::clone(&each.kick),
             Arc::clone(&each.following),
             Arc::clone(&each.outage),
+            Arc::clone(&discovery.execs),
         );
     }
     let mut listeners = Listeners::new(
@@ -555,6 +573,7 @@ fn watch_events(
     kick: Arc<Notify>,
     following: Arc<AtomicBool>,
     outage: Arc<Outage>,
+    execs: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
 ) {
     std::thread::spawn(move || {
         loop {
@@ -568,6 +587,12 @@ fn watch_events(
                     for event in stream {
                         match event {
                             Ok(event) if changes_routes(&event.action) => kick.notify_one(),
+                            Ok(event) if is_exec(&event.action) => {
+                                execs
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .insert(event.id, std::time::Instant::now());
+                            }
                             Ok(_) => {}
                             // The end of the stream: why is for the reconcile
                             // loop to find and tell, once.
@@ -589,6 +614,11 @@ fn watch_events(
             std::thread::sleep(pause);
         }
     });
+}
+
+/// `exec_create: …`, `exec_start: …` (docker), `exec` (podman).
+fn is_exec(action: &EventAction) -> bool {
+    matches!(action, EventAction::Other(word) if word.starts_with("exec"))
 }
 
 fn changes_routes(action: &EventAction) -> bool {

@@ -462,15 +462,8 @@ fn log_lines(name: &str) -> Vec<String> {
 /// half second (two `stat`s); each engine's events arrive as they happen.
 fn watch_for_changes(flag: Option<EngineKind>, updates: mpsc::Sender<Update>) {
     let (changed_tx, changed) = mpsc::channel::<()>();
-    let kinds: Vec<EngineKind> = match flag {
-        Some(kind) => vec![kind],
-        None => EngineKind::ALL
-            .into_iter()
-            .filter(|kind| crate::process::find_on_path(kind.program()).is_some())
-            .collect(),
-    };
     let owner = workspace::owner_id();
-    for kind in kinds {
+    for kind in EngineKind::chosen_or_installed(flag) {
         let changed_tx = changed_tx.clone();
         let owner = owner.clone();
         std::thread::spawn(move || {

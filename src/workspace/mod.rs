@@ -243,6 +243,24 @@ pub fn after_start_up(workspace: &Workspace, command: &[OsString]) -> Vec<OsStri
     argv
 }
 
+/// `command` to exec in the workspace's container, in its clone, as the
+/// user its commands run as, after the container's start-up work.
+pub fn exec_spec(
+    workspace: &Workspace,
+    command: &[OsString],
+    tty: bool,
+) -> crate::engine::ExecSpec {
+    crate::engine::ExecSpec {
+        container: workspace.container_name(),
+        workdir: Some(workspace.path.clone()),
+        user: workspace.user,
+        env: Vec::new(),
+        interactive: false,
+        tty,
+        command: after_start_up(workspace, command),
+    }
+}
+
 /// The ports a workspace declares, for showing URLs: from its clone's
 /// `.dual.toml`; before the first launch, from the source repo's (a local
 /// one), which is what the clone will get. The defaults where neither has a

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use super::Workspace;
 use super::config::Config;
-use crate::engine::{Engine, EngineError, ExecSpec};
+use crate::engine::{Engine, EngineError};
 
 /// Where the logs directory is mounted in the container.
 pub const LOG_MOUNT: &str = "/var/log/dual";
@@ -226,16 +226,9 @@ pub fn control(
         command.push(dir.into());
         command.push(service.command.clone().into());
     }
-    let spec = ExecSpec {
-        container: workspace.container_name(),
-        workdir: Some(workspace.path.clone()),
-        user: workspace.user,
-        env: Vec::new(),
-        interactive: false,
-        tty: false,
-        command: super::after_start_up(workspace, &command),
-    };
-    engine.exec_spec(&spec).map(drop)
+    engine
+        .exec_spec(&super::exec_spec(workspace, &command, false))
+        .map(drop)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -8,6 +8,16 @@ use crate::proxy::{Proxy, free_port};
 use crate::support::{dual_path, each_engine, ensure_test_image};
 use crate::workspaces::{TestEnv, env_of};
 
+/// A workspace config whose service `web` is the test server on `port`
+/// (answering with the workspace's name), `extra` lines in its table.
+fn web_service_env(kind: dual::engine::EngineKind, port: u16, extra: &str) -> TestEnv {
+    let config = format!(
+        "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n{extra}",
+        ensure_test_image(kind)
+    );
+    TestEnv::new(Some(kind), &config)
+}
+
 /// A GET through the proxy; the status code and body, or why not.
 fn get(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
@@ -320,11 +330,7 @@ fn fifteen_workspaces_serve_one_port_each_their_own() {
 fn a_port_held_on_the_host_is_served_on_no_address_and_said_loudly() {
     each_engine("held_port", |kind| {
         let port = free_port();
-        let config = format!(
-            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\nport = {port}\n",
-            ensure_test_image(kind)
-        );
-        let env = TestEnv::new(Some(kind), &config);
+        let env = web_service_env(kind, port, &format!("port = {port}\n"));
         env.ok(&["create", "held"]);
         let name = env.name("held");
         // A program of the host's own on 127.0.0.1 only, as a forgotten dev
@@ -375,11 +381,7 @@ fn a_port_held_on_the_host_is_served_on_no_address_and_said_loudly() {
 fn focus_sends_plain_localhost_to_one_workspace_and_switches_within_a_second() {
     each_engine("focus", |kind| {
         let port = free_port();
-        let config = format!(
-            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n",
-            ensure_test_image(kind)
-        );
-        let env = TestEnv::new(Some(kind), &config);
+        let env = web_service_env(kind, port, "");
         let (one, two) = (env.name("one"), env.name("two"));
         for branch in ["one", "two"] {
             env.ok(&["create", branch]);
@@ -498,11 +500,7 @@ fn one_proxy_routes_docker_and_podman_workspaces_at_once() {
 fn a_request_to_another_workspace_from_inside_reaches_it_or_says_why() {
     each_engine("cross_workspace", |kind| {
         let port = free_port();
-        let config = format!(
-            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\nport = {port}\n",
-            ensure_test_image(kind)
-        );
-        let env = TestEnv::new(Some(kind), &config);
+        let env = web_service_env(kind, port, &format!("port = {port}\n"));
         let (a, b) = (env.name("a"), env.name("b"));
         for branch in ["a", "b"] {
             env.ok(&["create", branch]);
