@@ -153,6 +153,52 @@ fn the_browser_attaches_a_workspace_session_and_comes_back() {
             "stop ends the workspace's session"
         );
 
+        // f: the focus, as `dual focus` sees it; l: its logs; Esc back.
+        tmux.keys("outer", &["f"]);
+        tmux.until("outer", "the focus", |s| {
+            s.contains(&format!("focus: {name}"))
+        });
+        assert_eq!(env.ok(&["focus"]).trim(), name);
+        tmux.keys("outer", &["l"]);
+        tmux.until("outer", "the logs pane", |s| {
+            s.contains(&format!("logs of {name}"))
+        });
+        tmux.keys("outer", &["Escape"]);
+        tmux.until("outer", "the table", |s| s.contains("WORKSPACE"));
+
+        // c: a new workspace, typed in; /: the filter.
+        tmux.keys("outer", &["c"]);
+        tmux.until("outer", "the prompt", |s| s.contains("for branch:"));
+        tmux.keys("outer", &["-l", "fresh"]);
+        tmux.keys("outer", &["Enter"]);
+        tmux.until("outer", "the new row", |s| {
+            s.lines()
+                .any(|l| l.contains(" fresh ") && l.contains("lazy"))
+        });
+        tmux.keys("outer", &["/"]);
+        tmux.keys("outer", &["-l", "zzz"]);
+        tmux.until("outer", "an empty filter", |s| {
+            s.contains("No workspace matches")
+        });
+        for _ in 0..3 {
+            tmux.keys("outer", &["BSpace"]);
+        }
+        tmux.keys("outer", &["Escape"]);
+
+        // d on work that is not pushed: asks, then refuses as `dual destroy` does.
+        env.git(
+            &env.clone_path("tui"),
+            &["commit", "-q", "--allow-empty", "-m", "unpushed"],
+        );
+        tmux.keys("outer", &["/"]);
+        tmux.keys("outer", &["-l", "tui"]);
+        tmux.keys("outer", &["Enter"]);
+        tmux.keys("outer", &["d"]);
+        tmux.until("outer", "the question", |s| s.contains("y to confirm"));
+        tmux.keys("outer", &["y"]);
+        tmux.until("outer", "the refusal", |s| s.contains("not pushed"));
+        assert!(env.clone_path("tui").exists(), "the clone is kept");
+
         // q: the terminal as it was (no alternate screen, cursor shown).
         tmux.keys("outer", &["q"]);
         tmux.until("outer", "the browser to exit", |s| {
