@@ -212,6 +212,55 @@ fn the_browser_attaches_a_workspace_session_and_comes_back() {
             "#{alternate_on} #{cursor_flag}",
         ]);
         assert_eq!(String::from_utf8_lossy(&modes.stdout).trim(), "0 1");
+
+        // Ctrl-C and SIGTERM leave the terminal as it was too.
+        for (session, how) in [("ctrl-c", "C-c"), ("sigterm", "")] {
+            assert!(
+                tmux.run(&[
+                    "new-session",
+                    "-d",
+                    "-s",
+                    session,
+                    "-x",
+                    "100",
+                    "-y",
+                    "20",
+                    "sh",
+                    "-c",
+                    &script
+                ])
+                .status
+                .success()
+            );
+            tmux.until(session, "the browser", |s| s.contains("WORKSPACE"));
+            if how.is_empty() {
+                let shell = tmux.run(&["display-message", "-p", "-t", session, "#{pane_pid}"]);
+                let shell = String::from_utf8_lossy(&shell.stdout).trim().to_owned();
+                let children =
+                    std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+                        .unwrap_or_default();
+                let browser: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+                // SAFETY: signalling the browser this test started.
+                unsafe { libc::kill(browser, libc::SIGTERM) };
+            } else {
+                tmux.keys(session, &[how]);
+            }
+            tmux.until(session, "the browser to exit", |s| {
+                s.contains("BROWSER-EXITED")
+            });
+            let modes = tmux.run(&[
+                "display-message",
+                "-p",
+                "-t",
+                session,
+                "#{alternate_on} #{cursor_flag}",
+            ]);
+            assert_eq!(
+                String::from_utf8_lossy(&modes.stdout).trim(),
+                "0 1",
+                "after {session}"
+            );
+        }
     });
 }
 
