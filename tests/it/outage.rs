@@ -290,3 +290,64 @@ fn the_proxy_brings_back_what_was_running_and_leaves_what_was_stopped() {
         assert_eq!(kept["state"], "stopped", "{list:?}");
     });
 }
+
+/// Podman has no daemon to lose; what it has is an events file that can be
+/// rotated or emptied behind dual's back. The proxy's routes must still
+/// follow containers by their events (within 2 s), not by its 30 s
+/// reconcile.
+#[test]
+fn podman_events_rotated_or_emptied_are_still_followed() {
+    let events = std::path::Path::new("/run/libpod/events/events.log");
+    if !crate::support::engines().contains(&EngineKind::Podman) {
+        eprintln!("!!!!! SKIPPED podman_events_rotated…: podman does not answer");
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if !events.exists() || unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "!!!!! SKIPPED podman_events_rotated…: needs root podman's events file at {}",
+            events.display()
+        );
+        return;
+    }
+    let _heavy = crate::support::heavy();
+    let port = crate::proxy::free_port();
+    let config = format!(
+        "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n",
+        ensure_test_image(EngineKind::Podman)
+    );
+    let env = TestEnv::new(Some(EngineKind::Podman), &config);
+    env.ok(&["create", "rot"]);
+    env.ok(&["launch", "rot"]);
+    let name = env.name("rot");
+    let host = format!("{name}.localhost:{port}");
+    let _proxy = crate::proxy::Proxy::spawn(&env, None);
+    let answers = |want: bool, limit: Duration| {
+        let start = Instant::now();
+        loop {
+            let response = get(port, &host);
+            let ok = response.starts_with("HTTP/1.1 200") && response.ends_with(&name);
+            if ok == want {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{host} answering={ok}, wanted {want} within {limit:?}: {response}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    answers(true, Duration::from_secs(10));
+    // Rotated: moved away (podman starts a new file), then emptied.
+    let rotated = events.with_extension("log.dual-test");
+    std::fs::rename(events, &rotated).unwrap();
+    env.ok(&["stop", "rot"]);
+    let stopped = answers(false, Duration::from_secs(2));
+    std::fs::write(events, b"").unwrap();
+    env.ok(&["launch", "rot"]);
+    let back = answers(true, Duration::from_secs(3));
+    let _ = std::fs::remove_file(&rotated);
+    eprintln!(
+        "podman: with its events file rotated, then emptied: unrouted {stopped:?} after stop, routed {back:?} after launch"
+    );
+}
