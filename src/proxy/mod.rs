@@ -192,14 +192,24 @@ struct Watched {
     reconciled: tokio::time::Instant,
     /// Its daemon's socket, where certain (see `daemon_socket`).
     socket: Option<std::path::PathBuf>,
+    /// The socket refused the last try: trying it again costs a `connect`,
+    /// so it is tried often (`SOCKET_RETRY`), not on the backoff.
+    socket_refused: bool,
 }
+
+/// While a daemon's socket refuses connections: how often to try it.
+const SOCKET_RETRY: Duration = Duration::from_millis(500);
 
 impl Watched {
     /// When it is next read without an event: soon while it is away
     /// (backing off), rarely while its events are followed.
     fn next_reconcile(&self) -> tokio::time::Instant {
         let pause = if let Some(retry) = self.outage.retry_in() {
-            retry
+            if self.socket_refused {
+                SOCKET_RETRY
+            } else {
+                retry
+            }
         } else if self.following.load(Ordering::Relaxed) {
             RECONCILE_FOLLOWING
         } else {
@@ -265,6 +275,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             following: Arc::new(AtomicBool::new(false)),
             reconciled: tokio::time::Instant::now(),
             socket: daemon_socket(engine.kind()),
+            socket_refused: false,
         });
     }
     let mut discovery = Discovery::default();
@@ -377,10 +388,12 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             let kind = each.engine.kind();
             // While away, a daemon whose socket refuses connections is still
             // away: no need to run its CLI (~20 ms of CPU) to hear it again.
-            if each.outage.retry_in().is_some()
-                && let Some(socket) = &each.socket
-                && std::os::unix::net::UnixStream::connect(socket).is_err()
-            {
+            each.socket_refused = each.outage.retry_in().is_some()
+                && each
+                    .socket
+                    .as_ref()
+                    .is_some_and(|socket| std::os::unix::net::UnixStream::connect(socket).is_err());
+            if each.socket_refused {
                 each.outage.still_away();
                 continue;
             }

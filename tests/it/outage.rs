@@ -5,7 +5,7 @@
 //! answering ("Cannot connect to the Docker daemon") and answers again.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tokio::net::{UnixListener, UnixStream};
@@ -350,4 +350,222 @@ fn podman_events_rotated_or_emptied_are_still_followed() {
     eprintln!(
         "podman: with its events file rotated, then emptied: unrouted {stopped:?} after stop, routed {back:?} after launch"
     );
+}
+
+/// A Docker daemon of the test's own: its own socket, data root, exec root
+/// and bridge (no iptables rules), so the machine's daemon is never touched.
+/// Stopping it stops its containers, as a real daemon restart does.
+struct SecondDaemon {
+    dir: tempfile::TempDir,
+    bridge: String,
+    child: Option<std::process::Child>,
+}
+
+impl SecondDaemon {
+    /// `None` (said loudly) where it cannot run: not root, or no dockerd.
+    fn new() -> Option<SecondDaemon> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 || dual::process::find_on_path("dockerd").is_none() {
+            eprintln!("!!!!! SKIPPED the second-daemon rig: needs root and dockerd");
+            return None;
+        }
+        let n = std::process::id() % 200 + 20;
+        let bridge = format!("dualt{n}");
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        };
+        let _ = ip(&["link", "del", &bridge]);
+        assert!(ip(&["link", "add", &bridge, "type", "bridge"]));
+        assert!(ip(&[
+            "addr",
+            "add",
+            &format!("10.123.{n}.1/24"),
+            "dev",
+            &bridge
+        ]));
+        assert!(ip(&["link", "set", &bridge, "up"]));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("daemon.json"), "{}").unwrap();
+        let mut daemon = SecondDaemon {
+            dir,
+            bridge,
+            child: None,
+        };
+        daemon.start();
+        Some(daemon)
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("docker.sock").display())
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", self.host())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Starts it and waits until it answers.
+    fn start(&mut self) -> Instant {
+        let dir = self.dir.path();
+        let child = Command::new("dockerd")
+            .arg(format!(
+                "--config-file={}",
+                dir.join("daemon.json").display()
+            ))
+            .arg(format!("--host={}", self.host()))
+            .arg(format!("--data-root={}", dir.join("data").display()))
+            .arg(format!("--exec-root={}", dir.join("exec").display()))
+            .arg(format!("--pidfile={}", dir.join("docker.pid").display()))
+            .arg(format!("--bridge={}", self.bridge))
+            .args([
+                "--iptables=false",
+                "--ip-masq=false",
+                "--shutdown-timeout=5",
+            ])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("dockerd.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.docker(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "the second dockerd never answered: {}",
+                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Instant::now()
+    }
+
+    /// Stops it (its containers with it) and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for SecondDaemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        self.stop();
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("data"))
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+#[test]
+fn a_real_daemon_restart_brings_the_running_workspaces_back_and_not_the_stopped() {
+    if !crate::support::engines().contains(&EngineKind::Docker) {
+        eprintln!("!!!!! SKIPPED a_real_daemon_restart…: docker does not answer");
+        return;
+    }
+    let Some(mut daemon) = SecondDaemon::new() else {
+        return;
+    };
+    let _heavy = crate::support::heavy();
+    let image = ensure_test_image(EngineKind::Docker);
+    // The test image, from the machine's daemon into this one.
+    let loaded = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "docker save {image} | DOCKER_HOST={} docker load -q",
+                daemon.host()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let port = crate::proxy::free_port();
+    let config = format!(
+        "image = \"{image}\"\nports = [{port}]\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n"
+    );
+    let env = TestEnv::new(Some(EngineKind::Docker), &config);
+    let dual = |args: &[&str]| {
+        let output = env
+            .cmd(args)
+            .env("DOCKER_HOST", daemon.host())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+    };
+    for branch in ["alive", "kept"] {
+        dual(&["create", branch]);
+        dual(&["launch", branch]);
+    }
+    dual(&["stop", "kept"]);
+    let (alive, kept) = (env.name("alive"), env.name("kept"));
+    let log = env.dir.path().join("proxy-restart.log");
+    let _proxy = crate::proxy::Proxy::from_child(
+        Command::new(dual_path())
+            .envs(env_of(&env))
+            .env("DOCKER_HOST", daemon.host())
+            .args(["--engine", "docker", "proxy"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let answers = |name: &str| {
+        let response = get(port, &format!("{name}.localhost:{port}"));
+        response.starts_with("HTTP/1.1 200") && response.ends_with(name)
+    };
+    let start = Instant::now();
+    while !answers(&alive) {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{alive} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The daemon stops (its containers with it) and starts again.
+    daemon.stop();
+    std::thread::sleep(Duration::from_secs(3));
+    let up = daemon.start();
+    let back = loop {
+        if answers(&alive) {
+            break up.elapsed();
+        }
+        assert!(
+            up.elapsed() < Duration::from_secs(20),
+            "{alive} never came back:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "docker (a daemon of the test's own) restarted: {alive} answering {back:?} after the daemon answered"
+    );
+    assert!(back < Duration::from_secs(5), "{back:?}");
+    assert!(
+        !answers(&kept),
+        "a workspace stopped with `dual stop` stays stopped"
+    );
+    let running = daemon.docker(&["ps", "-q", "--filter", &format!("name=dual-{kept}")]);
+    assert!(String::from_utf8_lossy(&running.stdout).trim().is_empty());
 }
