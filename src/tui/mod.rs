@@ -469,11 +469,10 @@ fn watch_for_changes(flag: Option<EngineKind>, updates: mpsc::Sender<Update>) {
         std::thread::spawn(move || {
             let filters = crate::engine::labels::workspace_filters(Some(&owner));
             while let Ok(stream) = Engine::new(kind).events(&filters) {
-                for event in stream.flatten() {
+                for _event in stream.flatten() {
                     if changed_tx.send(()).is_err() {
                         return;
                     }
-                    let _ = event;
                 }
                 std::thread::sleep(Duration::from_secs(3));
             }
