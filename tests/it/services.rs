@@ -105,18 +105,23 @@ fn two_services_without_ports_are_routed_logged_restarted_and_relaunched() {
             format!("{name}.localhost:{web}"),
             format!("{name}.localhost:{api}"),
         );
-        let took = answers_within(
-            web,
-            &web_host,
-            &format!("{name}-web"),
-            Duration::from_secs(5),
-        );
-        answers_within(
-            api,
-            &api_host,
-            &format!("{name}-api"),
-            Duration::from_secs(5),
-        );
+        // Both answer, each with its own name; how long the first took.
+        let both_answer = || {
+            let took = answers_within(
+                web,
+                &web_host,
+                &format!("{name}-web"),
+                Duration::from_secs(5),
+            );
+            answers_within(
+                api,
+                &api_host,
+                &format!("{name}-api"),
+                Duration::from_secs(5),
+            );
+            took
+        };
+        let took = both_answer();
         eprintln!("{kind}: both services routed {took:?} after `launch` returned");
 
         // SSE on a port nobody declared.
@@ -183,18 +188,7 @@ fn two_services_without_ports_are_routed_logged_restarted_and_relaunched() {
             "SIGTERM, then the supervisor's last line: {logs}"
         );
         env.ok(&["launch", "svc"]);
-        answers_within(
-            web,
-            &web_host,
-            &format!("{name}-web"),
-            Duration::from_secs(5),
-        );
-        answers_within(
-            api,
-            &api_host,
-            &format!("{name}-api"),
-            Duration::from_secs(5),
-        );
+        both_answer();
 
         // `dual restart` of one service.
         let restarted = env.ok(&["restart", &name, "api"]);
