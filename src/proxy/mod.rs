@@ -121,10 +121,13 @@ struct Seen {
 const FULL_LOOK: Duration = Duration::from_secs(120);
 
 impl Discovery {
-    fn discover(&mut self, containers: &[Container]) -> HashMap<String, Listening> {
+    fn discover<'a>(
+        &mut self,
+        containers: impl IntoIterator<Item = &'a Container>,
+    ) -> HashMap<String, Listening> {
         let mut found = HashMap::new();
         let mut alive = std::collections::HashSet::new();
-        for container in containers.iter().filter(|c| c.running) {
+        for container in containers.into_iter().filter(|c| c.running) {
             let Some(labels) = WorkspaceLabels::from_labels(&container.labels) else {
                 continue;
             };
@@ -241,11 +244,24 @@ fn merged_table(watched: &[Watched], found: &HashMap<String, Listening>) -> Tabl
     table
 }
 
-fn all_containers(watched: &[Watched]) -> Vec<Container> {
-    watched
-        .iter()
-        .flat_map(|w| w.containers.iter().cloned())
-        .collect()
+/// Every engine's containers, borrowed: discovery runs every second and
+/// needs no copy of them.
+fn all_containers(watched: &[Watched]) -> impl Iterator<Item = &Container> {
+    watched.iter().flat_map(|w| w.containers.iter())
+}
+
+/// Takes what discovery found `now` when it differs from `found`, and
+/// shares it with `dual list`; whether it changed.
+fn take_if_changed(
+    found: &mut HashMap<String, Listening>,
+    now: HashMap<String, Listening>,
+) -> bool {
+    if now == *found {
+        return false;
+    }
+    *found = now;
+    listening::write(found);
+    true
 }
 
 async fn serve(options: Options) -> anyhow::Result<()> {
@@ -280,7 +296,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     }
     let mut discovery = Discovery::default();
     let mut focus = crate::workspace::focus::read();
-    let mut found = discovery.discover(&all_containers(&watched));
+    let mut found = discovery.discover(all_containers(&watched));
     listening::write(&found);
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
     let shared = Arc::new(Shared {
@@ -363,12 +379,8 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             }
             _ = looking.tick() => {
                 // /proc reads: no waiting on anything, fine on this thread.
-                let now = discovery.discover(&all_containers(&watched));
-                if now != found {
-                    found = now;
-                    stale = true;
-                    listening::write(&found);
-                }
+                let now = discovery.discover(all_containers(&watched));
+                stale |= take_if_changed(&mut found, now);
                 // A port another program held may be free now.
                 if !listeners.conflicts.is_empty() {
                     listeners.sync(&current.live_ports()).await;
@@ -413,8 +425,8 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             }
         }
         if stale {
-            found = discovery.discover(&all_containers(&watched));
-            listening::write(&found);
+            let now = discovery.discover(all_containers(&watched));
+            take_if_changed(&mut found, now);
         }
     }
 }
