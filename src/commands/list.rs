@@ -48,18 +48,12 @@ type ByName = HashMap<String, (WorkspaceLabels, ContainerSummary)>;
 pub fn run(flag: Option<EngineKind>, json: bool) -> anyhow::Result<ExitCode> {
     let state = Store::open_default().load()?;
     let listed = list(flag, &state);
-    let mut ports: Vec<u16> = listed
-        .iter()
-        .filter(|l| l.state == "running")
-        .flat_map(|l| {
-            l.urls
-                .iter()
-                .filter_map(|url| url.rsplit(':').next()?.parse().ok())
-        })
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    crate::proxy::conflicts::warn(&ports);
+    crate::proxy::conflicts::warn_for_urls(
+        listed
+            .iter()
+            .filter(|l| l.state == "running")
+            .flat_map(|l| &l.urls),
+    );
     if json {
         print(&serde_json::to_string_pretty(&listed)?)?;
         print("\n")?;

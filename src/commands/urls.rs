@@ -32,16 +32,7 @@ fn urls_of(name: Option<&str>) -> anyhow::Result<Vec<(String, Vec<String>)>> {
 
 pub fn run(name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let all = urls_of(name)?;
-    let mut ports: Vec<u16> = all
-        .iter()
-        .flat_map(|(_, urls)| {
-            urls.iter()
-                .filter_map(|url| url.rsplit(':').next()?.parse().ok())
-        })
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    crate::proxy::conflicts::warn(&ports);
+    crate::proxy::conflicts::warn_for_urls(all.iter().flat_map(|(_, urls)| urls));
     if json {
         let value: serde_json::Map<String, serde_json::Value> = all
             .into_iter()

@@ -92,6 +92,18 @@ pub fn check_now(ports: &[u16]) -> Vec<Conflict> {
     found
 }
 
+/// Warns (as `warn`) about the ports of these workspace URLs
+/// (`http://{name}.localhost:{port}`).
+pub fn warn_for_urls<'a>(urls: impl IntoIterator<Item = &'a String>) {
+    let mut ports: Vec<u16> = urls
+        .into_iter()
+        .filter_map(|url| url.rsplit(':').next()?.parse().ok())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    warn(&ports);
+}
+
 /// Prints a warning for each port of `ports` that another program holds,
 /// as the proxy found it or as found now.
 pub fn warn(ports: &[u16]) {
