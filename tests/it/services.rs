@@ -57,6 +57,11 @@ fn answers_within(port: u16, host: &str, body: &str, limit: Duration) -> Duratio
     panic!("{host} did not answer `{body}` within {limit:?}; last: {last:?}");
 }
 
+/// How long until `{name}.localhost:{port}` answers with its own name.
+fn serves_own_name(port: u16, name: &str, limit: Duration) -> Duration {
+    answers_within(port, &format!("{name}.localhost:{port}"), name, limit)
+}
+
 /// How long until `host` on `port` stops answering 200.
 fn unrouted_within(port: u16, host: &str, limit: Duration) -> Duration {
     let start = Instant::now();
@@ -310,12 +315,7 @@ fn fifteen_workspaces_serve_one_port_each_their_own() {
         });
         for branch in &branches {
             let name = env.name(branch);
-            answers_within(
-                port,
-                &format!("{name}.localhost:{port}"),
-                &name,
-                Duration::from_secs(10),
-            );
+            serves_own_name(port, &name, Duration::from_secs(10));
         }
     });
 }
@@ -357,12 +357,7 @@ fn a_port_held_on_the_host_is_served_on_no_address_and_said_loudly() {
         assert!(stderr.contains(&me), "list names the holder: {stderr}");
         // Let go: the proxy takes the port.
         drop(squatter);
-        answers_within(
-            port,
-            &format!("{name}.localhost:{port}"),
-            &name,
-            Duration::from_secs(5),
-        );
+        serves_own_name(port, &name, Duration::from_secs(5));
         if std::net::TcpListener::bind(("::1", 0)).is_ok() {
             assert!(std::net::TcpStream::connect(("::1", port)).is_ok());
         }
@@ -382,18 +377,8 @@ fn focus_sends_plain_localhost_to_one_workspace_and_switches_within_a_second() {
             env.ok(&["launch", branch]);
         }
         let _proxy = Proxy::spawn(&env, None);
-        answers_within(
-            port,
-            &format!("{one}.localhost:{port}"),
-            &one,
-            Duration::from_secs(10),
-        );
-        answers_within(
-            port,
-            &format!("{two}.localhost:{port}"),
-            &two,
-            Duration::from_secs(10),
-        );
+        serves_own_name(port, &one, Duration::from_secs(10));
+        serves_own_name(port, &two, Duration::from_secs(10));
 
         // No focus: a page with a link to each workspace serving the port.
         let (status, page) = get(port, &format!("localhost:{port}"), "/").unwrap();
@@ -474,12 +459,7 @@ fn one_proxy_routes_docker_and_podman_workspaces_at_once() {
     let _proxy = Proxy::spawn(&env, None);
     for branch in ["on-docker", "on-podman"] {
         let name = env.name(branch);
-        answers_within(
-            port,
-            &format!("{name}.localhost:{port}"),
-            &name,
-            Duration::from_secs(10),
-        );
+        serves_own_name(port, &name, Duration::from_secs(10));
     }
     let list = env.list();
     assert_eq!(listed(&list, &env.name("on-docker"))["engine"], "docker");
@@ -502,12 +482,7 @@ fn a_request_to_another_workspace_from_inside_reaches_it_or_says_why() {
         }
         let _proxy = Proxy::spawn(&env, None);
         let b_url = format!("http://{b}.localhost:{port}/");
-        answers_within(
-            port,
-            &format!("{b}.localhost:{port}"),
-            &b,
-            Duration::from_secs(10),
-        );
+        serves_own_name(port, &b, Duration::from_secs(10));
 
         // `dual run` in A: refused, with the reason.
         let output = env.run(&["run", "-w", &a, "wget", "-qO-", &b_url]);
