@@ -30,12 +30,7 @@ pub fn ensure_session(workspace: &Workspace) -> anyhow::Result<()> {
         return Ok(());
     }
     // The shims must exist for PATH to route anything.
-    let shims = crate::commands::shell_init::write_shims()?;
-    let path = format!(
-        "{}:{}",
-        shims.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = crate::commands::shell_init::routed_path()?;
     let mut args: Vec<OsString> = vec![
         "new-session".into(),
         "-d".into(),

@@ -19,6 +19,17 @@ pub fn run(shell: Option<Shell>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A PATH with the shims first (written or refreshed now): what a shell
+/// needs for runtime commands to run in the workspace's container.
+pub fn routed_path() -> anyhow::Result<String> {
+    let shims = write_shims()?;
+    Ok(format!(
+        "{}:{}",
+        shims.display(),
+        std::env::var("PATH").unwrap_or_default()
+    ))
+}
+
 /// Writes (or refreshes) the shims; returns their directory.
 pub fn write_shims() -> anyhow::Result<std::path::PathBuf> {
     let dual = std::env::current_exe().context("could not find dual's own path")?;

@@ -412,13 +412,8 @@ fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> 
 }
 
 fn subshell(workspace: &workspace::Workspace) -> anyhow::Result<()> {
-    let shims = crate::commands::shell_init::write_shims()?;
     let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
-    let path = format!(
-        "{}:{}",
-        shims.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = crate::commands::shell_init::routed_path()?;
     eprintln!(
         "dual: a shell in {} (runtime commands run in its container); exit returns to the browser",
         workspace.name()
