@@ -26,6 +26,8 @@ pub struct Cmd {
     dir: Option<std::path::PathBuf>,
     timeout: Duration,
     cancellable: bool,
+    /// Fed to the child's stdin (else stdin is closed).
+    stdin: Option<Vec<u8>>,
 }
 
 /// What a finished command printed.
@@ -115,6 +117,7 @@ impl Cmd {
             dir: None,
             timeout: Duration::from_secs(60),
             cancellable: true,
+            stdin: None,
         }
     }
 
@@ -131,6 +134,12 @@ impl Cmd {
     /// Runs in `dir` rather than dual's own working directory.
     pub fn dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.dir = Some(dir.into());
+        self
+    }
+
+    /// Gives the child these bytes as its stdin.
+    pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
         self
     }
 
@@ -159,10 +168,11 @@ impl Cmd {
     /// the status judged by us (duct's own check drops stderr), and a process
     /// group of its own.
     fn expression(&self) -> duct::Expression {
-        self.bare_expression()
-            .stdin_null()
-            .stderr_capture()
-            .before_spawn(own_process_group)
+        let expression = match &self.stdin {
+            Some(bytes) => self.bare_expression().stdin_bytes(bytes.clone()),
+            None => self.bare_expression().stdin_null(),
+        };
+        expression.stderr_capture().before_spawn(own_process_group)
     }
 
     #[allow(clippy::disallowed_methods)]
@@ -238,6 +248,23 @@ impl Cmd {
 
     /// Runs to completion and returns the output whatever the exit status.
     pub fn output(&self) -> Result<Output, CommandError> {
+        let (output, _) = self.output_with_bytes(false)?;
+        Ok(output)
+    }
+
+    /// Runs and requires success; returns stdout as bytes (an archive).
+    pub fn run_bytes(&self) -> Result<Vec<u8>, CommandError> {
+        let (output, stdout) = self.output_with_bytes(true)?;
+        if output.success() {
+            Ok(stdout)
+        } else {
+            Err(self.failed(&output))
+        }
+    }
+
+    /// The output, and with `raw` stdout's bytes as they came (then
+    /// `Output::stdout` stays empty).
+    fn output_with_bytes(&self, raw: bool) -> Result<(Output, Vec<u8>), CommandError> {
         crate::log::debug(&format!("+ {}", self.display()));
         let started = Instant::now();
         let handle = self
@@ -268,9 +295,17 @@ impl Cmd {
             };
             match handle.wait_timeout(slice) {
                 Ok(Some(output)) => {
+                    let (stdout, bytes) = if raw {
+                        (String::new(), output.stdout.clone())
+                    } else {
+                        (
+                            String::from_utf8_lossy(&output.stdout).into_owned(),
+                            Vec::new(),
+                        )
+                    };
                     let output = Output {
                         status: output.status,
-                        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+                        stdout,
                         stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
                         elapsed: started.elapsed(),
                     };
@@ -279,7 +314,7 @@ impl Cmd {
                         StatusText(output.status),
                         output.elapsed
                     ));
-                    return Ok(output);
+                    return Ok((output, bytes));
                 }
                 Ok(None) => continue,
                 Err(source) => return Err(self.spawn_error(source)),

@@ -12,7 +12,7 @@ use crate::engine::labels::WorkspaceLabels;
 use crate::engine::spec::Publish;
 use crate::engine::{Engine, EngineError, EngineKind};
 use crate::workspace::config::{self, Config};
-use crate::workspace::identity::HostUser;
+use crate::workspace::identity::{self, HostUser};
 use crate::workspace::{self, Repo, Store, Workspace, WorkspaceError, git, services};
 
 pub fn run(
@@ -361,28 +361,44 @@ pub fn ensure_container(
             .with_context(|| format!("could not create `{}`", dir.display()))?;
     }
     let mode = host_mode(engine)?;
-    // Root inside is root in every image; anyone else needs entries.
-    let user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);
+    let user = HostUser::lookup_or_named(mode.ids);
+    let named_user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);
     let mut spec = workspace::container_spec(
         workspace,
         config,
         mode.ids,
-        user.as_ref(),
+        named_user.as_ref(),
         &home,
         &home_source,
     );
     spec.keep_host_uid = mode.keep_host_uid;
+    spec.nosuid_binds = engine.kind() == EngineKind::Podman;
     if mode.publish_ports {
         spec.publish
             .extend(config.ports.iter().map(|&port| Publish::loopback(0, port)));
     }
-    match engine.run_detached(&spec) {
+    match engine.create(&spec) {
         Ok(_) => {}
         // Two launches of one workspace at once: the other created it.
         Err(EngineError::Command { source, .. }) if source.stderr().contains("already in use") => {
             return Ok(Started::AlreadyRunning);
         }
         Err(error) => return Err(error.into()),
+    }
+    // The user made known, and the fresh volumes handed over, before any
+    // process starts: nothing in the container ever runs as root.
+    let volume_dirs: Vec<std::path::PathBuf> = config
+        .anonymous_volumes
+        .iter()
+        .map(|dir| workspace.path.join(dir))
+        .collect();
+    let home_text = home.display().to_string();
+    let made = identity::prepare(engine, &name, &user, &home_text, &volume_dirs)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(engine.start(&name)?));
+    if let Err(error) = made {
+        let _ = engine.remove(&[&name]);
+        return Err(error);
     }
     Ok(match replacing {
         Some(forced) => Started::Recreated {

@@ -43,6 +43,8 @@ pub enum EngineError {
         #[source]
         source: CommandError,
     },
+    #[error(transparent)]
+    Spec(#[from] super::spec::SpecError),
     #[error("{kind} printed something dual cannot read")]
     Parse {
         kind: EngineKind,
@@ -73,6 +75,9 @@ impl EngineError {
                 kind.service_name()
             )),
             EngineError::NotFound { .. } => None,
+            EngineError::Spec(_) => Some(
+                "a value from the repo's .dual.toml or a path dual made holds characters the engine would read as syntax: rename it".into(),
+            ),
             EngineError::Command { kind, source } => known_fix(*kind, source.stderr()),
             EngineError::Parse { kind, .. } => Some(format!(
                 "this {kind} version prints JSON dual does not understand; please report it with the output of `{} version`",

@@ -21,6 +21,14 @@ pub use error::EngineError;
 pub use model::{Container, ContainerSummary, Event, EventAction, Info, Labels, Stats, Version};
 pub use spec::{ExecSpec, RunSpec};
 
+/// Who owns what `copy_in` extracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyOwner {
+    Root,
+    /// The user the container runs as (the archive names the same ids).
+    User,
+}
+
 use crate::process::{Cmd, CommandError, Output};
 
 /// The fields of docker's `ps` that dual reads, as one JSON object a line.
@@ -303,12 +311,18 @@ impl Engine {
 
     /// Creates and starts a container; returns its id.
     pub fn run_detached(&self, spec: &RunSpec) -> Result<String, EngineError> {
+        self.make_container(spec.run_args()?)
+    }
+
+    /// Creates a container without starting it; returns its id.
+    pub fn create(&self, spec: &RunSpec) -> Result<String, EngineError> {
+        self.make_container(spec.create_args()?)
+    }
+
+    fn make_container(&self, args: Vec<OsString>) -> Result<String, EngineError> {
         // Not cancelled by Ctrl-C: a `run` killed half-way can leave a
         // container that appears only after cleanup has looked.
-        let cmd = self
-            .cmd(spec.run_args())
-            .timeout(RUN_TIMEOUT)
-            .uncancellable();
+        let cmd = self.cmd(args).timeout(RUN_TIMEOUT).uncancellable();
         let output = self.run(&cmd)?;
         Ok(output
             .stdout
@@ -364,6 +378,45 @@ impl Engine {
             interface.into(),
         ];
         self.run(&self.cmd(args)).map(drop)
+    }
+
+    /// A file or directory of a container (running or not) as a tar archive.
+    pub fn copy_out(&self, container: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        let source = format!("{container}:{path}");
+        self.cmd(["cp", source.as_str(), "-"])
+            .timeout(RUN_TIMEOUT)
+            .run_bytes()
+            .map_err(|error| self.classify(error))
+    }
+
+    /// Extracts a tar archive at the container's root. The engine resolves
+    /// every path inside the container's own filesystem (its mounts
+    /// included), never on the host.
+    pub fn copy_in(
+        &self,
+        container: &str,
+        archive: Vec<u8>,
+        owner: CopyOwner,
+    ) -> Result<(), EngineError> {
+        let target = format!("{container}:/");
+        let mut args = vec!["cp"];
+        match (self.kind, owner) {
+            // docker: root unless `-a`, which keeps the archive's owners.
+            (EngineKind::Docker, CopyOwner::Root) => {}
+            (EngineKind::Docker, CopyOwner::User) => args.push("--archive"),
+            // podman: the container's user unless `--archive=false`.
+            (EngineKind::Podman, CopyOwner::Root) => args.push("--archive=false"),
+            (EngineKind::Podman, CopyOwner::User) => {}
+        }
+        args.extend(["-", target.as_str()]);
+        self.run(
+            &self
+                .cmd(args)
+                .stdin_bytes(archive)
+                .timeout(RUN_TIMEOUT)
+                .uncancellable(),
+        )
+        .map(drop)
     }
 
     /// Starts an existing container.

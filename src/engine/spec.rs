@@ -1,11 +1,20 @@
-//! What a container should be, turned into `run` arguments by a pure function
-//! so that the argv can be tested without an engine.
+//! What a container should be, turned into `run`/`create` arguments by a pure
+//! function so that the argv can be tested without an engine.
 //!
 //! There is deliberately no way to ask for `--privileged`, extra capabilities
-//! or the engine's socket: nothing dual starts may control the engine.
+//! or the engine's socket: nothing dual starts may control the engine. Every
+//! container runs with no capabilities and no way to gain privileges
+//! (`--cap-drop=ALL`, `no-new-privileges`): a setuid binary in an image the
+//! repo chose stays an ordinary program.
+//!
+//! Values reach the engine's own syntax: `--mount` is a list of `key=value`
+//! fields separated by commas (docker reads it as CSV, podman splits on
+//! commas), so a path with a comma or a quote could add fields of its own
+//! (`x,type=bind,source=/` mounts the host's root). Such values are refused,
+//! never escaped: the two engines do not agree on an escape.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::model::Labels;
 
@@ -19,18 +28,106 @@ pub struct RunSpec {
     pub hostname: Option<String>,
     pub workdir: Option<PathBuf>,
     pub env: Vec<(String, String)>,
-    /// `--user uid:gid`.
-    pub user: Option<(u32, u32)>,
+    /// `--user`: a uid with its gid, or a uid alone (the gid then comes from
+    /// the image's passwd entry for it, which the engine reads at start).
+    pub user: Option<User>,
     /// Rootless podman: map the host user to the same uid inside
     /// (`--userns=keep-id`), else uid N inside is a subordinate id outside.
     pub keep_host_uid: bool,
-    pub bind_mounts: Vec<(PathBuf, PathBuf)>,
+    pub bind_mounts: Vec<BindMount>,
+    /// Bind mounts get `nosuid` (podman has the option; docker does not).
+    pub nosuid_binds: bool,
     /// Named volumes: (volume, target path).
     pub volumes: Vec<(String, PathBuf)>,
     /// Paths mounted as world-writable tmpfs.
     pub tmpfs: Vec<String>,
     pub pull: Pull,
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum User {
+    Ids(u32, u32),
+    Uid(u32),
+}
+
+/// A host directory mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub readonly: bool,
+}
+
+impl BindMount {
+    pub fn new(source: impl Into<PathBuf>, target: impl Into<PathBuf>) -> Self {
+        BindMount {
+            source: source.into(),
+            target: target.into(),
+            readonly: false,
+        }
+    }
+
+    pub fn readonly(mut self) -> Self {
+        self.readonly = true;
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SpecError {
+    #[error("`{value}` cannot be given to the engine as {what}: {why}")]
+    Unsafe {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+/// Whether `value` can stand as one field of `--mount`: no comma or quote
+/// (they start new fields or quoting), no control character, and not empty.
+pub fn check_mount_field(what: &'static str, value: &Path) -> Result<(), SpecError> {
+    let unsafe_value = |why| SpecError::Unsafe {
+        what,
+        value: value.display().to_string(),
+        why,
+    };
+    let Some(text) = value.to_str() else {
+        return Err(unsafe_value("it is not valid UTF-8"));
+    };
+    if text.is_empty() {
+        return Err(unsafe_value("it is empty"));
+    }
+    if text.contains([',', '"', '\'']) {
+        return Err(unsafe_value(
+            "a comma or a quote would start another field of `--mount`",
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(unsafe_value("it holds a control character"));
+    }
+    Ok(())
+}
+
+/// Whether `image` can stand as the image argument: an option-looking or
+/// blank value would be read as something else.
+pub fn check_image_argument(image: &str) -> Result<(), SpecError> {
+    let unsafe_value = |why| SpecError::Unsafe {
+        what: "an image",
+        value: image.to_owned(),
+        why,
+    };
+    if image.is_empty() || image.starts_with('-') {
+        return Err(unsafe_value(
+            "an image name cannot be empty or start with `-`",
+        ));
+    }
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(unsafe_value(
+            "an image name has no spaces or control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `run` may pull a missing image. dual builds its own images and
@@ -79,8 +176,22 @@ impl RunSpec {
     }
 
     /// Arguments after the engine's program name for a detached `run`.
-    pub fn run_args(&self) -> Vec<OsString> {
+    pub fn run_args(&self) -> Result<Vec<OsString>, SpecError> {
         let mut args: Vec<OsString> = vec!["run".into(), "--detach".into()];
+        self.push_options_and_command(&mut args)?;
+        Ok(args)
+    }
+
+    /// Arguments for `create`: the container made, not started, so that
+    /// files can be put in it first (see `workspace::identity`).
+    pub fn create_args(&self) -> Result<Vec<OsString>, SpecError> {
+        let mut args: Vec<OsString> = vec!["create".into()];
+        self.push_options_and_command(&mut args)?;
+        Ok(args)
+    }
+
+    fn push_options_and_command(&self, args: &mut Vec<OsString>) -> Result<(), SpecError> {
+        check_image_argument(&self.image)?;
         args.push(format!("--name={}", self.name).into());
         args.push(
             match self.pull {
@@ -89,6 +200,8 @@ impl RunSpec {
             }
             .into(),
         );
+        args.push("--cap-drop=ALL".into());
+        args.push("--security-opt=no-new-privileges".into());
         for (key, value) in &self.labels {
             args.push(format!("--label={key}={value}").into());
         }
@@ -120,31 +233,46 @@ impl RunSpec {
         for (key, value) in &self.env {
             args.push(format!("--env={key}={value}").into());
         }
-        if let Some((uid, gid)) = self.user {
-            args.push(format!("--user={uid}:{gid}").into());
+        match self.user {
+            Some(User::Ids(uid, gid)) => args.push(format!("--user={uid}:{gid}").into()),
+            Some(User::Uid(uid)) => args.push(format!("--user={uid}").into()),
+            None => {}
         }
         if self.keep_host_uid {
             args.push("--userns=keep-id".into());
         }
-        for (host, container) in &self.bind_mounts {
+        for mount in &self.bind_mounts {
+            check_mount_field("a mount source", &mount.source)?;
+            check_mount_field("a mount target", &mount.target)?;
             // --mount, unlike -v, refuses a missing host path instead of creating it as root.
             let mut arg = OsString::from("--mount=type=bind,source=");
-            arg.push(host);
+            arg.push(&mount.source);
             arg.push(",target=");
-            arg.push(container);
+            arg.push(&mount.target);
+            if mount.readonly {
+                arg.push(",readonly");
+            }
+            if self.nosuid_binds {
+                arg.push(",nosuid");
+            }
             args.push(arg);
         }
         for (volume, target) in &self.volumes {
+            check_mount_field("a volume name", Path::new(volume))?;
+            check_mount_field("a volume target", target)?;
             let mut arg = OsString::from(format!("--mount=type=volume,source={volume},target="));
             arg.push(target);
             args.push(arg);
         }
         for path in &self.tmpfs {
+            check_mount_field("a tmpfs path", Path::new(path))?;
             args.push(format!("--tmpfs={path}:mode=1777").into());
         }
+        // Nothing after `--` is read as an option, whatever the image's name.
+        args.push("--".into());
         args.push(self.image.clone().into());
         args.extend(self.command.iter().map(OsString::from));
-        args
+        Ok(())
     }
 }
 
@@ -170,16 +298,19 @@ mod tests {
             "x; y".into(),
         ];
         assert_eq!(
-            strings(spec.run_args()),
+            strings(spec.run_args().unwrap()),
             [
                 "run",
                 "--detach",
                 "--name=dual-probe-x-1",
                 "--pull=never",
+                "--cap-drop=ALL",
+                "--security-opt=no-new-privileges",
                 "--label=dual.kind=probe",
                 "--label=dual.managed=true",
                 "--publish=127.0.0.1::3000",
                 "--hostname=shop-feat",
+                "--",
                 "dual-probe:latest",
                 "sh",
                 "-c",
@@ -194,21 +325,70 @@ mod tests {
         let mut spec = RunSpec::new("n", "img");
         spec.network = Network::Host;
         spec.publish.push(Publish::loopback(8080, 3000));
-        spec.user = Some((1000, 1000));
+        spec.user = Some(User::Ids(1000, 1000));
         spec.bind_mounts
-            .push(("/home/u/a b".into(), "/home/u/a b".into()));
-        let args = strings(spec.run_args());
+            .push(BindMount::new("/home/u/a b", "/home/u/a b"));
+        spec.bind_mounts
+            .push(BindMount::new("/home/u/a b/.git", "/home/u/a b/.git").readonly());
+        spec.nosuid_binds = true;
+        let args = strings(spec.create_args().unwrap());
+        assert_eq!(args[0], "create");
         assert!(args.contains(&"--network=host".to_owned()));
         assert!(args.contains(&"--publish=127.0.0.1:8080:3000".to_owned()));
         assert!(args.contains(&"--user=1000:1000".to_owned()));
-        assert!(
-            args.contains(&"--mount=type=bind,source=/home/u/a b,target=/home/u/a b".to_owned())
-        );
+        assert!(args.contains(
+            &"--mount=type=bind,source=/home/u/a b,target=/home/u/a b,nosuid".to_owned()
+        ));
+        assert!(args.contains(
+            &"--mount=type=bind,source=/home/u/a b/.git,target=/home/u/a b/.git,readonly,nosuid"
+                .to_owned()
+        ));
         assert!(
             !args
                 .iter()
                 .any(|a| a.contains("privileged") || a.contains(".sock"))
         );
+    }
+
+    #[test]
+    fn a_value_that_would_add_mount_fields_is_refused() {
+        for target in [
+            "/w/x,type=bind,source=/,target=/hostroot",
+            "/w/\"x",
+            "/w/'x",
+            "/w/x\ny",
+            "",
+        ] {
+            let mut spec = RunSpec::new("n", "img");
+            spec.volumes.push(("v".into(), PathBuf::from(target)));
+            assert!(
+                matches!(spec.run_args(), Err(SpecError::Unsafe { .. })),
+                "{target:?}"
+            );
+            let mut spec = RunSpec::new("n", "img");
+            spec.bind_mounts.push(BindMount::new(target, "/t"));
+            assert!(spec.create_args().is_err(), "{target:?}");
+        }
+        let mut spec = RunSpec::new("n", "img");
+        spec.volumes.push(("v,type=bind".into(), "/t".into()));
+        assert!(spec.run_args().is_err());
+    }
+
+    #[test]
+    fn an_image_is_never_an_option() {
+        for image in ["--privileged", "-v/:/h", "", "a b", "x\n--rm"] {
+            assert!(RunSpec::new("n", image).run_args().is_err(), "{image:?}");
+        }
+        let args = strings(RunSpec::new("n", "ghcr.io/a/b:1").run_args().unwrap());
+        let dashes = args.iter().position(|a| a == "--").unwrap();
+        assert_eq!(args[dashes + 1], "ghcr.io/a/b:1");
+    }
+
+    #[test]
+    fn every_container_drops_privileges() {
+        let args = strings(RunSpec::new("n", "img").run_args().unwrap());
+        assert!(args.contains(&"--cap-drop=ALL".to_owned()));
+        assert!(args.contains(&"--security-opt=no-new-privileges".to_owned()));
     }
 }
 

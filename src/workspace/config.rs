@@ -134,10 +134,23 @@ impl Config {
         if config.image.trim().is_empty() {
             return Err(invalid(format!("`image`{} is empty", line_of("image"))));
         }
+        if let Err(why) = check_image_reference(&config.image) {
+            return Err(invalid(format!(
+                "`image`{}: `{}` is not an image reference ({why})",
+                line_of("image"),
+                config.image.escape_debug()
+            )));
+        }
         if let Some(port) = config.ports.iter().find(|port| **port == 0) {
             return Err(invalid(format!(
                 "`ports`{}: {port} is not a port",
                 line_of("ports")
+            )));
+        }
+        if let Some((bad, _)) = config.env.iter().find(|(_, value)| value.contains('\0')) {
+            return Err(invalid(format!(
+                "`env.{bad}`{}: a value cannot hold a NUL character",
+                line_of(bad)
             )));
         }
         if let Some(bad) = config.env.keys().find(|key| !is_env_name(key)) {
@@ -163,6 +176,20 @@ impl Config {
             if let Some(bad) = paths.iter().find(|p| !is_inside_relative(p)) {
                 return Err(invalid(format!(
                     "`{key}`{}: `{bad}` must be a relative path inside the repo, without `..`",
+                    line_of(key)
+                )));
+            }
+            if let Some(bad) = paths.iter().find(|p| !is_plain_path(p)) {
+                return Err(invalid(format!(
+                    "`{key}`{}: `{}` may hold only letters, digits, `/`, `.`, `_`, `-`, `+`, `@` and spaces \
+                     (a comma or a quote would change the engine's mount options)",
+                    line_of(key),
+                    bad.escape_debug()
+                )));
+            }
+            if let Some(bad) = paths.iter().find(|p| touches_git_dir(p)) {
+                return Err(invalid(format!(
+                    "`{key}`{}: `{bad}` is in `.git`, which dual never writes and workspaces cannot change",
                     line_of(key)
                 )));
             }
@@ -210,7 +237,9 @@ impl Config {
 /// What a container is made of besides `.dual.toml` (the mounts and main
 /// process dual gives it): a new layout recreates older containers at their
 /// next launch. 2: service logs mounted, services stopped with the container.
-const CONTAINER_LAYOUT: u32 = 2;
+/// 3: no root inside (the user known by files put in before start), no
+/// capabilities, no new privileges, `.git` read-only.
+const CONTAINER_LAYOUT: u32 = 3;
 
 pub fn is_service_name(name: &str) -> bool {
     !name.is_empty()
@@ -289,6 +318,99 @@ pub fn is_command_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
+}
+
+/// The characters a volume or shared-file path may hold: enough for real
+/// directory names, none that means something to `--mount` or a shell.
+fn is_plain_path(path: &str) -> bool {
+    path.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+@ ".contains(c))
+}
+
+fn touches_git_dir(path: &str) -> bool {
+    Path::new(path)
+        .components()
+        .any(|component| component.as_os_str() == ".git")
+}
+
+/// An image reference as the engines read one:
+/// `[host[:port]/]path[:tag][@algorithm:hex]`, path components lower-case.
+/// Checked here so that a repo's `image` can only ever name an image (an
+/// `image` starting with `-` would otherwise be an option to the engine).
+pub fn check_image_reference(image: &str) -> Result<(), &'static str> {
+    if image.len() > 512 {
+        return Err("longer than 512 characters");
+    }
+    let (name_and_tag, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let (algorithm, hex) = digest
+            .split_once(':')
+            .ok_or("a digest is `algorithm:hex`")?;
+        let algorithm_ok = algorithm.starts_with(|c: char| c.is_ascii_alphabetic())
+            && algorithm
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-_".contains(c));
+        if !algorithm_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("a digest is `algorithm:hex`");
+        }
+    }
+    let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
+        Some(i) => (
+            &name_and_tag[..last_slash + i],
+            Some(&name_and_tag[last_slash + i + 1..]),
+        ),
+        None => (name_and_tag, None),
+    };
+    if let Some(tag) = tag {
+        let tag_ok = tag.len() <= 128
+            && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !tag_ok {
+            return Err("a tag is letters, digits, `_`, `.` and `-`");
+        }
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    if components.len() > 1 {
+        let first = components[0];
+        let is_host = first.contains(['.', ':']) || first == "localhost";
+        if is_host {
+            let (host, port) = match first.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (first, None),
+            };
+            let host_ok = host.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c));
+            let port_ok =
+                port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+            if !host_ok || !port_ok {
+                return Err("a registry is `host` or `host:port`");
+            }
+            components.remove(0);
+        }
+    }
+    let component_ok = |part: &str| {
+        let bytes = part.as_bytes();
+        !bytes.is_empty()
+            && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
+            && bytes[bytes.len() - 1].is_ascii_lowercase() | bytes[bytes.len() - 1].is_ascii_digit()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    };
+    if components.is_empty() || !components.iter().all(|part| component_ok(part)) {
+        return Err(
+            "a name is lower-case letters, digits and `.`, `_`, `-` between them, in parts separated by `/`",
+        );
+    }
+    Ok(())
 }
 
 fn is_inside_relative(path: &str) -> bool {
@@ -411,6 +533,55 @@ mod tests {
         assert!(message.ends_with("did you mean `ports`?"), "{message}");
         let far = parse("colour = 1\n").unwrap_err();
         assert!(!far.contains("did you mean"), "{far}");
+    }
+
+    #[test]
+    fn hostile_values_are_config_errors() {
+        for (text, says) in [
+            (
+                "anonymous_volumes = [\"x,type=bind,source=/,target=/hostroot\"]\n",
+                "a comma or a quote would change the engine's mount options",
+            ),
+            ("anonymous_volumes = [\"a\\\"b\"]\n", "may hold only"),
+            ("shared_files = [\"a\\nb\"]\n", "may hold only"),
+            ("shared_files = [\".git/config\"]\n", "is in `.git`"),
+            ("anonymous_volumes = [\"web/.git\"]\n", "is in `.git`"),
+            ("image = \"--privileged\"\n", "is not an image reference"),
+            ("image = \"-v/:/host\"\n", "is not an image reference"),
+            ("image = \"node:22 --rm\"\n", "is not an image reference"),
+            ("image = \"Node:22\"\n", "is not an image reference"),
+            ("[env]\nA = \"x\\u0000y\"\n", "cannot hold a NUL"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn real_image_references_are_accepted() {
+        for image in [
+            "node:22-bookworm",
+            "dual-test:latest",
+            "localhost/dual-test",
+            "ghcr.io/owner/repo/app:v1.2.3",
+            "registry.example.com:5000/team/app_x:1",
+            "python@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "mcr.microsoft.com/devcontainers/base:bookworm",
+        ] {
+            assert_eq!(check_image_reference(image), Ok(()), "{image}");
+        }
+        for image in [
+            "-x",
+            "a//b",
+            "a/",
+            ":tag",
+            "a:",
+            "a b",
+            "a@sha256:12",
+            "UPPER",
+        ] {
+            assert!(check_image_reference(image).is_err(), "{image}");
+        }
     }
 
     #[test]

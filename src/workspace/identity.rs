@@ -3,10 +3,19 @@
 //! fails, `$USER` is empty and Python's `getpass.getuser()` raises. dual
 //! gives the container passwd and group entries for the user, first in the
 //! file so that the host's name wins over an image user with the same uid.
-//! The container's main process does it as root when it starts (no extra
-//! `exec`, ~150 ms on podman), then marks itself ready.
+//!
+//! Nothing runs as root for it, and no program of the image runs at all:
+//! between `create` and `start`, dual copies the image's `/etc/passwd` and
+//! `/etc/group` out (`cp`), puts the user's entries first, and copies them
+//! back in, owned by root; the workspace's fresh volumes are handed to the
+//! user the same way (a directory entry owned by the user). The container's
+//! main process then runs as the user from its first instruction.
 
 use std::ffi::CStr;
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::engine::{CopyOwner, Engine, EngineError};
 
 /// Who runs dual on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,45 +40,213 @@ impl HostUser {
             group,
         })
     }
+
+    /// As `lookup`, with a made-up name (`u{uid}`) where the host has none:
+    /// the engine needs an entry to resolve the uid.
+    pub fn lookup_or_named(ids: (u32, u32)) -> HostUser {
+        HostUser::lookup(ids).unwrap_or_else(|| HostUser {
+            name: format!("u{}", ids.0),
+            uid: ids.0,
+            gid: ids.1,
+            group: format!("g{}", ids.1),
+        })
+    }
 }
 
-/// Run as root when the container starts, before anything else: adds the
-/// entries where the uid's first entry is not the host's name and home
-/// (none where no name is given), then gives the listed directories (fresh
-/// volumes) to the user. The values arrive as arguments, never as shell
-/// code. A failure is told on the container's log; the container still runs
-/// (hence `true > file`, never `: > file`: a failed redirection of the
-/// special built-in `:` ends the shell).
-const IDENTITY_SCRIPT: &str = r#"name=$1 uid=$2 gid=$3 group=$4 home=$5
-shift 5
-# The name (and home, for passwd) of the first entry with id $2 in file $1.
-first_entry() {
-  [ -f "$1" ] || return 0
-  while IFS=: read -r entry _ id _ _ dir _; do
-    if [ "$id" = "$2" ]; then echo "$entry:$dir"; return 0; fi
-  done < "$1"
-}
-prepend() {
-  mkdir -p /etc && { [ -f "$1" ] || true > "$1"; } &&
-    { printf '%s\n' "$2"; cat "$1"; } > "$1.dual-new" &&
-    cat "$1.dual-new" > "$1" && rm -f "$1.dual-new"
-}
-ok=true
-if [ "$uid" != 0 ]; then
-  # (podman's keep-id adds an entry of its own, with the workdir as home.)
-  if [ -n "$name" ] && [ "$(first_entry /etc/passwd "$uid")" != "$name:$home" ]; then
-    prepend /etc/passwd "$name:x:$uid:$gid::$home:/bin/sh" || ok=false
-  fi
-  if [ -n "$group" ] && [ "$(first_entry /etc/group "$gid")" != "$group:" ]; then
-    prepend /etc/group "$group:x:$gid:" || ok=false
-  fi
-  if [ "$#" -gt 0 ]; then chown "$uid:$gid" "$@" || ok=false; fi
-fi
-$ok || echo "dual: could not make uid $uid known in this container, or give it its volumes" >&2
-"#;
+/// A passwd or group file of the image's larger than this is not read
+/// (only the entries dual adds are then in the container's file).
+const ACCOUNT_FILE_LIMIT: u64 = 4 * 1024 * 1024;
 
-/// After the identity work and the ready mark: idle; on SIGTERM (`dual
-/// stop`, the engine shutting down) stop the services, then exit.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("could not make uid {uid} known in container `{container}`")]
+    Copy {
+        uid: u32,
+        container: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error("could not write the archive for container `{container}`")]
+    Archive {
+        container: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Puts `user`'s passwd and group entries into the created (not started)
+/// `container`, and gives it the (empty, fresh) volume directories `dirs`.
+/// Root needs neither: every image knows uid 0, and its volumes are root's.
+pub fn prepare(
+    engine: &Engine,
+    container: &str,
+    user: &HostUser,
+    home: &str,
+    dirs: &[PathBuf],
+) -> Result<(), IdentityError> {
+    if user.uid == 0 {
+        return Ok(());
+    }
+    let copy_error = |source| IdentityError::Copy {
+        uid: user.uid,
+        container: container.to_owned(),
+        source,
+    };
+    let archive_error = |source| IdentityError::Archive {
+        container: container.to_owned(),
+        source,
+    };
+    // Two independent reads, at once (each ~30 ms on docker, ~100 on podman).
+    let (passwd, group) = std::thread::scope(|scope| {
+        let group = scope.spawn(|| image_file(engine, container, "/etc/group"));
+        let passwd = image_file(engine, container, "/etc/passwd");
+        let group = group
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (passwd, group)
+    });
+    let passwd = with_user_first(&passwd, user, home);
+    let group = with_group_first(&group, user);
+    let etc = etc_archive(&passwd, &group).map_err(archive_error)?;
+    engine
+        .copy_in(container, etc, CopyOwner::Root)
+        .map_err(copy_error)?;
+    if !dirs.is_empty() {
+        let volumes = owned_dirs_archive(dirs, user.uid, user.gid).map_err(archive_error)?;
+        engine
+            .copy_in(container, volumes, CopyOwner::User)
+            .map_err(copy_error)?;
+    }
+    Ok(())
+}
+
+/// The image's file at `path` (a regular file), or nothing: an image may
+/// have none, or a link or a device there, which dual does not read.
+fn image_file(engine: &Engine, container: &str, path: &str) -> String {
+    let archive = match engine.copy_out(container, path) {
+        Ok(archive) => archive,
+        Err(error) => {
+            crate::log::debug(&format!("{container}: no {path} read: {error}"));
+            return String::new();
+        }
+    };
+    first_regular_file(&archive).unwrap_or_default()
+}
+
+/// The text of the archive's first entry when it is a regular file under
+/// the size limit.
+fn first_regular_file(archive: &[u8]) -> Option<String> {
+    let mut archive = tar::Archive::new(archive);
+    let mut entry = archive.entries().ok()?.next()?.ok()?;
+    let header = entry.header();
+    if header.entry_type() != tar::EntryType::Regular || header.size().ok()? > ACCOUNT_FILE_LIMIT {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The image's passwd with `user` as the first entry for its uid (unless it
+/// already is, with the same home: a container made again keeps one entry).
+fn with_user_first(passwd: &str, user: &HostUser, home: &str) -> String {
+    let first_for_uid = first_entry_with_id(passwd, user.uid);
+    let already = first_for_uid.is_some_and(|fields| {
+        fields.first() == Some(&user.name.as_str()) && fields.get(5) == Some(&home)
+    });
+    if already {
+        return with_final_newline(passwd);
+    }
+    format!(
+        "{}:x:{}:{}::{home}:/bin/sh\n{}",
+        user.name,
+        user.uid,
+        user.gid,
+        with_final_newline(passwd)
+    )
+}
+
+fn with_group_first(group: &str, user: &HostUser) -> String {
+    let already = first_entry_with_id(group, user.gid)
+        .is_some_and(|fields| fields.first() == Some(&user.group.as_str()));
+    if already {
+        return with_final_newline(group);
+    }
+    format!(
+        "{}:x:{}:\n{}",
+        user.group,
+        user.gid,
+        with_final_newline(group)
+    )
+}
+
+/// The fields of the first line whose third field (uid or gid) is `id`.
+fn first_entry_with_id(text: &str, id: u32) -> Option<Vec<&str>> {
+    text.lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.get(2).and_then(|f| f.parse::<u32>().ok()) == Some(id))
+}
+
+fn with_final_newline(text: &str) -> String {
+    if text.is_empty() || text.ends_with('\n') {
+        text.to_owned()
+    } else {
+        format!("{text}\n")
+    }
+}
+
+/// `etc/passwd` and `etc/group`, owned by root, readable by all.
+fn etc_archive(passwd: &str, group: &str) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    append_dir(&mut builder, "etc/", 0, 0)?;
+    for (path, text) in [("etc/passwd", passwd), ("etc/group", group)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(now());
+        builder.append_data(&mut header, path, text.as_bytes())?;
+    }
+    builder.into_inner()
+}
+
+/// One directory entry per path, owned by `uid:gid`: extracted over a fresh
+/// volume's mount point, it hands the volume to the user.
+fn owned_dirs_archive(dirs: &[PathBuf], uid: u32, gid: u32) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for dir in dirs {
+        let relative = dir.strip_prefix("/").unwrap_or(dir);
+        append_dir(&mut builder, &format!("{}/", relative.display()), uid, gid)?;
+    }
+    builder.into_inner()
+}
+
+fn append_dir(
+    builder: &mut tar::Builder<Vec<u8>>,
+    path: &str,
+    uid: u32,
+    gid: u32,
+) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_size(0);
+    header.set_mode(0o755);
+    header.set_uid(u64::from(uid));
+    header.set_gid(u64::from(gid));
+    header.set_mtime(now());
+    builder.append_data(&mut header, path, std::io::empty())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// After start-up: idle; on SIGTERM (`dual stop`, the engine shutting
+/// down) stop the services, then exit.
 const IDLE: &str = "trap 'stop_services; exit 0' TERM INT; sleep infinity & wait\n";
 
 /// Exists once the container's start-up work is done (in a tmpfs: a new one
@@ -81,40 +258,24 @@ pub const READY_FILE: &str = "/run/dual/ready";
 /// start-up work, never racing it.
 pub const WAIT_READY: &str = r#"i=0; while [ -n "$ready" ] && [ ! -e "$ready" ] && [ "$i" -lt 300 ]; do sleep 0.01; i=$((i+1)); done"#;
 
-/// The container's main process, as root: the identity work, then the ready
-/// mark that `dual run` and `setup` wait for, then idle.
+/// The container's main process, as the user: clears the services' stale
+/// states, marks itself ready for `dual run` and `setup`, then idles.
 fn main_script() -> String {
     format!(
-        "{IDENTITY_SCRIPT}{}true > {READY_FILE}\n{}{IDLE}",
+        "{}true > {READY_FILE}\n{}{IDLE}",
         super::services::on_start_script(),
         super::services::stop_all_script()
     )
 }
 
-/// The main command of a workspace container: makes `user` known inside
-/// (when the host names it), hands `dirs` to `ids`, marks itself ready, idles.
-pub fn entry_command(
-    ids: (u32, u32),
-    user: Option<&HostUser>,
-    home: &str,
-    dirs: &[String],
-) -> Vec<String> {
-    let (name, group) = user.map_or((String::new(), String::new()), |user| {
-        (user.name.clone(), user.group.clone())
-    });
-    let mut argv = vec![
+/// The main command of a workspace container.
+pub fn entry_command() -> Vec<String> {
+    vec![
         "sh".to_owned(),
         "-c".to_owned(),
         main_script(),
         "dual-entry".to_owned(),
-        name,
-        ids.0.to_string(),
-        ids.1.to_string(),
-        group,
-        home.to_owned(),
-    ];
-    argv.extend(dirs.iter().cloned());
-    argv
+    ]
 }
 
 fn user_name(uid: u32) -> Option<String> {
@@ -167,90 +328,115 @@ fn group_name(gid: u32) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn alice() -> HostUser {
+        HostUser {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 1000,
+            group: "staff".into(),
+        }
+    }
+
     #[test]
     fn root_is_found_by_uid() {
         let root = HostUser::lookup((0, 0)).expect("uid 0 has a name");
         assert_eq!(root.name, "root");
         assert_eq!(root.group, "root");
+        assert_eq!(HostUser::lookup_or_named((4_000_000, 7)).name, "u4000000");
     }
 
     #[test]
-    fn names_travel_as_arguments_not_code() {
-        let user = HostUser {
-            name: "$(touch /pwned)".into(),
-            uid: 1000,
-            gid: 1000,
-            group: "g;rm".into(),
-        };
-        let argv = entry_command(
-            (user.uid, user.gid),
-            Some(&user),
-            "/home/u",
-            &["/w/node_modules".into()],
-        );
-        assert_eq!(argv[2], main_script(), "the script is fixed text");
-        assert_eq!(argv[4], "$(touch /pwned)");
-        assert_eq!(argv[7], "g;rm");
-        assert_eq!(argv.last().unwrap(), "/w/node_modules");
-    }
-
-    /// The script itself, run by the host's sh on files in a temp dir.
-    #[test]
-    fn the_script_puts_the_user_first_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let passwd = dir.path().join("passwd");
-        std::fs::write(
-            &passwd,
-            "root:x:0:0::/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n",
-        )
-        .unwrap();
-        let script = IDENTITY_SCRIPT
-            .replace("/etc/passwd", passwd.to_str().unwrap())
-            .replace("/etc/group", dir.path().join("group").to_str().unwrap())
-            .replace("mkdir -p /etc", "true");
-        let run = || {
-            let output = run_script(&script, &["alice", "1000", "1000", "alice", "/home/alice"]);
-            assert!(output.status.success());
-            assert_eq!(
-                String::from_utf8_lossy(&output.stderr),
-                "",
-                "no failure told"
-            );
-        };
-        run();
-        run();
-        let text = std::fs::read_to_string(&passwd).unwrap();
+    fn the_user_comes_first_once() {
+        let image = "root:x:0:0::/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh";
+        let once = with_user_first(image, &alice(), "/home/alice");
         assert_eq!(
-            text,
+            once,
             "alice:x:1000:1000::/home/alice:/bin/sh\nroot:x:0:0::/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n"
         );
+        assert_eq!(with_user_first(&once, &alice(), "/home/alice"), once);
+        assert_eq!(with_group_first("", &alice()), "staff:x:1000:\n");
+        let group = with_group_first("node:x:1000:\n", &alice());
+        assert_eq!(group, "staff:x:1000:\nnode:x:1000:\n");
+        assert_eq!(with_group_first(&group, &alice()), group);
+    }
+
+    #[test]
+    fn names_are_data_in_a_file_never_code() {
+        let user = HostUser {
+            name: "$(touch /pwned)".into(),
+            ..alice()
+        };
+        let passwd = with_user_first("", &user, "/h");
+        assert_eq!(passwd, "$(touch /pwned):x:1000:1000::/h:/bin/sh\n");
+        assert!(!main_script().contains("pwned"));
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("group")).unwrap(),
-            "alice:x:1000:\n"
+            entry_command()[2],
+            main_script(),
+            "the script is fixed text"
         );
     }
 
     #[test]
-    fn a_failure_is_told_and_the_script_goes_on() {
-        let script = IDENTITY_SCRIPT
-            .replace("/etc/passwd", "/nonexistent/dual/passwd")
-            .replace("/etc/group", "/nonexistent/dual/group")
-            .replace("mkdir -p /etc", "true");
-        let output = run_script(&script, &["alice", "1000", "1000", "alice", "/home/alice"]);
-        assert!(output.status.success(), "the container still starts");
-        assert!(
-            String::from_utf8_lossy(&output.stderr)
-                .contains("dual: could not make uid 1000 known in this container"),
-            "{output:?}"
+    fn archives_hold_what_the_container_gets() {
+        let archive = etc_archive("p\n", "g\n").unwrap();
+        let mut read = tar::Archive::new(archive.as_slice());
+        let entries: Vec<(String, u64, u32)> = read
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let header = entry.header();
+                (
+                    entry.path().unwrap().display().to_string(),
+                    header.uid().unwrap(),
+                    header.mode().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                ("etc/".to_owned(), 0, 0o755),
+                ("etc/passwd".to_owned(), 0, 0o644),
+                ("etc/group".to_owned(), 0, 0o644)
+            ]
+        );
+        let long = PathBuf::from(format!("/home/u/{}/node_modules", "d".repeat(120)));
+        let dirs = owned_dirs_archive(&[long.clone()], 1000, 1001).unwrap();
+        let mut read = tar::Archive::new(dirs.as_slice());
+        let entry = read.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.header().entry_type(), tar::EntryType::Directory);
+        assert_eq!(entry.header().uid().unwrap(), 1000);
+        assert_eq!(entry.header().gid().unwrap(), 1001);
+        assert_eq!(
+            entry.path().unwrap().as_ref(),
+            long.strip_prefix("/").unwrap()
         );
     }
 
-    fn run_script(script: &str, args: &[&str]) -> std::process::Output {
-        #[allow(clippy::disallowed_methods)]
-        std::process::Command::new("sh")
-            .args(["-c", script, "x"])
-            .args(args)
-            .output()
-            .unwrap()
+    #[test]
+    fn only_a_regular_file_is_read_from_the_image() {
+        let file = etc_archive("root:x:0:0::/root:/bin/sh\n", "").unwrap();
+        // The first entry is the directory: not a file.
+        assert_eq!(first_regular_file(&file), None);
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, "passwd", "/home/alice/.ssh/id_rsa")
+            .unwrap();
+        assert_eq!(first_regular_file(&builder.into_inner().unwrap()), None);
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o644);
+        builder
+            .append_data(&mut header, "passwd", &b"a:b"[..])
+            .unwrap();
+        assert_eq!(
+            first_regular_file(&builder.into_inner().unwrap()).as_deref(),
+            Some("a:b")
+        );
     }
 }

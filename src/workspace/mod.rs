@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::RunSpec;
 use crate::engine::labels::WorkspaceLabels;
-use crate::engine::spec::Pull;
+use crate::engine::spec::{BindMount, Pull, User};
 use config::Config;
 pub use state::{Repo, State, Store, Workspace};
 
@@ -171,9 +171,11 @@ pub fn volume_name(workspace: &Workspace, dir: &str) -> String {
 
 /// The container a workspace runs in. The clone is mounted at its own host
 /// path, and the user's home path holds a per-workspace home, so paths in
-/// errors and stack traces read the same inside and out. Its main process
-/// runs as root, to make the user known inside (see `identity`); every
-/// command dual runs in it runs as `ids` (recorded as `Workspace::user`).
+/// errors and stack traces read the same inside and out. The clone's `.git`
+/// is mounted again, read-only: host git reads its config and hooks, so
+/// nothing in the container may write them. Every process in it runs as
+/// `ids` (recorded as `Workspace::user`), the main one included; the
+/// engine finds the gid in the passwd entry `identity::prepare` puts in.
 pub fn container_spec(
     workspace: &Workspace,
     config: &Config,
@@ -190,7 +192,11 @@ pub fn container_spec(
     .to_labels();
     spec.hostname = Some(workspace.name());
     spec.workdir = Some(workspace.path.clone());
-    spec.user = Some((0, 0));
+    spec.user = Some(if ids.0 == 0 {
+        User::Ids(0, 0)
+    } else {
+        User::Uid(ids.0)
+    });
     // `launch` pulls a missing image itself, visibly, before this runs.
     spec.pull = Pull::Never;
     spec.env.push(("HOME".into(), home.display().to_string()));
@@ -199,25 +205,22 @@ pub fn container_spec(
     }
     spec.env
         .extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    spec.bind_mounts.push(BindMount::new(home_source, home));
     spec.bind_mounts
-        .push((home_source.to_owned(), home.to_owned()));
+        .push(BindMount::new(&workspace.path, &workspace.path));
+    let git_dir = workspace.path.join(".git");
     spec.bind_mounts
-        .push((workspace.path.clone(), workspace.path.clone()));
-    spec.bind_mounts.push((
+        .push(BindMount::new(&git_dir, &git_dir).readonly());
+    spec.bind_mounts.push(BindMount::new(
         services::logs_dir(&workspace.name()),
-        services::LOG_MOUNT.into(),
+        services::LOG_MOUNT,
     ));
     for dir in &config.anonymous_volumes {
         spec.volumes
             .push((volume_name(workspace, dir), workspace.path.join(dir)));
     }
     spec.tmpfs.push(RUN_DIR.into());
-    let dirs: Vec<String> = config
-        .anonymous_volumes
-        .iter()
-        .map(|dir| workspace.path.join(dir).display().to_string())
-        .collect();
-    spec.command = identity::entry_command(ids, user, &home.display().to_string(), &dirs);
+    spec.command = identity::entry_command();
     spec
 }
 
@@ -345,27 +348,30 @@ mod tests {
         );
         assert_eq!(spec.name, "dual-shop-feat-auth");
         assert_eq!(spec.hostname.as_deref(), Some("shop-feat-auth"));
-        assert_eq!(spec.user, Some((0, 0)), "the main process, as root");
         assert_eq!(
-            spec.command[4..],
-            [
-                "u",
-                "1000",
-                "1001",
-                "staff",
-                "/home/u",
-                "/home/u/dual/shop/feat-auth/node_modules"
-            ],
-            "it makes uid 1000 known and gives it the volume"
+            spec.user,
+            Some(User::Uid(1000)),
+            "every process as the user"
         );
+        assert_eq!(spec.command, identity::entry_command());
         assert_eq!(
             spec.workdir.as_deref(),
             Some(Path::new("/home/u/dual/shop/feat-auth"))
         );
-        assert!(spec.bind_mounts.contains(&(
-            "/home/u/dual/shop/feat-auth".into(),
-            "/home/u/dual/shop/feat-auth".into()
+        assert!(spec.bind_mounts.contains(&BindMount::new(
+            "/home/u/dual/shop/feat-auth",
+            "/home/u/dual/shop/feat-auth"
         )));
+        assert!(
+            spec.bind_mounts.contains(
+                &BindMount::new(
+                    "/home/u/dual/shop/feat-auth/.git",
+                    "/home/u/dual/shop/feat-auth/.git"
+                )
+                .readonly()
+            ),
+            "the container cannot write what host git runs"
+        );
         assert!(spec.env.contains(&("HOME".into(), "/home/u".into())));
         assert!(spec.env.contains(&("USER".into(), "u".into())));
         assert!(
