@@ -402,7 +402,7 @@ mod tests {
             ]
         );
         let long = PathBuf::from(format!("/home/u/{}/node_modules", "d".repeat(120)));
-        let dirs = owned_dirs_archive(&[long.clone()], 1000, 1001).unwrap();
+        let dirs = owned_dirs_archive(std::slice::from_ref(&long), 1000, 1001).unwrap();
         let mut read = tar::Archive::new(dirs.as_slice());
         let entry = read.entries().unwrap().next().unwrap().unwrap();
         assert_eq!(entry.header().entry_type(), tar::EntryType::Directory);
