@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod confined;
 pub mod engine;
 pub mod error;
 pub mod interrupt;

@@ -47,6 +47,9 @@ impl Output {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
+    /// Not run: an argument would change what the command does.
+    #[error("refusing {what}: {why}")]
+    Refused { what: String, why: &'static str },
     #[error("`{program}` was not found on PATH")]
     ProgramNotFound { program: String },
     #[error("could not start `{argv}`")]

@@ -129,7 +129,7 @@ pub fn logs(
         print(&out)?;
         followed.push(Followed {
             prefix: prefix.then(|| name.clone()),
-            offset: std::fs::metadata(&log).map_or(0, |m| m.len()),
+            offset: std::fs::symlink_metadata(&log).map_or(0, |m| m.len()),
             partial: String::new(),
             log,
         });
@@ -149,10 +149,12 @@ pub fn logs(
     }
 }
 
-/// The older log (rolled over) and then the current one.
+/// The older log (rolled over) and then the current one. The logs
+/// directory is the container's to write: a name there that is a link or a
+/// FIFO reads as empty (see `confined`).
 fn read_both(log: &Path) -> String {
-    let mut text = std::fs::read(rolled(log)).unwrap_or_default();
-    text.extend(std::fs::read(log).unwrap_or_default());
+    let mut text = read_from(&rolled(log), 0);
+    text.extend(read_from(log, 0));
     String::from_utf8_lossy(&text).into_owned()
 }
 
@@ -183,7 +185,7 @@ impl Followed {
     /// What was appended since the last read, in whole lines. A log that
     /// shrank was rolled over: the rest of the old one is in `.1`.
     fn read_new(&mut self) -> String {
-        let size = std::fs::metadata(&self.log).map_or(0, |m| m.len());
+        let size = std::fs::symlink_metadata(&self.log).map_or(0, |m| m.len());
         let mut bytes = Vec::new();
         if size < self.offset {
             bytes.extend(read_from(&rolled(&self.log), self.offset));
@@ -207,10 +209,15 @@ impl Followed {
 
 fn read_from(path: &Path, offset: u64) -> Vec<u8> {
     let mut bytes = Vec::new();
-    if let Ok(mut file) = std::fs::File::open(path)
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return bytes;
+    };
+    if let Ok((mut file, _, _)) = crate::confined::open(dir, Path::new(name))
         && file.seek(SeekFrom::Start(offset)).is_ok()
     {
-        let _ = file.read_to_end(&mut bytes);
+        // A log never holds more than its limit; a file grown past that
+        // by something else is not read whole.
+        let _ = file.take(2 * services::LOG_LIMIT).read_to_end(&mut bytes);
     }
     bytes
 }

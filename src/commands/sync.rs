@@ -2,15 +2,22 @@
 //! `.dual.toml`: `.env.local` and the like, which git does not carry) from
 //! the repo's shared store into its workspaces. A file missing from the store
 //! is taken from the registered local repo when it has one.
+//!
+//! The clone is the container's to write, and the source repo's files are
+//! the branch's: every path is resolved without following a link (see
+//! `confined`), so a planted `.env.local -> ~/.bashrc` is refused, named,
+//! and never written through or read.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::cli::print;
+use crate::confined::{self, ConfinedError};
 use crate::workspace::config::Config;
 use crate::workspace::{self, Store, Workspace};
+
+/// A shared file larger than this is not copied (they are small settings).
+const SHARED_FILE_LIMIT: u64 = 16 * 1024 * 1024;
 
 pub fn run(name: Option<&str>) -> anyhow::Result<ExitCode> {
     let state = Store::open_default().load()?;
@@ -26,6 +33,7 @@ pub fn run(name: Option<&str>) -> anyhow::Result<ExitCode> {
         },
     };
     let mut copied = 0;
+    let mut refused = 0;
     for workspace in targets {
         if !workspace.path.exists() {
             print(&format!("{}: not cloned yet, skipped\n", workspace.name()))?;
@@ -39,38 +47,69 @@ pub fn run(name: Option<&str>) -> anyhow::Result<ExitCode> {
             .filter(|r| r.is_local())
             .map(|r| Path::new(&r.source).to_owned());
         for file in &config.shared_files {
-            let stored = store.join(file);
-            if !stored.exists()
-                && let Some(original) = source
-                    .as_ref()
-                    .map(|s| s.join(file))
-                    .filter(|p| p.is_file())
-            {
-                copy(&original, &stored)?;
-            }
-            if !stored.exists() {
-                print(&format!(
-                    "{}: `{file}` is not in {} yet, skipped\n",
+            let file = Path::new(file);
+            match sync_one(&store, source.as_deref(), &workspace.path, file) {
+                Ok(true) => {
+                    print(&format!("{}: {}\n", workspace.name(), file.display()))?;
+                    copied += 1;
+                }
+                Ok(false) => print(&format!(
+                    "{}: `{}` is not in {} yet, skipped\n",
                     workspace.name(),
+                    file.display(),
                     store.display()
-                ))?;
-                continue;
+                ))?,
+                Err(error) => {
+                    eprintln!(
+                        "dual: {}: `{}` not synced: {error}",
+                        workspace.name(),
+                        file.display()
+                    );
+                    refused += 1;
+                }
             }
-            copy(&stored, &workspace.path.join(file))?;
-            print(&format!("{}: {file}\n", workspace.name()))?;
-            copied += 1;
         }
     }
     print(&format!("synced {copied} file(s)\n"))?;
+    if refused > 0 {
+        anyhow::bail!(crate::error::Hinted {
+            message: format!("{refused} shared file(s) were refused"),
+            hint: "a shared file must be a regular file at a path without symbolic links, in the store, the source repo and the clone; remove the link (it may have been planted by the branch's own code) and sync again".into(),
+        });
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
-    if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("could not create `{}`", parent.display()))?;
-    }
-    std::fs::copy(from, to)
-        .with_context(|| format!("could not copy `{}` to `{}`", from.display(), to.display()))?;
-    Ok(())
+/// Copies `file` from the store (filled from the source repo when missing)
+/// into the clone. `Ok(false)`: neither has it.
+fn sync_one(
+    store: &Path,
+    source: Option<&Path>,
+    clone: &Path,
+    file: &Path,
+) -> Result<bool, ConfinedError> {
+    std::fs::create_dir_all(store).map_err(|source| ConfinedError::Io {
+        path: store.to_owned(),
+        source,
+    })?;
+    let stored = match confined::read(store, file, SHARED_FILE_LIMIT) {
+        Ok(stored) => stored,
+        Err(error) if error.is_not_found() => {
+            let Some(source) = source else {
+                return Ok(false);
+            };
+            match confined::read(source, file, SHARED_FILE_LIMIT) {
+                Ok((bytes, mode)) => {
+                    confined::write(store, file, &bytes, mode)?;
+                    (bytes, mode)
+                }
+                Err(error) if error.is_not_found() => return Ok(false),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(error) => return Err(error),
+    };
+    let (bytes, mode) = stored;
+    confined::write(clone, file, &bytes, mode)?;
+    Ok(true)
 }

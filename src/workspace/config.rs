@@ -85,7 +85,7 @@ pub enum ConfigError {
     Read {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: crate::confined::ConfinedError,
     },
     #[error("`{}`: {message}", .path.display())]
     Invalid { path: PathBuf, message: String },
@@ -95,9 +95,9 @@ impl Config {
     /// The config of the clone at `dir`; defaults when it has none.
     pub fn load(dir: &Path) -> Result<Config, ConfigError> {
         let path = dir.join(FILE_NAME);
-        match std::fs::read_to_string(&path) {
+        match read_config_text(dir) {
             Ok(text) => Config::parse(&text, &path),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(error) if error.is_not_found() => Ok(Config::default()),
             Err(source) => Err(ConfigError::Read { path, source }),
         }
     }
@@ -253,13 +253,20 @@ pub fn is_service_name(name: &str) -> bool {
 /// "`/w/.dual.toml` line 2", or the default and why.
 pub fn origin_of(key: &str, dir: &Path) -> String {
     let path = dir.join(FILE_NAME);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(text) = read_config_text(dir) else {
         return format!("the default: the clone has no {FILE_NAME}");
     };
     match key_line(&text, key) {
         Some(line) => format!("from `{}` line {line}", path.display()),
         None => format!("the default: `{}` names no {key}", path.display()),
     }
+}
+
+/// `.dual.toml` of the clone at `dir`: a regular file, never a link (a
+/// branch can commit `.dual.toml -> ~/.ssh/id_rsa`; its text would then be
+/// shown in a parse error).
+fn read_config_text(dir: &Path) -> Result<String, crate::confined::ConfinedError> {
+    crate::confined::read_text(dir, Path::new(FILE_NAME), 1024 * 1024)
 }
 
 /// The (1-based) line that sets `key`: `key = …`, not a longer key that

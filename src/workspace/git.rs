@@ -1,6 +1,13 @@
 //! The git operations behind workspaces, through the one runner. Git never
 //! prompts (GIT_TERMINAL_PROMPT=0): a credential problem is an error to show,
 //! not a hang.
+//!
+//! Every call is hardened: a clone is a tree its container can write, and
+//! git runs programs that a repository's config names (`core.fsmonitor`,
+//! hooks, `ext::` transports, an `--upload-pack` smuggled in as a URL). The
+//! container cannot write `.git` (it is mounted read-only there), and dual's
+//! own calls ignore those settings anyway: see `HARDENING`. Sources and
+//! URLs always come after `--`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -12,12 +19,29 @@ const QUICK: Duration = Duration::from_secs(30);
 /// A clone of a big repository over a slow link still ends.
 const CLONE: Duration = Duration::from_secs(1800);
 
+/// Settings given on every call, over whatever a repository's config says:
+/// no fsmonitor or hook program runs, no `ext::` transport, no signature
+/// program for `log`, and no bare repository found by discovery (one could
+/// be planted inside a clone).
+const HARDENING: [&str; 10] = [
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "protocol.ext.allow=never",
+    "-c",
+    "log.showSignature=false",
+    "-c",
+    "safe.bareRepository=explicit",
+];
+
 fn git<I, S>(dir: Option<&Path>, args: I) -> Cmd
 where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
-    let mut argv: Vec<OsString> = Vec::new();
+    let mut argv: Vec<OsString> = HARDENING.iter().map(OsString::from).collect();
     if let Some(dir) = dir {
         argv.push("-C".into());
         argv.push(dir.into());
@@ -59,7 +83,8 @@ pub fn default_branch(source: &str) -> Result<String, CommandError> {
             ["symbolic-ref", "--quiet", "--short", "HEAD"],
         ));
     }
-    let output = git(None, ["ls-remote", "--symref", source, "HEAD"]).run()?;
+    check_source(source)?;
+    let output = git(None, ["ls-remote", "--symref", "--", source, "HEAD"]).run()?;
     Ok(output
         .stdout
         .lines()
@@ -78,6 +103,7 @@ pub fn clone(
     branch: &str,
     default_branch: &str,
 ) -> Result<(), CommandError> {
+    check_source(source)?;
     let mut args: Vec<OsString> = vec!["clone".into(), "--quiet".into()];
     if source.starts_with('/') {
         args.push("--local".into());
@@ -103,6 +129,19 @@ pub fn clone(
             ],
         )
         .run()?;
+    }
+    Ok(())
+}
+
+/// A source that git could read as an option, or that names a transport
+/// running a program (`ext::`), is refused before git sees it.
+pub fn check_source(source: &str) -> Result<(), CommandError> {
+    let lower = source.to_ascii_lowercase();
+    if source.starts_with('-') || lower.starts_with("ext::") || source.contains(['\n', '\0']) {
+        return Err(CommandError::Refused {
+            what: format!("`{}` as a git source", source.escape_debug()),
+            why: "it would be read as an option or run a program",
+        });
     }
     Ok(())
 }
@@ -162,7 +201,8 @@ pub fn upstream_status(
     clone: &Path,
 ) -> Option<Upstream> {
     if !source.starts_with('/') {
-        let output = git(None, ["ls-remote", "--heads", source, branch])
+        check_source(source).ok()?;
+        let output = git(None, ["ls-remote", "--heads", "--", source, branch])
             .output()
             .ok()?;
         return output.success().then(|| {

@@ -295,7 +295,12 @@ pub fn any_state(workspace: &str) -> bool {
 }
 
 fn read_state(path: &Path) -> ServiceState {
-    let Ok(text) = std::fs::read_to_string(path) else {
+    // Written in the container: never read through a link it planted.
+    let text = path
+        .parent()
+        .zip(path.file_name())
+        .and_then(|(dir, name)| crate::confined::read_text(dir, Path::new(name), 4096).ok());
+    let Some(text) = text else {
         return ServiceState::NotStarted;
     };
     parse_state(&text)

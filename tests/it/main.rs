@@ -4,6 +4,7 @@
 // independent witness of what dual did.
 #![allow(clippy::disallowed_methods)]
 
+mod boundary;
 mod browser;
 mod conn;
 mod differential;

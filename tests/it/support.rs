@@ -113,6 +113,19 @@ pub fn rootless_user(test: &str) -> Option<String> {
     user
 }
 
+/// Whether `check` becomes true before `deadline` runs out (asked every
+/// 50 ms, and once more at the end).
+pub fn eventually(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + deadline;
+    while std::time::Instant::now() < end {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
 /// Heavy engine work (many containers, host port checks) runs one test at a
 /// time, so tests neither race for host ports nor skew each other's figures.
 pub fn heavy() -> MutexGuard<'static, ()> {

@@ -1,0 +1,323 @@
+//! The container is a boundary: hostile repos (their `.dual.toml`, their
+//! `setup`, their files, their image) on each engine, and what must never
+//! reach the host. Each test here failed on the dual before issue 16.
+
+use std::process::Command;
+
+use crate::support::{EngineKind, each_engine, ensure_test_image};
+use crate::workspaces::TestEnv;
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `anonymous_volumes = ["x,type=bind,source=/,target=/hostroot"]` used to
+/// become extra `--mount` fields: the host's `/` inside, read-write.
+#[test]
+fn a_mount_option_in_a_volume_path_never_reaches_the_engine() {
+    each_engine("mount_injection", |kind| {
+        let image = ensure_test_image(kind);
+        let env = TestEnv::new(
+            Some(kind),
+            &format!(
+                "image = \"{image}\"\nanonymous_volumes = [\"x,type=bind,source=/,target=/hostroot\"]\n"
+            ),
+        );
+        env.ok(&["create", "b"]);
+        let error = env.fails(&["launch", "b"]);
+        assert!(
+            error.contains("anonymous_volumes") && error.contains("mount options"),
+            "{error}"
+        );
+        assert!(env.containers().is_empty(), "no container was made");
+        assert!(env.volumes().is_empty(), "no volume was made");
+    });
+}
+
+/// An `image` that looks like an option reaches no engine.
+#[test]
+fn an_image_that_looks_like_an_option_is_a_config_error() {
+    each_engine("image_option", |kind| {
+        let env = TestEnv::new(Some(kind), "image = \"--privileged\"\n");
+        env.ok(&["create", "b"]);
+        let error = env.fails(&["launch", "b"]);
+        assert!(error.contains("is not an image reference"), "{error}");
+        assert!(error.contains(".dual.toml"), "names the file: {error}");
+        assert!(env.containers().is_empty());
+    });
+}
+
+/// `setup` plants links in the clone where `shared_files` will be written;
+/// the source repo commits a link to a host secret. `dual sync` writes
+/// nothing through a link, reads nothing through one, and says which path.
+#[test]
+fn sync_never_follows_a_link_planted_in_the_clone_or_committed() {
+    each_engine("sync_links", |kind| {
+        let image = ensure_test_image(kind);
+        let victims = tempfile::tempdir().unwrap();
+        let victim_file = victims.path().join("bashrc");
+        std::fs::write(&victim_file, "the user's own\n").unwrap();
+        let victim_dir = victims.path().join("ssh");
+        std::fs::create_dir(&victim_dir).unwrap();
+        let secret = victims.path().join("credentials");
+        std::fs::write(&secret, "host secret\n").unwrap();
+        let setup = format!(
+            "ln -s {} .env.local && ln -s {} conf",
+            victim_file.display(),
+            victim_dir.display()
+        );
+        let env = TestEnv::new(
+            Some(kind),
+            &format!(
+                "image = \"{image}\"\nsetup = \"{setup}\"\nshared_files = [\".env.local\", \"conf/authorized_keys\", \"secret.env\", \"plain.env\"]\n"
+            ),
+        );
+        // The source's own shared files (untracked there, as `.env.local`
+        // files are), and a committed link to a host secret.
+        let source = env.source();
+        std::fs::write(source.join(".env.local"), "SHARED=1\n").unwrap();
+        std::fs::create_dir(source.join("conf")).unwrap();
+        std::fs::write(
+            source.join("conf/authorized_keys"),
+            "ssh-ed25519 attacker\n",
+        )
+        .unwrap();
+        std::fs::write(source.join("plain.env"), "PLAIN=1\n").unwrap();
+        std::os::unix::fs::symlink(&secret, source.join("secret.env")).unwrap();
+        env.git(&source, &["add", "secret.env"]);
+        env.git(&source, &["commit", "-qm", "a link"]);
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let clone = env.clone_path("b");
+        assert!(
+            clone.join(".env.local").is_symlink(),
+            "setup planted its link"
+        );
+
+        let output = env.run(&["sync", &env.name("b")]);
+        let said = stderr(&output);
+        assert!(!output.status.success(), "refusals fail the sync: {said}");
+        assert_eq!(
+            std::fs::read_to_string(&victim_file).unwrap(),
+            "the user's own\n",
+            "nothing written through the planted file link"
+        );
+        assert_eq!(
+            std::fs::read_dir(&victim_dir).unwrap().count(),
+            0,
+            "nothing created through the planted directory link"
+        );
+        assert!(
+            said.contains(".env.local") && said.contains("is a symbolic link"),
+            "{said}"
+        );
+        assert!(said.contains("conf"), "{said}");
+        assert!(said.contains("secret.env"), "{said}");
+        let store = env.dir.path().join("data/shared").join(&env.repo);
+        assert!(
+            !store.join("secret.env").exists(),
+            "the committed link's target is not copied into the store"
+        );
+        assert!(
+            clone.join("secret.env").is_symlink(),
+            "nor into the clone (where git checked out the link itself)"
+        );
+        assert_eq!(
+            std::fs::read_to_string(clone.join("plain.env")).unwrap(),
+            "PLAIN=1\n",
+            "real files still sync"
+        );
+    });
+}
+
+/// `setup` tries to plant an fsmonitor and a hook in the clone's `.git`;
+/// host git (the user's `git status`, dual's own in `destroy`) must run
+/// neither. The container cannot write `.git`; and dual's own git ignores
+/// such settings even where they are there (a clone made by an older dual).
+#[test]
+fn the_clone_s_git_is_not_the_container_s_to_write() {
+    each_engine("git_dir", |kind| {
+        let image = ensure_test_image(kind);
+        let marks = tempfile::tempdir().unwrap();
+        let planted = marks.path().join("planted-ran");
+        let env = TestEnv::new(
+            Some(kind),
+            &format!("image = \"{image}\"\nsetup = \"sh plant.sh; true\"\n"),
+        );
+        let plant = format!(
+            "printf '[core]\\n\\tfsmonitor = \"touch {p}\"\\n' >> .git/config\n\
+             printf '#!/bin/sh\\ntouch {p}\\n' > .git/hooks/post-checkout\n\
+             chmod +x .git/hooks/post-checkout\n",
+            p = planted.display()
+        );
+        std::fs::write(env.source().join("plant.sh"), plant).unwrap();
+        env.git(&env.source(), &["add", "plant.sh"]);
+        env.git(&env.source(), &["commit", "-qm", "plant"]);
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let clone = env.clone_path("b");
+        let config = std::fs::read_to_string(clone.join(".git/config")).unwrap();
+        assert!(!config.contains("fsmonitor"), "{config}");
+        assert!(!clone.join(".git/hooks/post-checkout").exists());
+        let written = env.run_in("b", "", &["sh", "-c", "touch .git/x 2>/dev/null; echo $?"]);
+        assert_eq!(stdout(&written).trim(), "1", "`.git` is read-only inside");
+        // The user's own git in the clone, as the README sends them there.
+        env.git(&clone, &["status", "--short"]);
+        env.git(&clone, &["checkout", "-q", "-b", "other"]);
+        assert!(!planted.exists(), "host git ran nothing planted");
+
+        // A clone whose .git was written before (by an older dual's
+        // container): dual's own git calls still run nothing.
+        let earlier = marks.path().join("earlier-ran");
+        let mut config = std::fs::OpenOptions::new()
+            .append(true)
+            .open(clone.join(".git/config"))
+            .unwrap();
+        use std::io::Write;
+        writeln!(
+            config,
+            "[core]\n\tfsmonitor = \"touch {}\"",
+            earlier.display()
+        )
+        .unwrap();
+        drop(config);
+        std::fs::write(clone.join("uncommitted"), "x").unwrap();
+        let refused = env.fails(&["destroy", &env.name("b")]);
+        assert!(refused.contains("not pushed"), "{refused}");
+        assert!(!earlier.exists(), "dual's git status ran no fsmonitor");
+    });
+}
+
+/// A clone's `origin` set to `--upload-pack=…` (as a container could once
+/// write it): `recover` registers nothing that git would read as an option,
+/// and `prune` runs nothing.
+#[test]
+fn a_planted_origin_url_runs_nothing_on_the_host() {
+    each_engine("origin_url", |kind| {
+        let image = ensure_test_image(kind);
+        let env = TestEnv::new(Some(kind), &format!("image = \"{image}\"\n"));
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let marks = tempfile::tempdir().unwrap();
+        let ran = marks.path().join("upload-pack-ran");
+        let clone = env.clone_path("b");
+        env.git(
+            &clone,
+            &[
+                "config",
+                "remote.origin.url",
+                &format!("--upload-pack=touch {};false", ran.display()),
+            ],
+        );
+        std::fs::remove_file(env.dir.path().join("data/state.json")).unwrap();
+        let recovered = env.run(&["recover"]);
+        let _ = env.run(&["prune", "--yes"]);
+        let _ = env.run(&["list"]);
+        assert!(
+            !ran.exists(),
+            "git ran the planted upload-pack: {}",
+            stderr(&recovered)
+        );
+    });
+}
+
+/// Every process dual starts in a workspace (the main one, `setup`, a
+/// service, `dual run`) has no capabilities and cannot gain privileges.
+#[test]
+fn processes_in_a_workspace_have_no_privileges_to_gain() {
+    each_engine("no_privileges", |kind| {
+        let image = ensure_test_image(kind);
+        let report = "grep -E '^(Uid|CapEff|NoNewPrivs):' /proc/self/status";
+        let env = TestEnv::new(
+            Some(kind),
+            &format!(
+                "image = \"{image}\"\nsetup = \"{report} > setup-status\"\n[services.probe]\ncommand = \"{report} > service-status; sleep 300\"\n"
+            ),
+        );
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let clone = env.clone_path("b");
+        let run = env.run_in("b", "", &["sh", "-c", report]);
+        let main = env.run_in(
+            "b",
+            "",
+            &["sh", "-c", "grep -E '^(CapEff|NoNewPrivs):' /proc/1/status"],
+        );
+        assert!(
+            crate::support::eventually(std::time::Duration::from_secs(10), || {
+                clone.join("service-status").exists()
+            }),
+            "the service ran"
+        );
+        for (what, text) in [
+            ("dual run", stdout(&run)),
+            ("the main process", stdout(&main)),
+            (
+                "setup",
+                std::fs::read_to_string(clone.join("setup-status")).unwrap(),
+            ),
+            (
+                "a service",
+                std::fs::read_to_string(clone.join("service-status")).unwrap(),
+            ),
+        ] {
+            assert!(text.contains("NoNewPrivs:\t1"), "{what}: {text}");
+            assert!(text.contains("CapEff:\t0000000000000000"), "{what}: {text}");
+        }
+    });
+}
+
+/// As an ordinary user on rootful docker (and on rootless podman): no
+/// process in the workspace's container runs as uid 0, and a setuid file
+/// planted in the clone belongs to the user, not to root.
+#[test]
+fn an_ordinary_user_s_workspace_has_no_root_inside() {
+    let Some(user) = crate::support::rootless_user("no_root_inside") else {
+        return;
+    };
+    each_engine("no_root_inside", |kind| {
+        let script = r#"printf 'setup = "cp /bin/busybox suid-box; chmod 4755 suid-box; true"\n' >> .dual.toml
+git -c user.email=t@t -c user.name=t commit -qam setup
+"$DUAL" add --name nr >/dev/null && "$DUAL" create b >/dev/null && "$DUAL" launch b >/dev/null
+cd "$T/root/nr/b"
+"$DUAL" run sh -c 'for s in /proc/[0-9]*/status; do grep "^Uid:" "$s"; done' | sed 's/^/proc /'
+echo "suid-owner=$(stat -c %u suid-box)"
+cd / && "$DUAL" destroy nr-b --force >/dev/null && echo destroyed
+"#;
+        let (output, _dir) = crate::support::as_user(&user, kind, script);
+        let (out, err) = (stdout(&output), stderr(&output));
+        if kind == EngineKind::Docker && err.contains("permission denied") {
+            assert!(
+                !std::env::var("DUAL_REQUIRE_ENGINE").is_ok_and(|v| v == "1"),
+                "{user} cannot use docker: {err}"
+            );
+            eprintln!("!!!!! SKIPPED no_root_inside on docker: {user} is not in the docker group");
+            return;
+        }
+        assert!(output.status.success(), "{out}\n{err}");
+        let uid = user_id(&user);
+        let procs: Vec<&str> = out.lines().filter(|l| l.starts_with("proc ")).collect();
+        assert!(
+            procs.len() >= 3,
+            "the main process, its idler and the run: {out}"
+        );
+        for line in &procs {
+            let ids: Vec<&str> = line.split_whitespace().skip(2).collect();
+            assert!(
+                ids.iter().all(|id| *id == uid),
+                "a process runs as another uid than {uid}: {line}\n{out}"
+            );
+        }
+        assert!(out.contains(&format!("suid-owner={uid}\n")), "{out}");
+        assert!(out.contains("destroyed"), "{out}");
+    });
+}
+
+fn user_id(user: &str) -> String {
+    let output = Command::new("id").args(["-u", user]).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
