@@ -360,7 +360,7 @@ pub fn ensure_container(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create `{}`", dir.display()))?;
     }
-    let mode = host_mode(engine)?;
+    let mode = workspace::host_mode(engine)?;
     let user = HostUser::lookup_or_named(mode.ids);
     let named_user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);
     let mut spec = workspace::container_spec(
@@ -470,38 +470,6 @@ impl ImageUnavailable {
             self.kind, self.image, self.kind
         )
     }
-}
-
-struct HostMode {
-    /// The uid and gid the container's processes run as, so that files they
-    /// write in the clone belong to the user on the host.
-    ids: (u32, u32),
-    keep_host_uid: bool,
-    /// The host cannot reach container IPs: publish the workspace's ports on
-    /// 127.0.0.1 (ephemeral host ports) for the proxy to route to.
-    publish_ports: bool,
-}
-
-fn host_mode(engine: &Engine) -> anyhow::Result<HostMode> {
-    let ids = workspace::host_ids();
-    let facts = engine.host_facts()?;
-    let remote =
-        std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://")) || facts.desktop;
-    let publish_ports = facts.rootless || remote;
-    let (ids, keep_host_uid) = match (engine.kind(), facts.rootless) {
-        _ if ids.0 == 0 => (ids, false),
-        // keep-id maps the user to the same uid inside: full fidelity.
-        (EngineKind::Podman, true) => (ids, true),
-        // Rootless docker maps container root to the user, and has no
-        // keep-id: root inside is the user outside (`id -u` says 0).
-        (EngineKind::Docker, true) => ((0, 0), false),
-        _ => (ids, false),
-    };
-    Ok(HostMode {
-        ids,
-        keep_host_uid,
-        publish_ports,
-    })
 }
 
 /// Runs `setup` in the container with its output streamed as it comes.

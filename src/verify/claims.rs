@@ -255,6 +255,62 @@ pub fn judge_publish_conflict(port: u16, seen: PublishObservation<'_>) -> Check 
 }
 
 /// The line of an engine error that names the conflict, else its last line.
+/// What a container made as dual makes a workspace's could do, from its
+/// processes' `Uid`/`CapEff`/`NoNewPrivs` lines and a write into `.git`.
+pub fn judge_boundary(seen: &str, rootless: bool, kind: crate::engine::EngineKind) -> Check {
+    const NAME: &str = "boundary";
+    let values = |key: &str| -> Vec<&str> {
+        seen.lines()
+            .filter_map(|line| line.strip_prefix(key))
+            .map(str::trim)
+            .collect()
+    };
+    let uids: Vec<&str> = values("Uid:")
+        .iter()
+        .filter_map(|ids| ids.split_whitespace().next())
+        .collect();
+    let capabilities = values("CapEff:");
+    let no_new_privileges = values("NoNewPrivs:");
+    let git_read_only = seen.lines().any(|line| line == "git=read-only");
+    let mut problems = Vec::new();
+    if capabilities.is_empty() || capabilities.iter().any(|c| c.trim_start_matches('0') != "") {
+        problems.push(format!("capabilities {capabilities:?} (want none)"));
+    }
+    if no_new_privileges.is_empty() || no_new_privileges.iter().any(|v| *v != "1") {
+        problems.push(format!("no-new-privileges {no_new_privileges:?} (want 1)"));
+    }
+    if !git_read_only {
+        problems.push("a read-only `.git` mount was writable".into());
+    }
+    if !problems.is_empty() {
+        return Check::fail(
+            NAME,
+            format!(
+                "a workspace container on {kind} is not confined: {}",
+                problems.join("; ")
+            ),
+            "run `dual -v verify` to see the engine calls; an engine that ignores --cap-drop or --security-opt cannot hold a hostile repo",
+        );
+    }
+    let mode = if rootless {
+        "rootless (the engine runs in your user's namespace)"
+    } else {
+        "rootful"
+    };
+    let detail = format!(
+        "{mode}; processes run as uid {}, with no capabilities, no-new-privileges, `.git` read-only",
+        uids.first().copied().unwrap_or("?")
+    );
+    if uids.iter().any(|uid| *uid == "0") && !rootless {
+        return Check::warn(
+            NAME,
+            format!("{detail}; but dual runs as root here, so they are root inside"),
+            "run dual as your own user: a workspace's processes then run as you, and none as root",
+        );
+    }
+    Check::pass(NAME, detail)
+}
+
 fn telling_line(text: &str) -> &str {
     text.lines()
         .find(|line| line.contains("already") || line.contains("in use"))
@@ -292,6 +348,29 @@ mod tests {
     }
 
     const HOST_NS: Option<&str> = Some("net:[4026531992]");
+
+    #[test]
+    fn the_boundary_needs_every_confinement() {
+        use crate::engine::EngineKind::Docker;
+        let confined = "Uid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n\
+                        Uid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\ngit=read-only\n";
+        assert_eq!(judge_boundary(confined, false, Docker).status, Status::Pass);
+        let as_root = confined.replace("1000", "0");
+        assert_eq!(judge_boundary(&as_root, false, Docker).status, Status::Warn);
+        assert_eq!(judge_boundary(&as_root, true, Docker).status, Status::Pass);
+        for broken in [
+            confined.replacen("CapEff:\t0000000000000000", "CapEff:\t00000000a80425fb", 1),
+            confined.replacen("NoNewPrivs:\t1", "NoNewPrivs:\t0", 1),
+            confined.replace("git=read-only", "git=writable"),
+            String::new(),
+        ] {
+            assert_eq!(
+                judge_boundary(&broken, false, Docker).status,
+                Status::Fail,
+                "{broken}"
+            );
+        }
+    }
 
     #[test]
     fn healthy_samples_pass_every_claim() {

@@ -253,9 +253,10 @@ fn engine_checks(
 }
 
 /// The checks that need containers, in the order they run (quick mode).
-const CONTAINER_CHECKS: [&str; 8] = [
+const CONTAINER_CHECKS: [&str; 9] = [
     "image",
     "container",
+    "boundary",
     "isolation",
     "localhost",
     "reachability",
@@ -322,6 +323,7 @@ fn container_checks(
             );
             return Ok(None);
         }
+        checks.push(suite.boundary());
         let count = if options.probes {
             options.count
         } else {

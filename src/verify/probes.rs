@@ -7,19 +7,20 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::claims::{
-    PublishObservation, judge_bind, judge_container_to_container, judge_host_localhost,
-    judge_host_network_conflict, judge_host_to_container, judge_localhost_private, judge_netns,
-    judge_publish_conflict, judge_same_container_conflict,
+    PublishObservation, judge_bind, judge_boundary, judge_container_to_container,
+    judge_host_localhost, judge_host_network_conflict, judge_host_to_container,
+    judge_localhost_private, judge_netns, judge_publish_conflict, judge_same_container_conflict,
 };
 use super::cleanup::ProbeRun;
 use super::http;
 use super::{Check, Status, error_chain};
-use crate::engine::spec::{Network, Publish};
+use crate::engine::spec::{BindMount, Network, Publish, User};
 use crate::engine::{Engine, EngineError, RunSpec};
 
 /// The port every probe container serves on, as a dev server would.
@@ -187,6 +188,57 @@ impl<'a> Suite<'a> {
                 problem,
                 "run `dual -v verify` to see each engine call",
             ),
+            Err(error) => Check::from_error(NAME, &error),
+        }
+    }
+
+    /// Runs a container as dual runs a workspace's (as the user, no
+    /// capabilities, no new privileges, a `.git` mounted read-only) and
+    /// reads what its processes can do.
+    pub fn boundary(&self) -> Check {
+        const NAME: &str = "boundary";
+        let mode = match crate::workspace::host_mode(self.engine) {
+            Ok(mode) => mode,
+            Err(error) => return Check::from_error(NAME, &error),
+        };
+        let facts = self.engine.host_facts().ok();
+        let rootless = facts.as_ref().is_some_and(|facts| facts.rootless);
+        let clone = match tempfile::tempdir() {
+            Ok(dir) => dir,
+            Err(error) => {
+                return Check::fail(
+                    NAME,
+                    format!("could not make a directory to mount: {error}"),
+                    "check that $TMPDIR is writable",
+                );
+            }
+        };
+        let git_dir = clone.path().join(".git");
+        if let Err(error) = std::fs::create_dir(&git_dir) {
+            return Check::fail(
+                NAME,
+                format!("could not make `{}`: {error}", git_dir.display()),
+                "check that $TMPDIR is writable",
+            );
+        }
+        let target = Path::new("/dual-boundary");
+        let mut spec = self.spec("boundary", vec!["sleep".into(), "60".into()]);
+        spec.user = Some(User::Ids(mode.ids.0, mode.ids.1));
+        spec.keep_host_uid = mode.keep_host_uid;
+        spec.nosuid_binds = self.engine.kind() == crate::engine::EngineKind::Podman;
+        spec.bind_mounts.push(BindMount::new(clone.path(), target));
+        spec.bind_mounts
+            .push(BindMount::new(&git_dir, target.join(".git")).readonly());
+        let script = "grep -hE '^(Uid|CapEff|NoNewPrivs):' /proc/1/status /proc/self/status; \
+             touch /dual-boundary/.git/probe 2>/dev/null && echo git=writable || echo git=read-only";
+        let seen = (|| -> Result<String, EngineError> {
+            let id = self.engine.run_detached(&spec)?;
+            let output = self.engine.exec(&id, &["sh", "-c", script]);
+            let _ = self.engine.remove(&[&id]);
+            Ok(output?.stdout)
+        })();
+        match seen {
+            Ok(seen) => judge_boundary(&seen, rootless, self.engine.kind()),
             Err(error) => Check::from_error(NAME, &error),
         }
     }

@@ -16,9 +16,9 @@ pub mod state;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::engine::RunSpec;
 use crate::engine::labels::WorkspaceLabels;
 use crate::engine::spec::{BindMount, Pull, User};
+use crate::engine::{Engine, EngineKind, RunSpec};
 use config::Config;
 pub use state::{Repo, State, Store, Workspace};
 
@@ -107,6 +107,39 @@ impl WorkspaceError {
 }
 
 pub use crate::engine::facts::host_ids;
+
+/// How the host user maps into a workspace container on this engine.
+pub struct HostMode {
+    /// The uid and gid the container's processes run as, so that files they
+    /// write in the clone belong to the user on the host.
+    pub ids: (u32, u32),
+    pub keep_host_uid: bool,
+    /// The host cannot reach container IPs: publish the workspace's ports on
+    /// 127.0.0.1 (ephemeral host ports) for the proxy to route to.
+    pub publish_ports: bool,
+}
+
+pub fn host_mode(engine: &Engine) -> Result<HostMode, crate::engine::EngineError> {
+    let ids = host_ids();
+    let facts = engine.host_facts()?;
+    let remote =
+        std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://")) || facts.desktop;
+    let publish_ports = facts.rootless || remote;
+    let (ids, keep_host_uid) = match (engine.kind(), facts.rootless) {
+        _ if ids.0 == 0 => (ids, false),
+        // keep-id maps the user to the same uid inside: full fidelity.
+        (EngineKind::Podman, true) => (ids, true),
+        // Rootless docker maps container root to the user, and has no
+        // keep-id: root inside is the user outside (`id -u` says 0).
+        (EngineKind::Docker, true) => ((0, 0), false),
+        _ => (ids, false),
+    };
+    Ok(HostMode {
+        ids,
+        keep_host_uid,
+        publish_ports,
+    })
+}
 
 /// The current directory as the kernel sees it (symlinks resolved), which
 /// is how workspace paths are stored.
