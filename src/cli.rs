@@ -147,6 +147,9 @@ pub enum Command {
         name: String,
         #[arg(long = "port", default_values_t = [3000u16])]
         ports: Vec<u16>,
+        /// Keep the bytes read from every connection for `GET /received`
+        #[arg(long)]
+        record: bool,
     },
     /// Fixes a bridge's MAC address; run by dual inside podman's rootless
     /// network namespace (see engine::bridge)
@@ -249,8 +252,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Urls { workspace, json } => c::urls::run(workspace.as_deref(), json),
         Command::Open { workspace } => c::urls::open(workspace.as_deref()),
         Command::Verify(args) => c::verify::run(engine, &args),
-        Command::TestServer { name, ports } => {
-            crate::testserver::run(name, ports)?;
+        Command::TestServer {
+            name,
+            ports,
+            record,
+        } => {
+            crate::testserver::run(name, ports, record)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::PinBridge { interface } => {

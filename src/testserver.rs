@@ -3,11 +3,19 @@
 //! requests, streams SSE events on a timer, echoes WebSocket messages and
 //! serves a large body slowly: what a proxy in front of a dev server meets.
 //!
+//! With `--record` it keeps the bytes it reads from every connection and
+//! answers them at `GET /received`: what reached the dev server on the
+//! wire, including requests hyper refuses before any handler runs.
+//!
 //! It ships inside the test and probe images as dual's own binary (with its
 //! shared libraries), so there is one program to build, not two.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +25,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, UPGRADE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -24,7 +33,14 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 
 type Body = BoxBody<Bytes, Infallible>;
 
-pub fn run(name: String, ports: Vec<u16>) -> anyhow::Result<()> {
+/// The bytes read from every connection, in the order they came (`--record`).
+type Record = Arc<Mutex<Vec<u8>>>;
+
+/// Most bytes `--record` keeps; later ones are dropped.
+const RECORD_LIMIT: usize = 4 << 20;
+
+pub fn run(name: String, ports: Vec<u16>, record: bool) -> anyhow::Result<()> {
+    let record = record.then(Record::default);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -33,7 +49,7 @@ pub fn run(name: String, ports: Vec<u16>) -> anyhow::Result<()> {
         for port in ports {
             let listener = TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
             eprintln!("test-server {name} listening on :{port}");
-            tasks.push(tokio::spawn(serve(listener, name.clone())));
+            tasks.push(tokio::spawn(serve(listener, name.clone(), record.clone())));
         }
         for task in tasks {
             let _ = task.await;
@@ -42,20 +58,88 @@ pub fn run(name: String, ports: Vec<u16>) -> anyhow::Result<()> {
     })
 }
 
-async fn serve(listener: TcpListener, name: String) {
+async fn serve(listener: TcpListener, name: String, record: Option<Record>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let _ = stream.set_nodelay(true);
         let name = name.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(req, name.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
-        });
+        match record.clone() {
+            None => tokio::spawn(serve_connection(stream, name, None)),
+            Some(record) => {
+                let recorded = Recorded {
+                    inner: stream,
+                    record: Arc::clone(&record),
+                };
+                tokio::spawn(serve_connection(recorded, name, Some(record)))
+            }
+        };
+    }
+}
+
+async fn serve_connection<S>(stream: S, name: String, record: Option<Record>)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let service = hyper::service::service_fn(move |req| handle(req, name.clone(), record.clone()));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+}
+
+/// A connection whose reads are also appended to the record.
+struct Recorded<S> {
+    inner: S,
+    record: Record,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Recorded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let read = &buf.filled()[before..];
+            let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = RECORD_LIMIT.saturating_sub(record.len());
+            record.extend_from_slice(&read[..read.len().min(room)]);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -76,15 +160,23 @@ fn now_millis() -> u128 {
         .map_or(0, |d| d.as_millis())
 }
 
-async fn handle(req: Request<Incoming>, name: String) -> Result<Response<Body>, Infallible> {
-    let response = match req.uri().path() {
-        "/" => Response::new(full(name)),
-        "/echo" => echo(req).await,
-        "/upload" => upload(req).await,
-        "/stream-echo" => stream_echo(req),
-        "/sse" => sse(&req),
-        "/big" => big(&req),
-        "/ws" => websocket(req),
+async fn handle(
+    req: Request<Incoming>,
+    name: String,
+    record: Option<Record>,
+) -> Result<Response<Body>, Infallible> {
+    let response = match (req.uri().path(), &record) {
+        ("/received", Some(record)) => {
+            let received = record.lock().unwrap_or_else(PoisonError::into_inner);
+            Response::new(full(received.clone()))
+        }
+        ("/", _) => Response::new(full(name)),
+        ("/echo", _) => echo(req).await,
+        ("/upload", _) => upload(req).await,
+        ("/stream-echo", _) => stream_echo(req),
+        ("/sse", _) => sse(&req),
+        ("/big", _) => big(&req),
+        ("/ws", _) => websocket(req),
         _ => {
             let mut response = Response::new(full("not found\n"));
             *response.status_mut() = StatusCode::NOT_FOUND;

@@ -268,10 +268,9 @@ pub fn parse_request(
     if method.eq_ignore_ascii_case("CONNECT") {
         return Err(HeadError::Invalid("CONNECT: dual is not a forward proxy"));
     }
-    // A path that a URI parser refuses, a server refuses too: answer it here.
-    if target.starts_with('/') && target.parse::<hyper::Uri>().is_err() {
+    if !target.bytes().all(is_target_byte) {
         return Err(HeadError::Invalid(
-            "a request target that is not a URI path",
+            "a request target with a control byte, a space or DEL",
         ));
     }
     let headers = request.headers;
@@ -302,6 +301,18 @@ pub fn parse_request(
         .find(|h| h.name.eq_ignore_ascii_case("upgrade"))
         .filter(|_| connection.upgrade && !http10)
         .map(|h| h.value.to_vec());
+    // An upgrade with a body: servers that switch parsers at an upgrade
+    // head (llhttp, so uvicorn with httptools) stop there and read the body
+    // as the next request, one this proxy never saw, routed or rewrote.
+    // `upgrade` is exactly what decides whether `Connection: upgrade` and
+    // `Upgrade` are sent on (both are dropped otherwise), so every upgrade
+    // a server could see is checked here.
+    if upgrade.is_some() && !matches!(framing, Framing::None | Framing::Length(0)) {
+        return Err(HeadError::Invalid(
+            "an upgrade request (Connection: upgrade) that also declares a body: \
+             a dev server may read that body as another request",
+        ));
+    }
 
     let mut host = None;
     let mut forwarded_for: Option<&[u8]> = None;
@@ -568,6 +579,25 @@ enum ChunkState {
     Done,
 }
 
+/// A byte a request target may hold, sent on as it came. httparse has
+/// already refused controls, SP and DEL, and bytes above 0x7F that are not
+/// UTF-8; this says the same in one place, so the rule does not rest on it.
+///
+/// Every visible ASCII byte (0x21-0x7E) is taken: h11's request target is
+/// `vchar+`, and llhttp's strict URL table is every visible byte (with `?`
+/// and `#` read as the query's and fragment's start), so `"`, `<`, `>`, a
+/// backtick, `{`, `}`, `|`, `\` and `^` are all accepted by both (curl
+/// `-g` sends them raw). None of them ends a target or a line, so none
+/// changes where a request or its body ends. hyper's URI type refuses some
+/// (`<`, `>`, a backtick in a path; `"`, `<`, `>` in a query): a dev server
+/// built on hyper then answers 400 itself, which the client sees.
+///
+/// Above 0x7F: UTF-8 is taken as it was before (hyper and llhttp's default
+/// lenient build take it; h11 and llhttp's strict table do not).
+fn is_target_byte(byte: u8) -> bool {
+    byte.is_ascii_graphic() || byte >= 0x80
+}
+
 /// RFC 9110 §5.6.2 `tchar`.
 fn is_tchar(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
@@ -755,6 +785,110 @@ mod tests {
             request("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n");
         assert!(head.expect_continue);
         assert!(!out.to_ascii_lowercase().contains("expect"), "{out}");
+    }
+
+    #[test]
+    fn an_upgrade_that_declares_a_body_is_refused() {
+        let smuggled = "GET /smuggled HTTP/1.1\r\nHost: b.localhost\r\n\r\n";
+        let chunked = format!("{:x}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len());
+        let length = format!("Content-Length: {}\r\n", smuggled.len());
+        // Every spelling of "upgrade" that is forwarded as one, with every
+        // way a request declares a body.
+        for connection in [
+            "Connection: upgrade\r\n",
+            "Connection: Upgrade\r\n",
+            "Connection: UPGRADE\r\n",
+            "Connection: keep-alive, Upgrade\r\n",
+            "Connection: keep-alive,upgrade\r\n",
+            "Connection: close, upgrade\r\n",
+            "Connection: keep-alive\r\nConnection: upgrade\r\n",
+            "Connection: \tupgrade \r\n",
+        ] {
+            for upgrade in [
+                "Upgrade: websocket\r\n",
+                "Upgrade: h2c\r\n",
+                "Upgrade: \r\n",
+            ] {
+                for (framing, body) in [
+                    (length.as_str(), smuggled),
+                    ("Content-Length: 1\r\n", "x"),
+                    ("Content-Length: 01\r\n", "x"),
+                    ("Transfer-Encoding: chunked\r\n", chunked.as_str()),
+                    ("Transfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+                    ("Transfer-Encoding: gzip, chunked\r\n", chunked.as_str()),
+                ] {
+                    // The framing header before and after the upgrade's.
+                    for raw in [
+                        format!(
+                            "GET /ws HTTP/1.1\r\nHost: a\r\n{connection}{upgrade}{framing}\r\n{body}"
+                        ),
+                        format!(
+                            "POST /ws HTTP/1.1\r\n{framing}Host: a\r\n{upgrade}{connection}\r\n{body}"
+                        ),
+                    ] {
+                        let refusal = parse_request(raw.as_bytes(), "127.0.0.1", &mut Vec::new());
+                        assert!(
+                            matches!(refusal, Err(HeadError::Invalid(why)) if why.contains("upgrade")),
+                            "{raw:?}: {refusal:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // No body, or an empty one: forwarded as an upgrade.
+        for framing in ["", "Content-Length: 0\r\n", "Content-Length: 000\r\n"] {
+            let (head, out) = request(&format!(
+                "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{framing}\r\n"
+            ));
+            assert!(head.upgrade.is_some(), "{framing:?}");
+            assert!(matches!(head.framing, Framing::None | Framing::Length(0)));
+            assert!(out.ends_with("connection: upgrade\r\nupgrade: websocket\r\n\r\n"));
+        }
+        // Not an upgrade, so forwarded as a plain request with its body and
+        // without `Upgrade`: HTTP/1.0 (no upgrades, RFC 9110 §7.8), and
+        // `Upgrade` without `Connection: upgrade`.
+        for raw in [
+            format!(
+                "POST /ws HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n{length}\r\n"
+            ),
+            format!("POST /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n{length}\r\n"),
+            format!(
+                "POST /ws HTTP/1.1\r\nHost: a\r\nConnection: upgraded\r\nUpgrade: websocket\r\n{length}\r\n"
+            ),
+        ] {
+            let (head, out) = request(&raw);
+            assert_eq!(head.upgrade, None, "{raw:?}");
+            assert_eq!(head.framing, Framing::Length(smuggled.len() as u64));
+            assert!(!out.to_ascii_lowercase().contains("upgrade"), "{out}");
+        }
+    }
+
+    #[test]
+    fn request_targets_take_every_visible_byte() {
+        for target in [
+            "/q\"<>`",
+            "/a?q=\"<>`",
+            "/{}|\\^[]",
+            "/a?{}|\\^",
+            "/a#frag<>",
+            "/%zz",
+            "/caf\u{e9}",
+        ] {
+            let (head, out) = request(&format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n"));
+            assert!(head.origin_form, "{target}");
+            assert!(
+                out.starts_with(&format!("GET {target} HTTP/1.1\r\n")),
+                "{out}"
+            );
+        }
+        for bad in ["/a\tb", "/a\x7fb", "/a\x0bb", "/a\x00b", "/a\x0cb"] {
+            assert!(
+                refused(&format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n")),
+                "{bad:?}"
+            );
+        }
+        assert!(!is_target_byte(b' ') && !is_target_byte(0x7f) && !is_target_byte(b'\t'));
+        assert!(b"\"<>`{}|\\^#?".iter().all(|&b| is_target_byte(b)));
     }
 
     #[test]

@@ -9,6 +9,17 @@
 //! both accept, they must agree on every request: method, target, Host,
 //! body, and so on where the next one starts. And what the proxy sends on
 //! must read, to hyper, as exactly the requests the proxy read.
+//!
+//! Two differences are deliberate, and each is checked as what it is rather
+//! than skipped:
+//! - Request targets: the proxy takes every visible ASCII byte (as h11 and
+//!   llhttp do); hyper's URI type refuses `<`, `>` and a backtick in a path
+//!   and `"`, `<`, `>` in a query, and drops a `#` fragment. Where a target
+//!   holds one, the input must read the same to both with those bytes
+//!   swapped for `_`, and the proxy's reading must not depend on them
+//!   (`target_bytes_only_hyper_minds`).
+//! - An upgrade request that declares a body: the proxy refuses it, hyper
+//!   reads the body as a body (`an_upgrade_with_a_body_is_refused_where_hyper_reads_a_body`).
 
 use std::sync::{Arc, Mutex};
 
@@ -42,39 +53,78 @@ enum End {
     Clean,
 }
 
-/// The proxy's reading, as `conn` does it: the requests it forwards, the
-/// bytes it sends on, and how it stopped.
-fn proxy_reads(input: &[u8]) -> (Vec<Seen>, Vec<u8>, End) {
-    let mut seen = Vec::new();
-    let mut forwarded = Vec::new();
+/// The proxy's reading, as `conn` does it.
+#[derive(Debug, PartialEq, Eq)]
+struct Reading {
+    /// The requests it forwards.
+    seen: Vec<Seen>,
+    /// The bytes it sends on.
+    forwarded: Vec<u8>,
+    end: End,
+    /// Where each forwarded request's target sits in the input.
+    targets: Vec<std::ops::Range<usize>>,
+}
+
+fn proxy_reads(input: &[u8]) -> Reading {
+    let mut reading = Reading {
+        seen: Vec::new(),
+        forwarded: Vec::new(),
+        end: End::Clean,
+        targets: Vec::new(),
+    };
+    let end = proxy_reads_into(input, &mut reading);
+    reading.end = end;
+    reading
+}
+
+fn proxy_reads_into(input: &[u8], reading: &mut Reading) -> End {
+    let Reading {
+        seen,
+        forwarded,
+        targets,
+        ..
+    } = reading;
     let mut at = 0;
     loop {
         if at == input.len() {
-            return (seen, forwarded, End::Clean);
+            return End::Clean;
         }
         let mut out = Vec::new();
         let head = match http1::parse_request(&input[at..], "127.0.0.1", &mut out) {
             Ok(Some(head)) => head,
-            Ok(None) => return (seen, forwarded, End::Incomplete),
-            Err(HeadError::Invalid(_) | HeadError::TooLarge) => {
-                return (seen, forwarded, End::Refused);
-            }
+            Ok(None) => return End::Incomplete,
+            Err(HeadError::Invalid(_) | HeadError::TooLarge) => return End::Refused,
         };
         if !head.origin_form {
             // Answered 400 by the proxy itself, which then closes.
-            return (seen, forwarded, End::Refused);
+            return End::Refused;
         }
         let (method, target) = request_line(&out);
+        // The target follows the method (after any blank lines, which a
+        // request line may follow) and the space(s) after it.
+        let line = at
+            + input[at..]
+                .windows(method.len())
+                .position(|w| w == method.as_bytes())
+                .unwrap();
+        let start = line
+            + method.len()
+            + input[line + method.len()..]
+                .iter()
+                .position(|&b| b != b' ')
+                .unwrap_or(0);
+        let span = start..start + target.len();
+        assert_eq!(&input[span.clone()], target.as_bytes(), "target located");
         at += head.len;
         let mut body = Vec::new();
         let body_start = at;
         if let Some(mut end) = BodyEnd::of(head.framing) {
             match end.take(&input[at..], |data| body.extend_from_slice(data)) {
                 Ok(taken) => at += taken,
-                Err(_) => return (seen, forwarded, End::Refused),
+                Err(_) => return End::Refused,
             }
             if !end.is_done() {
-                return (seen, forwarded, End::Incomplete);
+                return End::Incomplete;
             }
         }
         forwarded.extend_from_slice(&out);
@@ -85,8 +135,9 @@ fn proxy_reads(input: &[u8]) -> (Vec<Seen>, Vec<u8>, End) {
             host: head.host.clone(),
             body,
         });
+        targets.push(span);
         if !head.keep_alive || head.upgrade.is_some() {
-            return (seen, forwarded, End::Stopped);
+            return End::Stopped;
         }
     }
 }
@@ -139,9 +190,103 @@ async fn hyper_reads(input: &[u8]) -> (Vec<Seen>, bool) {
     (seen, served.is_err())
 }
 
+/// Bytes the proxy takes in a request target that hyper's URI type refuses
+/// somewhere in one (`<`, `>`, a backtick in a path; `"`, `<`, `>` in a
+/// query) or reads otherwise (`#`: it drops the fragment). h11 and llhttp
+/// take all of them.
+const HYPER_ONLY_TARGET_BYTES: &[u8] = b"\"<>`#";
+
+/// The input with every target the proxy read stripped of the bytes only
+/// hyper minds (each swapped for `_`, so nothing moves).
+fn plain_targets(input: &[u8], reading: &Reading) -> Vec<u8> {
+    let mut plain = input.to_vec();
+    for span in &reading.targets {
+        for byte in &mut plain[span.clone()] {
+            if HYPER_ONLY_TARGET_BYTES.contains(byte) {
+                *byte = b'_';
+            }
+        }
+    }
+    plain
+}
+
 /// The verdict on one input; `Err` says how the two disagree.
 async fn compare(input: &[u8]) -> Result<(), String> {
-    let (proxy, forwarded, end) = proxy_reads(input);
+    let reading = proxy_reads(input);
+    let plain = plain_targets(input, &reading);
+    if plain != input {
+        return target_bytes_only_hyper_minds(input, reading, &plain).await;
+    }
+    compare_readings(input, reading).await
+}
+
+/// The deliberate difference in targets, checked precisely: the proxy reads
+/// the input exactly as it reads it with those bytes swapped (they decide
+/// nothing about framing), hyper agrees with the proxy on the swapped input
+/// in every way `compare` checks, and on the real input hyper reads the same
+/// requests up to the first such target, where it either stops (a 400) or
+/// reads the same request with the target cut short (a dropped fragment).
+async fn target_bytes_only_hyper_minds(
+    input: &[u8],
+    reading: Reading,
+    plain: &[u8],
+) -> Result<(), String> {
+    let swapped = proxy_reads(plain);
+    let unswapped: Vec<Seen> = swapped
+        .seen
+        .iter()
+        .zip(&reading.seen)
+        .map(|(plain, real)| Seen {
+            target: real.target.clone(),
+            ..plain.clone()
+        })
+        .collect();
+    if unswapped != reading.seen
+        || swapped.seen.len() != reading.seen.len()
+        || swapped.end != reading.end
+        || swapped.forwarded.len() != reading.forwarded.len()
+    {
+        return Err(format!(
+            "the proxy's reading turns on target bytes:\n  as sent: {reading:?}\n  swapped: {swapped:?}"
+        ));
+    }
+    compare_readings(plain, swapped).await.map_err(|why| {
+        format!("with targets' {HYPER_ONLY_TARGET_BYTES:?} swapped for `_`: {why}")
+    })?;
+    let (reference, _) = hyper_reads(input).await;
+    let first = reading
+        .targets
+        .iter()
+        .position(|span| input[span.clone()] != plain[span.clone()])
+        .unwrap_or(reading.seen.len());
+    let cut_short = |hyper: &Seen, proxy: &Seen| {
+        proxy.target.starts_with(&hyper.target)
+            && Seen {
+                target: hyper.target.clone(),
+                ..proxy.clone()
+            } == *hyper
+    };
+    let agrees = reference.len() >= first
+        && reference[..first] == reading.seen[..first]
+        && reference
+            .get(first)
+            .is_none_or(|hyper| cut_short(hyper, &reading.seen[first]));
+    if !agrees {
+        return Err(format!(
+            "hyper reads a target the proxy takes otherwise than by refusing it or dropping a fragment:\n  proxy: {:?}\n  hyper: {reference:?}",
+            reading.seen
+        ));
+    }
+    Ok(())
+}
+
+async fn compare_readings(input: &[u8], reading: Reading) -> Result<(), String> {
+    let Reading {
+        seen: proxy,
+        forwarded,
+        end,
+        ..
+    } = reading;
     let (reference, _) = hyper_reads(input).await;
     let shared = proxy.len().min(reference.len());
     if proxy[..shared] != reference[..shared] {
@@ -288,7 +433,82 @@ fn corpus() -> Vec<Vec<u8>> {
         format!("GET / HTTP/1.1\r\nHost: a.localhost\r\nBad\0: x\r\n\r\n{NEXT}"),
     ];
     cases.push(format!("{}hello", head("Content-Length: 5\r\n")));
-    cases.into_iter().map(String::into_bytes).collect()
+    for target in TARGETS {
+        cases.push(format!(
+            "GET {target} HTTP/1.1\r\nHost: a.localhost\r\n\r\n{NEXT}"
+        ));
+    }
+    // Upgrades: without a body, forwarded as one; with one, refused.
+    let upgrade = |extra: &str| {
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: a.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n{extra}\r\n"
+        )
+    };
+    cases.push(format!("{}{NEXT}", upgrade("")));
+    cases.push(format!("{}{NEXT}", upgrade("Content-Length: 0\r\n")));
+    cases.push(format!(
+        "POST /ws HTTP/1.0\r\nHost: a.localhost\r\nConnection: upgrade, keep-alive\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhello{NEXT}"
+    ));
+    let mut cases: Vec<Vec<u8>> = cases.into_iter().map(String::into_bytes).collect();
+    cases.extend(upgrades_with_a_body().into_iter().map(|(case, _)| case));
+    cases
+}
+
+/// Targets with bytes that end nothing, taken by h11 and llhttp (curl `-g`
+/// sends them raw).
+const TARGETS: [&str; 6] = [
+    "/q\"<>`",
+    "/a?q=\"<>`",
+    "/{}|\\^",
+    "/a?{}|\\^`",
+    "/a#frag",
+    "/a?b#c\"",
+];
+
+#[test]
+fn targets_strict_servers_take_are_forwarded_as_sent() {
+    for target in TARGETS {
+        let case = format!(
+            "GET {target} HTTP/1.1\r\nHost: a.localhost\r\n\r\nGET /next HTTP/1.1\r\nHost: a.localhost\r\n\r\n"
+        );
+        let reading = proxy_reads(case.as_bytes());
+        let targets: Vec<&str> = reading.seen.iter().map(|s| s.target.as_str()).collect();
+        assert_eq!(
+            (reading.end, targets),
+            (End::Clean, vec![target, "/next"]),
+            "{case:?}"
+        );
+    }
+}
+
+/// A request smuggled in the body of an upgrade request: what a server that
+/// stops reading HTTP at an upgrade head (llhttp: uvicorn with httptools)
+/// reads next, past the proxy's Host check and `X-Forwarded-*` rewriting.
+const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: b.localhost\r\n\r\n";
+
+/// Upgrade requests that declare a body, each followed by a second request;
+/// with each, the body as it travels (`SMUGGLED`, framed).
+fn upgrades_with_a_body() -> Vec<(Vec<u8>, Vec<u8>)> {
+    const NEXT: &str = "GET /next HTTP/1.1\r\nHost: a.localhost\r\n\r\n";
+    let length = format!("Content-Length: {}\r\n", SMUGGLED.len());
+    let chunked = format!("{:x}\r\n{SMUGGLED}\r\n0\r\n\r\n", SMUGGLED.len());
+    let mut cases = Vec::new();
+    for connection in [
+        "Connection: Upgrade\r\n",
+        "Connection: keep-alive, Upgrade\r\n",
+        "Connection: keep-alive\r\nConnection: UPGRADE\r\n",
+    ] {
+        for (framing, body) in [
+            (length.as_str(), SMUGGLED),
+            ("Transfer-Encoding: chunked\r\n", chunked.as_str()),
+        ] {
+            let case = format!(
+                "GET /ws HTTP/1.1\r\nHost: a.localhost\r\n{connection}Upgrade: websocket\r\n{framing}\r\n{body}{NEXT}"
+            );
+            cases.push((case.into_bytes(), body.as_bytes().to_vec()));
+        }
+    }
+    cases
 }
 
 /// A small, seeded generator (xorshift64*): the same mutations every run.
@@ -308,7 +528,7 @@ impl Mutations {
 
     /// One to three edits with the bytes framing turns on.
     fn mutate(&mut self, input: &[u8]) -> Vec<u8> {
-        const BYTES: &[u8] = b"\r\n \t:;,=\"0159afAF+-x\0\x7f\xa0\x0b";
+        const BYTES: &[u8] = b"\r\n \t:;,=\"0159afAF+-x\0\x7f\xa0\x0b<`#";
         let mut out = input.to_vec();
         for _ in 0..=self.below(3) {
             let at = self.below(out.len() + 1);
@@ -542,6 +762,43 @@ fn the_corpus_reads_as_hyper_reads_it() {
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The deliberate difference on upgrades, checked precisely: the proxy
+/// refuses the upgrade request and forwards nothing; hyper is not fooled
+/// (it reads the declared body as the upgrade request's body, then the next
+/// request); and the bytes after the head, read on their own as a server
+/// that stops at an upgrade head reads them, are a request of their own
+/// where the body is `Content-Length`-framed (chunk framing in front of it
+/// makes that server fail instead: refused all the same, as nothing good
+/// can come of it).
+#[test]
+fn an_upgrade_with_a_body_is_refused_where_hyper_reads_a_body() {
+    let runtime = runtime();
+    for (case, body) in upgrades_with_a_body() {
+        let shown = String::from_utf8_lossy(&case).into_owned();
+        let reading = proxy_reads(&case);
+        assert_eq!(
+            (reading.end, reading.seen.len(), reading.forwarded.len()),
+            (End::Refused, 0, 0),
+            "{shown}"
+        );
+        let (hyper, failed) = runtime.block_on(hyper_reads(&case));
+        assert!(!failed, "{shown}");
+        let targets: Vec<&str> = hyper.iter().map(|seen| seen.target.as_str()).collect();
+        assert_eq!(targets, ["/ws", "/next"], "{shown}");
+        assert_eq!(hyper[0].body, SMUGGLED.as_bytes(), "{shown}");
+        let after_head = &case[case.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4..];
+        assert!(after_head.starts_with(&body), "{shown}");
+        if body == SMUGGLED.as_bytes() {
+            let (alone, _) = runtime.block_on(hyper_reads(after_head));
+            assert_eq!(
+                (alone[0].target.as_str(), alone[0].host.as_deref()),
+                ("/smuggled", Some("b.localhost")),
+                "{shown}"
+            );
+        }
+    }
 }
 
 /// Seeded mutations of the corpus: bounded in count (about a second here;

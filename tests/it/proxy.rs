@@ -936,3 +936,145 @@ impl Drop for StopOnDrop<'_> {
         let _ = self.0.run(&["proxy", "stop"]);
     }
 }
+
+/// A workspace serving the test server with `--record` on `port`, its
+/// proxy, and its host name once it answers.
+fn recording_workspace(
+    kind: dual::engine::EngineKind,
+    branch: &str,
+) -> (TestEnv, Proxy, String, u16) {
+    let port = free_port();
+    let config = serving_config(ensure_test_image(kind), port)
+        .replace("dual test-server", "dual test-server --record");
+    let env = TestEnv::new(Some(kind), &config);
+    env.ok(&["create", branch]);
+    env.ok(&["launch", branch]);
+    let proxy = Proxy::start(&env, port);
+    let host = format!("{}.localhost:{port}", env.name(branch));
+    runtime().block_on(routable_within(
+        port,
+        &host,
+        &env.name(branch),
+        Duration::from_secs(10),
+    ));
+    (env, proxy, host, port)
+}
+
+/// Sends `request` on a new connection and reads until the proxy closes it
+/// or `within` passes (a tunnel that stays open is an answer too).
+fn exchange_within(port: u16, request: &[u8], within: Duration) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(within)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// What the test server in the workspace has read off the wire so far.
+fn received(port: u16, host: &str) -> String {
+    runtime().block_on(async {
+        let (status, body) = Client::connect(port).await.get(host, "/received").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    })
+}
+
+/// Issue 16: an upgrade request whose body is a second request (for another
+/// path and host) is refused by the proxy, and none of it reaches the dev
+/// server, which (were it uvicorn with httptools) would read that body as a
+/// request the proxy never checked.
+#[test]
+fn an_upgrade_with_a_body_is_refused_before_the_dev_server() {
+    each_engine("proxy_upgrade_with_body", |kind| {
+        let (env, proxy, host, port) = recording_workspace(kind, "smuggle");
+        let smuggled = format!("GET /smuggled HTTP/1.1\r\nHost: other.localhost:{port}\r\n\r\n");
+        let chunked = format!("{:x}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len());
+        let length = format!("Content-Length: {}\r\n", smuggled.len());
+        for (connection, framing, body) in [
+            (
+                "Connection: Upgrade\r\n",
+                length.as_str(),
+                smuggled.as_str(),
+            ),
+            (
+                "Connection: keep-alive, upgrade\r\n",
+                length.as_str(),
+                smuggled.as_str(),
+            ),
+            (
+                "Connection: Upgrade\r\n",
+                "Transfer-Encoding: chunked\r\n",
+                chunked.as_str(),
+            ),
+        ] {
+            // A real WebSocket handshake: on a proxy that forwards it, the
+            // test server switches protocols and the tunnel stays open.
+            let request = format!(
+                "GET /ws HTTP/1.1\r\nHost: {host}\r\n{connection}Upgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                 {framing}\r\n{body}"
+            );
+            let answer = exchange_within(port, request.as_bytes(), Duration::from_secs(3));
+            assert!(
+                answer.starts_with("HTTP/1.1 400")
+                    && answer.contains("x-dual-proxy: refused")
+                    && answer.contains("declares a body"),
+                "{kind}: the proxy's own 400 for {request:?}, got {answer:?}"
+            );
+        }
+        let wire = received(port, &host);
+        assert!(
+            !wire.contains("/smuggled") && !wire.contains("GET /ws"),
+            "{kind}: the dev server read part of a refused upgrade:\n{wire}"
+        );
+        assert!(
+            wire.contains("GET /received"),
+            "{kind}: the record works: {wire}"
+        );
+        drop(proxy);
+        drop(env);
+    });
+}
+
+/// Issue 16: `"`, `<`, `>` and a backtick in a target (curl -g sends them
+/// raw; h11 and llhttp take them) reach the dev server as sent.
+#[test]
+fn targets_with_quotes_and_angle_brackets_reach_the_dev_server() {
+    each_engine("proxy_target_bytes", |kind| {
+        let (env, proxy, host, port) = recording_workspace(kind, "targets");
+        // hyper, under the test server, refuses `<`, `>` and a backtick in a
+        // path itself: the 400 is its own, after the bytes arrived.
+        let target = "/q\"<>`{}|\\^";
+        let answer = exchange_within(
+            port,
+            format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+            Duration::from_secs(10),
+        );
+        assert!(
+            !answer.contains("x-dual-proxy"),
+            "{kind}: the proxy answered {target} itself: {answer:?}"
+        );
+        // One hyper takes too (a query: `"` there it refuses), answered
+        // by the echo endpoint.
+        let echoed = "/echo?q=`{}|\\^";
+        let answer = exchange_within(
+            port,
+            format!("GET {echoed} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+            Duration::from_secs(10),
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{kind}: {answer:?}");
+        let wire = received(port, &host);
+        for sent in [target, echoed] {
+            assert!(
+                wire.contains(&format!("GET {sent} HTTP/1.1\r\n")),
+                "{kind}: {sent} did not arrive as sent:\n{wire}"
+            );
+        }
+        drop(proxy);
+        drop(env);
+    });
+}
