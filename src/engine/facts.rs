@@ -51,7 +51,7 @@ impl Engine {
         if let Some(facts) = read(&path, &key) {
             return Ok(facts);
         }
-        let info = self.info()?;
+        let info = self.info_patiently()?;
         let facts = HostFacts {
             rootless: info.rootless,
             desktop: info.operating_system.contains("Docker Desktop"),

@@ -38,6 +38,8 @@ const DOCKER_PS_FORMAT: &str = r#"{"ID":{{json .ID}},"Names":{{json .Names}},"Im
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starting a container may wait on storage; still bounded.
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+/// A question a launch needs answered, on an engine slow under load.
+const PATIENT_TIMEOUT: Duration = Duration::from_secs(30);
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(
@@ -254,6 +256,17 @@ impl Engine {
 
     pub fn info(&self) -> Result<Info, EngineError> {
         let output = self.run(&self.cmd(["info", "--format", self.json_format()]))?;
+        self.parse(model::parse_info(self.kind, &output.stdout))
+    }
+
+    /// `info` for work that needs its answer (a launch), not for a status:
+    /// an engine that is slow under load (podman's `info` took over 5 s
+    /// beside fifteen launches on 2 CPUs) is waited for, as `run` is.
+    pub fn info_patiently(&self) -> Result<Info, EngineError> {
+        let cmd = self
+            .cmd(["info", "--format", self.json_format()])
+            .timeout(PATIENT_TIMEOUT.max(self.status_timeout));
+        let output = self.run(&cmd)?;
         self.parse(model::parse_info(self.kind, &output.stdout))
     }
 
@@ -510,7 +523,7 @@ impl Engine {
     /// Pulls an image; on a terminal its progress shows as the engine prints it.
     /// The error keeps the engine's own reason.
     pub fn pull(&self, image: &str, on_terminal: bool) -> Result<(), EngineError> {
-        let cmd = Cmd::new(self.kind.program(), ["pull", image]).timeout(BUILD_TIMEOUT);
+        let cmd = Cmd::new(self.kind.program(), ["pull", "--", image]).timeout(BUILD_TIMEOUT);
         if !on_terminal {
             return self.run(&cmd).map(drop);
         }
@@ -526,7 +539,7 @@ impl Engine {
     }
 
     pub fn image_exists(&self, image: &str) -> Result<bool, EngineError> {
-        let cmd = self.cmd(["image", "inspect", "--format", "{{.Id}}", image]);
+        let cmd = self.cmd(["image", "inspect", "--format", "{{.Id}}", "--", image]);
         Ok(self.run_tolerating(&cmd, only_missing_objects)?.success())
     }
 
