@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::print;
-use crate::engine::EngineKind;
 use crate::shell::{self, Shell};
 use crate::workspace::config::Config;
 use crate::workspace::{DEFAULT_ROUTED, Store};
@@ -54,9 +53,30 @@ fn routed_commands() -> Vec<String> {
     commands
 }
 
+/// `dual shim NAME ARGS…`, as the shims run it (dispatched before clap, so
+/// ARGS are the command's own, untouched).
+pub fn shim_main(args: &[OsString]) -> anyhow::Result<ExitCode> {
+    let Some((name, args)) = args.split_first() else {
+        eprintln!(
+            "error: `dual shim` needs a command name\nhint: it is run by the shims that `dual shell-init` writes, as `dual shim NAME ARGS…`"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let Some(name) = name
+        .to_str()
+        .filter(|name| crate::workspace::config::is_command_name(name))
+    else {
+        anyhow::bail!(
+            "`{}` is not a command name a shim runs",
+            name.to_string_lossy()
+        );
+    };
+    shim(name, args)
+}
+
 /// Inside a workspace that routes `name`: run it in the container. Anywhere
 /// else: become the host's own `name`, as if no shim were there.
-pub fn shim(flag: Option<EngineKind>, name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
+fn shim(name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
     let here = crate::workspace::current_dir().unwrap_or_default();
     let root = crate::paths::workspace_root();
     let in_root = root.canonicalize().is_ok_and(|root| here.starts_with(root));
@@ -72,7 +92,7 @@ pub fn shim(flag: Option<EngineKind>, name: &str, args: &[OsString]) -> anyhow::
             if routed && !foreign {
                 let mut command = vec![OsString::from(name)];
                 command.extend(args.iter().cloned());
-                return super::run::run_in(flag, workspace, &command);
+                return super::run::run_in(None, workspace, &command);
             }
         }
     }
