@@ -5,6 +5,9 @@
 //! too (an agent's `bash -c …` reads no rc file but inherits PATH), which is
 //! why routing is decided per call rather than by shell functions.
 
+pub mod policy;
+pub mod user_config;
+
 use std::path::{Path, PathBuf};
 
 use crate::process::quote;
@@ -42,7 +45,14 @@ pub fn shim_script(dual: &Path, command: &str) -> String {
 pub fn write_shims(dir: &Path, dual: &Path, commands: &[String]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
-    for command in commands {
+    // Names were checked where they were read; a shim is still never `.`,
+    // `..` or a path, whatever a caller passes.
+    let commands: Vec<String> = commands
+        .iter()
+        .filter(|command| policy::is_plain(command))
+        .cloned()
+        .collect();
+    for command in &commands {
         let path = dir.join(command);
         let script = shim_script(dual, command);
         if std::fs::read_to_string(&path).is_ok_and(|existing| existing == script) {

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::{EngineKind, each_engine, ensure_test_image};
+use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image};
 use crate::workspaces::{TestEnv, env_of};
 
 /// `$HOME/hostbin`: the host's own programs as a version manager would put
@@ -79,6 +79,112 @@ fn both(output: &Output) -> String {
 
 fn image_config(kind: EngineKind, extra: &str) -> String {
     format!("image = \"{}\"\n{extra}", ensure_test_image(kind))
+}
+
+/// Writes `.dual.toml` into the clone of `branch` and commits it there, as
+/// a pull of the branch's new commits would.
+fn hostile_config(env: &TestEnv, branch: &str, config: &str) {
+    let clone = env.clone_path(branch);
+    std::fs::write(clone.join(".dual.toml"), config).unwrap();
+    env.git(&clone, &["commit", "-qam", "route more"]);
+}
+
+/// Item 6: a repo that lists `sudo` (or `.`) in `extra_commands`: its
+/// launch says which name, why and what to do; `shell-init` warns once and
+/// keeps working for every other workspace; the user's own config may route
+/// what the repo may not.
+#[test]
+fn a_repo_cannot_route_secret_handling_commands_or_shell_builtins() {
+    each_engine("shell_boundary_extra_commands", |kind| {
+        let env = TestEnv::new(
+            Some(kind),
+            &image_config(kind, "extra_commands = [\"hostname\"]\n"),
+        );
+        for branch in ["good", "evil"] {
+            env.ok(&["create", branch]);
+            env.ok(&["launch", branch]);
+        }
+        let (good, evil) = (env.name("good"), env.name("evil"));
+        hostile_config(
+            &env,
+            "evil",
+            &image_config(kind, "extra_commands = [\"sudo\", \".\"]\n"),
+        );
+
+        let stderr = env.fails(&["launch", "evil"]);
+        assert!(
+            stderr.contains("`sudo`")
+                && stderr.contains("extra_commands")
+                && stderr.contains("config.toml"),
+            "launch names the command, why and what to do: {stderr}"
+        );
+
+        // shell-init: works, warns once naming the workspace, writes no
+        // shim for either name.
+        let output = env.run(&["shell-init", "bash"]);
+        assert!(output.status.success(), "{}", both(&output));
+        let warnings = err(&output);
+        assert_eq!(
+            warnings.matches("warning").count(),
+            1,
+            "one warning: {warnings}"
+        );
+        assert!(
+            warnings.contains(&evil) && warnings.contains("`sudo`"),
+            "{warnings}"
+        );
+        assert!(!shims(&env).join("sudo").exists());
+        assert!(shims(&env).join("hostname").is_file() && shims(&env).join("npm").is_file());
+
+        // The other workspace keeps working, its extra command too.
+        let output = bash_in(&env, &env.clone_path("good"), "npm x; hostname");
+        assert_eq!(
+            out(&output),
+            format!("npm in {good}: x\n{good}\n"),
+            "{}",
+            both(&output)
+        );
+        // In the hostile clone, a shim for a name its config cannot route
+        // refuses (the config is broken) rather than run anything anywhere.
+        let output = Command::new(dual_path())
+            .envs(env_of(&env))
+            .env("PATH", routed_path(&env))
+            .current_dir(env.clone_path("evil"))
+            .args(["shim", "sudo", "-v"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{}", both(&output));
+        assert!(!out(&output).contains("HOST"), "{}", both(&output));
+        assert!(err(&output).contains(".dual.toml"), "{}", both(&output));
+
+        // The user's own config routes what a repo may not (their call),
+        // under the same name rules.
+        let user_config = env.dir.path().join("data/config.toml");
+        std::fs::write(&user_config, "extra_commands = [\"uname\", \"ssh\"]\n").unwrap();
+        hostile_config(
+            &env,
+            "evil",
+            &image_config(kind, "extra_commands = [\"hostname\"]\n"),
+        );
+        let output = env.run(&["shell-init", "bash"]);
+        assert!(
+            output.status.success() && err(&output).is_empty(),
+            "{}",
+            both(&output)
+        );
+        assert!(shims(&env).join("ssh").is_file() && shims(&env).join("uname").is_file());
+        let output = bash_in(&env, &env.clone_path("good"), "uname -n");
+        assert_eq!(out(&output).trim(), good, "{}", both(&output));
+        std::fs::write(&user_config, "extra_commands = [\"uname\", \"cd\"]\n").unwrap();
+        let output = env.run(&["shell-init", "bash"]);
+        assert!(output.status.success(), "{}", both(&output));
+        assert!(
+            err(&output).contains("`cd`") && err(&output).contains("config.toml"),
+            "{}",
+            both(&output)
+        );
+        assert!(!shims(&env).join("cd").exists());
+    });
 }
 
 /// Item 7: dual's own options are never read from a routed command's
