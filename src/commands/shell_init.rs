@@ -1,5 +1,9 @@
 //! `dual shell-init [bash|zsh|fish]` and the hidden `dual shim NAME …` that
 //! every shim runs.
+//!
+//! A routed command runs in the workspace's container or refuses; it never
+//! falls back to the host's program inside a workspace, since that would run
+//! the repo's code (its Makefile, package.json, scripts) on the host.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -8,6 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::print;
+use crate::shell::policy::HOST_FOR_OTHER_WORKSPACES;
 use crate::shell::user_config::UserConfig;
 use crate::shell::{self, Shell};
 use crate::workspace::config::Config;
@@ -111,12 +116,16 @@ fn shim(name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
         if let Some(workspace) = state.workspace_at(&here)
             && routes(workspace, name)?
         {
-            // A URL of another workspace goes through the proxy, from the
-            // host: inside, it would reach this workspace's own server.
-            if super::run::foreign_localhost(workspace, args).is_none() {
-                let mut command = vec![OsString::from(name)];
-                command.extend(args.iter().cloned());
-                return super::run::run_in(None, workspace, &command);
+            match super::run::foreign_localhost(workspace, args) {
+                None => {
+                    let mut command = vec![OsString::from(name)];
+                    command.extend(args.iter().cloned());
+                    return super::run::run_in(None, workspace, &command);
+                }
+                // See HOST_FOR_OTHER_WORKSPACES: these two run nothing of
+                // the clone's, so on the host, through the proxy.
+                Some(_) if HOST_FOR_OTHER_WORKSPACES.contains(&name) => {}
+                Some(host) => return Err(refuse_foreign(workspace, name, &host)),
             }
         }
     }
@@ -177,4 +186,22 @@ fn routes(workspace: &Workspace, name: &str) -> anyhow::Result<bool> {
         )
     })?;
     Ok(config.extra_commands.iter().any(|c| c == name))
+}
+
+/// Why a routed command naming another workspace's URL runs nowhere, and
+/// what to do instead.
+fn refuse_foreign(workspace: &Workspace, name: &str, host: &str) -> anyhow::Error {
+    let own = workspace.name();
+    anyhow::Error::new(crate::error::Hinted {
+        message: format!(
+            "`{name}` names `{host}`, another workspace, so dual runs it neither in `{own}`'s container (where every *.localhost name is the container's own loopback: it would reach `{own}`'s own server) nor on the host (where `{name}` would run this branch's code, its Makefile, package.json or scripts, with your rights)"
+        ),
+        hint: format!(
+            "reach the other workspace with `curl` or `wget`, which run on the host through dual's proxy{}",
+            host_program(name).map_or_else(String::new, |path| format!(
+                "; or, if you trust this branch's code, run the host's own `{name}` by its path (`{} …`), which bypasses dual",
+                path.display()
+            ))
+        ),
+    })
 }

@@ -81,6 +81,93 @@ fn image_config(kind: EngineKind, extra: &str) -> String {
     format!("image = \"{}\"\n{extra}", ensure_test_image(kind))
 }
 
+/// Item 5: `make e2e BASE=http://other.localhost:3000` in a workspace must
+/// not run the repo's Makefile on the host (nor npm, nor an
+/// `extra_commands` one); curl and wget still go to the host for another
+/// workspace's URL, on purpose.
+#[test]
+fn a_routed_command_naming_another_workspace_refuses_rather_than_run_on_the_host() {
+    each_engine("shell_boundary_foreign_url", |kind| {
+        let env = TestEnv::new(
+            Some(kind),
+            &image_config(kind, "extra_commands = [\"hostname\"]\n"),
+        );
+        // The hostile branch's Makefile: run on the host, it leaves
+        // `ran-e2e` in the clone (its `hostname` is routed, so the text
+        // is no witness; the file is).
+        let source = env.source();
+        std::fs::write(
+            source.join("Makefile"),
+            "e2e:\n\t@echo \"make ran in $$(hostname)\" > ran-e2e\n\t@cat ran-e2e\n",
+        )
+        .unwrap();
+        env.git(&source, &["add", "Makefile"]);
+        env.git(&source, &["commit", "-qm", "e2e target"]);
+        env.ok(&["create", "a"]);
+        env.ok(&["launch", "a"]);
+        let (a, clone) = (env.name("a"), env.clone_path("a"));
+        let other = format!("http://{}.localhost:3000/", env.name("b"));
+
+        for command in [
+            format!("make e2e BASE={other}"),
+            format!("npm test --base={other}"),
+            format!("hostname {other}"),
+        ] {
+            let output = bash_in(&env, &clone, &command);
+            let name = command.split(' ').next().unwrap();
+            assert!(!output.status.success(), "{command}: {}", both(&output));
+            let stderr = err(&output);
+            assert!(
+                stderr.contains("every *.localhost name is the container's own loopback")
+                    && stderr.contains("on the host")
+                    && stderr.contains("hint:"),
+                "{command}: the refusal says why and what to do: {}",
+                both(&output)
+            );
+            assert!(
+                !out(&output).contains("HOST") && !out(&output).contains("make ran in"),
+                "{command} ran: {}",
+                both(&output)
+            );
+            assert!(
+                !clone.join("ran-e2e").exists()
+                    && !clone.join(format!("ran-on-host-{name}")).exists(),
+                "{command} left a mark on the host"
+            );
+        }
+
+        // Its own URL is no reason to refuse: in the container as usual.
+        let own = bash_in(
+            &env,
+            &clone,
+            &format!("npm test --base=http://{a}.localhost:3000/"),
+        );
+        assert_eq!(
+            out(&own).trim(),
+            format!("npm in {a}: test --base=http://{a}.localhost:3000/"),
+            "{}",
+            both(&own)
+        );
+
+        // Kept on purpose: curl and wget of another workspace's URL run on
+        // the host (through the proxy there).
+        for name in ["curl", "wget"] {
+            let output = bash_in(&env, &clone, &format!("{name} -s {other}"));
+            assert_eq!(
+                out(&output).trim(),
+                format!("HOST {name} -s {other}"),
+                "{name}: {}",
+                both(&output)
+            );
+        }
+
+        // `dual run` refuses such a URL, curl too, as before.
+        let output = env.run_in("a", "", &["curl", &other]);
+        assert!(!output.status.success(), "{}", both(&output));
+        assert!(err(&output).contains("own loopback"), "{}", both(&output));
+    });
+}
+
 /// Writes `.dual.toml` into the clone of `branch` and commits it there, as
 /// a pull of the branch's new commits would.
 fn hostile_config(env: &TestEnv, branch: &str, config: &str) {
