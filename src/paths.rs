@@ -54,6 +54,12 @@ pub fn user_config_file() -> PathBuf {
     }
 }
 
+/// Files dual writes for the shells it starts (a workspace's tmux session,
+/// the browser's subshell): rc files that read the user's own first.
+pub fn shell_dir() -> PathBuf {
+    data_dir().join("shell")
+}
+
 /// A workspace's home directory, mounted as `$HOME` inside its container.
 pub fn workspace_home(workspace: &str) -> PathBuf {
     data_dir().join("homes").join(workspace)

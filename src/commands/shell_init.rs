@@ -28,15 +28,20 @@ pub fn run(shell: Option<Shell>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A PATH with the shims first (written or refreshed now): what a shell
-/// needs for runtime commands to run in the workspace's container.
-pub fn routed_path() -> anyhow::Result<String> {
+/// How to start the user's shell (`$SHELL`) in a workspace, with the shims
+/// first on PATH after its rc files and at every prompt.
+pub fn interactive_shell() -> anyhow::Result<shell::Interactive> {
     let (shims, _) = write_shims()?;
-    Ok(format!(
-        "{}:{}",
-        shims.display(),
-        std::env::var("PATH").unwrap_or_default()
-    ))
+    let program = std::env::var_os("SHELL")
+        .filter(|shell| !shell.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let rc_dir = crate::paths::shell_dir();
+    shell::interactive(std::path::Path::new(&program), &shims, &rc_dir).with_context(|| {
+        format!(
+            "could not write dual's rc files into `{}`",
+            rc_dir.display()
+        )
+    })
 }
 
 /// Writes (or refreshes) the shims; returns their directory and a warning

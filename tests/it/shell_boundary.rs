@@ -9,7 +9,8 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image};
 use crate::workspaces::{TestEnv, env_of};
@@ -58,6 +59,10 @@ fn bash_in(env: &TestEnv, dir: &Path, script: &str) -> Output {
         .args(["-c", script])
         .output()
         .unwrap()
+}
+
+fn sh_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
 
 fn out(output: &Output) -> String {
@@ -338,6 +343,305 @@ fn shims_pass_every_argument_through_untouched() {
             inside_out.starts_with(&format!("npm in {name}: caf")),
             "{}",
             both(&inside)
+        );
+    });
+}
+
+/// A bash rc file that prepends `$HOME/hostbin` (where the fake `npm` is),
+/// as `pyenv init`, nvm, asdf, mise, rbenv and conda do.
+const PREPEND: &str = "export PATH=\"$HOME/hostbin:$PATH\"\n";
+
+/// Item 11, `eval "$(dual shell-init)"` after the rc file's prepend (the
+/// shims already somewhere on PATH): the shims move to the front.
+#[test]
+fn shell_init_moves_the_shims_ahead_of_what_the_rc_file_prepended() {
+    each_engine("shell_boundary_shell_init_first", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "rc"]);
+        env.ok(&["launch", "rc"]);
+        let (name, clone) = (env.name("rc"), env.clone_path("rc"));
+        host_bin(&env);
+        let dual = sh_quote(&dual_path());
+        std::fs::write(
+            env.home().join(".bashrc"),
+            format!("{PREPEND}eval \"$({dual} shell-init bash)\"\n"),
+        )
+        .unwrap();
+        let output = Command::new("bash")
+            .envs(env_of(&env))
+            .env("PATH", routed_path(&env))
+            .current_dir(&clone)
+            .args(["-ic", "npm x"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out(&output),
+            format!("npm in {name}: x\n"),
+            "{}",
+            both(&output)
+        );
+    });
+}
+
+/// Item 11, the prompt hook: something that runs after `eval "$(dual
+/// shell-init)"` in the rc file, or prepends in its own prompt hook (as
+/// mise and direnv do), is undone before the next command, in bash, zsh
+/// and fish.
+#[test]
+fn a_prompt_hook_puts_the_shims_back_in_front() {
+    each_engine("shell_boundary_prompt_hook", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "hook"]);
+        env.ok(&["launch", "hook"]);
+        let (name, clone) = (env.name("hook"), env.clone_path("hook"));
+        host_bin(&env);
+        let dual = sh_quote(&dual_path());
+        let home = env.home();
+        let shells: [(&str, PathBuf, String, Vec<&str>); 3] = [
+            (
+                "bash",
+                home.join(".bashrc"),
+                format!(
+                    "eval \"$({dual} shell-init bash)\"\n{PREPEND}\
+                     hook() {{ PATH=\"$HOME/hostbin:$PATH\"; }}\n\
+                     PROMPT_COMMAND=\"hook${{PROMPT_COMMAND:+;$PROMPT_COMMAND}}\"\n"
+                ),
+                vec!["-i"],
+            ),
+            (
+                "zsh",
+                home.join(".zshrc"),
+                format!(
+                    "eval \"$({dual} shell-init zsh)\"\n{PREPEND}\
+                     hook() {{ PATH=\"$HOME/hostbin:$PATH\"; }}\n\
+                     precmd_functions=(hook $precmd_functions)\n"
+                ),
+                vec!["-i"],
+            ),
+            (
+                "fish",
+                home.join(".config/fish/config.fish"),
+                format!(
+                    "{dual} shell-init fish | source\n\
+                     set -gx PATH $HOME/hostbin $PATH\n"
+                ),
+                vec!["-i"],
+            ),
+        ];
+        for (shell, rc, text, args) in shells {
+            if dual::process::find_on_path(shell).is_none() {
+                eprintln!("!!!!! SKIPPED the {shell} part of the prompt hook test: no {shell}");
+                continue;
+            }
+            std::fs::create_dir_all(rc.parent().unwrap()).unwrap();
+            std::fs::write(&rc, text).unwrap();
+            env.ok(&["shell-init", "bash"]);
+            let mut child = Command::new(shell)
+                .envs(env_of(&env))
+                .env("PATH", routed_path(&env))
+                .env("SHELL", format!("/bin/{shell}"))
+                .current_dir(&clone)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().unwrap();
+                // npm's own stdin is not the shell's: `exec -i` would
+                // take the lines after it.
+                stdin.write_all(b"npm x </dev/null\nexit\n").unwrap();
+            }
+            let output = wait_bounded(child, Duration::from_secs(30));
+            assert!(
+                out(&output).contains(&format!("npm in {name}: x"))
+                    && !out(&output).contains("HOST"),
+                "{shell}: {}",
+                both(&output)
+            );
+        }
+    });
+}
+
+fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A tmux server of the test's own (its socket under `dir`), started with
+/// the installation's environment, HOME and a bash SHELL.
+struct Tmux {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("TMUX_TMPDIR", self.dir.path())
+            .env_remove("TMUX")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn screen(&self, target: &str) -> String {
+        out(&self.run(&["capture-pane", "-p", "-J", "-t", target]))
+    }
+
+    fn until(&self, target: &str, what: &str, done: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen(target);
+            if done(&screen) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "never {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// Item 11 in the workspace's tmux session: the user's `~/.bashrc`
+/// prepends a directory with a fake `npm`; `npm x` still runs in the
+/// container, also after the user prepends again at the prompt.
+#[test]
+fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
+    if dual::process::find_on_path("tmux").is_none() {
+        eprintln!("!!!!! SKIPPED the tmux session test: no tmux on PATH");
+        return;
+    }
+    each_engine("shell_boundary_tmux", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "tmux"]);
+        env.ok(&["launch", "tmux"]);
+        let name = env.name("tmux");
+        host_bin(&env);
+        std::fs::write(env.home().join(".bashrc"), PREPEND).unwrap();
+        let mut vars = env_of(&env);
+        vars.push(("SHELL".into(), "/bin/bash".into()));
+        vars.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
+        let tmux = Tmux {
+            dir: tempfile::tempdir().unwrap(),
+            env: vars,
+        };
+        // `dual attach` in a pane of the test's server, as a person runs it.
+        let attach = format!(
+            "unset TMUX; {} attach {name}; sleep 600",
+            sh_quote(&dual_path())
+        );
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "outer",
+            "-x",
+            "150",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &attach,
+        ]);
+        assert!(started.status.success(), "{}", both(&started));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !tmux
+            .run(&["has-session", "-t", &format!("={name}")])
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no session {name}: {}",
+                tmux.screen("outer")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let target = format!("={name}:");
+        let send = |line: &str| {
+            assert!(
+                tmux.run(&["send-keys", "-t", &target, "-l", line])
+                    .status
+                    .success()
+            );
+            assert!(
+                tmux.run(&["send-keys", "-t", &target, "Enter"])
+                    .status
+                    .success()
+            );
+        };
+        send("npm x");
+        tmux.until(&target, "npm's answer", |s| {
+            s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm")
+        });
+        assert!(
+            !tmux.screen(&target).contains("HOST npm"),
+            "npm ran on the host: {}",
+            tmux.screen(&target)
+        );
+        // Prepended again at the prompt (a `pyenv shell`, a `conda
+        // activate`): the prompt hook puts the shims back before the next.
+        send(PREPEND.trim());
+        send("npm y");
+        tmux.until(&target, "npm's second answer", |s| {
+            s.contains(&format!("npm in {name}: y")) || s.contains("HOST npm")
+        });
+        assert!(
+            !tmux.screen(&target).contains("HOST npm"),
+            "npm ran on the host after a prepend: {}",
+            tmux.screen(&target)
+        );
+        // A new window of the session starts the same way.
+        let clone = env.clone_path("tmux").display().to_string();
+        let opened = tmux.run(&[
+            "new-window",
+            "-t",
+            &format!("={name}:"),
+            "-n",
+            "second",
+            "-c",
+            &clone,
+        ]);
+        assert!(opened.status.success(), "{}", both(&opened));
+        let second = format!("={name}:second");
+        tmux.until(&second, "a prompt", |s| s.contains('#') || s.contains('$'));
+        assert!(
+            tmux.run(&["send-keys", "-t", &second, "-l", "npm z"])
+                .status
+                .success()
+        );
+        assert!(
+            tmux.run(&["send-keys", "-t", &second, "Enter"])
+                .status
+                .success()
+        );
+        tmux.until(&second, "npm's answer in a new window", |s| {
+            s.contains(&format!("npm in {name}: z")) || s.contains("HOST npm")
+        });
+        assert!(
+            !tmux.screen(&second).contains("HOST npm"),
+            "npm ran on the host in a new window: {}",
+            tmux.screen(&second)
         );
     });
 }
