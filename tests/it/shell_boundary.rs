@@ -487,7 +487,9 @@ struct Tmux {
 
 impl Tmux {
     fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
+        // Found on the test's own PATH: the server's may lack it.
+        let tmux = dual::process::find_on_path("tmux").expect("tmux on PATH");
+        Command::new(tmux)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("TMUX_TMPDIR", self.dir.path())
             .env_remove("TMUX")
@@ -642,6 +644,84 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
             !tmux.screen(&second).contains("HOST npm"),
             "npm ran on the host in a new window: {}",
             tmux.screen(&second)
+        );
+    });
+}
+
+/// Item 11 in the browser's subshell (Enter where there is no tmux): the
+/// same rc file after the user's `~/.bashrc`, so `npm x` runs in the
+/// container. tmux is kept off the browser's PATH by giving it a PATH of
+/// only what it needs.
+#[test]
+fn the_browser_s_subshell_keeps_the_shims_first_whatever_bashrc_prepends() {
+    if dual::process::find_on_path("tmux").is_none() {
+        eprintln!("!!!!! SKIPPED the browser subshell test: no tmux on PATH to run the browser in");
+        return;
+    }
+    each_engine("shell_boundary_subshell", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "sub"]);
+        env.ok(&["launch", "sub"]);
+        let name = env.name("sub");
+        host_bin(&env);
+        std::fs::write(env.home().join(".bashrc"), PREPEND).unwrap();
+        // The engines' CLIs and a shell, and no tmux.
+        let bin = env.dir.path().join("no-tmux");
+        std::fs::create_dir_all(&bin).unwrap();
+        for program in ["docker", "podman", "git", "sh", "bash", "cat", "hostname"] {
+            if let Some(found) = dual::process::find_on_path(program) {
+                std::os::unix::fs::symlink(found, bin.join(program)).unwrap();
+            }
+        }
+        let mut vars = env_of(&env);
+        vars.push(("SHELL".into(), "/bin/bash".into()));
+        vars.push(("PATH".into(), bin.display().to_string()));
+        let tmux = Tmux {
+            dir: tempfile::tempdir().unwrap(),
+            env: vars,
+        };
+        let script = format!(
+            "unset TMUX; {}; echo BROWSER-EXITED; sleep 600",
+            sh_quote(&dual_path())
+        );
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "outer",
+            "-x",
+            "150",
+            "-y",
+            "30",
+            "/bin/sh",
+            "-c",
+            &script,
+        ]);
+        assert!(started.status.success(), "{}", both(&started));
+        tmux.until("outer", "the browser", |s| {
+            s.contains("  sub") && s.contains("running")
+        });
+        assert!(
+            tmux.run(&["send-keys", "-t", "outer", "Enter"])
+                .status
+                .success()
+        );
+        tmux.until("outer", "the subshell", |s| {
+            s.contains("exit returns to the browser")
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        for keys in [&["-l", "npm x"][..], &["Enter"]] {
+            let mut args = vec!["send-keys", "-t", "outer"];
+            args.extend(keys);
+            assert!(tmux.run(&args).status.success());
+        }
+        tmux.until("outer", "npm's answer", |s| {
+            s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm")
+        });
+        assert!(
+            !tmux.screen("outer").contains("HOST npm"),
+            "npm ran on the host: {}",
+            tmux.screen("outer")
         );
     });
 }
