@@ -72,13 +72,6 @@ pub enum Command {
     },
     /// Print shell code that routes runtime commands into workspace containers
     ShellInit { shell: Option<crate::shell::Shell> },
-    /// Used by the shims that `shell-init` writes
-    #[command(hide = true, disable_help_flag = true)]
-    Shim {
-        name: String,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<std::ffi::OsString>,
-    },
     /// What a workspace's services printed (all of them, or SERVICE)
     Logs {
         /// The workspace [default: the one around the current directory]
@@ -191,15 +184,43 @@ pub struct VerifyArgs {
     pub ports: Vec<u16>,
 }
 
+/// The word the shims that `shell-init` writes run dual with: `dual shim
+/// NAME ARGS…`.
+pub const SHIM: &str = "shim";
+
 pub fn main() -> ExitCode {
+    let debug = std::env::var("DUAL_LOG").is_ok_and(|v| v == "debug");
+    // A shim's arguments are the routed command's, every one of them: `npm
+    // -v`, `curl --help`, `make -- x` must reach npm, curl and make as
+    // typed. So `dual shim` is dispatched before clap could read dual's own
+    // options (`-v`, `--engine`, `--help`, `--`) out of them; its engine
+    // comes from the workspace or `DUAL_ENGINE`, its verbosity from
+    // `DUAL_LOG`.
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().is_some_and(|first| first == SHIM) {
+        crate::log::set_verbose(debug);
+        install_interrupts();
+        let args: Vec<std::ffi::OsString> = argv.collect();
+        return finish(crate::commands::shell_init::shim_main(&args));
+    }
     let cli = Cli::parse();
-    crate::log::set_verbose(cli.verbose || std::env::var("DUAL_LOG").is_ok_and(|v| v == "debug"));
+    crate::log::set_verbose(cli.verbose || debug);
     // The test server stands in for a dev server, which SIGTERM ends.
-    let serves = matches!(cli.command, Some(Command::TestServer { .. }));
-    if !serves && let Err(error) = crate::interrupt::install() {
+    if !matches!(cli.command, Some(Command::TestServer { .. })) {
+        install_interrupts();
+    }
+    finish(run(cli))
+}
+
+fn install_interrupts() {
+    if let Err(error) = crate::interrupt::install() {
         crate::log::debug(&format!("could not install signal handlers: {error}"));
     }
-    match run(cli) {
+}
+
+/// The one place a command's result becomes output and an exit status.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprint!("{}", crate::error::render(&error));
@@ -229,7 +250,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { json } => c::list::run(engine, json),
         Command::Run { workspace, command } => c::run::run(engine, workspace.as_deref(), &command),
         Command::ShellInit { shell } => c::shell_init::run(shell),
-        Command::Shim { name, args } => c::shell_init::shim(engine, &name, &args),
         Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref()),
         Command::Focus { workspace, clear } => c::focus::run(workspace.as_deref(), clear),
         Command::Attach { workspace } => c::attach::run(engine, workspace.as_deref()),

@@ -40,6 +40,26 @@ pub fn shims_dir() -> PathBuf {
     data_dir().join("shims")
 }
 
+/// The user's own settings (the commands they route besides the repos'):
+/// `$DUAL_HOME/config.toml` when `DUAL_HOME` is set, else
+/// `$XDG_CONFIG_HOME/dual/config.toml`, else `~/.config/dual/config.toml`.
+/// Never in a clone: a repo cannot write it.
+pub fn user_config_file() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DUAL_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("config.toml");
+    }
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("dual/config.toml"),
+        None => home().join(".config/dual/config.toml"),
+    }
+}
+
+/// Files dual writes for the shells it starts (a workspace's tmux session,
+/// the browser's subshell): rc files that read the user's own first.
+pub fn shell_dir() -> PathBuf {
+    data_dir().join("shell")
+}
+
 /// A workspace's home directory, mounted as `$HOME` inside its container.
 pub fn workspace_home(workspace: &str) -> PathBuf {
     data_dir().join("homes").join(workspace)

@@ -29,8 +29,9 @@ pub fn ensure_session(workspace: &Workspace) -> anyhow::Result<()> {
     if session_exists(&name) {
         return Ok(());
     }
-    // The shims must exist for PATH to route anything.
-    let path = crate::commands::shell_init::routed_path()?;
+    // The user's shell with dual's rc file (the shims must exist for PATH
+    // to route anything).
+    let shell = crate::commands::shell_init::interactive_shell()?;
     let mut args: Vec<OsString> = vec![
         "new-session".into(),
         "-d".into(),
@@ -38,9 +39,12 @@ pub fn ensure_session(workspace: &Workspace) -> anyhow::Result<()> {
         name.clone().into(),
         "-c".into(),
         workspace.path.clone().into(),
-        "-e".into(),
-        format!("PATH={path}").into(),
     ];
+    for (key, value) in &shell.env {
+        let mut pair = OsString::from(format!("{key}="));
+        pair.push(value);
+        args.extend(["-e".into(), pair]);
+    }
     // A tmux server started elsewhere does not have dual's settings.
     for key in ["DUAL_HOME", "DUAL_WORKSPACE_ROOT", "DUAL_ENGINE"] {
         if let Ok(value) = std::env::var(key) {
@@ -49,16 +53,19 @@ pub fn ensure_session(workspace: &Workspace) -> anyhow::Result<()> {
         }
     }
     // Not a login shell: a login shell's profile (Debian's /etc/profile)
-    // sets PATH afresh, without the shims.
-    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
-    args.push(
-        format!(
-            "PATH={} exec {}",
-            crate::process::quote(&path),
-            crate::process::quote(&shell)
-        )
-        .into(),
-    );
+    // sets PATH afresh, without the shims. The same line starts the
+    // session's later windows and panes (its `default-command`, which tmux
+    // runs with its `default-shell`, so that is sh too): a plain shell
+    // there would read the user's rc files without dual's after them.
+    let line = shell.sh_line();
+    args.extend(["/bin/sh", "-c", &line].map(OsString::from));
+    // (`=NAME:`, the session by its exact name: set-option's -t is a pane,
+    // where tmux 3.3 finds no `=NAME`; and without -t, run from a pane,
+    // it would set the options of that pane's session, from TMUX_PANE.)
+    let target = format!("={name}:");
+    for (option, value) in [("default-shell", "/bin/sh"), ("default-command", &line)] {
+        args.extend([";", "set-option", "-t", &target, option, value].map(OsString::from));
+    }
     Cmd::new("tmux", args).run()?;
     Ok(())
 }

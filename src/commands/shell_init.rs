@@ -1,87 +1,140 @@
 //! `dual shell-init [bash|zsh|fish]` and the hidden `dual shim NAME …` that
 //! every shim runs.
+//!
+//! A routed command runs in the workspace's container or refuses; it never
+//! falls back to the host's program inside a workspace, since that would run
+//! the repo's code (its Makefile, package.json, scripts) on the host.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::cli::print;
-use crate::engine::EngineKind;
+use crate::shell::policy::HOST_FOR_OTHER_WORKSPACES;
+use crate::shell::user_config::UserConfig;
 use crate::shell::{self, Shell};
 use crate::workspace::config::Config;
-use crate::workspace::{DEFAULT_ROUTED, Store};
+use crate::workspace::{DEFAULT_ROUTED, Store, Workspace};
 
 pub fn run(shell: Option<Shell>) -> anyhow::Result<ExitCode> {
     let shell = shell.unwrap_or_else(Shell::detect);
-    let shims = write_shims()?;
+    let (shims, warnings) = write_shims()?;
+    for warning in warnings {
+        eprintln!("dual: warning: {warning}");
+    }
     print(&shell::init_code(shell, &shims))?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// A PATH with the shims first (written or refreshed now): what a shell
-/// needs for runtime commands to run in the workspace's container.
-pub fn routed_path() -> anyhow::Result<String> {
-    let shims = write_shims()?;
-    Ok(format!(
-        "{}:{}",
-        shims.display(),
-        std::env::var("PATH").unwrap_or_default()
-    ))
+/// How to start the user's shell (`$SHELL`) in a workspace, with the shims
+/// first on PATH after its rc files and at every prompt.
+pub fn interactive_shell() -> anyhow::Result<shell::Interactive> {
+    let (shims, _) = write_shims()?;
+    let program = std::env::var_os("SHELL")
+        .filter(|shell| !shell.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let rc_dir = crate::paths::shell_dir();
+    shell::interactive(std::path::Path::new(&program), &shims, &rc_dir).with_context(|| {
+        format!(
+            "could not write dual's rc files into `{}`",
+            rc_dir.display()
+        )
+    })
 }
 
-/// Writes (or refreshes) the shims; returns their directory.
-pub fn write_shims() -> anyhow::Result<std::path::PathBuf> {
+/// Writes (or refreshes) the shims; returns their directory and a warning
+/// for each config whose commands are not routed.
+pub fn write_shims() -> anyhow::Result<(std::path::PathBuf, Vec<String>)> {
     let dual = std::env::current_exe().context("could not find dual's own path")?;
     let shims = crate::paths::shims_dir();
-    shell::write_shims(&shims, &dual, &routed_commands())
+    let (commands, warnings) = routed_commands();
+    shell::write_shims(&shims, &dual, &commands)
         .with_context(|| format!("could not write the shims into `{}`", shims.display()))?;
-    Ok(shims)
+    Ok((shims, warnings))
 }
 
-/// The defaults plus every `extra_commands` of the workspaces' configs.
-fn routed_commands() -> Vec<String> {
+/// The defaults, the user's `extra_commands` and every workspace's. A config
+/// that cannot be read (a repo's that names `sudo` or `.`, say) adds none,
+/// and is named once per repo; the rest keep working.
+fn routed_commands() -> (Vec<String>, Vec<String>) {
     let mut commands: Vec<String> = DEFAULT_ROUTED.iter().map(|c| (*c).to_owned()).collect();
+    let mut warnings = Vec::new();
+    match UserConfig::load() {
+        Ok(user) => commands.extend(user.extra_commands),
+        Err(error) => warnings.push(format!("{error}; none of its commands are routed")),
+    }
+    let mut broken: BTreeMap<String, (Vec<String>, String)> = BTreeMap::new();
     if let Ok(state) = Store::open_default().load() {
         for workspace in &state.workspaces {
-            if let Ok(config) = Config::load(&workspace.path) {
-                commands.extend(config.extra_commands);
+            match Config::load(&workspace.path) {
+                Ok(config) => commands.extend(config.extra_commands),
+                Err(error) => {
+                    let (names, _) = broken
+                        .entry(workspace.repo.clone())
+                        .or_insert_with(|| (Vec::new(), error.to_string()));
+                    names.push(format!("`{}`", workspace.name()));
+                }
             }
         }
     }
+    for (repo, (workspaces, error)) in broken {
+        let error = error.replace('\n', "\n  ");
+        warnings.push(format!(
+            "repo `{repo}`: the extra commands of {} are not routed: {error}",
+            workspaces.join(", ")
+        ));
+    }
     commands.sort();
     commands.dedup();
-    commands
+    (commands, warnings)
 }
 
-/// Inside a workspace that routes `name`: run it in the container. Anywhere
-/// else: become the host's own `name`, as if no shim were there.
-pub fn shim(flag: Option<EngineKind>, name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
+/// `dual shim NAME ARGS…`, as the shims run it (dispatched before clap, so
+/// ARGS are the command's own, untouched).
+pub fn shim_main(args: &[OsString]) -> anyhow::Result<ExitCode> {
+    let Some((name, args)) = args.split_first() else {
+        eprintln!(
+            "error: `dual shim` needs a command name\nhint: it is run by the shims that `dual shell-init` writes, as `dual shim NAME ARGS…`"
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let Some(name) = name.to_str().filter(|name| shell::policy::is_plain(name)) else {
+        anyhow::bail!(
+            "`{}` is not a command name a shim runs",
+            name.to_string_lossy()
+        );
+    };
+    shim(name, args)
+}
+
+/// Inside a workspace that routes `name`: run it in the container, or
+/// refuse. Anywhere else (or a name this workspace does not route): become
+/// the host's own `name`, as if no shim were there.
+fn shim(name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
     let here = crate::workspace::current_dir().unwrap_or_default();
     let root = crate::paths::workspace_root();
     let in_root = root.canonicalize().is_ok_and(|root| here.starts_with(root));
     if in_root {
         let state = Store::open_default().load()?;
-        if let Some(workspace) = state.workspace_at(&here) {
-            let config = Config::load(&workspace.path)?;
-            let routed =
-                DEFAULT_ROUTED.contains(&name) || config.extra_commands.iter().any(|c| c == name);
-            // A URL of another workspace goes through the proxy, from the
-            // host: inside, it would reach this workspace's own server.
-            let foreign = super::run::foreign_localhost(workspace, args).is_some();
-            if routed && !foreign {
-                let mut command = vec![OsString::from(name)];
-                command.extend(args.iter().cloned());
-                return super::run::run_in(flag, workspace, &command);
+        if let Some(workspace) = state.workspace_at(&here)
+            && routes(workspace, name)?
+        {
+            match super::run::foreign_localhost(workspace, args) {
+                None => {
+                    let mut command = vec![OsString::from(name)];
+                    command.extend(args.iter().cloned());
+                    return super::run::run_in(None, workspace, &command);
+                }
+                // See HOST_FOR_OTHER_WORKSPACES: these two run nothing of
+                // the clone's, so on the host, through the proxy.
+                Some(_) if HOST_FOR_OTHER_WORKSPACES.contains(&name) => {}
+                Some(host) => return Err(refuse_foreign(workspace, name, &host)),
             }
         }
     }
-    let shims = crate::paths::shims_dir();
-    let host_path = shell::path_without(&shims);
-    let found = host_path
-        .as_deref()
-        .and_then(|path| crate::process::find_in(name, path));
-    let Some(program) = found else {
+    let Some(program) = host_program(name) else {
         eprintln!(
             "dual: `{name}` is not installed on this host (and this directory is not in a workspace)"
         );
@@ -89,4 +142,71 @@ pub fn shim(flag: Option<EngineKind>, name: &str, args: &[OsString]) -> anyhow::
     };
     let error = crate::process::exec_replace(&program, args, None);
     Err(error.into())
+}
+
+/// The host's own `name`: the first on PATH that is not a shim.
+fn host_program(name: &str) -> Option<std::path::PathBuf> {
+    let host_path = shell::path_without(&crate::paths::shims_dir())?;
+    crate::process::find_in(name, &host_path)
+}
+
+/// Whether `workspace` routes `name`: one of dual's defaults, the user's
+/// `extra_commands` or its repo's. When a config that could say cannot be
+/// read, nothing runs: not in the container (the config may not route it)
+/// and not on the host (it may, and then the host would run the repo's
+/// code).
+fn routes(workspace: &Workspace, name: &str) -> anyhow::Result<bool> {
+    if DEFAULT_ROUTED.contains(&name) {
+        return Ok(true);
+    }
+    let unsure = |error: String, fix: String| {
+        // The config's own hint is the `fix` here.
+        let error = error.lines().next().unwrap_or_default().to_owned();
+        let host = host_program(name).map_or_else(String::new, |path| {
+            format!(
+                "; the host's own is `{}`, which bypasses dual",
+                path.display()
+            )
+        });
+        anyhow::Error::new(crate::error::Hinted {
+            message: format!(
+                "dual cannot tell whether `{name}` runs in `{}`'s container, so it runs it nowhere: {error}",
+                workspace.name()
+            ),
+            hint: format!("{fix}; meanwhile `dual run {name} …` runs it in the container{host}"),
+        })
+    };
+    let user = UserConfig::load()
+        .map_err(|error| unsure(error.to_string(), "fix your config".to_owned()))?;
+    if user.extra_commands.iter().any(|c| c == name) {
+        return Ok(true);
+    }
+    let config = Config::load(&workspace.path).map_err(|error| {
+        unsure(
+            error.to_string(),
+            format!(
+                "fix its `.dual.toml` (`dual launch {}` checks it)",
+                workspace.name()
+            ),
+        )
+    })?;
+    Ok(config.extra_commands.iter().any(|c| c == name))
+}
+
+/// Why a routed command naming another workspace's URL runs nowhere, and
+/// what to do instead.
+fn refuse_foreign(workspace: &Workspace, name: &str, host: &str) -> anyhow::Error {
+    let own = workspace.name();
+    anyhow::Error::new(crate::error::Hinted {
+        message: format!(
+            "`{name}` names `{host}`, another workspace, so dual runs it neither in `{own}`'s container (where every *.localhost name is the container's own loopback: it would reach `{own}`'s own server) nor on the host (where `{name}` would run this branch's code, its Makefile, package.json or scripts, with your rights)"
+        ),
+        hint: format!(
+            "reach the other workspace with `curl` or `wget`, which run on the host through dual's proxy{}",
+            host_program(name).map_or_else(String::new, |path| format!(
+                "; or, if you trust this branch's code, run the host's own `{name}` by its path (`{} …`), which bypasses dual",
+                path.display()
+            ))
+        ),
+    })
 }

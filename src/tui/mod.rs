@@ -412,16 +412,17 @@ fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> 
 }
 
 fn subshell(workspace: &workspace::Workspace) -> anyhow::Result<()> {
-    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
-    let path = crate::commands::shell_init::routed_path()?;
+    // The user's shell with dual's rc file after theirs: the shims first.
+    let shell = crate::commands::shell_init::interactive_shell()?;
     eprintln!(
         "dual: a shell in {} (runtime commands run in its container); exit returns to the browser",
         workspace.name()
     );
-    crate::process::Cmd::new(shell, Vec::<String>::new())
-        .dir(&workspace.path)
-        .env("PATH", path)
-        .run_attached(false, |_| {})?;
+    let mut command = crate::process::Cmd::new(&shell.program, &shell.args).dir(&workspace.path);
+    for (key, value) in &shell.env {
+        command = command.env(key, value);
+    }
+    command.run_attached(false, |_| {})?;
     Ok(())
 }
 

@@ -159,15 +159,16 @@ impl Config {
                 line_of(bad)
             )));
         }
-        if let Some(bad) = config
-            .extra_commands
-            .iter()
-            .find(|name| !is_command_name(name))
-        {
-            return Err(invalid(format!(
-                "`extra_commands`{}: `{bad}` is not a command name (letters, digits, `.`, `_`, `+`, `-`)",
-                line_of("extra_commands")
-            )));
+        // Which names a repo may route is the shell integration's policy.
+        let repo = crate::shell::policy::Origin::Repo;
+        for name in &config.extra_commands {
+            if let Err(refusal) = crate::shell::policy::check(name, repo) {
+                return Err(invalid(format!(
+                    "`extra_commands`{}: {refusal}\nhint: {}",
+                    line_of("extra_commands"),
+                    refusal.advice(repo)
+                )));
+            }
         }
         for (key, paths) in [
             ("anonymous_volumes", &config.anonymous_volumes),
@@ -317,14 +318,6 @@ fn is_env_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-pub fn is_command_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))
 }
 
 /// The characters a volume or shared-file path may hold: enough for real

@@ -14,6 +14,7 @@ mod outage;
 mod parse;
 mod proxy;
 mod services;
+mod shell_boundary;
 mod support;
 mod truth;
 mod verify;

@@ -1,0 +1,727 @@
+//! The container is a boundary (issue 16, items 5, 6, 7 and 11), tested with
+//! hostile repos on each engine: a routed command runs in the workspace's
+//! container or refuses, never on the host; a repo cannot route commands
+//! that handle secrets or shadow shell builtins; shims pass every argument
+//! through; and the shims stay first on PATH whatever the user's rc files
+//! prepend (pyenv, nvm, mise, … stand-ins: a directory holding a fake `npm`).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image};
+use crate::workspaces::{TestEnv, env_of};
+
+/// `$HOME/hostbin`: the host's own programs as a version manager would put
+/// them ahead on PATH. Each prints `HOST NAME ARGS` and leaves a marker file
+/// in the directory it ran in, so a test sees the host ran it.
+fn host_bin(env: &TestEnv) -> PathBuf {
+    let dir = env.home().join("hostbin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["npm", "curl", "wget", "sudo"] {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho \"HOST {name} $*\"\ntouch ./ran-on-host-{name} 2>/dev/null\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+fn shims(env: &TestEnv) -> PathBuf {
+    env.dir.path().join("data/shims")
+}
+
+/// PATH as `eval "$(dual shell-init)"` leaves it: the shims, then the
+/// host's fake programs, then the system's.
+fn routed_path(env: &TestEnv) -> String {
+    format!(
+        "{}:{}:{}",
+        shims(env).display(),
+        host_bin(env).display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `bash -c SCRIPT` in `dir` with this installation's environment and the
+/// shims first on PATH (after `dual shell-init` wrote them).
+fn bash_in(env: &TestEnv, dir: &Path, script: &str) -> Output {
+    env.ok(&["shell-init", "bash"]);
+    Command::new("bash")
+        .envs(env_of(env))
+        .env("PATH", routed_path(env))
+        .current_dir(dir)
+        .args(["-c", script])
+        .output()
+        .unwrap()
+}
+
+fn sh_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
+}
+
+fn out(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn err(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn both(output: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        out(output),
+        err(output)
+    )
+}
+
+fn image_config(kind: EngineKind, extra: &str) -> String {
+    format!("image = \"{}\"\n{extra}", ensure_test_image(kind))
+}
+
+/// Item 5: `make e2e BASE=http://other.localhost:3000` in a workspace must
+/// not run the repo's Makefile on the host (nor npm, nor an
+/// `extra_commands` one); curl and wget still go to the host for another
+/// workspace's URL, on purpose.
+#[test]
+fn a_routed_command_naming_another_workspace_refuses_rather_than_run_on_the_host() {
+    each_engine("shell_boundary_foreign_url", |kind| {
+        let env = TestEnv::new(
+            Some(kind),
+            &image_config(kind, "extra_commands = [\"hostname\"]\n"),
+        );
+        // The hostile branch's Makefile: run on the host, it leaves
+        // `ran-e2e` in the clone (its `hostname` is routed, so the text
+        // is no witness; the file is).
+        let source = env.source();
+        std::fs::write(
+            source.join("Makefile"),
+            "e2e:\n\t@echo \"make ran in $$(hostname)\" > ran-e2e\n\t@cat ran-e2e\n",
+        )
+        .unwrap();
+        env.git(&source, &["add", "Makefile"]);
+        env.git(&source, &["commit", "-qm", "e2e target"]);
+        env.ok(&["create", "a"]);
+        env.ok(&["launch", "a"]);
+        let (a, clone) = (env.name("a"), env.clone_path("a"));
+        let other = format!("http://{}.localhost:3000/", env.name("b"));
+
+        for command in [
+            format!("make e2e BASE={other}"),
+            format!("npm test --base={other}"),
+            format!("hostname {other}"),
+        ] {
+            let output = bash_in(&env, &clone, &command);
+            let name = command.split(' ').next().unwrap();
+            assert!(!output.status.success(), "{command}: {}", both(&output));
+            let stderr = err(&output);
+            assert!(
+                stderr.contains("every *.localhost name is the container's own loopback")
+                    && stderr.contains("on the host")
+                    && stderr.contains("hint:"),
+                "{command}: the refusal says why and what to do: {}",
+                both(&output)
+            );
+            assert!(
+                !out(&output).contains("HOST") && !out(&output).contains("make ran in"),
+                "{command} ran: {}",
+                both(&output)
+            );
+            assert!(
+                !clone.join("ran-e2e").exists()
+                    && !clone.join(format!("ran-on-host-{name}")).exists(),
+                "{command} left a mark on the host"
+            );
+        }
+
+        // Its own URL is no reason to refuse: in the container as usual.
+        let own = bash_in(
+            &env,
+            &clone,
+            &format!("npm test --base=http://{a}.localhost:3000/"),
+        );
+        assert_eq!(
+            out(&own).trim(),
+            format!("npm in {a}: test --base=http://{a}.localhost:3000/"),
+            "{}",
+            both(&own)
+        );
+
+        // Kept on purpose: curl and wget of another workspace's URL run on
+        // the host (through the proxy there).
+        for name in ["curl", "wget"] {
+            let output = bash_in(&env, &clone, &format!("{name} -s {other}"));
+            assert_eq!(
+                out(&output).trim(),
+                format!("HOST {name} -s {other}"),
+                "{name}: {}",
+                both(&output)
+            );
+        }
+
+        // `dual run` refuses such a URL, curl too, as before.
+        let output = env.run_in("a", "", &["curl", &other]);
+        assert!(!output.status.success(), "{}", both(&output));
+        assert!(err(&output).contains("own loopback"), "{}", both(&output));
+    });
+}
+
+/// Writes `.dual.toml` into the clone of `branch` and commits it there, as
+/// a pull of the branch's new commits would.
+fn hostile_config(env: &TestEnv, branch: &str, config: &str) {
+    let clone = env.clone_path(branch);
+    std::fs::write(clone.join(".dual.toml"), config).unwrap();
+    env.git(&clone, &["commit", "-qam", "route more"]);
+}
+
+/// Item 6: a repo that lists `sudo` (or `.`) in `extra_commands`: its
+/// launch says which name, why and what to do; `shell-init` warns once and
+/// keeps working for every other workspace; the user's own config may route
+/// what the repo may not.
+#[test]
+fn a_repo_cannot_route_secret_handling_commands_or_shell_builtins() {
+    each_engine("shell_boundary_extra_commands", |kind| {
+        let env = TestEnv::new(
+            Some(kind),
+            &image_config(kind, "extra_commands = [\"hostname\"]\n"),
+        );
+        for branch in ["good", "evil"] {
+            env.ok(&["create", branch]);
+            env.ok(&["launch", branch]);
+        }
+        let (good, evil) = (env.name("good"), env.name("evil"));
+        hostile_config(
+            &env,
+            "evil",
+            &image_config(kind, "extra_commands = [\"sudo\", \".\"]\n"),
+        );
+
+        let stderr = env.fails(&["launch", "evil"]);
+        assert!(
+            stderr.contains("`sudo`")
+                && stderr.contains("extra_commands")
+                && stderr.contains("config.toml"),
+            "launch names the command, why and what to do: {stderr}"
+        );
+
+        // shell-init: works, warns once naming the workspace, writes no
+        // shim for either name.
+        let output = env.run(&["shell-init", "bash"]);
+        assert!(output.status.success(), "{}", both(&output));
+        let warnings = err(&output);
+        assert_eq!(
+            warnings.matches("warning").count(),
+            1,
+            "one warning: {warnings}"
+        );
+        assert!(
+            warnings.contains(&evil) && warnings.contains("`sudo`"),
+            "{warnings}"
+        );
+        assert!(!shims(&env).join("sudo").exists());
+        assert!(shims(&env).join("hostname").is_file() && shims(&env).join("npm").is_file());
+
+        // The other workspace keeps working, its extra command too.
+        let output = bash_in(&env, &env.clone_path("good"), "npm x; hostname");
+        assert_eq!(
+            out(&output),
+            format!("npm in {good}: x\n{good}\n"),
+            "{}",
+            both(&output)
+        );
+        // In the hostile clone, a shim for a name its config cannot route
+        // refuses (the config is broken) rather than run anything anywhere.
+        let output = Command::new(dual_path())
+            .envs(env_of(&env))
+            .env("PATH", routed_path(&env))
+            .current_dir(env.clone_path("evil"))
+            .args(["shim", "sudo", "-v"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{}", both(&output));
+        assert!(!out(&output).contains("HOST"), "{}", both(&output));
+        assert!(err(&output).contains(".dual.toml"), "{}", both(&output));
+
+        // The user's own config routes what a repo may not (their call),
+        // under the same name rules.
+        let user_config = env.dir.path().join("data/config.toml");
+        std::fs::write(&user_config, "extra_commands = [\"uname\", \"ssh\"]\n").unwrap();
+        hostile_config(
+            &env,
+            "evil",
+            &image_config(kind, "extra_commands = [\"hostname\"]\n"),
+        );
+        let output = env.run(&["shell-init", "bash"]);
+        assert!(
+            output.status.success() && err(&output).is_empty(),
+            "{}",
+            both(&output)
+        );
+        assert!(shims(&env).join("ssh").is_file() && shims(&env).join("uname").is_file());
+        let output = bash_in(&env, &env.clone_path("good"), "uname -n");
+        assert_eq!(out(&output).trim(), good, "{}", both(&output));
+        std::fs::write(&user_config, "extra_commands = [\"uname\", \"cd\"]\n").unwrap();
+        let output = env.run(&["shell-init", "bash"]);
+        assert!(output.status.success(), "{}", both(&output));
+        assert!(
+            err(&output).contains("`cd`") && err(&output).contains("config.toml"),
+            "{}",
+            both(&output)
+        );
+        assert!(!shims(&env).join("cd").exists());
+    });
+}
+
+/// Item 7: dual's own options are never read from a routed command's
+/// arguments, in a workspace or outside one.
+#[test]
+fn shims_pass_every_argument_through_untouched() {
+    each_engine("shell_boundary_arguments", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "args"]);
+        env.ok(&["launch", "args"]);
+        let (name, clone) = (env.name("args"), env.clone_path("args"));
+        let other_engine = match kind {
+            EngineKind::Docker => "podman",
+            EngineKind::Podman => "docker",
+        };
+        for args in [
+            format!("--engine {other_engine} -v x"),
+            "-v".to_owned(),
+            "--verbose".to_owned(),
+            "--help".to_owned(),
+            "-h".to_owned(),
+            "--version".to_owned(),
+            "-V".to_owned(),
+            "-- a".to_owned(),
+            "shim npm".to_owned(),
+        ] {
+            let output = bash_in(&env, &clone, &format!("npm {args}"));
+            assert_eq!(
+                out(&output),
+                format!("npm in {name}: {args}\n"),
+                "in the workspace: {}",
+                both(&output)
+            );
+            // Outside a workspace: the host's own program, same arguments.
+            let output = bash_in(&env, env.dir.path(), &format!("curl {args}"));
+            assert_eq!(
+                out(&output),
+                format!("HOST curl {args}\n"),
+                "on the host: {}",
+                both(&output)
+            );
+        }
+
+        // An argument that is not UTF-8 reaches the host's program byte for
+        // byte, and the container's without dual failing on it.
+        let odd = OsStr::from_bytes(b"caf\xe9");
+        let run = |dir: &Path| {
+            env.ok(&["shell-init", "bash"]);
+            Command::new(shims(&env).join("npm"))
+                .envs(env_of(&env))
+                .env("PATH", routed_path(&env))
+                .current_dir(dir)
+                .arg(odd)
+                .output()
+                .unwrap()
+        };
+        let host = run(env.dir.path());
+        assert_eq!(host.stdout, b"HOST npm caf\xe9\n", "{}", both(&host));
+        let inside = run(&clone);
+        assert!(inside.status.success(), "{}", both(&inside));
+        let inside_out = out(&inside);
+        eprintln!("{kind}: a non-UTF-8 argument inside arrives as {inside_out:?}");
+        assert!(
+            inside_out.starts_with(&format!("npm in {name}: caf")),
+            "{}",
+            both(&inside)
+        );
+    });
+}
+
+/// A bash rc file that prepends `$HOME/hostbin` (where the fake `npm` is),
+/// as `pyenv init`, nvm, asdf, mise, rbenv and conda do.
+const PREPEND: &str = "export PATH=\"$HOME/hostbin:$PATH\"\n";
+
+/// Item 11, `eval "$(dual shell-init)"` after the rc file's prepend (the
+/// shims already somewhere on PATH): the shims move to the front.
+#[test]
+fn shell_init_moves_the_shims_ahead_of_what_the_rc_file_prepended() {
+    each_engine("shell_boundary_shell_init_first", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "rc"]);
+        env.ok(&["launch", "rc"]);
+        let (name, clone) = (env.name("rc"), env.clone_path("rc"));
+        host_bin(&env);
+        let dual = sh_quote(&dual_path());
+        std::fs::write(
+            env.home().join(".bashrc"),
+            format!("{PREPEND}eval \"$({dual} shell-init bash)\"\n"),
+        )
+        .unwrap();
+        let output = Command::new("bash")
+            .envs(env_of(&env))
+            .env("PATH", routed_path(&env))
+            .current_dir(&clone)
+            .args(["-ic", "npm x"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out(&output),
+            format!("npm in {name}: x\n"),
+            "{}",
+            both(&output)
+        );
+    });
+}
+
+/// Item 11, the prompt hook: something that runs after `eval "$(dual
+/// shell-init)"` in the rc file, or prepends in its own prompt hook (as
+/// mise and direnv do), is undone before the next command, in bash, zsh
+/// and fish.
+#[test]
+fn a_prompt_hook_puts_the_shims_back_in_front() {
+    each_engine("shell_boundary_prompt_hook", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "hook"]);
+        env.ok(&["launch", "hook"]);
+        let (name, clone) = (env.name("hook"), env.clone_path("hook"));
+        host_bin(&env);
+        let dual = sh_quote(&dual_path());
+        let home = env.home();
+        let shells: [(&str, PathBuf, String, Vec<&str>); 3] = [
+            (
+                "bash",
+                home.join(".bashrc"),
+                format!(
+                    "eval \"$({dual} shell-init bash)\"\n{PREPEND}\
+                     hook() {{ PATH=\"$HOME/hostbin:$PATH\"; }}\n\
+                     PROMPT_COMMAND=\"hook${{PROMPT_COMMAND:+;$PROMPT_COMMAND}}\"\n"
+                ),
+                vec!["-i"],
+            ),
+            (
+                "zsh",
+                home.join(".zshrc"),
+                format!(
+                    "eval \"$({dual} shell-init zsh)\"\n{PREPEND}\
+                     hook() {{ PATH=\"$HOME/hostbin:$PATH\"; }}\n\
+                     precmd_functions=(hook $precmd_functions)\n"
+                ),
+                vec!["-i"],
+            ),
+            (
+                "fish",
+                home.join(".config/fish/config.fish"),
+                format!(
+                    "{dual} shell-init fish | source\n\
+                     set -gx PATH $HOME/hostbin $PATH\n"
+                ),
+                vec!["-i"],
+            ),
+        ];
+        for (shell, rc, text, args) in shells {
+            if dual::process::find_on_path(shell).is_none() {
+                eprintln!("!!!!! SKIPPED the {shell} part of the prompt hook test: no {shell}");
+                continue;
+            }
+            std::fs::create_dir_all(rc.parent().unwrap()).unwrap();
+            std::fs::write(&rc, text).unwrap();
+            env.ok(&["shell-init", "bash"]);
+            let mut child = Command::new(shell)
+                .envs(env_of(&env))
+                .env("PATH", routed_path(&env))
+                .env("SHELL", format!("/bin/{shell}"))
+                .current_dir(&clone)
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().unwrap();
+                // npm's own stdin is not the shell's: `exec -i` would
+                // take the lines after it.
+                stdin.write_all(b"npm x </dev/null\nexit\n").unwrap();
+            }
+            let output = wait_bounded(child, Duration::from_secs(30));
+            assert!(
+                out(&output).contains(&format!("npm in {name}: x"))
+                    && !out(&output).contains("HOST"),
+                "{shell}: {}",
+                both(&output)
+            );
+        }
+    });
+}
+
+fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// A tmux server of the test's own (its socket under `dir`), started with
+/// the installation's environment, HOME and a bash SHELL.
+struct Tmux {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        // Found on the test's own PATH: the server's may lack it.
+        let tmux = dual::process::find_on_path("tmux").expect("tmux on PATH");
+        Command::new(tmux)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("TMUX_TMPDIR", self.dir.path())
+            .env_remove("TMUX")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn screen(&self, target: &str) -> String {
+        out(&self.run(&["capture-pane", "-p", "-J", "-t", target]))
+    }
+
+    fn until(&self, target: &str, what: &str, done: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen(target);
+            if done(&screen) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "never {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// Item 11 in the workspace's tmux session: the user's `~/.bashrc`
+/// prepends a directory with a fake `npm`; `npm x` still runs in the
+/// container, also after the user prepends again at the prompt.
+#[test]
+fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
+    if dual::process::find_on_path("tmux").is_none() {
+        eprintln!("!!!!! SKIPPED the tmux session test: no tmux on PATH");
+        return;
+    }
+    each_engine("shell_boundary_tmux", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "tmux"]);
+        env.ok(&["launch", "tmux"]);
+        let name = env.name("tmux");
+        host_bin(&env);
+        std::fs::write(env.home().join(".bashrc"), PREPEND).unwrap();
+        let mut vars = env_of(&env);
+        vars.push(("SHELL".into(), "/bin/bash".into()));
+        vars.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
+        let tmux = Tmux {
+            dir: tempfile::tempdir().unwrap(),
+            env: vars,
+        };
+        // `dual attach` in a pane of the test's server, as a person runs it.
+        let attach = format!(
+            "unset TMUX; {} attach {name}; sleep 600",
+            sh_quote(&dual_path())
+        );
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "outer",
+            "-x",
+            "150",
+            "-y",
+            "30",
+            "sh",
+            "-c",
+            &attach,
+        ]);
+        assert!(started.status.success(), "{}", both(&started));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !tmux
+            .run(&["has-session", "-t", &format!("={name}")])
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no session {name}: {}",
+                tmux.screen("outer")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let target = format!("={name}:");
+        let send = |line: &str| {
+            assert!(
+                tmux.run(&["send-keys", "-t", &target, "-l", line])
+                    .status
+                    .success()
+            );
+            assert!(
+                tmux.run(&["send-keys", "-t", &target, "Enter"])
+                    .status
+                    .success()
+            );
+        };
+        send("npm x");
+        tmux.until(&target, "npm's answer", |s| {
+            s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm")
+        });
+        assert!(
+            !tmux.screen(&target).contains("HOST npm"),
+            "npm ran on the host: {}",
+            tmux.screen(&target)
+        );
+        // Prepended again at the prompt (a `pyenv shell`, a `conda
+        // activate`): the prompt hook puts the shims back before the next.
+        send(PREPEND.trim());
+        send("npm y");
+        tmux.until(&target, "npm's second answer", |s| {
+            s.contains(&format!("npm in {name}: y")) || s.contains("HOST npm")
+        });
+        assert!(
+            !tmux.screen(&target).contains("HOST npm"),
+            "npm ran on the host after a prepend: {}",
+            tmux.screen(&target)
+        );
+        // A new window of the session starts the same way.
+        let clone = env.clone_path("tmux").display().to_string();
+        let opened = tmux.run(&[
+            "new-window",
+            "-t",
+            &format!("={name}:"),
+            "-n",
+            "second",
+            "-c",
+            &clone,
+        ]);
+        assert!(opened.status.success(), "{}", both(&opened));
+        let second = format!("={name}:second");
+        tmux.until(&second, "a prompt", |s| s.contains('#') || s.contains('$'));
+        assert!(
+            tmux.run(&["send-keys", "-t", &second, "-l", "npm z"])
+                .status
+                .success()
+        );
+        assert!(
+            tmux.run(&["send-keys", "-t", &second, "Enter"])
+                .status
+                .success()
+        );
+        tmux.until(&second, "npm's answer in a new window", |s| {
+            s.contains(&format!("npm in {name}: z")) || s.contains("HOST npm")
+        });
+        assert!(
+            !tmux.screen(&second).contains("HOST npm"),
+            "npm ran on the host in a new window: {}",
+            tmux.screen(&second)
+        );
+    });
+}
+
+/// Item 11 in the browser's subshell (Enter where there is no tmux): the
+/// same rc file after the user's `~/.bashrc`, so `npm x` runs in the
+/// container. tmux is kept off the browser's PATH by giving it a PATH of
+/// only what it needs.
+#[test]
+fn the_browser_s_subshell_keeps_the_shims_first_whatever_bashrc_prepends() {
+    if dual::process::find_on_path("tmux").is_none() {
+        eprintln!("!!!!! SKIPPED the browser subshell test: no tmux on PATH to run the browser in");
+        return;
+    }
+    each_engine("shell_boundary_subshell", |kind| {
+        let env = TestEnv::new(Some(kind), &image_config(kind, ""));
+        env.ok(&["create", "sub"]);
+        env.ok(&["launch", "sub"]);
+        let name = env.name("sub");
+        host_bin(&env);
+        std::fs::write(env.home().join(".bashrc"), PREPEND).unwrap();
+        // The engines' CLIs and a shell, and no tmux.
+        let bin = env.dir.path().join("no-tmux");
+        std::fs::create_dir_all(&bin).unwrap();
+        for program in ["docker", "podman", "git", "sh", "bash", "cat", "hostname"] {
+            if let Some(found) = dual::process::find_on_path(program) {
+                std::os::unix::fs::symlink(found, bin.join(program)).unwrap();
+            }
+        }
+        let mut vars = env_of(&env);
+        vars.push(("SHELL".into(), "/bin/bash".into()));
+        vars.push(("PATH".into(), bin.display().to_string()));
+        let tmux = Tmux {
+            dir: tempfile::tempdir().unwrap(),
+            env: vars,
+        };
+        let script = format!(
+            "unset TMUX; {}; echo BROWSER-EXITED; sleep 600",
+            sh_quote(&dual_path())
+        );
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "outer",
+            "-x",
+            "150",
+            "-y",
+            "30",
+            "/bin/sh",
+            "-c",
+            &script,
+        ]);
+        assert!(started.status.success(), "{}", both(&started));
+        tmux.until("outer", "the browser", |s| {
+            s.contains("  sub") && s.contains("running")
+        });
+        assert!(
+            tmux.run(&["send-keys", "-t", "outer", "Enter"])
+                .status
+                .success()
+        );
+        tmux.until("outer", "the subshell", |s| {
+            s.contains("exit returns to the browser")
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        for keys in [&["-l", "npm x"][..], &["Enter"]] {
+            let mut args = vec!["send-keys", "-t", "outer"];
+            args.extend(keys);
+            assert!(tmux.run(&args).status.success());
+        }
+        tmux.until("outer", "npm's answer", |s| {
+            s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm")
+        });
+        assert!(
+            !tmux.screen("outer").contains("HOST npm"),
+            "npm ran on the host: {}",
+            tmux.screen("outer")
+        );
+    });
+}
