@@ -273,7 +273,11 @@ pub fn judge_boundary(seen: &str, rootless: bool, kind: crate::engine::EngineKin
     let no_new_privileges = values("NoNewPrivs:");
     let git_read_only = seen.lines().any(|line| line == "git=read-only");
     let mut problems = Vec::new();
-    if capabilities.is_empty() || capabilities.iter().any(|c| c.trim_start_matches('0') != "") {
+    if capabilities.is_empty()
+        || capabilities
+            .iter()
+            .any(|c| !c.trim_start_matches('0').is_empty())
+    {
         problems.push(format!("capabilities {capabilities:?} (want none)"));
     }
     if no_new_privileges.is_empty() || no_new_privileges.iter().any(|v| *v != "1") {
@@ -301,7 +305,7 @@ pub fn judge_boundary(seen: &str, rootless: bool, kind: crate::engine::EngineKin
         "{mode}; processes run as uid {}, with no capabilities, no-new-privileges, `.git` read-only",
         uids.first().copied().unwrap_or("?")
     );
-    if uids.iter().any(|uid| *uid == "0") && !rootless {
+    if uids.contains(&"0") && !rootless {
         return Check::warn(
             NAME,
             format!("{detail}; but dual runs as root here, so they are root inside"),
