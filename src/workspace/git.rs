@@ -21,9 +21,12 @@ const CLONE: Duration = Duration::from_secs(1800);
 
 /// Settings given on every call, over whatever a repository's config says:
 /// no fsmonitor or hook program runs, no `ext::` transport, no signature
-/// program for `log`, and no bare repository found by discovery (one could
-/// be planted inside a clone).
-const HARDENING: [&str; 10] = [
+/// program for `log`, no bare repository found by discovery (one could be
+/// planted inside a clone), and no submodule looked into: a branch can
+/// commit a gitlink whose directory its container then fills with a
+/// repository of its own, and `git status` would run that repository's
+/// config (a clean filter) on the host.
+const HARDENING: [&str; 18] = [
     "-c",
     "core.fsmonitor=false",
     "-c",
@@ -34,6 +37,14 @@ const HARDENING: [&str; 10] = [
     "log.showSignature=false",
     "-c",
     "safe.bareRepository=explicit",
+    "-c",
+    "diff.ignoreSubmodules=all",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "status.submoduleSummary=false",
+    "-c",
+    "fetch.recurseSubmodules=false",
 ];
 
 fn git<I, S>(dir: Option<&Path>, args: I) -> Cmd
@@ -175,7 +186,11 @@ pub fn origin_head(dir: &Path) -> Result<String, CommandError> {
 
 /// Uncommitted changes, one `git status --porcelain` line each.
 pub fn uncommitted(dir: &Path) -> Result<Vec<String>, CommandError> {
-    let output = git(Some(dir), ["status", "--porcelain"]).run()?;
+    let output = git(
+        Some(dir),
+        ["status", "--porcelain", "--ignore-submodules=all"],
+    )
+    .run()?;
     Ok(output.stdout.lines().map(str::to_owned).collect())
 }
 

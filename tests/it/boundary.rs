@@ -192,6 +192,73 @@ fn the_clone_s_git_is_not_the_container_s_to_write() {
     });
 }
 
+/// The branch commits a gitlink; its container fills that directory with
+/// a repository whose config names a clean filter. dual's `git status`
+/// (in `destroy`) must not look into it: the filter would run on the host.
+#[test]
+fn a_submodule_the_container_fills_runs_nothing_on_the_host() {
+    each_engine("submodule_filter", |kind| {
+        let image = ensure_test_image(kind);
+        let marks = tempfile::tempdir().unwrap();
+        let ran = marks.path().join("filter-ran");
+        let env = TestEnv::new(
+            Some(kind),
+            &format!("image = \"{image}\"\nsetup = \"tar xf evil.tar && touch sub/f\"\n"),
+        );
+        // The repository the container will write, made here with git and
+        // shipped in the branch as a tarball (the test image has no git).
+        let evil = marks.path().join("build/sub");
+        std::fs::create_dir_all(&evil).unwrap();
+        env.git(&evil, &["init", "-q", "-b", "main"]);
+        std::fs::write(evil.join(".gitattributes"), "* filter=x\n").unwrap();
+        std::fs::write(evil.join("f"), "tracked\n").unwrap();
+        env.git(&evil, &["add", "."]);
+        env.git(&evil, &["commit", "-qm", "evil"]);
+        env.git(
+            &evil,
+            &[
+                "config",
+                "filter.x.clean",
+                &format!("touch {}; cat", ran.display()),
+            ],
+        );
+        let head = env.git(&evil, &["rev-parse", "HEAD"]);
+        let source = env.source();
+        let tar = Command::new("tar")
+            .arg("-C")
+            .arg(marks.path().join("build"))
+            .arg("-cf")
+            .arg(source.join("evil.tar"))
+            .arg("sub")
+            .status()
+            .unwrap();
+        assert!(tar.success());
+        env.git(&source, &["add", "evil.tar"]);
+        env.git(
+            &source,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{},sub", head.trim()),
+            ],
+        );
+        env.git(&source, &["commit", "-qm", "a gitlink"]);
+        assert!(!ran.exists(), "building the evil repo ran no filter");
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        assert!(
+            env.clone_path("b").join("sub/.git/config").exists(),
+            "the container filled the submodule"
+        );
+        env.ok(&["destroy", &env.name("b")]);
+        assert!(
+            !ran.exists(),
+            "dual's git status ran the submodule's filter"
+        );
+    });
+}
+
 /// A clone's `origin` set to `--upload-pack=…` (as a container could once
 /// write it): `recover` registers nothing that git would read as an option,
 /// and `prune` runs nothing.
