@@ -7,6 +7,12 @@
 //! the branch's: every path is resolved without following a link (see
 //! `confined`), so a planted `.env.local -> ~/.bashrc` is refused, named,
 //! and never written through or read.
+//!
+//! Which files may be copied is the user's to say, not the branch's: a
+//! clone's `.dual.toml` could name any untracked secret of the user's own
+//! checkout (`secrets/master.key`). For a local repo, only the files that
+//! the source's own `.dual.toml` lists are copied; for a URL, only what the
+//! user put in the store.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -46,8 +52,24 @@ pub fn run(name: Option<&str>) -> anyhow::Result<ExitCode> {
             .get(&workspace.repo)
             .filter(|r| r.is_local())
             .map(|r| Path::new(&r.source).to_owned());
-        for file in &config.shared_files {
-            let file = Path::new(file);
+        // What the user's own checkout shares; `None` for a URL (the store).
+        let allowed = match &source {
+            Some(source) => Some(Config::load(source)?.shared_files),
+            None => None,
+        };
+        for name in &config.shared_files {
+            let file = Path::new(name);
+            if let (Some(allowed), Some(source)) = (&allowed, &source)
+                && !allowed.contains(name)
+            {
+                eprintln!(
+                    "dual: {}: `{name}` not synced: this branch's .dual.toml lists it, `{}` does not; dual copies only the shared files your own checkout lists",
+                    workspace.name(),
+                    source.join(crate::workspace::config::FILE_NAME).display()
+                );
+                refused += 1;
+                continue;
+            }
             match sync_one(&store, source.as_deref(), &workspace.path, file) {
                 Ok(true) => {
                     print(&format!("{}: {}\n", workspace.name(), file.display()))?;
@@ -74,7 +96,7 @@ pub fn run(name: Option<&str>) -> anyhow::Result<ExitCode> {
     if refused > 0 {
         anyhow::bail!(crate::error::Hinted {
             message: format!("{refused} shared file(s) were refused"),
-            hint: "a shared file must be a regular file at a path without symbolic links, in the store, the source repo and the clone; remove the link (it may have been planted by the branch's own code) and sync again".into(),
+            hint: "a shared file must be listed by the source repo's own .dual.toml, and be a regular file at a path without symbolic links in the store, the source repo and the clone; a link may have been planted by the branch's own code".into(),
         });
     }
     Ok(ExitCode::SUCCESS)

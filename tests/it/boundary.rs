@@ -134,6 +134,51 @@ fn sync_never_follows_a_link_planted_in_the_clone_or_committed() {
     });
 }
 
+/// A branch's `.dual.toml` names an untracked secret of the user's own
+/// checkout as a shared file: `dual sync` copies only what the source's
+/// own `.dual.toml` lists.
+#[test]
+fn sync_copies_only_what_the_user_s_checkout_lists() {
+    each_engine("sync_allowlist", |kind| {
+        let image = ensure_test_image(kind);
+        let config = format!("image = \"{image}\"\nshared_files = [\".env.local\"]\n");
+        let env = TestEnv::new(Some(kind), &config);
+        let source = env.source();
+        std::fs::write(source.join(".env.local"), "SHARED=1\n").unwrap();
+        std::fs::create_dir(source.join("secrets")).unwrap();
+        std::fs::write(source.join("secrets/master.key"), "PROD KEY\n").unwrap();
+        env.git(&source, &["checkout", "-q", "-b", "pr"]);
+        std::fs::write(
+            source.join(".dual.toml"),
+            format!(
+                "image = \"{image}\"\nshared_files = [\".env.local\", \"secrets/master.key\"]\n"
+            ),
+        )
+        .unwrap();
+        env.git(&source, &["commit", "-qam", "share the key"]);
+        env.git(&source, &["checkout", "-q", "main"]);
+        env.ok(&["create", "pr"]);
+        env.ok(&["launch", "pr"]);
+        let output = env.run(&["sync", &env.name("pr")]);
+        let said = stderr(&output);
+        assert!(!output.status.success(), "{said}");
+        assert!(
+            said.contains("secrets/master.key") && said.contains("does not"),
+            "{said}"
+        );
+        let clone = env.clone_path("pr");
+        assert!(
+            !clone.join("secrets/master.key").exists(),
+            "the key stayed out"
+        );
+        assert_eq!(
+            std::fs::read_to_string(clone.join(".env.local")).unwrap(),
+            "SHARED=1\n",
+            "what the checkout lists is synced"
+        );
+    });
+}
+
 /// `setup` tries to plant an fsmonitor and a hook in the clone's `.git`;
 /// host git (the user's `git status`, dual's own in `destroy`) must run
 /// neither. The container cannot write `.git`; and dual's own git ignores
