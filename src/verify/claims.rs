@@ -256,7 +256,8 @@ pub fn judge_publish_conflict(port: u16, seen: PublishObservation<'_>) -> Check 
 
 /// The line of an engine error that names the conflict, else its last line.
 /// What a container made as dual makes a workspace's could do, from its
-/// processes' `Uid`/`CapEff`/`NoNewPrivs` lines and a write into `.git`.
+/// processes' `Uid`/`Groups`/`CapEff`/`NoNewPrivs` lines and a write into
+/// `.git`.
 pub fn judge_boundary(seen: &str, rootless: bool, kind: crate::engine::EngineKind) -> Check {
     const NAME: &str = "boundary";
     let values = |key: &str| -> Vec<&str> {
@@ -271,6 +272,9 @@ pub fn judge_boundary(seen: &str, rootless: bool, kind: crate::engine::EngineKin
         .collect();
     let capabilities = values("CapEff:");
     let no_new_privileges = values("NoNewPrivs:");
+    let root_group = values("Groups:")
+        .iter()
+        .any(|groups| groups.split_whitespace().any(|gid| gid == "0"));
     let git_read_only = seen.lines().any(|line| line == "git=read-only");
     let mut problems = Vec::new();
     if capabilities.is_empty()
@@ -282,6 +286,9 @@ pub fn judge_boundary(seen: &str, rootless: bool, kind: crate::engine::EngineKin
     }
     if no_new_privileges.is_empty() || no_new_privileges.iter().any(|v| *v != "1") {
         problems.push(format!("no-new-privileges {no_new_privileges:?} (want 1)"));
+    }
+    if root_group && uids.iter().any(|uid| *uid != "0") {
+        problems.push("a process of the user's is in group 0 (root)".into());
     }
     if !git_read_only {
         problems.push("a read-only `.git` mount was writable".into());
@@ -366,6 +373,10 @@ mod tests {
             confined.replacen("CapEff:\t0000000000000000", "CapEff:\t00000000a80425fb", 1),
             confined.replacen("NoNewPrivs:\t1", "NoNewPrivs:\t0", 1),
             confined.replace("git=read-only", "git=writable"),
+            confined.replace(
+                "NoNewPrivs:\t1\ngit",
+                "NoNewPrivs:\t1\nGroups:\t0 1000\ngit",
+            ),
             String::new(),
         ] {
             assert_eq!(

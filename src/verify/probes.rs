@@ -229,7 +229,7 @@ impl<'a> Suite<'a> {
         spec.bind_mounts.push(BindMount::new(clone.path(), target));
         spec.bind_mounts
             .push(BindMount::new(&git_dir, target.join(".git")).readonly());
-        let script = "grep -hE '^(Uid|CapEff|NoNewPrivs):' /proc/1/status /proc/self/status; \
+        let script = "grep -hE '^(Uid|Groups|CapEff|NoNewPrivs):' /proc/1/status /proc/self/status; \
              touch /dual-boundary/.git/probe 2>/dev/null && echo git=writable || echo git=read-only";
         let seen = (|| -> Result<String, EngineError> {
             let id = self.engine.run_detached(&spec)?;

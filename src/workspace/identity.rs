@@ -166,18 +166,40 @@ fn with_user_first(passwd: &str, user: &HostUser, home: &str) -> String {
     )
 }
 
+/// The image's group file with `user`'s group first, and `user`'s name in
+/// no group's member list: an image that lists it in `root` or `shadow`
+/// would otherwise give the container's main process those groups (the
+/// engine adds every group naming the user when it starts it by uid).
 fn with_group_first(group: &str, user: &HostUser) -> String {
-    let already = first_entry_with_id(group, user.gid)
+    let group = without_member(group, &user.name);
+    let already = first_entry_with_id(&group, user.gid)
         .is_some_and(|fields| fields.first() == Some(&user.group.as_str()));
     if already {
-        return with_final_newline(group);
+        return with_final_newline(&group);
     }
     format!(
         "{}:x:{}:\n{}",
         user.group,
         user.gid,
-        with_final_newline(group)
+        with_final_newline(&group)
     )
+}
+
+/// Every line of a group file, with `name` taken out of its member list.
+fn without_member(group: &str, name: &str) -> String {
+    let mut out = String::with_capacity(group.len());
+    for line in group.lines() {
+        let fields: Vec<&str> = line.splitn(4, ':').collect();
+        match fields.as_slice() {
+            [group_name, password, gid, members] => {
+                let kept: Vec<&str> = members.split(',').filter(|m| *m != name).collect();
+                out.push_str(&format!("{group_name}:{password}:{gid}:{}", kept.join(",")));
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The fields of the first line whose third field (uid or gid) is `id`.
@@ -358,6 +380,12 @@ mod tests {
         let group = with_group_first("node:x:1000:\n", &alice());
         assert_eq!(group, "staff:x:1000:\nnode:x:1000:\n");
         assert_eq!(with_group_first(&group, &alice()), group);
+        let hostile = "root:x:0:root,alice\nshadow:x:42:alice\nstaff:x:1000:bob,alice,carol\n";
+        assert_eq!(
+            with_group_first(hostile, &alice()),
+            "root:x:0:root\nshadow:x:42:\nstaff:x:1000:bob,carol\n",
+            "alice is in no group of the image's"
+        );
     }
 
     #[test]

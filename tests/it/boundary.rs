@@ -392,13 +392,20 @@ fn an_ordinary_user_s_workspace_has_no_root_inside() {
         return;
     };
     each_engine("no_root_inside", |kind| {
-        let script = r#"printf 'setup = "cp /bin/busybox suid-box; chmod 4755 suid-box; true"\n' >> .dual.toml
+        // An image whose group file puts the user in `root` and `shadow`.
+        let script = r#"img=dual-hostile-groups-$(id -u)-$$
+printf 'FROM dual-test:latest\nCOPY group /etc/group\n' > "$T/Dockerfile"
+printf 'root:x:0:root,%s\nshadow:x:42:%s\n' "$(id -un)" "$(id -un)" > "$T/group"
+DOCKER_BUILDKIT=0 "$DUAL_ENGINE" build -q -t "$img" "$T" >/dev/null 2>&1 || { echo "could not build $img"; exit 1; }
+printf 'image = "%s"\nsetup = "cp /bin/busybox suid-box; chmod 4755 suid-box; true"\n' "$img" > .dual.toml
 git -c user.email=t@t -c user.name=t commit -qam setup
 "$DUAL" add --name nr >/dev/null && "$DUAL" create b >/dev/null && "$DUAL" launch b >/dev/null
 cd "$T/root/nr/b"
 "$DUAL" run sh -c 'for s in /proc/[0-9]*/status; do grep "^Uid:" "$s"; done' | sed 's/^/proc /'
+"$DUAL" run sh -c 'for s in /proc/[0-9]*/status; do grep "^Groups:" "$s"; done' | sed 's/^/groups /'
 echo "suid-owner=$(stat -c %u suid-box)"
 cd / && "$DUAL" destroy nr-b --force >/dev/null && echo destroyed
+"$DUAL_ENGINE" rmi -f "$img" >/dev/null 2>&1
 "#;
         let (output, _dir) = crate::support::as_user(&user, kind, script);
         let (out, err) = (stdout(&output), stderr(&output));
@@ -422,6 +429,15 @@ cd / && "$DUAL" destroy nr-b --force >/dev/null && echo destroyed
             assert!(
                 ids.iter().all(|id| *id == uid),
                 "a process runs as another uid than {uid}: {line}\n{out}"
+            );
+        }
+        let groups: Vec<&str> = out.lines().filter(|l| l.starts_with("groups ")).collect();
+        assert!(groups.len() >= 3, "{out}");
+        for line in &groups {
+            let ids: Vec<&str> = line.split_whitespace().skip(2).collect();
+            assert!(
+                !ids.contains(&"0") && !ids.contains(&"42"),
+                "a process has a group the image gave it: {line}\n{out}"
             );
         }
         assert!(out.contains(&format!("suid-owner={uid}\n")), "{out}");
