@@ -251,23 +251,6 @@ impl Cmd {
 
     /// Runs to completion and returns the output whatever the exit status.
     pub fn output(&self) -> Result<Output, CommandError> {
-        let (output, _) = self.output_with_bytes(false)?;
-        Ok(output)
-    }
-
-    /// Runs and requires success; returns stdout as bytes (an archive).
-    pub fn run_bytes(&self) -> Result<Vec<u8>, CommandError> {
-        let (output, stdout) = self.output_with_bytes(true)?;
-        if output.success() {
-            Ok(stdout)
-        } else {
-            Err(self.failed(&output))
-        }
-    }
-
-    /// The output, and with `raw` stdout's bytes as they came (then
-    /// `Output::stdout` stays empty).
-    fn output_with_bytes(&self, raw: bool) -> Result<(Output, Vec<u8>), CommandError> {
         crate::log::debug(&format!("+ {}", self.display()));
         let started = Instant::now();
         let handle = self
@@ -298,17 +281,9 @@ impl Cmd {
             };
             match handle.wait_timeout(slice) {
                 Ok(Some(output)) => {
-                    let (stdout, bytes) = if raw {
-                        (String::new(), output.stdout.clone())
-                    } else {
-                        (
-                            String::from_utf8_lossy(&output.stdout).into_owned(),
-                            Vec::new(),
-                        )
-                    };
                     let output = Output {
                         status: output.status,
-                        stdout,
+                        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
                         stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
                         elapsed: started.elapsed(),
                     };
@@ -317,11 +292,61 @@ impl Cmd {
                         StatusText(output.status),
                         output.elapsed
                     ));
-                    return Ok((output, bytes));
+                    return Ok(output);
                 }
                 Ok(None) => continue,
                 Err(source) => return Err(self.spawn_error(source)),
             }
+        }
+    }
+
+    /// Runs and requires success; returns stdout's bytes, or `None` when
+    /// it printed more than `cap` (the command is then killed, so a
+    /// container's huge file never fills dual's memory).
+    pub fn run_bytes_capped(&self, cap: u64) -> Result<Option<Vec<u8>>, CommandError> {
+        use std::io::Read;
+        crate::log::debug(&format!("+ {} (at most {cap} bytes)", self.display()));
+        let handle = std::sync::Arc::new(
+            self.expression()
+                .reader()
+                .map_err(|source| self.spawn_error(source))?,
+        );
+        let reading = std::sync::Arc::clone(&handle);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let read = (&*reading).take(cap + 1).read_to_end(&mut bytes);
+            let _ = sender.send(read.map(|_| bytes));
+        });
+        let bytes = match receiver.recv_timeout(self.timeout) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(source)) => {
+                let _ = handle.kill();
+                return Err(self.spawn_error(source));
+            }
+            Err(_) => {
+                let _ = handle.kill();
+                return Err(CommandError::TimedOut {
+                    argv: self.display(),
+                    timeout: self.timeout,
+                });
+            }
+        };
+        if bytes.len() as u64 > cap {
+            let _ = handle.kill();
+            return Ok(None);
+        }
+        // At the end of its output the child has exited: judge its status.
+        match handle.try_wait() {
+            Ok(Some(output)) if output.status.success() => Ok(Some(bytes)),
+            Ok(Some(output)) => {
+                Err(self.exited(output.status, &String::from_utf8_lossy(&output.stderr)))
+            }
+            Ok(None) => {
+                let _ = handle.kill();
+                Ok(None)
+            }
+            Err(source) => Err(self.spawn_error(source)),
         }
     }
 
@@ -527,6 +552,19 @@ mod tests {
             .unwrap_err();
         assert!(matches!(error, CommandError::TimedOut { .. }), "{error:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn capped_output_stops_reading_at_the_cap() {
+        let hundred = Cmd::new("sh", ["-c", "head -c 100 /dev/zero"]);
+        assert_eq!(hundred.run_bytes_capped(1000).unwrap().unwrap().len(), 100);
+        assert_eq!(hundred.run_bytes_capped(10).unwrap(), None);
+        // Endless output: read up to the cap, then the child is killed.
+        let endless = Cmd::new("yes", ["x"]).timeout(Duration::from_secs(10));
+        assert_eq!(endless.run_bytes_capped(4096).unwrap(), None);
+        let failing = Cmd::new("sh", ["-c", "echo nope >&2; exit 3"]);
+        let error = failing.run_bytes_capped(10).unwrap_err();
+        assert!(error.to_string().contains("nope"), "{error}");
     }
 
     #[test]

@@ -393,12 +393,18 @@ impl Engine {
         self.run(&self.cmd(args)).map(drop)
     }
 
-    /// A file or directory of a container (running or not) as a tar archive.
-    pub fn copy_out(&self, container: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+    /// A file or directory of a container (running or not) as a tar
+    /// archive; `None` when the archive is larger than `limit`.
+    pub fn copy_out(
+        &self,
+        container: &str,
+        path: &str,
+        limit: u64,
+    ) -> Result<Option<Vec<u8>>, EngineError> {
         let source = format!("{container}:{path}");
         self.cmd(["cp", source.as_str(), "-"])
             .timeout(RUN_TIMEOUT)
-            .run_bytes()
+            .run_bytes_capped(limit)
             .map_err(|error| self.classify(error))
     }
 

@@ -123,8 +123,13 @@ pub fn prepare(
 /// The image's file at `path` (a regular file), or nothing: an image may
 /// have none, or a link or a device there, which dual does not read.
 fn image_file(engine: &Engine, container: &str, path: &str) -> String {
-    let archive = match engine.copy_out(container, path) {
-        Ok(archive) => archive,
+    // The tar headers around the file take a few blocks.
+    let archive = match engine.copy_out(container, path, ACCOUNT_FILE_LIMIT + 64 * 1024) {
+        Ok(Some(archive)) => archive,
+        Ok(None) => {
+            crate::log::debug(&format!("{container}: {path} is too large to read"));
+            return String::new();
+        }
         Err(error) => {
             crate::log::debug(&format!("{container}: no {path} read: {error}"));
             return String::new();
