@@ -1,7 +1,7 @@
 //! `dual logs [WORKSPACE] [SERVICE]` and `dual restart [WORKSPACE] [SERVICE]`:
 //! a workspace's services (see `workspace::services`).
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -153,8 +153,8 @@ pub fn logs(
 /// directory is the container's to write: a name there that is a link or a
 /// FIFO reads as empty (see `confined`).
 fn read_both(log: &Path) -> String {
-    let mut text = read_from(&rolled(log), 0);
-    text.extend(read_from(log, 0));
+    let mut text = services::read_log_from(&rolled(log), 0);
+    text.extend(services::read_log_from(log, 0));
     String::from_utf8_lossy(&text).into_owned()
 }
 
@@ -188,10 +188,10 @@ impl Followed {
         let size = std::fs::symlink_metadata(&self.log).map_or(0, |m| m.len());
         let mut bytes = Vec::new();
         if size < self.offset {
-            bytes.extend(read_from(&rolled(&self.log), self.offset));
+            bytes.extend(services::read_log_from(&rolled(&self.log), self.offset));
             self.offset = 0;
         }
-        let current = read_from(&self.log, self.offset);
+        let current = services::read_log_from(&self.log, self.offset);
         self.offset += current.len() as u64;
         bytes.extend(current);
         self.partial.push_str(&String::from_utf8_lossy(&bytes));
@@ -205,19 +205,4 @@ impl Followed {
         }
         out
     }
-}
-
-fn read_from(path: &Path, offset: u64) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return bytes;
-    };
-    if let Ok((mut file, _, _)) = crate::confined::open(dir, Path::new(name))
-        && file.seek(SeekFrom::Start(offset)).is_ok()
-    {
-        // A log never holds more than its limit; a file grown past that
-        // by something else is not read whole.
-        let _ = file.take(2 * services::LOG_LIMIT).read_to_end(&mut bytes);
-    }
-    bytes
 }

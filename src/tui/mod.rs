@@ -444,7 +444,8 @@ fn log_lines(name: &str) -> Vec<String> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let text =
+            String::from_utf8_lossy(&workspace::services::read_log_from(&log, 0)).into_owned();
         let all: Vec<&str> = text.lines().collect();
         for line in &all[all.len().saturating_sub(200)..] {
             lines.push(format!("{service} | {line}"));

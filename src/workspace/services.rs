@@ -284,6 +284,25 @@ pub fn states(workspace: &str, config: &Config, running: bool) -> Vec<(String, S
         .collect()
 }
 
+/// A log's bytes from `offset` on (at most twice `LOG_LIMIT`). The logs
+/// directory is the container's to write: a link or a FIFO there reads as
+/// empty (see `confined`), never as the host file it points to.
+pub fn read_log_from(path: &Path, offset: u64) -> Vec<u8> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = Vec::new();
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return bytes;
+    };
+    if let Ok((mut file, _, _)) = crate::confined::open(dir, Path::new(name))
+        && file.seek(SeekFrom::Start(offset)).is_ok()
+    {
+        // A log never holds more than its limit; a file grown past that
+        // by something else is not read whole.
+        let _ = file.take(2 * LOG_LIMIT).read_to_end(&mut bytes);
+    }
+    bytes
+}
+
 /// Whether a supervisor ever wrote a state for this workspace (a service
 /// may still run that `.dual.toml` no longer names).
 pub fn any_state(workspace: &str) -> bool {

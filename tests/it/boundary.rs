@@ -179,6 +179,40 @@ fn sync_copies_only_what_the_user_s_checkout_lists() {
     });
 }
 
+/// The service logs directory is the container's to write: a log that a
+/// container turned into a link to a host file shows nothing of that file.
+#[test]
+fn a_log_linked_to_a_host_file_is_not_read() {
+    each_engine("log_link", |kind| {
+        let image = ensure_test_image(kind);
+        let marks = tempfile::tempdir().unwrap();
+        let secret = marks.path().join("id_rsa");
+        std::fs::write(&secret, "HOST PRIVATE KEY\n").unwrap();
+        let env = TestEnv::new(
+            Some(kind),
+            &format!(
+                "image = \"{image}\"\nsetup = \"ln -s {} /var/log/dual/web.log.1\"\n[services.web]\ncommand = \"echo serving; sleep 300\"\n",
+                secret.display()
+            ),
+        );
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let logs = env.dir.path().join("data/logs").join(env.name("b"));
+        assert!(
+            logs.join("web.log.1").is_symlink(),
+            "setup planted the link"
+        );
+        assert!(
+            crate::support::eventually(std::time::Duration::from_secs(10), || {
+                env.ok(&["logs", &env.name("b"), "web"]).contains("serving")
+            }),
+            "the service's own output shows"
+        );
+        let shown = env.ok(&["logs", &env.name("b"), "web"]);
+        assert!(!shown.contains("HOST PRIVATE KEY"), "{shown}");
+    });
+}
+
 /// `setup` tries to plant an fsmonitor and a hook in the clone's `.git`;
 /// host git (the user's `git status`, dual's own in `destroy`) must run
 /// neither. The container cannot write `.git`; and dual's own git ignores
