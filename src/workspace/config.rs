@@ -174,9 +174,18 @@ impl Config {
             ("anonymous_volumes", &config.anonymous_volumes),
             ("shared_files", &config.shared_files),
         ] {
-            if let Some(bad) = paths.iter().find(|p| !is_inside_relative(p)) {
+            // The clone's root itself (`.`) is no place for a volume or a file.
+            let names_the_root = |p: &&String| {
+                !Path::new(p.as_str())
+                    .components()
+                    .any(|c| matches!(c, Component::Normal(_)))
+            };
+            if let Some(bad) = paths
+                .iter()
+                .find(|p| !is_inside_relative(p) || names_the_root(p))
+            {
                 return Err(invalid(format!(
-                    "`{key}`{}: `{bad}` must be a relative path inside the repo, without `..`",
+                    "`{key}`{}: `{bad}` must be a relative path inside the repo, without `..`, below its root",
                     line_of(key)
                 )));
             }
@@ -546,6 +555,8 @@ mod tests {
             ("shared_files = [\"a\\nb\"]\n", "may hold only"),
             ("shared_files = [\".git/config\"]\n", "is in `.git`"),
             ("anonymous_volumes = [\"web/.git\"]\n", "is in `.git`"),
+            ("anonymous_volumes = [\".\"]\n", "below its root"),
+            ("shared_files = [\"./.\"]\n", "below its root"),
             ("image = \"--privileged\"\n", "is not an image reference"),
             ("image = \"-v/:/host\"\n", "is not an image reference"),
             ("image = \"node:22 --rm\"\n", "is not an image reference"),
