@@ -199,6 +199,13 @@ pub fn write(root: &Path, relative: &Path, bytes: &[u8], mode: u32) -> Result<()
     Ok(())
 }
 
+/// Creates the directories of `relative` below `root` that are missing,
+/// never through a link.
+pub fn create_dirs(root: &Path, relative: &Path) -> Result<(), ConfinedError> {
+    let parts = components(root, relative)?;
+    open_dirs(root, &parts, true).map(drop)
+}
+
 /// Whether `relative` below `root` exists as something (a link counts),
 /// without following anything.
 pub fn exists(root: &Path, relative: &Path) -> bool {
@@ -256,6 +263,10 @@ mod tests {
         );
         let refused = write(root.path(), Path::new("dir/new"), b"x", 0o644).unwrap_err();
         assert!(matches!(refused, ConfinedError::Link(_)), "{refused}");
+        let refused = create_dirs(root.path(), Path::new("dir/a/b")).unwrap_err();
+        assert!(matches!(refused, ConfinedError::Link(_)), "{refused}");
+        create_dirs(root.path(), Path::new("real/a/b")).unwrap();
+        assert!(root.path().join("real/a/b").is_dir());
 
         assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host secret");
         assert!(!outside.path().join("new").exists(), "nothing made outside");

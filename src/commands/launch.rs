@@ -360,6 +360,14 @@ pub fn ensure_container(
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create `{}`", dir.display()))?;
     }
+    // Where the clone sits inside the home (`~/dual/…`), its mount point in
+    // the mounted home is made now, by the user: else the runtime makes it
+    // as root, in dual's store, where `destroy` cannot remove it. The home
+    // is the container's to write, so never through a link.
+    if let Ok(inside) = workspace.path.strip_prefix(&home) {
+        crate::confined::create_dirs(&home_source, inside)
+            .with_context(|| format!("could not prepare the home of `{}`", workspace.name()))?;
+    }
     let mode = workspace::host_mode(engine)?;
     let user = HostUser::lookup_or_named(mode.ids);
     let named_user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);

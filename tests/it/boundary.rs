@@ -433,12 +433,16 @@ printf 'root:x:0:root,%s\nshadow:x:42:%s\n' "$(id -un)" "$(id -un)" > "$T/group"
 DOCKER_BUILDKIT=0 "$DUAL_ENGINE" build -q -t "$img" "$T" >/dev/null 2>&1 || { echo "could not build $img"; exit 1; }
 printf 'image = "%s"\nsetup = "cp /bin/busybox suid-box; chmod 4755 suid-box; true"\n' "$img" > .dual.toml
 git -c user.email=t@t -c user.name=t commit -qam setup
+# The default layout: clones under ~/dual, inside the home each workspace mounts.
+export DUAL_WORKSPACE_ROOT="$HOME/dual"
 "$DUAL" add --name nr >/dev/null && "$DUAL" create b >/dev/null && "$DUAL" launch b >/dev/null
-cd "$T/root/nr/b"
+cd "$HOME/dual/nr/b"
 "$DUAL" run sh -c 'for s in /proc/[0-9]*/status; do grep "^Uid:" "$s"; done' | sed 's/^/proc /'
 "$DUAL" run sh -c 'for s in /proc/[0-9]*/status; do grep "^Groups:" "$s"; done' | sed 's/^/groups /'
 echo "suid-owner=$(stat -c %u suid-box)"
+echo "not-mine=$(find "$DUAL_HOME/homes" ! -user "$(id -u)" | wc -l)"
 cd / && "$DUAL" destroy nr-b --force >/dev/null && echo destroyed
+[ -e "$DUAL_HOME/homes/nr-b" ] || echo home-removed
 "$DUAL_ENGINE" rmi -f "$img" >/dev/null 2>&1
 "#;
         let (output, _dir) = crate::support::as_user(&user, kind, script);
@@ -476,6 +480,10 @@ cd / && "$DUAL" destroy nr-b --force >/dev/null && echo destroyed
         }
         assert!(out.contains(&format!("suid-owner={uid}\n")), "{out}");
         assert!(out.contains("destroyed"), "{out}");
+        assert!(
+            out.contains("not-mine=0\n") && out.contains("home-removed"),
+            "the workspace's home holds nothing of root's, and goes with it: {out}"
+        );
     });
 }
 
