@@ -439,6 +439,7 @@ export DUAL_WORKSPACE_ROOT="$HOME/dual"
 cd "$HOME/dual/nr/b"
 "$DUAL" run sh -c 'for s in /proc/[0-9]*/status; do grep "^Uid:" "$s"; done' | sed 's/^/proc /'
 "$DUAL" run sh -c 'for s in /proc/[0-9]*/status; do grep "^Groups:" "$s"; done' | sed 's/^/groups /'
+"$DUAL" run sh -c 'for s in /proc/[0-9]*/status; do grep -E "^(CapEff|NoNewPrivs):" "$s"; done' | sed 's/^/privs /'
 echo "suid-owner=$(stat -c %u suid-box)"
 echo "not-mine=$(find "$DUAL_HOME/homes" ! -user "$(id -u)" | wc -l)"
 cd / && "$DUAL" destroy nr-b --force >/dev/null && echo destroyed
@@ -476,6 +477,14 @@ cd / && "$DUAL" destroy nr-b --force >/dev/null && echo destroyed
             assert!(
                 !ids.contains(&"0") && !ids.contains(&"42"),
                 "a process has a group the image gave it: {line}\n{out}"
+            );
+        }
+        let privileges: Vec<&str> = out.lines().filter(|l| l.starts_with("privs ")).collect();
+        assert!(privileges.len() >= 6, "{out}");
+        for line in &privileges {
+            assert!(
+                line.ends_with("CapEff:\t0000000000000000") || line.ends_with("NoNewPrivs:\t1"),
+                "a process can gain privileges: {line}\n{out}"
             );
         }
         assert!(out.contains(&format!("suid-owner={uid}\n")), "{out}");
