@@ -24,11 +24,14 @@ pub use spec::{ExecSpec, RunSpec};
 /// Who owns what `copy_in` extracts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyOwner {
+    /// root (docker's default).
     Root,
-    /// The user the container runs as (the archive names the same ids).
-    User,
+    /// The owner each archive entry names. Docker does this only with `-a`,
+    /// which first looks the container's user up in the container's passwd
+    /// (and fails where it has none); podman (`--archive=false`) does it for
+    /// any archive.
+    AsArchived,
 }
-
 use crate::process::{Cmd, CommandError, Output};
 
 /// The fields of docker's `ps` that dual reads, as one JSON object a line.
@@ -420,12 +423,12 @@ impl Engine {
         let target = format!("{container}:/");
         let mut args = vec!["cp"];
         match (self.kind, owner) {
-            // docker: root unless `-a`, which keeps the archive's owners.
             (EngineKind::Docker, CopyOwner::Root) => {}
-            (EngineKind::Docker, CopyOwner::User) => args.push("--archive"),
-            // podman: the container's user unless `--archive=false`.
-            (EngineKind::Podman, CopyOwner::Root) => args.push("--archive=false"),
-            (EngineKind::Podman, CopyOwner::User) => {}
+            (EngineKind::Docker, CopyOwner::AsArchived) => args.push("--archive"),
+            // Podman's default gives everything to the container's user;
+            // `--archive=false` keeps the archive's owners (root's entries
+            // are root's).
+            (EngineKind::Podman, _) => args.push("--archive=false"),
         }
         args.extend(["-", target.as_str()]);
         self.run(

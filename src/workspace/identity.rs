@@ -15,7 +15,7 @@ use std::ffi::CStr;
 use std::io::Read;
 use std::path::PathBuf;
 
-use crate::engine::{CopyOwner, Engine, EngineError};
+use crate::engine::{CopyOwner, Engine, EngineError, EngineKind};
 
 /// Who runs dual on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,15 +107,32 @@ pub fn prepare(
     });
     let passwd = with_user_first(&passwd, user, home);
     let group = with_group_first(&group, user);
-    let etc = etc_archive(&passwd, &group).map_err(archive_error)?;
-    engine
-        .copy_in(container, etc, CopyOwner::Root)
-        .map_err(copy_error)?;
-    if !dirs.is_empty() {
-        let volumes = owned_dirs_archive(dirs, user.uid, user.gid).map_err(archive_error)?;
+    let copy = |archive: Vec<u8>, owner| {
         engine
-            .copy_in(container, volumes, CopyOwner::User)
-            .map_err(copy_error)?;
+            .copy_in(container, archive, owner)
+            .map_err(copy_error)
+    };
+    if engine.kind() == EngineKind::Podman {
+        // Podman keeps every entry's owner: one copy (~100 ms less).
+        copy(
+            account_archive(&passwd, &group, dirs, user).map_err(archive_error)?,
+            CopyOwner::AsArchived,
+        )?;
+    } else {
+        // Docker keeps owners only with `-a`, which needs the user in the
+        // container's passwd first.
+        copy(
+            account_archive(&passwd, &group, &[], user).map_err(archive_error)?,
+            CopyOwner::Root,
+        )?;
+        if !dirs.is_empty() {
+            copy(
+                owned_dirs_archive(tar::Builder::new(Vec::new()), dirs, user)
+                    .and_then(tar::Builder::into_inner)
+                    .map_err(archive_error)?,
+                CopyOwner::AsArchived,
+            )?;
+        }
     }
     Ok(())
 }
@@ -222,8 +239,14 @@ fn with_final_newline(text: &str) -> String {
     }
 }
 
-/// `etc/passwd` and `etc/group`, owned by root, readable by all.
-fn etc_archive(passwd: &str, group: &str) -> std::io::Result<Vec<u8>> {
+/// `etc/passwd` and `etc/group`, owned by root, readable by all; then a
+/// directory entry for each of `dirs`, owned by `user`.
+fn account_archive(
+    passwd: &str,
+    group: &str,
+    dirs: &[PathBuf],
+    user: &HostUser,
+) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     append_dir(&mut builder, "etc/", 0, 0)?;
     for (path, text) in [("etc/passwd", passwd), ("etc/group", group)] {
@@ -236,18 +259,26 @@ fn etc_archive(passwd: &str, group: &str) -> std::io::Result<Vec<u8>> {
         header.set_mtime(now());
         builder.append_data(&mut header, path, text.as_bytes())?;
     }
-    builder.into_inner()
+    owned_dirs_archive(builder, dirs, user)?.into_inner()
 }
 
-/// One directory entry per path, owned by `uid:gid`: extracted over a fresh
+/// One directory entry per path, owned by the user: extracted over a fresh
 /// volume's mount point, it hands the volume to the user.
-fn owned_dirs_archive(dirs: &[PathBuf], uid: u32, gid: u32) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
+fn owned_dirs_archive(
+    mut builder: tar::Builder<Vec<u8>>,
+    dirs: &[PathBuf],
+    user: &HostUser,
+) -> std::io::Result<tar::Builder<Vec<u8>>> {
     for dir in dirs {
         let relative = dir.strip_prefix("/").unwrap_or(dir);
-        append_dir(&mut builder, &format!("{}/", relative.display()), uid, gid)?;
+        append_dir(
+            &mut builder,
+            &format!("{}/", relative.display()),
+            user.uid,
+            user.gid,
+        )?;
     }
-    builder.into_inner()
+    Ok(builder)
 }
 
 fn append_dir(
@@ -411,9 +442,14 @@ mod tests {
 
     #[test]
     fn archives_hold_what_the_container_gets() {
-        let archive = etc_archive("p\n", "g\n").unwrap();
+        let long = PathBuf::from(format!("/home/u/{}/node_modules", "d".repeat(120)));
+        let user = HostUser {
+            gid: 1001,
+            ..alice()
+        };
+        let archive = account_archive("p\n", "g\n", std::slice::from_ref(&long), &user).unwrap();
         let mut read = tar::Archive::new(archive.as_slice());
-        let entries: Vec<(String, u64, u32)> = read
+        let entries: Vec<(String, u64, u64, u32)> = read
             .entries()
             .unwrap()
             .map(|entry| {
@@ -422,34 +458,26 @@ mod tests {
                 (
                     entry.path().unwrap().display().to_string(),
                     header.uid().unwrap(),
+                    header.gid().unwrap(),
                     header.mode().unwrap(),
                 )
             })
             .collect();
+        let long = format!("{}/", long.strip_prefix("/").unwrap().display());
         assert_eq!(
             entries,
             [
-                ("etc/".to_owned(), 0, 0o755),
-                ("etc/passwd".to_owned(), 0, 0o644),
-                ("etc/group".to_owned(), 0, 0o644)
+                ("etc/".to_owned(), 0, 0, 0o755),
+                ("etc/passwd".to_owned(), 0, 0, 0o644),
+                ("etc/group".to_owned(), 0, 0, 0o644),
+                (long, 1000, 1001, 0o755),
             ]
-        );
-        let long = PathBuf::from(format!("/home/u/{}/node_modules", "d".repeat(120)));
-        let dirs = owned_dirs_archive(std::slice::from_ref(&long), 1000, 1001).unwrap();
-        let mut read = tar::Archive::new(dirs.as_slice());
-        let entry = read.entries().unwrap().next().unwrap().unwrap();
-        assert_eq!(entry.header().entry_type(), tar::EntryType::Directory);
-        assert_eq!(entry.header().uid().unwrap(), 1000);
-        assert_eq!(entry.header().gid().unwrap(), 1001);
-        assert_eq!(
-            entry.path().unwrap().as_ref(),
-            long.strip_prefix("/").unwrap()
         );
     }
 
     #[test]
     fn only_a_regular_file_is_read_from_the_image() {
-        let file = etc_archive("root:x:0:0::/root:/bin/sh\n", "").unwrap();
+        let file = account_archive("root:x:0:0::/root:/bin/sh\n", "", &[], &alice()).unwrap();
         // The first entry is the directory: not a file.
         assert_eq!(first_regular_file(&file), None);
         let mut builder = tar::Builder::new(Vec::new());

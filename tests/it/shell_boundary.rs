@@ -486,6 +486,30 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A tmux server of the test's own, with `env`, and its first session
+    /// `outer` (150x30) running `sh -c script`.
+    fn start(env: Vec<(String, String)>, shell: &str, script: &str) -> Tmux {
+        let tmux = Tmux {
+            dir: tempfile::tempdir().unwrap(),
+            env,
+        };
+        let started = tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "outer",
+            "-x",
+            "150",
+            "-y",
+            "30",
+            shell,
+            "-c",
+            script,
+        ]);
+        assert!(started.status.success(), "{}", both(&started));
+        tmux
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         // Found on the test's own PATH: the server's may lack it.
         let tmux = dual::process::find_on_path("tmux").expect("tmux on PATH");
@@ -543,29 +567,12 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
         let mut vars = env_of(&env);
         vars.push(("SHELL".into(), "/bin/bash".into()));
         vars.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
-        let tmux = Tmux {
-            dir: tempfile::tempdir().unwrap(),
-            env: vars,
-        };
         // `dual attach` in a pane of the test's server, as a person runs it.
         let attach = format!(
             "unset TMUX; {} attach {name}; sleep 600",
             sh_quote(&dual_path())
         );
-        let started = tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "outer",
-            "-x",
-            "150",
-            "-y",
-            "30",
-            "sh",
-            "-c",
-            &attach,
-        ]);
-        assert!(started.status.success(), "{}", both(&started));
+        let tmux = Tmux::start(vars, "sh", &attach);
         let deadline = Instant::now() + Duration::from_secs(20);
         while !tmux
             .run(&["has-session", "-t", &format!("={name}")])
@@ -676,28 +683,11 @@ fn the_browser_s_subshell_keeps_the_shims_first_whatever_bashrc_prepends() {
         let mut vars = env_of(&env);
         vars.push(("SHELL".into(), "/bin/bash".into()));
         vars.push(("PATH".into(), bin.display().to_string()));
-        let tmux = Tmux {
-            dir: tempfile::tempdir().unwrap(),
-            env: vars,
-        };
         let script = format!(
             "unset TMUX; {}; echo BROWSER-EXITED; sleep 600",
             sh_quote(&dual_path())
         );
-        let started = tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "outer",
-            "-x",
-            "150",
-            "-y",
-            "30",
-            "/bin/sh",
-            "-c",
-            &script,
-        ]);
-        assert!(started.status.success(), "{}", both(&started));
+        let tmux = Tmux::start(vars, "/bin/sh", &script);
         tmux.until("outer", "the browser", |s| {
             s.contains("  sub") && s.contains("running")
         });
