@@ -139,10 +139,11 @@ impl TestEnv {
     }
 
     pub fn engine(&self, args: &[&str]) -> Output {
-        Command::new(self.kind.expect("an engine test").program())
-            .args(args)
-            .output()
-            .unwrap()
+        Self::engine_of(self.kind.expect("an engine test"), args)
+    }
+
+    fn engine_of(kind: EngineKind, args: &[&str]) -> Output {
+        Command::new(kind.program()).args(args).output().unwrap()
     }
 
     /// The label every container of this env carries, and Drop removes by.
@@ -163,12 +164,16 @@ impl TestEnv {
     /// IDs or names the engine lists for this env: its repo's label (which
     /// bystanders carry too) or its installation's.
     fn listed(&self, list: &[&str]) -> Vec<String> {
+        self.listed_on(self.kind.expect("an engine test"), list)
+    }
+
+    fn listed_on(&self, kind: EngineKind, list: &[&str]) -> Vec<String> {
         let mut found = Vec::new();
         for label in [self.repo_label(), self.owner_label()] {
             let filter = format!("label={label}");
             let mut args = list.to_vec();
             args.extend(["--filter", &filter]);
-            let output = self.engine(&args);
+            let output = Self::engine_of(kind, &args);
             for line in String::from_utf8_lossy(&output.stdout).lines() {
                 if !found.iter().any(|seen| seen == line) {
                     found.push(line.to_owned());
@@ -192,20 +197,23 @@ impl Drop for TestEnv {
         if self.kind.is_none() || std::env::var("DUAL_KEEP_CONTAINERS").is_ok_and(|v| v == "1") {
             return;
         }
-        let containers = self.containers();
-        if !containers.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            if self.kind == Some(EngineKind::Podman) {
-                args.extend(["-t", "0"]);
+        // Every engine under test: a test may launch on the other one too.
+        for &kind in crate::support::engines() {
+            let containers = self.listed_on(kind, &["ps", "-aq"]);
+            if !containers.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                if kind == EngineKind::Podman {
+                    args.extend(["-t", "0"]);
+                }
+                args.extend(containers.iter().map(String::as_str));
+                Self::engine_of(kind, &args);
             }
-            args.extend(containers.iter().map(String::as_str));
-            self.engine(&args);
-        }
-        let volumes = self.volumes();
-        if !volumes.is_empty() {
-            let mut args = vec!["volume", "rm", "-f"];
-            args.extend(volumes.iter().map(String::as_str));
-            self.engine(&args);
+            let volumes = self.listed_on(kind, &["volume", "ls", "-q"]);
+            if !volumes.is_empty() {
+                let mut args = vec!["volume", "rm", "-f"];
+                args.extend(volumes.iter().map(String::as_str));
+                Self::engine_of(kind, &args);
+            }
         }
     }
 }
