@@ -305,15 +305,15 @@ pub fn ensure_container(
     // Some(forced) once the existing container is to be replaced.
     let mut replacing = None;
     // Two independent questions, asked at once (each ~25 ms on podman).
-    let (existing, image_present) = std::thread::scope(|scope| {
-        let image = scope.spawn(|| engine.image_exists(&config.image));
+    let (existing, image_id) = std::thread::scope(|scope| {
+        let image = scope.spawn(|| engine.image_id(&config.image));
         let existing = engine.inspect(&[&name]);
         let image = image
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (existing, image)
     });
-    let image_present = image_present?;
+    let image_id = image_id?;
     if let Some(existing) = existing?.pop() {
         let found = WorkspaceLabels::from_labels(&existing.labels);
         match found {
@@ -342,7 +342,7 @@ pub fn ensure_container(
             }
         }
     }
-    if !image_present {
+    if image_id.is_none() {
         pull_image(engine, &config.image, &workspace.path)?;
     }
     if replacing.is_some() {
@@ -401,9 +401,16 @@ pub fn ensure_container(
         .map(|dir| workspace.path.join(dir))
         .collect();
     let home_text = home.display().to_string();
-    let made = identity::prepare(engine, &name, &user, &home_text, &volume_dirs)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| Ok(engine.start(&name)?));
+    let made = identity::prepare(
+        engine,
+        &name,
+        image_id.as_deref(),
+        &user,
+        &home_text,
+        &volume_dirs,
+    )
+    .map_err(anyhow::Error::from)
+    .and_then(|()| Ok(engine.start(&name)?));
     if let Err(error) = made {
         let _ = engine.remove(&[&name]);
         return Err(error);

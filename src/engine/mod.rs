@@ -548,8 +548,18 @@ impl Engine {
     }
 
     pub fn image_exists(&self, image: &str) -> Result<bool, EngineError> {
+        Ok(self.image_id(image)?.is_some())
+    }
+
+    /// The image's id (its content's digest), or `None` where the engine
+    /// has no such image.
+    pub fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
         let cmd = self.cmd(["image", "inspect", "--format", "{{.Id}}", "--", image]);
-        Ok(self.run_tolerating(&cmd, only_missing_objects)?.success())
+        let output = self.run_tolerating(&cmd, only_missing_objects)?;
+        Ok(output
+            .success()
+            .then(|| output.stdout.trim().to_owned())
+            .filter(|id| !id.is_empty()))
     }
 
     /// Builds `tag` from a directory holding a Dockerfile.

@@ -80,6 +80,7 @@ pub enum IdentityError {
 pub fn prepare(
     engine: &Engine,
     container: &str,
+    image_id: Option<&str>,
     user: &HostUser,
     home: &str,
     dirs: &[PathBuf],
@@ -96,15 +97,7 @@ pub fn prepare(
         container: container.to_owned(),
         source,
     };
-    // Two independent reads, at once (each ~30 ms on docker, ~100 on podman).
-    let (passwd, group) = std::thread::scope(|scope| {
-        let group = scope.spawn(|| image_file(engine, container, "/etc/group"));
-        let passwd = image_file(engine, container, "/etc/passwd");
-        let group = group
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (passwd, group)
-    });
+    let (passwd, group) = image_accounts(engine, container, image_id);
     let passwd = with_user_first(&passwd, user, home);
     let group = with_group_first(&group, user);
     let copy = |archive: Vec<u8>, owner| {
@@ -135,6 +128,47 @@ pub fn prepare(
         }
     }
     Ok(())
+}
+
+/// The image's passwd and group files: from the cache when this image
+/// (by id, so by content) was read before, else read now and kept.
+fn image_accounts(engine: &Engine, container: &str, image_id: Option<&str>) -> (String, String) {
+    let cache = crate::paths::data_dir().join("cache").join("accounts");
+    let key = image_id.map(|id| {
+        PathBuf::from(format!(
+            "{}-{}.json",
+            engine.kind().program(),
+            super::names::long_hash(id)
+        ))
+    });
+    if let Some(key) = &key
+        && let Ok(text) = crate::confined::read_text(&cache, key, 3 * ACCOUNT_FILE_LIMIT)
+        && let Ok((passwd, group)) = serde_json::from_str::<(String, String)>(&text)
+    {
+        return (passwd, group);
+    }
+    // Two independent reads, at once (each ~30 ms on docker, ~100 on podman).
+    let (passwd, group) = std::thread::scope(|scope| {
+        let group = scope.spawn(|| image_file(engine, container, "/etc/group"));
+        let passwd = image_file(engine, container, "/etc/passwd");
+        let group = group
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (passwd, group)
+    });
+    if let Some(key) = &key {
+        let text = serde_json::json!([passwd, group]).to_string();
+        let kept = std::fs::create_dir_all(&cache)
+            .map_err(|source| crate::confined::ConfinedError::Io {
+                path: cache.clone(),
+                source,
+            })
+            .and_then(|()| crate::confined::write(&cache, key, text.as_bytes(), 0o600));
+        if let Err(error) = kept {
+            crate::log::debug(&format!("the image's accounts were not cached: {error}"));
+        }
+    }
+    (passwd, group)
 }
 
 /// The image's file at `path` (a regular file), or nothing: an image may
