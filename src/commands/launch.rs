@@ -349,6 +349,7 @@ pub fn ensure_container(
         // `rm --volumes` removes anonymous volumes only: the named ones stay.
         engine.remove(&[&name])?;
     }
+    let mode = workspace::host_mode(engine)?;
     let labels = workspace::labels(workspace, None).to_labels();
     for dir in &config.anonymous_volumes {
         engine.volume_create(&workspace::volume_name(workspace, dir), &labels)?;
@@ -368,14 +369,26 @@ pub fn ensure_container(
         crate::confined::create_dirs(&home_source, inside)
             .with_context(|| format!("could not prepare the home of `{}`", workspace.name()))?;
     }
-    let mode = workspace::host_mode(engine)?;
     let user = HostUser::lookup_or_named(mode.ids);
     let named_user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);
+    let image_id = match image_id {
+        Some(id) => id,
+        // Pulled just now.
+        None => engine.image_id(&config.image)?.unwrap_or_default(),
+    };
+    let accounts = identity::accounts(
+        engine,
+        &config.image,
+        &image_id,
+        &user,
+        &home.display().to_string(),
+    )?;
     let mut spec = workspace::container_spec(
         workspace,
         config,
         mode.ids,
         named_user.as_ref(),
+        accounts.as_ref(),
         &home,
         &home_source,
     );
@@ -385,7 +398,7 @@ pub fn ensure_container(
         spec.publish
             .extend(config.ports.iter().map(|&port| Publish::loopback(0, port)));
     }
-    match engine.create(&spec) {
+    match engine.run_detached(&spec) {
         Ok(_) => {}
         // Two launches of one workspace at once: the other created it.
         Err(EngineError::Command { source, .. }) if source.stderr().contains("already in use") => {
@@ -393,27 +406,15 @@ pub fn ensure_container(
         }
         Err(error) => return Err(error.into()),
     }
-    // The user made known, and the fresh volumes handed over, before any
-    // process starts: nothing in the container ever runs as root.
+    // Before anything of the user's runs in it (`setup`, services).
     let volume_dirs: Vec<std::path::PathBuf> = config
         .anonymous_volumes
         .iter()
         .map(|dir| workspace.path.join(dir))
         .collect();
-    let home_text = home.display().to_string();
-    let made = identity::prepare(
-        engine,
-        &name,
-        image_id.as_deref(),
-        &user,
-        &home_text,
-        &volume_dirs,
-    )
-    .map_err(anyhow::Error::from)
-    .and_then(|()| Ok(engine.start(&name)?));
-    if let Err(error) = made {
+    if let Err(error) = identity::hand_over_volumes(engine, &name, &user, &volume_dirs) {
         let _ = engine.remove(&[&name]);
-        return Err(error);
+        return Err(error.into());
     }
     Ok(match replacing {
         Some(forced) => Started::Recreated {

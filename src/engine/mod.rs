@@ -21,17 +21,6 @@ pub use error::EngineError;
 pub use model::{Container, ContainerSummary, Event, EventAction, Info, Labels, Stats, Version};
 pub use spec::{ExecSpec, RunSpec};
 
-/// Who owns what `copy_in` extracts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyOwner {
-    /// root (docker's default).
-    Root,
-    /// The owner each archive entry names. Docker does this only with `-a`,
-    /// which first looks the container's user up in the container's passwd
-    /// (and fails where it has none); podman (`--archive=false`) does it for
-    /// any archive.
-    AsArchived,
-}
 use crate::process::{Cmd, CommandError, Output};
 
 /// The fields of docker's `ps` that dual reads, as one JSON object a line.
@@ -411,24 +400,16 @@ impl Engine {
             .map_err(|error| self.classify(error))
     }
 
-    /// Extracts a tar archive at the container's root. The engine resolves
-    /// every path inside the container's own filesystem (its mounts
-    /// included), never on the host.
-    pub fn copy_in(
-        &self,
-        container: &str,
-        archive: Vec<u8>,
-        owner: CopyOwner,
-    ) -> Result<(), EngineError> {
+    /// Extracts a tar archive at the container's root (running or not),
+    /// each entry owned as the archive says (docker keeps the owners of an
+    /// archive read from stdin; podman does with `--archive=false`). The
+    /// engine resolves every path inside the container's own filesystem
+    /// (its mounts included), never on the host.
+    pub fn copy_in(&self, container: &str, archive: Vec<u8>) -> Result<(), EngineError> {
         let target = format!("{container}:/");
         let mut args = vec!["cp"];
-        match (self.kind, owner) {
-            (EngineKind::Docker, CopyOwner::Root) => {}
-            (EngineKind::Docker, CopyOwner::AsArchived) => args.push("--archive"),
-            // Podman's default gives everything to the container's user;
-            // `--archive=false` keeps the archive's owners (root's entries
-            // are root's).
-            (EngineKind::Podman, _) => args.push("--archive=false"),
+        if self.kind == EngineKind::Podman {
+            args.push("--archive=false");
         }
         args.extend(["-", target.as_str()]);
         self.run(

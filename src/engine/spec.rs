@@ -28,9 +28,9 @@ pub struct RunSpec {
     pub hostname: Option<String>,
     pub workdir: Option<PathBuf>,
     pub env: Vec<(String, String)>,
-    /// `--user`: a uid with its gid, or a uid alone (the gid then comes from
-    /// the image's passwd entry for it, which the engine reads at start).
-    pub user: Option<User>,
+    /// `--user uid:gid`: both, so that the engine adds no group of the
+    /// image's to them.
+    pub user: Option<(u32, u32)>,
     /// Rootless podman: map the host user to the same uid inside
     /// (`--userns=keep-id`), else uid N inside is a subordinate id outside.
     pub keep_host_uid: bool,
@@ -43,12 +43,6 @@ pub struct RunSpec {
     pub tmpfs: Vec<String>,
     pub pull: Pull,
     pub command: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum User {
-    Ids(u32, u32),
-    Uid(u32),
 }
 
 /// A host directory mounted into the container.
@@ -233,10 +227,8 @@ impl RunSpec {
         for (key, value) in &self.env {
             args.push(format!("--env={key}={value}").into());
         }
-        match self.user {
-            Some(User::Ids(uid, gid)) => args.push(format!("--user={uid}:{gid}").into()),
-            Some(User::Uid(uid)) => args.push(format!("--user={uid}").into()),
-            None => {}
+        if let Some((uid, gid)) = self.user {
+            args.push(format!("--user={uid}:{gid}").into());
         }
         if self.keep_host_uid {
             args.push("--userns=keep-id".into());
@@ -325,7 +317,7 @@ mod tests {
         let mut spec = RunSpec::new("n", "img");
         spec.network = Network::Host;
         spec.publish.push(Publish::loopback(8080, 3000));
-        spec.user = Some(User::Ids(1000, 1000));
+        spec.user = Some((1000, 1000));
         spec.bind_mounts
             .push(BindMount::new("/home/u/a b", "/home/u/a b"));
         spec.bind_mounts

@@ -20,7 +20,7 @@ use super::claims::{
 use super::cleanup::ProbeRun;
 use super::http;
 use super::{Check, Status, error_chain};
-use crate::engine::spec::{BindMount, Network, Publish, User};
+use crate::engine::spec::{BindMount, Network, Publish};
 use crate::engine::{Engine, EngineError, RunSpec};
 
 /// The port every probe container serves on, as a dev server would.
@@ -223,7 +223,7 @@ impl<'a> Suite<'a> {
         }
         let target = Path::new("/dual-boundary");
         let mut spec = self.spec("boundary", vec!["sleep".into(), "60".into()]);
-        spec.user = Some(User::Ids(mode.ids.0, mode.ids.1));
+        spec.user = Some(mode.ids);
         spec.keep_host_uid = mode.keep_host_uid;
         spec.nosuid_binds = self.engine.kind() == crate::engine::EngineKind::Podman;
         spec.bind_mounts.push(BindMount::new(clone.path(), target));

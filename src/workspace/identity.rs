@@ -1,21 +1,22 @@
 //! The host user as the container should see it. Processes inside run with
 //! the host's uid and gid, but an image does not know that uid: `whoami`
 //! fails, `$USER` is empty and Python's `getpass.getuser()` raises. dual
-//! gives the container passwd and group entries for the user, first in the
-//! file so that the host's name wins over an image user with the same uid.
+//! gives the container passwd and group files with the user's entries
+//! first, so that the host's name wins over an image user with the same uid.
 //!
 //! Nothing runs as root for it, and no program of the image runs at all:
-//! between `create` and `start`, dual copies the image's `/etc/passwd` and
-//! `/etc/group` out (`cp`), puts the user's entries first, and copies them
-//! back in, owned by root; the workspace's fresh volumes are handed to the
-//! user the same way (a directory entry owned by the user). The container's
-//! main process then runs as the user from its first instruction.
+//! dual reads the image's `/etc/passwd` and `/etc/group` once per image (by
+//! id, from a container it creates and never starts), writes the merged
+//! files into its own store and mounts them read-only. Fresh volumes are
+//! handed to the user where the engine makes them root's (docker), by
+//! copying a directory entry owned by the user over each mount point. Every
+//! process of the container runs as the user from its first instruction.
 
 use std::ffi::CStr;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::engine::{CopyOwner, Engine, EngineError, EngineKind};
+use crate::engine::{Engine, EngineError, RunSpec};
 
 /// Who runs dual on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,8 +42,7 @@ impl HostUser {
         })
     }
 
-    /// As `lookup`, with a made-up name (`u{uid}`) where the host has none:
-    /// the engine needs an entry to resolve the uid.
+    /// As `lookup`, with a made-up name (`u{uid}`) where the host has none.
     pub fn lookup_or_named(ids: (u32, u32)) -> HostUser {
         HostUser::lookup(ids).unwrap_or_else(|| HostUser {
             name: format!("u{}", ids.0),
@@ -53,122 +53,148 @@ impl HostUser {
     }
 }
 
+/// The passwd and group files mounted (read-only) into a workspace's
+/// container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accounts {
+    pub passwd: PathBuf,
+    pub group: PathBuf,
+}
+
 /// A passwd or group file of the image's larger than this is not read
 /// (only the entries dual adds are then in the container's file).
 const ACCOUNT_FILE_LIMIT: u64 = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("could not make uid {uid} known in container `{container}`")]
-    Copy {
+    #[error("could not read the accounts of image `{image}`")]
+    Read {
+        image: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error("could not hand the volumes of `{container}` to uid {uid}")]
+    Volumes {
         uid: u32,
         container: String,
         #[source]
         source: EngineError,
     },
-    #[error("could not write the archive for container `{container}`")]
-    Archive {
-        container: String,
+    #[error("could not write `{}`", .path.display())]
+    Write {
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Store(#[from] crate::confined::ConfinedError),
 }
 
-/// Puts `user`'s passwd and group entries into the created (not started)
-/// `container`, and gives it the (empty, fresh) volume directories `dirs`.
-/// Root needs neither: every image knows uid 0, and its volumes are root's.
-pub fn prepare(
+/// The passwd and group files for `user` in containers of `image` (whose
+/// id is `image_id`), written into dual's store unless they are there
+/// already. `None` for root: every image knows uid 0.
+pub fn accounts(
     engine: &Engine,
-    container: &str,
-    image_id: Option<&str>,
+    image: &str,
+    image_id: &str,
     user: &HostUser,
     home: &str,
-    dirs: &[PathBuf],
-) -> Result<(), IdentityError> {
+) -> Result<Option<Accounts>, IdentityError> {
     if user.uid == 0 {
-        return Ok(());
+        return Ok(None);
     }
-    let copy_error = |source| IdentityError::Copy {
-        uid: user.uid,
-        container: container.to_owned(),
-        source,
+    let key = super::names::long_hash(
+        &serde_json::json!([
+            engine.kind().program(),
+            image_id,
+            user.name,
+            user.uid,
+            user.gid,
+            user.group,
+            home
+        ])
+        .to_string(),
+    );
+    let store = crate::paths::data_dir().join("accounts");
+    let dir = Path::new(&key);
+    let accounts = Accounts {
+        passwd: store.join(&key).join("passwd"),
+        group: store.join(&key).join("group"),
     };
-    let archive_error = |source| IdentityError::Archive {
-        container: container.to_owned(),
-        source,
-    };
-    let (passwd, group) = image_accounts(engine, container, image_id);
+    let present = |file: &str| crate::confined::exists(&store, &dir.join(file));
+    if present("passwd") && present("group") {
+        return Ok(Some(accounts));
+    }
+    let (passwd, group) = image_accounts(engine, image, image_id)?;
     let passwd = with_user_first(&passwd, user, home);
     let group = with_group_first(&group, user);
-    let copy = |archive: Vec<u8>, owner| {
-        engine
-            .copy_in(container, archive, owner)
-            .map_err(copy_error)
-    };
-    if engine.kind() == EngineKind::Podman {
-        // Podman keeps every entry's owner: one copy (~100 ms less).
-        copy(
-            account_archive(&passwd, &group, dirs, user).map_err(archive_error)?,
-            CopyOwner::AsArchived,
-        )?;
-    } else {
-        // Docker keeps owners only with `-a`, which needs the user in the
-        // container's passwd first.
-        copy(
-            account_archive(&passwd, &group, &[], user).map_err(archive_error)?,
-            CopyOwner::Root,
-        )?;
-        if !dirs.is_empty() {
-            copy(
-                owned_dirs_archive(tar::Builder::new(Vec::new()), dirs, user)
-                    .and_then(tar::Builder::into_inner)
-                    .map_err(archive_error)?,
-                CopyOwner::AsArchived,
-            )?;
-        }
-    }
-    Ok(())
+    std::fs::create_dir_all(&store).map_err(|source| IdentityError::Write {
+        path: store.clone(),
+        source,
+    })?;
+    // Group last: its presence says the pair is whole.
+    crate::confined::write(&store, &dir.join("passwd"), passwd.as_bytes(), 0o644)?;
+    crate::confined::write(&store, &dir.join("group"), group.as_bytes(), 0o644)?;
+    Ok(Some(accounts))
 }
 
-/// The image's passwd and group files: from the cache when this image
-/// (by id, so by content) was read before, else read now and kept.
-fn image_accounts(engine: &Engine, container: &str, image_id: Option<&str>) -> (String, String) {
-    let cache = crate::paths::data_dir().join("cache").join("accounts");
-    let key = image_id.map(|id| {
-        PathBuf::from(format!(
-            "{}-{}.json",
-            engine.kind().program(),
-            super::names::long_hash(id)
-        ))
-    });
-    if let Some(key) = &key
-        && let Ok(text) = crate::confined::read_text(&cache, key, 3 * ACCOUNT_FILE_LIMIT)
-        && let Ok((passwd, group)) = serde_json::from_str::<(String, String)>(&text)
-    {
-        return (passwd, group);
+/// Gives the (fresh) volume directories `dirs` of a running `container` to
+/// `user`. Docker makes a new volume's root root's, and cannot be told
+/// otherwise; podman, which an ordinary user runs rootless with keep-id,
+/// gives it to the user already.
+pub fn hand_over_volumes(
+    engine: &Engine,
+    container: &str,
+    user: &HostUser,
+    dirs: &[PathBuf],
+) -> Result<(), IdentityError> {
+    if user.uid == 0 || dirs.is_empty() || engine.kind() != crate::engine::EngineKind::Docker {
+        return Ok(());
     }
+    let archive = owned_dirs_archive(dirs, user).map_err(|source| IdentityError::Write {
+        path: PathBuf::from(format!("{container}:/")),
+        source,
+    })?;
+    engine
+        .copy_in(container, archive)
+        .map_err(|source| IdentityError::Volumes {
+            uid: user.uid,
+            container: container.to_owned(),
+            source,
+        })
+}
+
+/// The image's passwd and group files, read from a container made (never
+/// started) for that, and removed after.
+fn image_accounts(
+    engine: &Engine,
+    image: &str,
+    image_id: &str,
+) -> Result<(String, String), IdentityError> {
+    let name = format!(
+        "dual-accounts-{}",
+        super::names::short_hash(&format!("{image_id}{}", std::process::id()))
+    );
+    let mut spec = RunSpec::new(&name, image);
+    spec.labels.insert("dual.managed".into(), "true".into());
+    spec.labels.insert("dual.kind".into(), "accounts".into());
+    spec.command = vec!["true".into()];
+    let read_error = |source| IdentityError::Read {
+        image: image.to_owned(),
+        source,
+    };
+    engine.create(&spec).map_err(read_error)?;
     // Two independent reads, at once (each ~30 ms on docker, ~100 on podman).
     let (passwd, group) = std::thread::scope(|scope| {
-        let group = scope.spawn(|| image_file(engine, container, "/etc/group"));
-        let passwd = image_file(engine, container, "/etc/passwd");
+        let group = scope.spawn(|| image_file(engine, &name, "/etc/group"));
+        let passwd = image_file(engine, &name, "/etc/passwd");
         let group = group
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (passwd, group)
     });
-    if let Some(key) = &key {
-        let text = serde_json::json!([passwd, group]).to_string();
-        let kept = std::fs::create_dir_all(&cache)
-            .map_err(|source| crate::confined::ConfinedError::Io {
-                path: cache.clone(),
-                source,
-            })
-            .and_then(|()| crate::confined::write(&cache, key, text.as_bytes(), 0o600));
-        if let Err(error) = kept {
-            crate::log::debug(&format!("the image's accounts were not cached: {error}"));
-        }
-    }
-    (passwd, group)
+    engine.remove(&[&name]).map_err(read_error)?;
+    Ok((passwd, group))
 }
 
 /// The image's file at `path` (a regular file), or nothing: an image may
@@ -273,36 +299,10 @@ fn with_final_newline(text: &str) -> String {
     }
 }
 
-/// `etc/passwd` and `etc/group`, owned by root, readable by all; then a
-/// directory entry for each of `dirs`, owned by `user`.
-fn account_archive(
-    passwd: &str,
-    group: &str,
-    dirs: &[PathBuf],
-    user: &HostUser,
-) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    append_dir(&mut builder, "etc/", 0, 0)?;
-    for (path, text) in [("etc/passwd", passwd), ("etc/group", group)] {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_size(text.len() as u64);
-        header.set_mode(0o644);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_mtime(now());
-        builder.append_data(&mut header, path, text.as_bytes())?;
-    }
-    owned_dirs_archive(builder, dirs, user)?.into_inner()
-}
-
 /// One directory entry per path, owned by the user: extracted over a fresh
 /// volume's mount point, it hands the volume to the user.
-fn owned_dirs_archive(
-    mut builder: tar::Builder<Vec<u8>>,
-    dirs: &[PathBuf],
-    user: &HostUser,
-) -> std::io::Result<tar::Builder<Vec<u8>>> {
+fn owned_dirs_archive(dirs: &[PathBuf], user: &HostUser) -> std::io::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
     for dir in dirs {
         let relative = dir.strip_prefix("/").unwrap_or(dir);
         append_dir(
@@ -312,7 +312,7 @@ fn owned_dirs_archive(
             user.gid,
         )?;
     }
-    Ok(builder)
+    builder.into_inner()
 }
 
 fn append_dir(
@@ -475,15 +475,15 @@ mod tests {
     }
 
     #[test]
-    fn archives_hold_what_the_container_gets() {
+    fn a_volume_is_handed_over_by_a_directory_entry_of_the_user_s() {
         let long = PathBuf::from(format!("/home/u/{}/node_modules", "d".repeat(120)));
         let user = HostUser {
             gid: 1001,
             ..alice()
         };
-        let archive = account_archive("p\n", "g\n", std::slice::from_ref(&long), &user).unwrap();
+        let archive = owned_dirs_archive(std::slice::from_ref(&long), &user).unwrap();
         let mut read = tar::Archive::new(archive.as_slice());
-        let entries: Vec<(String, u64, u64, u32)> = read
+        let entries: Vec<(String, tar::EntryType, u64, u64, u32)> = read
             .entries()
             .unwrap()
             .map(|entry| {
@@ -491,6 +491,7 @@ mod tests {
                 let header = entry.header();
                 (
                     entry.path().unwrap().display().to_string(),
+                    header.entry_type(),
                     header.uid().unwrap(),
                     header.gid().unwrap(),
                     header.mode().unwrap(),
@@ -500,20 +501,14 @@ mod tests {
         let long = format!("{}/", long.strip_prefix("/").unwrap().display());
         assert_eq!(
             entries,
-            [
-                ("etc/".to_owned(), 0, 0, 0o755),
-                ("etc/passwd".to_owned(), 0, 0, 0o644),
-                ("etc/group".to_owned(), 0, 0, 0o644),
-                (long, 1000, 1001, 0o755),
-            ]
+            [(long, tar::EntryType::Directory, 1000, 1001, 0o755)]
         );
     }
 
     #[test]
     fn only_a_regular_file_is_read_from_the_image() {
-        let file = account_archive("root:x:0:0::/root:/bin/sh\n", "", &[], &alice()).unwrap();
-        // The first entry is the directory: not a file.
-        assert_eq!(first_regular_file(&file), None);
+        let dir = owned_dirs_archive(&[PathBuf::from("/etc")], &alice()).unwrap();
+        assert_eq!(first_regular_file(&dir), None, "a directory is no file");
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Symlink);

@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::engine::labels::WorkspaceLabels;
-use crate::engine::spec::{BindMount, Pull, User};
+use crate::engine::spec::{BindMount, Pull};
 use crate::engine::{Engine, EngineKind, RunSpec};
 use config::Config;
 pub use state::{Repo, State, Store, Workspace};
@@ -207,13 +207,14 @@ pub fn volume_name(workspace: &Workspace, dir: &str) -> String {
 /// errors and stack traces read the same inside and out. The clone's `.git`
 /// is mounted again, read-only: host git reads its config and hooks, so
 /// nothing in the container may write them. Every process in it runs as
-/// `ids` (recorded as `Workspace::user`), the main one included; the
-/// engine finds the gid in the passwd entry `identity::prepare` puts in.
+/// `ids` (recorded as `Workspace::user`), the main one included, and the
+/// `accounts` files (see `identity`) name them, mounted read-only.
 pub fn container_spec(
     workspace: &Workspace,
     config: &Config,
     ids: (u32, u32),
     user: Option<&identity::HostUser>,
+    accounts: Option<&identity::Accounts>,
     home: &Path,
     home_source: &Path,
 ) -> RunSpec {
@@ -225,11 +226,8 @@ pub fn container_spec(
     .to_labels();
     spec.hostname = Some(workspace.name());
     spec.workdir = Some(workspace.path.clone());
-    spec.user = Some(if ids.0 == 0 {
-        User::Ids(0, 0)
-    } else {
-        User::Uid(ids.0)
-    });
+    // Both ids: the engine then adds no group of the image's to them.
+    spec.user = Some(ids);
     // `launch` pulls a missing image itself, visibly, before this runs.
     spec.pull = Pull::Never;
     spec.env.push(("HOME".into(), home.display().to_string()));
@@ -248,6 +246,12 @@ pub fn container_spec(
         services::logs_dir(&workspace.name()),
         services::LOG_MOUNT,
     ));
+    if let Some(accounts) = accounts {
+        spec.bind_mounts
+            .push(BindMount::new(&accounts.passwd, "/etc/passwd").readonly());
+        spec.bind_mounts
+            .push(BindMount::new(&accounts.group, "/etc/group").readonly());
+    }
     for dir in &config.anonymous_volumes {
         spec.volumes
             .push((volume_name(workspace, dir), workspace.path.join(dir)));
@@ -376,15 +380,19 @@ mod tests {
                 gid: 1001,
                 group: "staff".into(),
             }),
+            Some(&identity::Accounts {
+                passwd: "/data/accounts/k/passwd".into(),
+                group: "/data/accounts/k/group".into(),
+            }),
             Path::new("/home/u"),
             Path::new("/data/homes/shop-feat-auth"),
         );
         assert_eq!(spec.name, "dual-shop-feat-auth");
         assert_eq!(spec.hostname.as_deref(), Some("shop-feat-auth"));
-        assert_eq!(
-            spec.user,
-            Some(User::Uid(1000)),
-            "every process as the user"
+        assert_eq!(spec.user, Some((1000, 1001)), "every process as the user");
+        assert!(
+            spec.bind_mounts
+                .contains(&BindMount::new("/data/accounts/k/passwd", "/etc/passwd").readonly())
         );
         assert_eq!(spec.command, identity::entry_command());
         assert_eq!(
