@@ -37,6 +37,7 @@ pub fn run(branch: &str, repo: Option<&str>) -> anyhow::Result<ExitCode> {
             label,
             setup_done: false,
             stopped: false,
+            routed: None,
             engine: None,
             user: None,
         };

@@ -71,15 +71,23 @@ pub fn run(
     }
     let mut workspace = workspace;
     let user = started.made_for().or(workspace.user);
-    if workspace.engine != Some(engine.kind()) || workspace.user != user || workspace.stopped {
+    let routed = Some(config.extra_commands.clone());
+    warn_of_commands_no_longer_routed(&workspace, &config);
+    if workspace.engine != Some(engine.kind())
+        || workspace.user != user
+        || workspace.stopped
+        || workspace.routed != routed
+    {
         workspace.engine = Some(engine.kind());
         workspace.user = user;
         workspace.stopped = false;
+        workspace.routed = routed;
         store.update(|state| -> anyhow::Result<()> {
             if let Some(record) = state.workspace_mut(&workspace.name()) {
                 record.engine = workspace.engine;
                 record.user = workspace.user;
                 record.stopped = false;
+                record.routed = workspace.routed.clone();
             }
             Ok(())
         })?;
@@ -131,6 +139,36 @@ pub fn run(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A command the workspace routed at its last launch and its `.dual.toml`
+/// no longer names is now the host's when typed in its clone: a branch (or
+/// its container, which can write the clone) could use that to have the
+/// user run the host's `perl` on its files. Say so.
+fn warn_of_commands_no_longer_routed(workspace: &Workspace, config: &Config) {
+    let Some(before) = &workspace.routed else {
+        return;
+    };
+    let dropped: Vec<&String> = before
+        .iter()
+        .filter(|name| !config.extra_commands.contains(name))
+        .collect();
+    if dropped.is_empty() {
+        return;
+    }
+    let names: Vec<String> = dropped.iter().map(|name| format!("`{name}`")).collect();
+    eprintln!(
+        "warning: {} no longer routed in `{}`: its .dual.toml dropped {}; typed in its clone, {} the host's own and would run this branch's files on the host\nhint: check who changed `{}`; `dual run NAME …` still runs a command in the container",
+        names.join(", "),
+        workspace.name(),
+        if dropped.len() == 1 { "it" } else { "them" },
+        if dropped.len() == 1 {
+            "it is"
+        } else {
+            "they are"
+        },
+        workspace.path.join(config::FILE_NAME).display()
+    );
 }
 
 /// Starts the services `.dual.toml` names that are not running (and stops

@@ -117,6 +117,8 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
                     label: found.label,
                     engine: found.engine,
                     user: found.user,
+                    // Read from the clone until its next launch.
+                    routed: None,
                 });
                 workspaces_added += 1;
             }

@@ -112,8 +112,12 @@ pub fn run_in(
         let (engine, container) = (engine.clone(), spec.container.clone());
         move || engine.inspect(&[&container]).map(drop)
     };
+    // Its own process group only without a terminal on stdin: one in the
+    // background reading the terminal is stopped (SIGTTIN), which hung
+    // `x=$(npm -v)` typed at a prompt.
+    let own_group = !std::io::stdin().is_terminal();
     let status = engine.exec_cmd(&spec).run_attached_checked(
-        !tty,
+        own_group,
         |signal| {
             signals += 1;
             // A third Ctrl-C means it: kill what ignores the polite ones.
@@ -195,6 +199,7 @@ mod tests {
             engine: None,
             user: None,
             stopped: false,
+            routed: None,
         };
         let found = |args: &[&str]| {
             let args: Vec<OsString> = args.iter().map(OsString::from).collect();

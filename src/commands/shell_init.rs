@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::print;
-use crate::shell::policy::HOST_FOR_OTHER_WORKSPACES;
 use crate::shell::user_config::UserConfig;
 use crate::shell::{self, Shell};
 use crate::workspace::config::Config;
@@ -68,6 +67,10 @@ fn routed_commands() -> (Vec<String>, Vec<String>) {
     let mut broken: BTreeMap<String, (Vec<String>, String)> = BTreeMap::new();
     if let Ok(state) = Store::open_default().load() {
         for workspace in &state.workspaces {
+            if let Some(routed) = &workspace.routed {
+                commands.extend(routed.iter().cloned());
+                continue;
+            }
             match Config::load(&workspace.path) {
                 Ok(config) => commands.extend(config.extra_commands),
                 Err(error) => {
@@ -109,30 +112,44 @@ pub fn shim_main(args: &[OsString]) -> anyhow::Result<ExitCode> {
     shim(name, args)
 }
 
-/// Inside a workspace that routes `name`: run it in the container, or
-/// refuse. Anywhere else (or a name this workspace does not route): become
-/// the host's own `name`, as if no shim were there.
+/// Inside a workspace that routes `name`: run it in the container.
+/// Outside every workspace: become the host's own `name`, as if no shim
+/// were there. Anything else refuses, and never falls back to the host,
+/// where the program would run the branch's files with the user's rights:
+/// a name this workspace does not route (its container can rewrite its
+/// `.dual.toml` between two calls), another workspace's URL, a directory
+/// under the workspace root that no workspace holds.
 fn shim(name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
     let here = crate::workspace::current_dir().unwrap_or_default();
     let root = crate::paths::workspace_root();
     let in_root = root.canonicalize().is_ok_and(|root| here.starts_with(root));
-    if in_root {
-        let state = Store::open_default().load()?;
-        if let Some(workspace) = state.workspace_at(&here)
-            && routes(workspace, name)?
-        {
-            match super::run::foreign_localhost(workspace, args) {
-                None => {
-                    let mut command = vec![OsString::from(name)];
-                    command.extend(args.iter().cloned());
-                    return super::run::run_in(None, workspace, &command);
-                }
-                // See HOST_FOR_OTHER_WORKSPACES: these two run nothing of
-                // the clone's, so on the host, through the proxy.
-                Some(_) if HOST_FOR_OTHER_WORKSPACES.contains(&name) => {}
-                Some(host) => return Err(refuse_foreign(workspace, name, &host)),
-            }
+    // Outside the root too: a clone made under an earlier root is still a
+    // workspace. There, a state that cannot be read means none.
+    let state = match Store::open_default().load() {
+        Ok(state) => state,
+        Err(error) if in_root => return Err(error.into()),
+        Err(_) => Default::default(),
+    };
+    let workspace = state.workspace_at(&here);
+    if let Some(workspace) = workspace {
+        if !routes(workspace, name)? {
+            return Err(refuse_unrouted(workspace, name));
         }
+        if let Some(host) = super::run::foreign_localhost(workspace, args) {
+            return Err(refuse_foreign(workspace, name, &host));
+        }
+        let mut command = vec![OsString::from(name)];
+        command.extend(args.iter().cloned());
+        return super::run::run_in(None, workspace, &command);
+    }
+    if in_root {
+        anyhow::bail!(crate::error::Hinted {
+            message: format!(
+                "`{}` is under dual's workspace root but in no workspace, so dual runs `{name}` neither in a container nor on the host",
+                here.display()
+            ),
+            hint: "cd into a workspace's clone (`dual list --json` shows their paths), or out of the workspace root".into(),
+        });
     }
     let Some(program) = host_program(name) else {
         eprintln!(
@@ -181,6 +198,11 @@ fn routes(workspace: &Workspace, name: &str) -> anyhow::Result<bool> {
     if user.extra_commands.iter().any(|c| c == name) {
         return Ok(true);
     }
+    // As checked at its last launch: the container can rewrite the clone's
+    // `.dual.toml` between two calls.
+    if let Some(routed) = &workspace.routed {
+        return Ok(routed.iter().any(|c| c == name));
+    }
     let config = Config::load(&workspace.path).map_err(|error| {
         unsure(
             error.to_string(),
@@ -193,6 +215,23 @@ fn routes(workspace: &Workspace, name: &str) -> anyhow::Result<bool> {
     Ok(config.extra_commands.iter().any(|c| c == name))
 }
 
+/// Why a shim whose name this workspace does not route runs nowhere.
+fn refuse_unrouted(workspace: &Workspace, name: &str) -> anyhow::Error {
+    anyhow::Error::new(crate::error::Hinted {
+        message: format!(
+            "`{name}` is routed for other workspaces, not for `{}` (neither dual's defaults, your config nor its .dual.toml name it), so dual runs it neither in its container nor on the host, where it would run this branch's files with your rights",
+            workspace.name()
+        ),
+        hint: format!(
+            "`dual run {name} …` runs it in the container{}",
+            host_program(name).map_or_else(String::new, |path| format!(
+                "; if you trust this branch's files, the host's own is `{}`",
+                path.display()
+            ))
+        ),
+    })
+}
+
 /// Why a routed command naming another workspace's URL runs nowhere, and
 /// what to do instead.
 fn refuse_foreign(workspace: &Workspace, name: &str, host: &str) -> anyhow::Error {
@@ -202,9 +241,9 @@ fn refuse_foreign(workspace: &Workspace, name: &str, host: &str) -> anyhow::Erro
             "`{name}` names `{host}`, another workspace, so dual runs it neither in `{own}`'s container (where every *.localhost name is the container's own loopback: it would reach `{own}`'s own server) nor on the host (where `{name}` would run this branch's code, its Makefile, package.json or scripts, with your rights)"
         ),
         hint: format!(
-            "reach the other workspace with `curl` or `wget`, which run on the host through dual's proxy{}",
+            "reach it from a directory outside the workspace, where `{name}` is the host's own and `{host}` goes through dual's proxy{}",
             host_program(name).map_or_else(String::new, |path| format!(
-                "; or, if you trust this branch's code, run the host's own `{name}` by its path (`{} …`), which bypasses dual",
+                "; or, if you trust this branch's files, run the host's `{name}` by its path (`{} …`), which bypasses dual",
                 path.display()
             ))
         ),

@@ -167,11 +167,17 @@ pub fn path_with_shims_first(shims: &Path, path: &std::ffi::OsStr) -> std::ffi::
 
 /// PATH without the shims directory: where the host's own programs are.
 pub fn path_without(shims: &Path) -> Option<std::ffi::OsString> {
-    let path = std::env::var_os("PATH")?;
-    let kept: Vec<PathBuf> = std::env::split_paths(&path)
-        .filter(|dir| dir != shims)
+    Some(without_dir(&std::env::var_os("PATH")?, shims))
+}
+
+/// `path` without `dir`, however it is spelt there (a trailing slash, a
+/// link to it): a shim left on the host's PATH would run itself forever.
+fn without_dir(path: &std::ffi::OsStr, dir: &Path) -> std::ffi::OsString {
+    let real = dir.canonicalize().ok();
+    let kept: Vec<PathBuf> = std::env::split_paths(path)
+        .filter(|entry| entry != dir && (real.is_none() || entry.canonicalize().ok() != real))
         .collect();
-    std::env::join_paths(kept).ok()
+    std::env::join_paths(kept).unwrap_or_else(|_| path.to_owned())
 }
 
 /// How to start the user's interactive shell for a workspace (its tmux
@@ -210,16 +216,26 @@ impl Interactive {
 /// after its config files. Any other shell gets PATH with the shims first,
 /// and no hook.
 pub fn interactive(program: &Path, shims: &Path, rc_dir: &Path) -> std::io::Result<Interactive> {
-    let path = path_with_shims_first(shims, &std::env::var_os("PATH").unwrap_or_default());
+    let name = program
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let current = std::env::var_os("PATH").unwrap_or_default();
+    // While the user's own rc files run, no shim is on PATH: they run
+    // programs in the clone's directory and `eval` what some print (`pip
+    // completion`, `zoxide init`); routed, that would be the image's
+    // program choosing shell code for the host. dual's rc adds the shims
+    // after them. A shell dual has no rc file for gets them at once.
+    let path = if matches!(name.as_str(), "bash" | "zsh" | "fish") {
+        without_dir(&current, shims)
+    } else {
+        path_with_shims_first(shims, &current)
+    };
     let mut started = Interactive {
         program: program.to_owned(),
         args: Vec::new(),
         env: vec![("PATH".to_owned(), path)],
     };
-    let name = program
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
     match name.as_str() {
         "bash" => {
             let rc = rc_dir.join("bashrc");
@@ -412,7 +428,10 @@ mod tests {
         let own = text.find(". \"$HOME/.bashrc\"").unwrap();
         assert!(own < text.find("__dual_shims_first").unwrap(), "{text}");
         assert_eq!(bash.env[0].0, "PATH");
-        assert!(bash.env[0].1.to_string_lossy().starts_with("/d/shims:"));
+        assert!(
+            !bash.env[0].1.to_string_lossy().contains("/d/shims"),
+            "no shim while the user's rc runs: its evals would run the image's programs"
+        );
         let zsh = interactive(Path::new("/usr/bin/zsh"), shims, dir.path()).unwrap();
         assert!(
             zsh.env

@@ -40,19 +40,6 @@ pub enum Refusal {
 
 pub const MAX_LEN: usize = 64;
 
-/// Commands that run on the host, through dual's proxy, when an argument
-/// names another workspace's `*.localhost` URL, although routed: inside a
-/// container every `*.localhost` is the container's own loopback, so the
-/// request could not reach the other workspace from there. This is safe
-/// for these two only because they execute nothing from the clone: they
-/// read their rc files from the host user's HOME (`~/.curlrc`,
-/// `~/.wgetrc`, `CURL_HOME`, `WGETRC`, /etc), never from the current
-/// directory, and what they fetch is written, never run. Every other routed
-/// command (make, npm, node, python, … and every `extra_commands` one)
-/// executes the repo's own files, so for such a URL it refuses instead.
-/// Fixed in dual's code: a repo or user config cannot add to it.
-pub const HOST_FOR_OTHER_WORKSPACES: [&str; 2] = ["curl", "wget"];
-
 /// Shells' own commands: builtins and reserved words of sh (dash), bash,
 /// zsh and fish (from `compgen -b -k` in bash 5.2, `${(k)builtins}
 /// ${(k)reswords}` in zsh 5.9, `builtin -n` in fish 3.6; names that fail
@@ -357,6 +344,75 @@ const SENSITIVE: &[(&str, &[&str])] = &[
         "manages the host",
         &["systemctl", "loginctl", "machinectl", "mount", "umount"],
     ),
+    (
+        "prints shell code that rc files `eval` on the host",
+        &[
+            "zoxide",
+            "starship",
+            "atuin",
+            "fzf",
+            "thefuck",
+            "direnv",
+            "pyenv",
+            "rbenv",
+            "nodenv",
+            "goenv",
+            "jenv",
+            "plenv",
+            "mise",
+            "rtx",
+            "asdf",
+            "fnm",
+            "conda",
+            "mamba",
+            "micromamba",
+            "oh-my-posh",
+            "mcfly",
+            "navi",
+            "broot",
+            "carapace",
+            "register-python-argcomplete",
+        ],
+    ),
+    (
+        "reads or fills your clipboard",
+        &[
+            "pbcopy", "pbpaste", "xclip", "xsel", "wl-copy", "wl-paste", "clip.exe",
+        ],
+    ),
+    (
+        "holds credentials of a service you deploy to",
+        &[
+            "aws-vault",
+            "saml2aws",
+            "awsume",
+            "aws-sso",
+            "ansible-vault",
+            "kubectx",
+            "kubens",
+            "k9s",
+            "terragrunt",
+            "vercel",
+            "netlify",
+            "wrangler",
+            "firebase",
+            "heroku",
+            "fly",
+            "flyctl",
+            "doctl",
+        ],
+    ),
+    (
+        "acts on your repositories with your git identity",
+        &["lazygit", "tig", "gitui", "git-town"],
+    ),
+    (
+        "runs the commands it is given",
+        &[
+            "parallel", "strace", "ltrace", "gdb", "lldb", "rlwrap", "expect", "unbuffer",
+            "firejail", "bwrap", "fakeroot", "proot", "script", "watch",
+        ],
+    ),
 ];
 
 /// Families of the above: every `ssh-*` (ssh-add, ssh-agent, ssh-keygen,
@@ -562,11 +618,30 @@ mod tests {
     }
 
     #[test]
+    fn tools_whose_output_rc_files_eval_are_refused() {
+        for name in [
+            "zoxide",
+            "starship",
+            "pyenv",
+            "pbcopy",
+            "aws-vault",
+            "strace",
+        ] {
+            assert!(
+                matches!(check(name, Origin::Repo), Err(Refusal::Sensitive { .. })),
+                "{name}"
+            );
+            assert_eq!(
+                check(name, Origin::User),
+                Ok(()),
+                "{name}: the user decides"
+            );
+        }
+    }
+
+    #[test]
     fn the_defaults_and_the_host_list_pass_the_repo_rules() {
-        for name in crate::workspace::DEFAULT_ROUTED
-            .iter()
-            .chain(HOST_FOR_OTHER_WORKSPACES.iter())
-        {
+        for name in crate::workspace::DEFAULT_ROUTED {
             assert_eq!(check(name, Origin::Repo), Ok(()), "{name}");
         }
     }

@@ -23,6 +23,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 pub const FILE_NAME: &str = ".dual.toml";
+/// A repo's `extra_commands` each put a shim on the user's PATH.
+const MAX_EXTRA_COMMANDS: usize = 32;
 /// Used when `.dual.toml` names no image.
 pub const DEFAULT_IMAGE: &str = "node:22-bookworm";
 
@@ -159,7 +161,15 @@ impl Config {
                 line_of(bad)
             )));
         }
-        // Which names a repo may route is the shell integration's policy.
+        // Which names a repo may route is the shell integration's policy;
+        // how many, a bound on the shims it puts on every PATH.
+        if config.extra_commands.len() > MAX_EXTRA_COMMANDS {
+            return Err(invalid(format!(
+                "`extra_commands`{}: {} names, at most {MAX_EXTRA_COMMANDS}",
+                line_of("extra_commands"),
+                config.extra_commands.len()
+            )));
+        }
         let repo = crate::shell::policy::Origin::Repo;
         for name in &config.extra_commands {
             if let Err(refusal) = crate::shell::policy::check(name, repo) {

@@ -358,6 +358,7 @@ mod tests {
             path: "/home/u/dual/shop/feat-auth".into(),
             setup_done: false,
             stopped: false,
+            routed: None,
             engine: None,
             user: None,
         }

@@ -66,6 +66,12 @@ pub struct Workspace {
     /// when the engine comes back, where other workspaces are started again.
     #[serde(default)]
     pub stopped: bool,
+    /// The `extra_commands` its `.dual.toml` named at its last launch,
+    /// checked: what its shims route until the next launch, whatever the
+    /// container writes into the clone meanwhile. `None`: launched by an
+    /// older dual (its clone's config is read instead).
+    #[serde(default)]
+    pub routed: Option<Vec<String>>,
 }
 
 impl Workspace {
@@ -89,11 +95,20 @@ impl State {
     }
 
     /// The workspace whose clone holds `dir`, if any.
+    /// The workspace whose clone holds `dir` (a path with its links
+    /// resolved), whether its path was recorded with links or without.
     pub fn workspace_at(&self, dir: &Path) -> Option<&Workspace> {
         self.workspaces
             .iter()
-            .filter(|w| dir.starts_with(&w.path))
-            .max_by_key(|w| w.path.as_os_str().len())
+            .filter_map(|w| {
+                if dir.starts_with(&w.path) {
+                    return Some((w, w.path.as_os_str().len()));
+                }
+                let real = w.path.canonicalize().ok()?;
+                dir.starts_with(&real).then(|| (w, real.as_os_str().len()))
+            })
+            .max_by_key(|(_, length)| *length)
+            .map(|(w, _)| w)
     }
 }
 
@@ -325,6 +340,7 @@ mod tests {
             path: PathBuf::from(format!("/w/shop/{}", branch.replace('/', "-"))),
             setup_done: false,
             stopped: false,
+            routed: None,
             engine: None,
             user: None,
         }

@@ -467,9 +467,8 @@ fn one_proxy_routes_docker_and_podman_workspaces_at_once() {
 }
 
 /// Inside workspace A, every `*.localhost` name is A's own loopback: a
-/// request to B's URL must reach B (the shell integration runs it on the
-/// host, through the proxy) or fail saying why (`dual run`), never get A's
-/// answer.
+/// request to B's URL from A fails saying why (the shims, `dual run`),
+/// never gets A's answer, and reaches B from outside the workspace.
 #[test]
 fn a_request_to_another_workspace_from_inside_reaches_it_or_says_why() {
     each_engine("cross_workspace", |kind| {
@@ -494,11 +493,14 @@ fn a_request_to_another_workspace_from_inside_reaches_it_or_says_why() {
         );
         assert!(!String::from_utf8_lossy(&output.stdout).contains(&a));
 
-        // The shell integration in A's clone: curl of B's URL answers B; of
-        // localhost, A (in the container).
+        // The shell integration in A's clone: curl of B's URL refuses (on
+        // the host, in the clone, it would read and write through links the
+        // container planted) and says why; from outside the workspace it
+        // answers B, through the proxy; of localhost in A, A.
         let init = env.ok(&["shell-init", "bash"]);
         let script = format!(
-            "eval \"$1\"; cd {} && curl -s {b_url}; echo; curl -s http://localhost:{port}/ || wget -qO- http://localhost:{port}/",
+            "eval \"$1\"; cd {} && {{ curl -s {b_url} || echo refused; }}; cd / && curl -s {b_url}; echo; cd {} && {{ curl -s http://localhost:{port}/ || wget -qO- http://localhost:{port}/; }}",
+            env.clone_path("a").display(),
             env.clone_path("a").display()
         );
         let output = Command::new("bash")
@@ -507,15 +509,21 @@ fn a_request_to_another_workspace_from_inside_reaches_it_or_says_why() {
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(
             lines.first(),
-            Some(&b.as_str()),
-            "B's URL from A: {stdout} {}",
-            String::from_utf8_lossy(&output.stderr)
+            Some(&"refused"),
+            "B's URL from A: {stdout} {stderr}"
         );
+        assert!(stderr.contains("own loopback"), "{stderr}");
         assert_eq!(
             lines.get(1),
+            Some(&b.as_str()),
+            "B's URL from outside: {stdout} {stderr}"
+        );
+        assert_eq!(
+            lines.get(2),
             Some(&a.as_str()),
             "localhost from A: {stdout}"
         );

@@ -86,10 +86,107 @@ fn image_config(kind: EngineKind, extra: &str) -> String {
     format!("image = \"{}\"\n{extra}", ensure_test_image(kind))
 }
 
+/// A routed name the container takes out of its `.dual.toml` between two
+/// calls, and a workspace root reached through a link: the shim refuses,
+/// and never runs the host's program in the clone (both ran the branch's
+/// files on the host before; found by an attacker's review).
+#[test]
+fn a_shim_in_a_workspace_never_falls_back_to_the_host() {
+    each_engine("shell_boundary_fail_closed", |kind| {
+        let env = TestEnv::new(
+            Some(kind),
+            &image_config(kind, "extra_commands = [\"hostname\"]\n"),
+        );
+        env.ok(&["create", "a"]);
+        env.ok(&["launch", "a"]);
+        let (a, clone) = (env.name("a"), env.clone_path("a"));
+        let before = bash_in(&env, &clone, "hostname");
+        assert_eq!(out(&before).trim(), a, "routed: {}", both(&before));
+        let image = ensure_test_image(kind);
+        let rewrite = env.run_in(
+            "a",
+            "",
+            &[
+                "sh",
+                "-c",
+                &format!("printf 'image = \"{image}\"\\n' > .dual.toml"),
+            ],
+        );
+        assert!(rewrite.status.success(), "{}", both(&rewrite));
+        // Routing is what was checked at launch, not what the clone says now.
+        let after = bash_in(&env, &clone, "hostname");
+        assert_eq!(out(&after).trim(), a, "still routed: {}", both(&after));
+        // The next launch takes the change, and says what is now the host's.
+        let relaunch = env.run(&["launch", &a]);
+        assert!(relaunch.status.success(), "{}", both(&relaunch));
+        assert!(
+            err(&relaunch).contains("`hostname` no longer routed"),
+            "{}",
+            both(&relaunch)
+        );
+        // A shim left from before (another shell's) refuses rather than run
+        // the host's program in the clone.
+        let stale_shim = Command::new(shims(&env).join("hostname"))
+            .envs(env_of(&env))
+            .current_dir(&clone)
+            .output()
+            .unwrap();
+        assert!(!stale_shim.status.success(), "{}", both(&stale_shim));
+        assert!(
+            err(&stale_shim).contains("routed for other workspaces"),
+            "{}",
+            both(&stale_shim)
+        );
+        assert!(
+            !out(&stale_shim).contains(&host_name()),
+            "ran on the host: {}",
+            both(&stale_shim)
+        );
+
+        // A workspace made under a root named through a link (as `~` is on
+        // Fedora Silverblue): dual records the linked path, the shell sees
+        // the real one.
+        let real_root = env.dir.path().join("real-root");
+        std::fs::create_dir_all(&real_root).unwrap();
+        let linked = env.dir.path().join("linked-root");
+        std::os::unix::fs::symlink(&real_root, &linked).unwrap();
+        let in_linked = |args: &[&str]| {
+            let output = env
+                .cmd(args)
+                .env("DUAL_WORKSPACE_ROOT", &linked)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{args:?}: {}", both(&output));
+        };
+        in_linked(&["create", "l"]);
+        in_linked(&["launch", "l"]);
+        let output = Command::new("bash")
+            .envs(env_of(&env))
+            .env("DUAL_WORKSPACE_ROOT", &linked)
+            .env("PATH", routed_path(&env))
+            .current_dir(linked.join(&env.repo).join("l"))
+            .args(["-c", "npm x"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out(&output).trim(),
+            format!("npm in {}: x", env.name("l")),
+            "{}",
+            both(&output)
+        );
+    });
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 /// Item 5: `make e2e BASE=http://other.localhost:3000` in a workspace must
 /// not run the repo's Makefile on the host (nor npm, nor an
-/// `extra_commands` one); curl and wget still go to the host for another
-/// workspace's URL, on purpose.
+/// `extra_commands` one, nor curl or wget).
 #[test]
 fn a_routed_command_naming_another_workspace_refuses_rather_than_run_on_the_host() {
     each_engine("shell_boundary_foreign_url", |kind| {
@@ -154,15 +251,21 @@ fn a_routed_command_naming_another_workspace_refuses_rather_than_run_on_the_host
             both(&own)
         );
 
-        // Kept on purpose: curl and wget of another workspace's URL run on
-        // the host (through the proxy there).
+        // curl and wget too: on the host, in the clone, they would read
+        // and write through links the container planted (`-d @body.json`,
+        // `-O`); from outside the workspace they are the host's own.
+        std::os::unix::fs::symlink("/etc/hostname", clone.join("body.json")).unwrap();
         for name in ["curl", "wget"] {
-            let output = bash_in(&env, &clone, &format!("{name} -s {other}"));
+            let output = bash_in(&env, &clone, &format!("{name} -d @body.json {other}"));
+            assert!(!output.status.success(), "{name}: {}", both(&output));
+            assert!(err(&output).contains("own loopback"), "{}", both(&output));
+            assert!(!out(&output).contains("HOST"), "{name}: {}", both(&output));
+            let outside = bash_in(&env, env.dir.path(), &format!("{name} -s {other}"));
             assert_eq!(
-                out(&output).trim(),
+                out(&outside).trim(),
                 format!("HOST {name} -s {other}"),
-                "{name}: {}",
-                both(&output)
+                "{name} outside the workspace: {}",
+                both(&outside)
             );
         }
 
@@ -563,7 +666,14 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
         env.ok(&["launch", "tmux"]);
         let name = env.name("tmux");
         host_bin(&env);
-        std::fs::write(env.home().join(".bashrc"), PREPEND).unwrap();
+        // An rc line that runs a program and keeps what it prints (as
+        // `eval "$(pip completion --bash)"` does): the host's program, not
+        // the image's, since no shim is on PATH while the user's rc runs.
+        std::fs::write(
+            env.home().join(".bashrc"),
+            format!("{PREPEND}RC_SAW=\"$(npm rc)\"\n"),
+        )
+        .unwrap();
         let mut vars = env_of(&env);
         vars.push(("SHELL".into(), "/bin/bash".into()));
         vars.push(("PATH".into(), std::env::var("PATH").unwrap_or_default()));
@@ -601,22 +711,37 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
         };
         send("npm x");
         tmux.until(&target, "npm's answer", |s| {
-            s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm")
+            s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm x")
         });
         assert!(
-            !tmux.screen(&target).contains("HOST npm"),
+            !tmux.screen(&target).contains("HOST npm x"),
             "npm ran on the host: {}",
             tmux.screen(&target)
         );
+        send("echo \"rc=$RC_SAW\"");
+        tmux.until(&target, "what the rc saw", |s| {
+            s.contains("rc=HOST npm rc") || s.contains("rc=npm in")
+        });
+        assert!(
+            tmux.screen(&target).contains("rc=HOST npm rc"),
+            "the rc ran the image's npm: {}",
+            tmux.screen(&target)
+        );
+        // Its output captured at the prompt, stdin the terminal: it must not
+        // be stopped for reading the terminal from the background.
+        send("echo \"got=$(npm v)\"");
+        tmux.until(&target, "a captured routed command", |s| {
+            s.contains(&format!("got=npm in {name}: v"))
+        });
         // Prepended again at the prompt (a `pyenv shell`, a `conda
         // activate`): the prompt hook puts the shims back before the next.
         send(PREPEND.trim());
         send("npm y");
         tmux.until(&target, "npm's second answer", |s| {
-            s.contains(&format!("npm in {name}: y")) || s.contains("HOST npm")
+            s.contains(&format!("npm in {name}: y")) || s.contains("HOST npm y")
         });
         assert!(
-            !tmux.screen(&target).contains("HOST npm"),
+            !tmux.screen(&target).contains("HOST npm y"),
             "npm ran on the host after a prepend: {}",
             tmux.screen(&target)
         );
