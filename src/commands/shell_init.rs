@@ -67,13 +67,17 @@ fn routed_commands() -> (Vec<String>, Vec<String>) {
     let mut broken: BTreeMap<String, (Vec<String>, String)> = BTreeMap::new();
     if let Ok(state) = Store::open_default().load() {
         for workspace in &state.workspaces {
-            if let Some(routed) = &workspace.routed {
-                commands.extend(routed.iter().cloned());
-                continue;
-            }
-            match Config::load(&workspace.path) {
-                Ok(config) => commands.extend(config.extra_commands),
-                Err(error) => {
+            // What its last launch checked; the clone's config only for a
+            // workspace launched by an older dual (read anyway: a broken
+            // one is worth a warning).
+            let config = Config::load(&workspace.path);
+            match (&workspace.routed, config) {
+                (Some(routed), Ok(_)) => commands.extend(routed.iter().cloned()),
+                (None, Ok(config)) => commands.extend(config.extra_commands),
+                (routed, Err(error)) => {
+                    if let Some(routed) = routed {
+                        commands.extend(routed.iter().cloned());
+                    }
                     let (names, _) = broken
                         .entry(workspace.repo.clone())
                         .or_insert_with(|| (Vec::new(), error.to_string()));
@@ -85,7 +89,7 @@ fn routed_commands() -> (Vec<String>, Vec<String>) {
     for (repo, (workspaces, error)) in broken {
         let error = error.replace('\n', "\n  ");
         warnings.push(format!(
-            "repo `{repo}`: the extra commands of {} are not routed: {error}",
+            "repo `{repo}`: the .dual.toml of {} does not load, so no command it names now is routed (those its last launch checked still are): {error}",
             workspaces.join(", ")
         ));
     }

@@ -718,6 +718,17 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
             "npm ran on the host: {}",
             tmux.screen(&target)
         );
+        // `npm x` ran with the terminal as its stdin: type on only once
+        // the prompt is back, or what is typed becomes npm's input.
+        let prompt_back = |s: &str| {
+            s.lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .is_some_and(|line| {
+                    line.trim_end().ends_with('#') || line.trim_end().ends_with('$')
+                })
+        };
+        tmux.until(&target, "the prompt", prompt_back);
         send("echo \"rc=$RC_SAW\"");
         tmux.until(&target, "what the rc saw", |s| {
             s.contains("rc=HOST npm rc") || s.contains("rc=npm in")
@@ -733,6 +744,7 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
         tmux.until(&target, "a captured routed command", |s| {
             s.contains(&format!("got=npm in {name}: v"))
         });
+        tmux.until(&target, "the prompt", prompt_back);
         // Prepended again at the prompt (a `pyenv shell`, a `conda
         // activate`): the prompt hook puts the shims back before the next.
         send(PREPEND.trim());
