@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::{EngineKind, each_engine, ensure_test_image};
+use crate::support::{each_engine, ensure_test_image};
 use crate::workspaces::TestEnv;
 
 fn stderr(output: &std::process::Output) -> String {
@@ -448,12 +448,7 @@ cd / && "$DUAL" destroy nr-b --force >/dev/null && echo destroyed
 "#;
         let (output, _dir) = crate::support::as_user(&user, kind, script);
         let (out, err) = (stdout(&output), stderr(&output));
-        if kind == EngineKind::Docker && err.contains("permission denied") {
-            assert!(
-                !std::env::var("DUAL_REQUIRE_ENGINE").is_ok_and(|v| v == "1"),
-                "{user} cannot use docker: {err}"
-            );
-            eprintln!("!!!!! SKIPPED no_root_inside on docker: {user} is not in the docker group");
+        if crate::support::docker_refused(kind, "no_root_inside", &user, &err) {
             return;
         }
         assert!(output.status.success(), "{out}\n{err}");

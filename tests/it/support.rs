@@ -222,6 +222,20 @@ git add . && git -c user.email=t@t -c user.name=t commit -qm init
     (output, dir)
 }
 
+/// Whether `user` was refused by docker's daemon (not in the docker group):
+/// then `test` is skipped loudly, or fails where an engine is required.
+pub fn docker_refused(kind: EngineKind, test: &str, user: &str, stderr: &str) -> bool {
+    if kind != EngineKind::Docker || !stderr.contains("permission denied") {
+        return false;
+    }
+    assert!(
+        !require_engine(),
+        "{user} cannot use docker (scripts/setup-engines adds it to the docker group): {stderr}"
+    );
+    eprintln!("!!!!! SKIPPED {test} on docker: {user} is not in the docker group");
+    true
+}
+
 /// CPU time (user + system) a process and the children it waited for have
 /// used (the engine CLI calls it makes), from /proc.
 pub fn cpu_time(pid: u32) -> Duration {

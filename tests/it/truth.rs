@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image};
+use crate::support::{dual_path, each_engine, ensure_test_image};
 use crate::workspaces::{TestEnv, config, text};
 
 /// A second source repo beside the env's own, with its own README text.
@@ -292,12 +292,7 @@ cd / && "$DUAL" destroy who-b --force >/dev/null && echo destroyed
         let (output, dir) = crate::support::as_user(&user, kind, script);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if kind == EngineKind::Docker && stderr.contains("permission denied") {
-            assert!(
-                !std::env::var("DUAL_REQUIRE_ENGINE").is_ok_and(|v| v == "1"),
-                "{user} cannot use docker (scripts/setup-engines adds it to the docker group): {stderr}"
-            );
-            eprintln!("!!!!! SKIPPED user_inside on docker: {user} is not in the docker group");
+        if crate::support::docker_refused(kind, "user_inside", &user, &stderr) {
             return;
         }
         assert!(output.status.success(), "{stdout}\n{stderr}");
