@@ -452,6 +452,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shims_are_left_out_of_the_host_s_path_however_they_are_spelt() {
+        let dir = tempfile::tempdir().unwrap();
+        let shims = dir.path().join("shims");
+        std::fs::create_dir(&shims).unwrap();
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&shims, &linked).unwrap();
+        let path =
+            std::env::join_paths([shims.join(""), linked.clone(), PathBuf::from("/usr/bin")])
+                .unwrap();
+        assert_eq!(
+            without_dir(&path, &shims),
+            "/usr/bin",
+            "a shim would run itself"
+        );
+    }
+
+    #[test]
     fn write_shims_is_idempotent_and_drops_stale_ones() {
         let dir = tempfile::tempdir().unwrap();
         let dual = Path::new("/usr/bin/dual");
