@@ -409,10 +409,16 @@ pub fn ensure_container(
     }
     let user = HostUser::lookup_or_named(mode.ids);
     let named_user = HostUser::lookup(mode.ids).filter(|user| user.uid != 0);
+    // Pulled just now where it was missing. The id keys the accounts files
+    // (content-addressed, so never stale): without one, nothing to key.
     let image_id = match image_id {
         Some(id) => id,
-        // Pulled just now.
-        None => engine.image_id(&config.image)?.unwrap_or_default(),
+        None => engine
+            .image_id(&config.image)?
+            .ok_or_else(|| EngineError::NotFound {
+                what: "image",
+                name: config.image.clone(),
+            })?,
     };
     let accounts = identity::accounts(
         engine,
