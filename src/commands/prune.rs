@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use crate::cli::print;
 use crate::engine::labels::{
-    KIND, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER, WorkspaceLabels, workspace_filters,
+    KIND, KIND_ACCOUNTS, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER, WorkspaceLabels,
+    workspace_filters,
 };
 use crate::engine::{Engine, EngineKind};
 use crate::workspace::git::{self, Upstream};
@@ -127,6 +128,9 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
             }
             (Some(KIND_PROBE), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
                 Some("a probe container whose `dual verify` is gone".into())
+            }
+            (Some(KIND_ACCOUNTS), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
+                Some("made to read an image's accounts by a `dual launch` that is gone".into())
             }
             (Some(KIND_WORKSPACE), _) if container.state == "created" => {
                 Some("stuck in `created`: it never started".into())

@@ -8,10 +8,13 @@ use super::model::Labels;
 
 /// Present, with value `true`, on every container and image dual creates.
 pub const MANAGED: &str = "dual.managed";
-/// What the container is for: [`KIND_PROBE`] or [`KIND_WORKSPACE`].
+/// What the container is for: [`KIND_PROBE`], [`KIND_WORKSPACE`] or
+/// [`KIND_ACCOUNTS`].
 pub const KIND: &str = "dual.kind";
 pub const KIND_PROBE: &str = "probe";
 pub const KIND_WORKSPACE: &str = "workspace";
+/// Made (never started) to read an image's passwd and group, then removed.
+pub const KIND_ACCOUNTS: &str = "accounts";
 /// One probe run: every container of a `dual verify` carries its run id.
 pub const PROBE_RUN: &str = "dual.probe.run";
 /// The pid of the dual process that created a probe container, so that a later

@@ -16,7 +16,7 @@ use std::ffi::CStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::engine::{Engine, EngineError, RunSpec};
+use crate::engine::{Engine, EngineError, RunSpec, labels};
 
 /// Who runs dual on the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,8 +176,13 @@ fn image_accounts(
         super::names::short_hash(&format!("{image_id}{}", std::process::id()))
     );
     let mut spec = RunSpec::new(&name, image);
-    spec.labels.insert("dual.managed".into(), "true".into());
-    spec.labels.insert("dual.kind".into(), "accounts".into());
+    // Labelled as probes are, with its creator's pid: `dual prune` removes
+    // one whose launch was killed before it could.
+    spec.labels.insert(labels::MANAGED.into(), "true".into());
+    spec.labels
+        .insert(labels::KIND.into(), labels::KIND_ACCOUNTS.into());
+    spec.labels
+        .insert(labels::OWNER_PID.into(), std::process::id().to_string());
     spec.command = vec!["true".into()];
     let read_error = |source| IdentityError::Read {
         image: image.to_owned(),

@@ -495,3 +495,37 @@ fn user_id(user: &str) -> String {
     let output = Command::new("id").args(["-u", user]).output().unwrap();
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
+
+/// A container made to read an image's accounts, left by a `dual launch`
+/// killed before it removed it: `dual prune` removes it.
+#[test]
+fn prune_removes_an_accounts_container_a_killed_launch_left() {
+    each_engine("accounts_leftover", |kind| {
+        let image = ensure_test_image(kind);
+        let env = TestEnv::new(Some(kind), &format!("image = \"{image}\"\n"));
+        // Created and never started, as dual makes it; its creator (pid
+        // 2^22, above Linux's pid limit) is certainly gone.
+        let name = format!("dual-accounts-test-{}", env.repo);
+        let repo_label = env.repo_label();
+        let made = env.engine(&[
+            "create",
+            "--name",
+            &name,
+            "--label",
+            "dual.managed=true",
+            "--label",
+            "dual.kind=accounts",
+            "--label",
+            "dual.pid=4194304",
+            "--label",
+            &repo_label,
+            image,
+            "true",
+        ]);
+        assert!(made.status.success(), "{}", stderr(&made));
+        let pruned = env.ok(&["prune", "--yes"]);
+        assert!(pruned.contains("accounts"), "{pruned}");
+        let left = env.engine(&["ps", "-aq", "--filter", &format!("name={name}")]);
+        assert_eq!(stdout(&left).trim(), "", "the leftover is gone");
+    });
+}
