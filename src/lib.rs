@@ -10,6 +10,7 @@ pub mod interrupt;
 pub mod log;
 pub mod parallel;
 pub mod paths;
+pub mod printer;
 pub mod process;
 pub mod proxy;
 pub mod shell;

@@ -31,7 +31,7 @@ pub fn ensure_session(workspace: &Workspace) -> anyhow::Result<()> {
     }
     // The user's shell with dual's rc file (the shims must exist for PATH
     // to route anything).
-    let shell = crate::commands::shell_init::interactive_shell()?;
+    let shell = crate::shell::session::interactive_shell()?;
     let mut args: Vec<OsString> = vec![
         "new-session".into(),
         "-d".into(),

@@ -28,7 +28,7 @@ pub fn run(name: Option<&str>, clear: bool) -> anyhow::Result<ExitCode> {
     print(&format!(
         "focus: {name}; http://localhost:{example} reaches it through the proxy (within a second)\n"
     ))?;
-    if crate::commands::proxy::running_pid().is_none() {
+    if crate::proxy::instance::running_pid().is_none() {
         eprintln!("warning: the proxy is not running; `dual proxy start` starts it");
     }
     Ok(ExitCode::SUCCESS)

@@ -128,10 +128,12 @@ pub fn run(
         print(&format!("  {url}\n"))?;
     }
     if std::env::var("DUAL_PROXY_AUTOSTART").map_or(true, |v| v != "0") {
-        match super::proxy::start_background(Some(engine.kind())) {
+        match crate::proxy::instance::start_background(Some(engine.kind())) {
             Ok(pid) => {
                 print(&format!("proxy: running (pid {pid})\n"))?;
-                crate::proxy::conflicts::warn(&config.known_ports());
+                for warning in crate::proxy::conflicts::warnings(&config.known_ports()) {
+                    eprintln!("{warning}");
+                }
             }
             Err(error) => eprintln!(
                 "warning: the proxy did not start: {error:#}\nhint: `dual proxy` runs it in the foreground"

@@ -48,12 +48,15 @@ type ByName = HashMap<String, (WorkspaceLabels, ContainerSummary)>;
 pub fn run(flag: Option<EngineKind>, json: bool) -> anyhow::Result<ExitCode> {
     let state = Store::open_default().load()?;
     let listed = list(flag, &state);
-    crate::proxy::conflicts::warn_for_urls(
+    let ports = crate::proxy::conflicts::ports_of_urls(
         listed
             .iter()
             .filter(|l| l.state == "running")
             .flat_map(|l| &l.urls),
     );
+    for warning in crate::proxy::conflicts::warnings(&ports) {
+        eprintln!("{warning}");
+    }
     if json {
         print(&serde_json::to_string_pretty(&listed)?)?;
         print("\n")?;

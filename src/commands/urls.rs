@@ -32,7 +32,10 @@ fn urls_of(name: Option<&str>) -> anyhow::Result<Vec<(String, Vec<String>)>> {
 
 pub fn run(name: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let all = urls_of(name)?;
-    crate::proxy::conflicts::warn_for_urls(all.iter().flat_map(|(_, urls)| urls));
+    let ports = crate::proxy::conflicts::ports_of_urls(all.iter().flat_map(|(_, urls)| urls));
+    for warning in crate::proxy::conflicts::warnings(&ports) {
+        eprintln!("{warning}");
+    }
     if json {
         let value: serde_json::Map<String, serde_json::Value> = all
             .into_iter()

@@ -52,7 +52,7 @@ pub fn write(conflicts: &BTreeMap<u16, Conflict>) {
 /// The running proxy's conflicts; none when no proxy runs (a file left by
 /// one that was killed says nothing about now).
 pub fn read() -> Vec<Conflict> {
-    if crate::commands::proxy::running_pid().is_none() {
+    if crate::proxy::instance::running_pid().is_none() {
         return Vec::new();
     }
     std::fs::read_to_string(path())
@@ -64,7 +64,7 @@ pub fn read() -> Vec<Conflict> {
 /// Another program than the proxy holding one of `ports` on a loopback
 /// address, found now (the proxy may not have tried these ports yet).
 pub fn check_now(ports: &[u16]) -> Vec<Conflict> {
-    let proxy = crate::commands::proxy::running_pid();
+    let proxy = crate::proxy::instance::running_pid();
     let ipv6 = std::net::TcpListener::bind(("::1", 0)).is_ok();
     let mut found = Vec::new();
     for &port in ports {
@@ -92,21 +92,20 @@ pub fn check_now(ports: &[u16]) -> Vec<Conflict> {
     found
 }
 
-/// Warns (as `warn`) about the ports of these workspace URLs
-/// (`http://{name}.localhost:{port}`).
-pub fn warn_for_urls<'a>(urls: impl IntoIterator<Item = &'a String>) {
+/// The ports of these workspace URLs (`http://{name}.localhost:{port}`).
+pub fn ports_of_urls<'a>(urls: impl IntoIterator<Item = &'a String>) -> Vec<u16> {
     let mut ports: Vec<u16> = urls
         .into_iter()
         .filter_map(|url| url.rsplit(':').next()?.parse().ok())
         .collect();
     ports.sort_unstable();
     ports.dedup();
-    warn(&ports);
+    ports
 }
 
-/// Prints a warning for each port of `ports` that another program holds,
-/// as the proxy found it or as found now.
-pub fn warn(ports: &[u16]) {
+/// A warning for each port of `ports` that another program holds, as the
+/// proxy found it or as found now; for the caller to print.
+pub fn warnings(ports: &[u16]) -> Vec<String> {
     let mut conflicts = read();
     conflicts.retain(|c| ports.contains(&c.port));
     for conflict in check_now(ports) {
@@ -114,7 +113,5 @@ pub fn warn(ports: &[u16]) {
             conflicts.push(conflict);
         }
     }
-    for conflict in conflicts {
-        eprintln!("{}", conflict.warning());
-    }
+    conflicts.iter().map(Conflict::warning).collect()
 }

@@ -40,7 +40,7 @@ pub fn remove() {
 /// The running proxy's view, when a proxy runs (a file left by one that
 /// was killed says nothing about now).
 pub fn read() -> Option<HashMap<String, Listening>> {
-    crate::commands::proxy::running_pid()?;
+    crate::proxy::instance::running_pid()?;
     let text = std::fs::read_to_string(path()).ok()?;
     let parsed: HashMap<String, (Vec<u16>, Vec<u16>)> = serde_json::from_str(&text).ok()?;
     Some(

@@ -12,6 +12,7 @@ pub mod conflicts;
 mod conn;
 pub mod forward;
 pub mod http1;
+pub mod instance;
 pub mod listening;
 pub mod routes;
 

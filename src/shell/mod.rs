@@ -6,6 +6,7 @@
 //! why routing is decided per call rather than by shell functions.
 
 pub mod policy;
+pub mod session;
 pub mod user_config;
 
 use std::path::{Path, PathBuf};

@@ -413,7 +413,7 @@ fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> 
 
 fn subshell(workspace: &workspace::Workspace) -> anyhow::Result<()> {
     // The user's shell with dual's rc file after theirs: the shims first.
-    let shell = crate::commands::shell_init::interactive_shell()?;
+    let shell = crate::shell::session::interactive_shell()?;
     eprintln!(
         "dual: a shell in {} (runtime commands run in its container); exit returns to the browser",
         workspace.name()
