@@ -1,6 +1,7 @@
 //! Debug logging to stderr, switched on by `-v` or `DUAL_LOG=debug`: enough to
 //! see every external command dual runs, without pulling in a logging framework.
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);
@@ -24,32 +25,28 @@ pub fn debug(message: &str) {
 /// file is emptied (writes in append mode then start again at its start) and
 /// says so, so that no outage or runaway can fill the disk.
 pub fn bound_stderr(limit: u64) {
-    bound_file(libc::STDERR_FILENO, limit);
+    bound_file(std::io::stderr().as_fd(), limit);
 }
 
-fn bound_file(fd: libc::c_int, limit: u64) {
-    // SAFETY: fstat on a descriptor this process owns; `stat` is plain data.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+fn bound_file(fd: BorrowedFd<'_>, limit: u64) {
+    let Ok(stat) = rustix::fs::fstat(fd) else {
         return;
-    }
-    let regular = stat.st_mode & libc::S_IFMT == libc::S_IFREG;
+    };
+    let regular =
+        rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::RegularFile;
     if !regular || u64::try_from(stat.st_size).unwrap_or(0) <= limit {
         return;
     }
-    // SAFETY: ftruncate and write on the same owned descriptor.
-    unsafe {
-        if libc::ftruncate(fd, 0) == 0 {
-            let note = format!("[dual] log emptied at {limit} bytes\n");
-            libc::write(fd, note.as_ptr().cast(), note.len());
-        }
+    if rustix::fs::ftruncate(fd, 0).is_ok() {
+        let note = format!("[dual] log emptied at {limit} bytes\n");
+        let _ = rustix::io::write(fd, note.as_bytes());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::os::unix::io::AsRawFd;
+    use std::os::fd::AsFd;
 
     #[test]
     fn a_log_over_its_limit_starts_again() {
@@ -62,7 +59,7 @@ mod tests {
             .unwrap();
         for _ in 0..100 {
             writeln!(file, "{}", "x".repeat(99)).unwrap();
-            super::bound_file(file.as_raw_fd(), 4096);
+            super::bound_file(file.as_fd(), 4096);
         }
         let size = std::fs::metadata(&path).unwrap().len();
         assert!(size <= 4096 + 100, "{size} bytes");

@@ -354,8 +354,8 @@ impl Cmd {
     /// as a reader. No timeout applies; dropping the reader kills the child.
     pub fn stream(&self) -> Result<duct::ReaderHandle, CommandError> {
         crate::log::debug(&format!("+ {} (streaming)", self.display()));
-        self.expression()
-            .before_spawn(die_with_parent)
+        die_with_parent(self)
+            .expression()
             .reader()
             .map_err(|source| self.spawn_error(source))
     }
@@ -407,18 +407,23 @@ fn own_process_group(command: &mut std::process::Command) -> io::Result<()> {
 }
 
 /// A stream (`events`) never ends by itself, and its own process group keeps
-/// it from a terminal's signals: it must not outlive dual. Linux sends the
-/// signal when the spawning thread ends, and the stream's reader lives there.
-fn die_with_parent(command: &mut std::process::Command) -> io::Result<()> {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and changes only the child.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
+/// it from a terminal's signals: it must not outlive dual. `setpriv` (util-linux)
+/// asks Linux to kill it when the thread that started it ends, and the
+/// stream's reader lives there. Without `setpriv` the stream still ends when
+/// its reader is dropped, or at its next write once dual is gone.
+fn die_with_parent(command: &Cmd) -> Cmd {
+    let Some(setpriv) = find_on_path("setpriv") else {
+        crate::log::debug("no setpriv on PATH: an event stream may outlive a killed dual");
+        return command.clone();
+    };
+    let mut args: Vec<OsString> = ["--pdeathsig", "KILL", "--"].map(OsString::from).into();
+    args.push(command.program.clone());
+    args.extend(command.args.iter().cloned());
+    Cmd {
+        program: setpriv.into_os_string(),
+        args,
+        ..command.clone()
     }
-    Ok(())
 }
 
 /// Replaces dual with `program` (as `exec` does in a shell): used by a shim
@@ -440,7 +445,7 @@ pub fn exec_replace(program: &Path, args: &[OsString], path_env: Option<&OsStr>)
     }
 }
 
-/// Starts `program` detached from this terminal (own session, stdin closed,
+/// Starts `program` detached from this terminal (own process group, stdin closed,
 /// output appended to `log`) and returns its pid: a background service.
 #[allow(clippy::disallowed_methods)]
 pub fn spawn_detached(program: &Path, args: &[&str], log: &Path) -> Result<u32, CommandError> {
@@ -463,14 +468,10 @@ pub fn spawn_detached(program: &Path, args: &[&str], log: &Path) -> Result<u32, 
         .stdin(std::process::Stdio::null())
         .stdout(output)
         .stderr(errors);
-    // SAFETY: setsid is async-signal-safe; it detaches from the terminal so
-    // that closing it does not stop the service.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    // A process group of its own, out of the terminal's foreground: a
+    // hangup signals only the session's leader and its foreground group, so
+    // closing the terminal does not stop the service.
+    command.process_group(0);
     command.spawn().map(|child| child.id()).map_err(spawn_error)
 }
 

@@ -17,6 +17,9 @@ use super::{Engine, EngineKind};
 /// keeps it whatever ports come and go.
 const ADDRESS_SET: &str = "3";
 
+/// The kernel's limit on an interface name, its terminating NUL included.
+const IFNAMSIZ: usize = 16;
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Pinned {
     /// Its address was set already (docker, netavark 1.9+, an earlier dual).
@@ -49,19 +52,17 @@ fn set_if_unset(interface: &str) -> io::Result<Pinned> {
     if std::fs::read_to_string(assign_type).is_ok_and(|t| t.trim() == ADDRESS_SET) {
         return Ok(Pinned::Already);
     }
-    let mut request = Request::new(interface);
-    match request.ioctl(libc::SIOCGIFHWADDR) {
-        Err(error) if error.raw_os_error() == Some(libc::ENODEV) => return Ok(Pinned::Absent),
-        result => result?,
-    }
+    let Some(address) = current_address(interface)? else {
+        return Ok(Pinned::Absent);
+    };
     // Setting the address it has marks it as set (the kernel's NET_ADDR_SET).
-    request.ioctl(libc::SIOCSIFHWADDR)?;
+    ip(["link", "set", "dev", interface, "address", address.as_str()])?;
     Ok(Pinned::Now)
 }
 
 fn check_name(interface: &str) -> io::Result<()> {
     let valid = !interface.is_empty()
-        && interface.len() < libc::IFNAMSIZ
+        && interface.len() < IFNAMSIZ
         && !interface.contains(['/', '\0', ' '])
         && !interface.starts_with('.');
     if valid {
@@ -74,45 +75,58 @@ fn check_name(interface: &str) -> io::Result<()> {
     }
 }
 
-/// An `ifreq` for one interface, reused from the get to the set.
-struct Request(libc::ifreq);
+/// How long `ip` may take: one netlink request, but on a busy machine.
+const IP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-impl Request {
-    fn new(interface: &str) -> Self {
-        // SAFETY: ifreq is plain data; all zeroes is a valid value.
-        let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-        // check_name left room for the terminating NUL.
-        for (slot, byte) in request.ifr_name.iter_mut().zip(interface.bytes()) {
-            *slot = byte as libc::c_char;
+/// The MAC address `interface` has now in this network namespace, or `None`
+/// when there is no such interface. Asked of `ip` (netlink), which sees the
+/// namespace dual runs in, where sysfs may show another one.
+fn current_address(interface: &str) -> io::Result<Option<String>> {
+    let output = crate::process::Cmd::new("ip", ["-j", "link", "show", "dev", interface])
+        .timeout(IP_TIMEOUT)
+        .output()
+        .map_err(io::Error::other)?;
+    if !output.success() {
+        if output.stderr.contains("does not exist") {
+            return Ok(None);
         }
-        Request(request)
+        return Err(io::Error::other(format!(
+            "`ip link show dev {interface}` failed: {}",
+            output.stderr.trim()
+        )));
     }
+    parse_address(&output.stdout)
+        .map(Some)
+        .ok_or_else(|| io::Error::other(format!("`ip` printed no MAC address for {interface}")))
+}
 
-    fn ioctl(&mut self, operation: libc::Ioctl) -> io::Result<()> {
-        // SAFETY: a plain socket, closed below; the ioctl reads and writes
-        // only the ifreq it is given.
-        unsafe {
-            let socket = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            if socket < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let result = libc::ioctl(socket, operation, &mut self.0);
-            let error = io::Error::last_os_error();
-            libc::close(socket);
-            if result < 0 {
-                return Err(error);
-            }
-        }
-        Ok(())
+/// The `address` of the one link in `ip -j link show` output.
+fn parse_address(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Link {
+        address: String,
     }
+    let links: Vec<Link> = serde_json::from_str(json).ok()?;
+    let address = links.into_iter().next()?.address;
+    let is_mac = address.len() == 17
+        && address
+            .split(':')
+            .all(|part| part.len() == 2 && part.bytes().all(|b| b.is_ascii_hexdigit()));
+    is_mac.then_some(address)
+}
+
+fn ip<const N: usize>(args: [&str; N]) -> io::Result<()> {
+    crate::process::Cmd::new("ip", args)
+        .timeout(IP_TIMEOUT)
+        .run()
+        .map(drop)
+        .map_err(io::Error::other)
 }
 
 /// Whether podman's bridges here live in podman's own namespace (rootless),
 /// out of the host's sight.
 fn rootless() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    euid != 0
+    !rustix::process::geteuid().is_root()
 }
 
 /// Rootful podman, and every bridge it has (it names them `podman0`,
@@ -178,5 +192,19 @@ mod tests {
             );
         }
         assert_eq!(pin_mac("dual-no-such0").unwrap(), Pinned::Absent);
+    }
+
+    #[test]
+    fn the_address_is_read_from_ip_json_and_checked() {
+        let shown = r#"[{"ifindex":5,"ifname":"podman0","address":"02:42:56:aa:f4:86"}]"#;
+        assert_eq!(parse_address(shown).as_deref(), Some("02:42:56:aa:f4:86"));
+        for bad in [
+            "[]",
+            "not json",
+            r#"[{"address":"02:42:56:aa:f4:86 up"}]"#,
+            r#"[{"address":"02:42:56:aa:f4"}]"#,
+        ] {
+            assert_eq!(parse_address(bad), None, "{bad}");
+        }
     }
 }

@@ -77,8 +77,10 @@ impl Engine {
 /// The uid and gid the host user runs as: the container's processes use them
 /// too, so files written in the clone belong to the user.
 pub fn host_ids() -> (u32, u32) {
-    // SAFETY: getuid and getgid cannot fail.
-    unsafe { (libc::getuid(), libc::getgid()) }
+    (
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+    )
 }
 
 fn cache_path(kind: EngineKind) -> PathBuf {

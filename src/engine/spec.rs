@@ -71,7 +71,7 @@ impl BindMount {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SpecError {
     #[error("`{value}` cannot be given to the engine as {what}: {why}")]
-    Unsafe {
+    Refused {
         what: &'static str,
         value: String,
         why: &'static str,
@@ -81,24 +81,24 @@ pub enum SpecError {
 /// Whether `value` can stand as one field of `--mount`: no comma or quote
 /// (they start new fields or quoting), no control character, and not empty.
 pub fn check_mount_field(what: &'static str, value: &Path) -> Result<(), SpecError> {
-    let unsafe_value = |why| SpecError::Unsafe {
+    let refused_value = |why| SpecError::Refused {
         what,
         value: value.display().to_string(),
         why,
     };
     let Some(text) = value.to_str() else {
-        return Err(unsafe_value("it is not valid UTF-8"));
+        return Err(refused_value("it is not valid UTF-8"));
     };
     if text.is_empty() {
-        return Err(unsafe_value("it is empty"));
+        return Err(refused_value("it is empty"));
     }
     if text.contains([',', '"', '\'']) {
-        return Err(unsafe_value(
+        return Err(refused_value(
             "a comma or a quote would start another field of `--mount`",
         ));
     }
     if text.chars().any(char::is_control) {
-        return Err(unsafe_value("it holds a control character"));
+        return Err(refused_value("it holds a control character"));
     }
     Ok(())
 }
@@ -106,18 +106,18 @@ pub fn check_mount_field(what: &'static str, value: &Path) -> Result<(), SpecErr
 /// Whether `image` can stand as the image argument: an option-looking or
 /// blank value would be read as something else.
 pub fn check_image_argument(image: &str) -> Result<(), SpecError> {
-    let unsafe_value = |why| SpecError::Unsafe {
+    let refused_value = |why| SpecError::Refused {
         what: "an image",
         value: image.to_owned(),
         why,
     };
     if image.is_empty() || image.starts_with('-') {
-        return Err(unsafe_value(
+        return Err(refused_value(
             "an image name cannot be empty or start with `-`",
         ));
     }
     if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(unsafe_value(
+        return Err(refused_value(
             "an image name has no spaces or control characters",
         ));
     }
@@ -354,7 +354,7 @@ mod tests {
             let mut spec = RunSpec::new("n", "img");
             spec.volumes.push(("v".into(), PathBuf::from(target)));
             assert!(
-                matches!(spec.run_args(), Err(SpecError::Unsafe { .. })),
+                matches!(spec.run_args(), Err(SpecError::Refused { .. })),
                 "{target:?}"
             );
             let mut spec = RunSpec::new("n", "img");

@@ -12,7 +12,6 @@
 //! copying a directory entry owned by the user over each mount point. Every
 //! process of the container runs as the user from its first instruction.
 
-use std::ffi::CStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -375,50 +374,15 @@ pub fn entry_command() -> Vec<String> {
     ]
 }
 
+/// The host's name for `uid`, through NSS (so LDAP and sssd users count).
 fn user_name(uid: u32) -> Option<String> {
-    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: passwd is plain data, zeroed is a valid value for it.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call; the buffer outlives the read below.
-    let status = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut entry,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    if status != 0 || found.is_null() || entry.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: getpwuid_r filled pw_name with a NUL-terminated string in `buffer`.
-    let name = unsafe { CStr::from_ptr(entry.pw_name) };
-    name.to_str().ok().map(str::to_owned)
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok()??;
+    Some(user.name)
 }
 
 fn group_name(gid: u32) -> Option<String> {
-    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: group is plain data, zeroed is a valid value for it.
-    let mut entry: libc::group = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: as in user_name.
-    let status = unsafe {
-        libc::getgrgid_r(
-            gid,
-            &mut entry,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    if status != 0 || found.is_null() || entry.gr_name.is_null() {
-        return None;
-    }
-    // SAFETY: getgrgid_r filled gr_name with a NUL-terminated string in `buffer`.
-    let name = unsafe { CStr::from_ptr(entry.gr_name) };
-    name.to_str().ok().map(str::to_owned)
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok()??;
+    Some(group.name)
 }
 
 #[cfg(test)]
