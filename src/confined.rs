@@ -196,7 +196,8 @@ pub fn write(root: &Path, relative: &Path, bytes: &[u8], mode: u32) -> Result<()
         let _ = rustix::fs::unlinkat(&dir, &partial, AtFlags::empty());
         return Err(ConfinedError::io(&path, error));
     }
-    Ok(())
+    // The rename lives in the directory: synced, it survives a crash.
+    rustix::fs::fsync(&dir).map_err(|errno| ConfinedError::io(&path, errno))
 }
 
 /// Creates the directories of `relative` below `root` that are missing,

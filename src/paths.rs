@@ -12,8 +12,8 @@ fn home() -> PathBuf {
 
 /// State, shims and per-workspace homes.
 pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DUAL_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
+    if let Some(dir) = crate::settings::home() {
+        return dir;
     }
     match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("dual"),
@@ -23,11 +23,9 @@ pub fn data_dir() -> PathBuf {
 
 /// Where clones live: `{root}/{repo}/{branch-label}`.
 pub fn workspace_root() -> PathBuf {
-    match std::env::var_os("DUAL_WORKSPACE_ROOT").filter(|d| !d.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None if std::env::var_os("DUAL_HOME").is_some_and(|d| !d.is_empty()) => {
-            data_dir().join("workspaces")
-        }
+    match crate::settings::workspace_root() {
+        Some(dir) => dir,
+        None if crate::settings::home().is_some() => data_dir().join("workspaces"),
         None => home().join("dual"),
     }
 }
@@ -45,8 +43,8 @@ pub fn shims_dir() -> PathBuf {
 /// `$XDG_CONFIG_HOME/dual/config.toml`, else `~/.config/dual/config.toml`.
 /// Never in a clone: a repo cannot write it.
 pub fn user_config_file() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DUAL_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("config.toml");
+    if let Some(dir) = crate::settings::home() {
+        return dir.join("config.toml");
     }
     match std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("dual/config.toml"),

@@ -145,12 +145,9 @@ fn write(path: &Path, key: &str, facts: &HostFacts) {
         saved: now(),
         facts: facts.clone(),
     };
-    let written = std::fs::create_dir_all(dir)
-        .and_then(|()| tempfile::NamedTempFile::new_in(dir))
-        .and_then(|mut file| {
-            std::io::Write::write_all(&mut file, &serde_json::to_vec(&cached).unwrap_or_default())?;
-            file.persist(path).map(drop).map_err(|e| e.error)
-        });
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        crate::files::write_atomic(path, &serde_json::to_vec(&cached).unwrap_or_default())
+    });
     if let Err(error) = written {
         crate::log::debug(&format!(
             "could not cache host facts in {}: {error}",

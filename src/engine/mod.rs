@@ -106,11 +106,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(kind: EngineKind) -> Self {
-        let status_timeout = std::env::var("DUAL_ENGINE_TIMEOUT")
-            .ok()
-            .and_then(|secs| secs.parse::<f64>().ok())
-            .filter(|secs| *secs > 0.0)
-            .map_or(STATUS_TIMEOUT, Duration::from_secs_f64);
+        let status_timeout = crate::settings::engine_timeout().unwrap_or(STATUS_TIMEOUT);
         Engine {
             kind,
             status_timeout,
@@ -138,10 +134,11 @@ impl Engine {
         if let Some(kind) = flag {
             return Ok(Engine::new(kind));
         }
-        if let Ok(value) = std::env::var("DUAL_ENGINE")
-            && !value.is_empty()
-        {
-            return Ok(Engine::new(EngineKind::parse(&value, "DUAL_ENGINE")?));
+        if let Some(value) = crate::settings::engine() {
+            return Ok(Engine::new(EngineKind::parse(
+                &value,
+                crate::settings::ENGINE,
+            )?));
         }
         Engine::detect()
     }

@@ -44,7 +44,6 @@ pub fn shim_script(dual: &Path, command: &str) -> String {
 /// (Re)writes the shims for `commands` into `dir`, atomically each, and
 /// removes shims for commands no longer routed.
 pub fn write_shims(dir: &Path, dual: &Path, commands: &[String]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     // Names were checked where they were read; a shim is still never `.`,
     // `..` or a path, whatever a caller passes.
@@ -54,15 +53,8 @@ pub fn write_shims(dir: &Path, dual: &Path, commands: &[String]) -> std::io::Res
         .cloned()
         .collect();
     for command in &commands {
-        let path = dir.join(command);
         let script = shim_script(dual, command);
-        if std::fs::read_to_string(&path).is_ok_and(|existing| existing == script) {
-            continue;
-        }
-        let temporary = dir.join(format!(".{command}.{}.tmp", std::process::id()));
-        std::fs::write(&temporary, script)?;
-        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::rename(&temporary, &path)?;
+        crate::files::write_if_changed(&dir.join(command), script.as_bytes(), 0o755)?;
     }
     for entry in std::fs::read_dir(dir)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -254,7 +246,9 @@ pub fn interactive(program: &Path, shims: &Path, rc_dir: &Path) -> std::io::Resu
                 &format!("{ZSHRC_HEADER}{}", init_code(Shell::Zsh, shims)),
             )?;
             if let Some(own) = std::env::var_os("ZDOTDIR") {
-                started.env.push(("DUAL_USER_ZDOTDIR".to_owned(), own));
+                started
+                    .env
+                    .push((crate::settings::USER_ZDOTDIR.to_owned(), own));
             }
             started.env.push(("ZDOTDIR".to_owned(), dir.into()));
         }
@@ -303,15 +297,8 @@ unset __dual_zdotdir __dual_user_zdotdir __dual_user_zdotdir_set
 /// Writes `text` to `path` unless it holds it already, by a rename, so
 /// that a shell starting at the same time never reads half a file.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    if std::fs::read_to_string(path).is_ok_and(|existing| existing == text) {
-        return Ok(());
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(&temporary, path)
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+    crate::files::write_if_changed(path, text.as_bytes(), 0o644)
 }
 
 #[cfg(test)]

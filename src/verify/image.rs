@@ -128,8 +128,8 @@ fn library_paths(ldd: &str) -> Vec<PathBuf> {
 }
 
 fn find_busybox() -> Result<PathBuf, ImageError> {
-    let candidates: Vec<PathBuf> = match std::env::var_os("DUAL_BUSYBOX") {
-        Some(path) => vec![path.into()],
+    let candidates: Vec<PathBuf> = match crate::settings::busybox() {
+        Some(path) => vec![path],
         None => vec!["/bin/busybox".into(), "/usr/bin/busybox".into()],
     };
     let found = candidates

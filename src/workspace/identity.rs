@@ -127,13 +127,21 @@ pub fn accounts(
     let (passwd, group) = image_accounts(engine, image, image_id)?;
     let passwd = with_user_first(&passwd, user, home);
     let group = with_group_first(&group, user);
-    std::fs::create_dir_all(&store).map_err(|source| IdentityError::Write {
-        path: store.clone(),
+    let pair = store.join(&key);
+    std::fs::create_dir_all(&pair).map_err(|source| IdentityError::Write {
+        path: pair.clone(),
         source,
     })?;
-    // Group last: its presence says the pair is whole.
-    crate::confined::write(&store, &dir.join("passwd"), passwd.as_bytes(), 0o644)?;
-    crate::confined::write(&store, &dir.join("group"), group.as_bytes(), 0o644)?;
+    // Group last: its presence says the pair is whole. Readable by all: the
+    // container's user reads them through a read-only mount.
+    for (path, text) in [(&accounts.passwd, &passwd), (&accounts.group, &group)] {
+        crate::files::write_atomic_with_mode(path, text.as_bytes(), 0o644).map_err(|source| {
+            IdentityError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
     Ok(Some(accounts))
 }
 

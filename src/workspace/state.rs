@@ -8,12 +8,12 @@
 //! only says which workspaces exist and where their clones are.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::files::{Lock, LockError};
 
 pub const VERSION: u32 = 1;
 /// How long a command waits for another one to finish with the state.
@@ -147,48 +147,24 @@ impl StateError {
 }
 
 /// Takes the exclusive lock on `path` (created if missing), waiting up to
-/// [`LOCK_WAIT`] for another dual command; the holder's pid is written in it
-/// for the error a waiter shows.
-fn lock_file(path: &Path) -> Result<File, StateError> {
-    let io = |action, source| StateError::Io {
-        action,
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|source| io("create the directory of", source))?;
-    }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|source| io("open", source))?;
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => {
-                let _ = file.set_len(0);
-                let _ = write!(file, "{}", std::process::id());
-                return Ok(file);
-            }
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(TryLockError::WouldBlock) => {
-                let holder = std::fs::read_to_string(path).unwrap_or_default();
-                return Err(StateError::Locked {
-                    holder: if holder.is_empty() {
-                        "unknown".into()
-                    } else {
-                        holder
-                    },
-                });
-            }
-            Err(TryLockError::Error(source)) => return Err(io("lock", source)),
-        }
-    }
+/// [`LOCK_WAIT`] for another dual command, whose pid the error names.
+fn lock_file(path: &Path) -> Result<Lock, StateError> {
+    Lock::exclusive(path, LOCK_WAIT).map_err(|error| match error {
+        LockError::Held { holder, .. } | LockError::TimedOut { holder, .. } => StateError::Locked {
+            holder: holder
+                .0
+                .map_or_else(|| "unknown".into(), |pid| pid.to_string()),
+        },
+        LockError::Io {
+            action,
+            path,
+            source,
+        } => StateError::Io {
+            action,
+            path,
+            source,
+        },
+    })
 }
 
 /// The state file and its lock.
@@ -254,18 +230,10 @@ impl Store {
     }
 
     fn write(&self, state: &State) -> Result<(), StateError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
         let mut text = serde_json::to_string_pretty(state).unwrap_or_default();
         text.push('\n');
-        let written = tempfile::Builder::new()
-            .prefix(".state.json.")
-            .tempfile_in(dir)
-            .and_then(|mut file| {
-                file.write_all(text.as_bytes())?;
-                file.as_file().sync_all()?;
-                file.persist(&self.path).map_err(|error| error.error)
-            });
-        written.map(drop).map_err(|source| self.io("write", source))
+        crate::files::write_atomic(&self.path, text.as_bytes())
+            .map_err(|source| self.io("write", source))
     }
 
     /// Read-modify-write like [`Store::update`], but a corrupt file is moved
@@ -301,14 +269,14 @@ impl Store {
         Ok((result, aside))
     }
 
-    fn lock(&self) -> Result<File, StateError> {
+    fn lock(&self) -> Result<Lock, StateError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         lock_file(&dir.join("state.lock"))
     }
 
     /// Holds one workspace's launch: a second `launch` of it waits, then
     /// finds the work done, so `setup` runs once however many start at once.
-    pub fn lock_workspace(&self, name: &str) -> Result<File, StateError> {
+    pub fn lock_workspace(&self, name: &str) -> Result<Lock, StateError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         lock_file(&dir.join("locks").join(format!("{name}.lock")))
     }
