@@ -1,6 +1,7 @@
 //! `.dual.toml`, a repo's settings for its workspaces, read from the root of
 //! each clone (so a branch can change them). Every problem is reported with
-//! the file, the key and the line; an unknown key is an error with a guess.
+//! the file, the key, and the line and column the parser saw it at; an
+//! unknown key is an error with a guess.
 //!
 //! ```toml
 //! image = "node:22-bookworm"        # the container image
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
 pub const FILE_NAME: &str = ".dual.toml";
 /// A repo's `extra_commands` each put a shim on the user's PATH.
@@ -28,8 +30,7 @@ const MAX_EXTRA_COMMANDS: usize = 32;
 /// Used when `.dual.toml` names no image.
 pub const DEFAULT_IMAGE: &str = "node:22-bookworm";
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub image: String,
     pub ports: Vec<u16>,
@@ -43,17 +44,41 @@ pub struct Config {
 
 /// A long-running command (a dev server) that dual starts with the
 /// workspace, restarts when it exits, and keeps the output of.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub command: String,
     /// Relative to the clone's root.
-    #[serde(default)]
     pub cwd: Option<String>,
     /// Where it listens, when known before it does: shown as a URL.
-    #[serde(default)]
     pub port: Option<u16>,
 }
+
+/// `.dual.toml` as written, each value with where it stands in the text,
+/// so that an error can name its line and column. Defaults are applied (and
+/// values checked) when it becomes a [`Config`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    image: Option<Spanned<String>>,
+    ports: Option<Vec<Spanned<u16>>>,
+    setup: Option<String>,
+    env: Option<BTreeMap<Spanned<String>, Spanned<String>>>,
+    extra_commands: Option<Vec<Spanned<String>>>,
+    anonymous_volumes: Option<Vec<Spanned<String>>>,
+    shared_files: Option<Vec<Spanned<String>>>,
+    services: Option<BTreeMap<Spanned<String>, RawService>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    command: Spanned<String>,
+    cwd: Option<Spanned<String>>,
+    port: Option<Spanned<u16>>,
+}
+
+/// Byte offsets into the text of `.dual.toml`.
+type Span = std::ops::Range<usize>;
 
 impl Default for Config {
     fn default() -> Self {
@@ -124,122 +149,147 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        let config: Config = toml::from_str(text).map_err(|error| {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| {
             let mut message = error.to_string().trim_end().to_owned();
-            if let Some(guess) = unknown_key(&message).and_then(closest_key) {
+            if let Some(guess) = rejected_key(text, &error).and_then(closest_key) {
                 message.push_str(&format!("\ndid you mean `{guess}`?"));
             }
             invalid(message)
         })?;
-        let line_of =
-            |key: &str| key_line(text, key).map_or(String::new(), |line| format!(" (line {line})"));
-        if config.image.trim().is_empty() {
-            return Err(invalid(format!("`image`{} is empty", line_of("image"))));
+        let at = |span: Span| {
+            let (line, column) = position(text, span.start);
+            format!(" (line {line}, column {column})")
+        };
+        let defaults = Config::default();
+        let image = raw.image.map_or((defaults.image, None), |image| {
+            let span = image.span();
+            (image.into_inner(), Some(span))
+        });
+        let image_at = image.1.map_or(String::new(), at);
+        let image = image.0;
+        if image.trim().is_empty() {
+            return Err(invalid(format!("`image`{image_at} is empty")));
         }
-        if let Err(why) = check_image_reference(&config.image) {
+        if let Err(why) = check_image_reference(&image) {
             return Err(invalid(format!(
-                "`image`{}: `{}` is not an image reference ({why})",
-                line_of("image"),
-                config.image.escape_debug()
+                "`image`{image_at}: `{}` is not an image reference ({why})",
+                image.escape_debug()
             )));
         }
-        if let Some(port) = config.ports.iter().find(|port| **port == 0) {
-            return Err(invalid(format!(
-                "`ports`{}: {port} is not a port",
-                line_of("ports")
-            )));
-        }
-        if let Some((bad, _)) = config.env.iter().find(|(_, value)| value.contains('\0')) {
-            return Err(invalid(format!(
-                "`env.{bad}`{}: a value cannot hold a NUL character",
-                line_of(bad)
-            )));
-        }
-        if let Some(bad) = config.env.keys().find(|key| !is_env_name(key)) {
-            return Err(invalid(format!(
-                "`env.{bad}`{}: an environment variable name is letters, digits and `_`, not starting with a digit",
-                line_of(bad)
-            )));
+        let ports = match raw.ports {
+            None => defaults.ports,
+            Some(ports) => {
+                if let Some(zero) = ports.iter().find(|port| *port.get_ref() == 0) {
+                    return Err(invalid(format!(
+                        "`ports`{}: 0 is not a port",
+                        at(zero.span())
+                    )));
+                }
+                ports.into_iter().map(Spanned::into_inner).collect()
+            }
+        };
+        let mut env = BTreeMap::new();
+        for (name, value) in raw.env.unwrap_or_default() {
+            if !is_env_name(name.get_ref()) {
+                return Err(invalid(format!(
+                    "`env.{}`{}: an environment variable name is letters, digits and `_`, not starting with a digit",
+                    name.get_ref(),
+                    at(name.span())
+                )));
+            }
+            if value.get_ref().contains('\0') {
+                return Err(invalid(format!(
+                    "`env.{}`{}: a value cannot hold a NUL character",
+                    name.get_ref(),
+                    at(value.span())
+                )));
+            }
+            env.insert(name.into_inner(), value.into_inner());
         }
         // Which names a repo may route is the shell integration's policy;
         // how many, a bound on the shims it puts on every PATH.
-        if config.extra_commands.len() > MAX_EXTRA_COMMANDS {
+        let extra_commands = raw.extra_commands.unwrap_or_default();
+        if extra_commands.len() > MAX_EXTRA_COMMANDS {
             return Err(invalid(format!(
                 "`extra_commands`{}: {} names, at most {MAX_EXTRA_COMMANDS}",
-                line_of("extra_commands"),
-                config.extra_commands.len()
+                at(extra_commands[MAX_EXTRA_COMMANDS].span()),
+                extra_commands.len()
             )));
         }
         let repo = crate::shell::policy::Origin::Repo;
-        for name in &config.extra_commands {
-            if let Err(refusal) = crate::shell::policy::check(name, repo) {
+        for name in &extra_commands {
+            if let Err(refusal) = crate::shell::policy::check(name.get_ref(), repo) {
                 return Err(invalid(format!(
                     "`extra_commands`{}: {refusal}\nhint: {}",
-                    line_of("extra_commands"),
+                    at(name.span()),
                     refusal.advice(repo)
                 )));
             }
         }
-        for (key, paths) in [
-            ("anonymous_volumes", &config.anonymous_volumes),
-            ("shared_files", &config.shared_files),
-        ] {
-            // The clone's root itself (`.`) is no place for a volume or a file.
-            let names_the_root = |p: &&String| {
-                !Path::new(p.as_str())
-                    .components()
-                    .any(|c| matches!(c, Component::Normal(_)))
-            };
-            if let Some(bad) = paths
-                .iter()
-                .find(|p| !is_inside_relative(p) || names_the_root(p))
-            {
-                return Err(invalid(format!(
-                    "`{key}`{}: `{bad}` must be a relative path inside the repo, without `..`, below its root",
-                    line_of(key)
-                )));
-            }
-            if let Some(bad) = paths.iter().find(|p| !is_plain_path(p)) {
-                return Err(invalid(format!(
-                    "`{key}`{}: `{}` may hold only letters, digits, `/`, `.`, `_`, `-`, `+`, `@` and spaces \
-                     (a comma or a quote would change the engine's mount options)",
-                    line_of(key),
-                    bad.escape_debug()
-                )));
-            }
-            if let Some(bad) = paths.iter().find(|p| touches_git_dir(p)) {
-                return Err(invalid(format!(
-                    "`{key}`{}: `{bad}` is in `.git`, which dual never writes and workspaces cannot change",
-                    line_of(key)
-                )));
-            }
+        if let Some(volumes) = &raw.anonymous_volumes {
+            check_paths("anonymous_volumes", volumes, &at).map_err(invalid)?;
         }
-        for (name, service) in &config.services {
-            let at = line_of(&format!("[services.{name}]"));
-            if !is_service_name(name) {
+        let anonymous_volumes = raw
+            .anonymous_volumes
+            .map_or(defaults.anonymous_volumes, |paths| {
+                paths.into_iter().map(Spanned::into_inner).collect()
+            });
+        let shared_files = raw.shared_files.unwrap_or_default();
+        check_paths("shared_files", &shared_files, &at).map_err(invalid)?;
+        let mut services = BTreeMap::new();
+        for (name, service) in raw.services.unwrap_or_default() {
+            let name_at = at(name.span());
+            let name = name.into_inner();
+            if !is_service_name(&name) {
                 return Err(invalid(format!(
-                    "`services.{name}`{at}: a service name is letters, digits, `_` and `-`, at most 40"
+                    "`services.{name}`{name_at}: a service name is letters, digits, `_` and `-`, at most 40"
                 )));
             }
-            if service.command.trim().is_empty() {
-                return Err(invalid(format!("`services.{name}.command`{at} is empty")));
+            if service.command.get_ref().trim().is_empty() {
+                return Err(invalid(format!(
+                    "`services.{name}.command`{} is empty",
+                    at(service.command.span())
+                )));
             }
             if let Some(cwd) = service
                 .cwd
-                .as_deref()
-                .filter(|cwd| !is_inside_relative(cwd))
+                .as_ref()
+                .filter(|cwd| !is_inside_relative(cwd.get_ref()))
             {
                 return Err(invalid(format!(
-                    "`services.{name}.cwd`{at}: `{cwd}` must be a relative path inside the repo, without `..`"
+                    "`services.{name}.cwd`{}: `{}` must be a relative path inside the repo, without `..`",
+                    at(cwd.span()),
+                    cwd.get_ref()
                 )));
             }
-            if service.port == Some(0) {
+            if let Some(port) = service.port.as_ref().filter(|port| *port.get_ref() == 0) {
                 return Err(invalid(format!(
-                    "`services.{name}.port`{at}: 0 is not a port"
+                    "`services.{name}.port`{}: 0 is not a port",
+                    at(port.span())
                 )));
             }
+            services.insert(
+                name,
+                Service {
+                    command: service.command.into_inner(),
+                    cwd: service.cwd.map(Spanned::into_inner),
+                    port: service.port.map(Spanned::into_inner),
+                },
+            );
         }
-        Ok(config)
+        Ok(Config {
+            image,
+            ports,
+            setup: raw.setup,
+            env,
+            extra_commands: extra_commands
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            anonymous_volumes,
+            shared_files: shared_files.into_iter().map(Spanned::into_inner).collect(),
+            services,
+        })
     }
 
     /// The declared ports and the services' port hints, once each.
@@ -269,6 +319,70 @@ pub fn is_service_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Checks the paths of `anonymous_volumes` or `shared_files`; the error
+/// names the first bad one and where it is.
+fn check_paths(
+    key: &str,
+    paths: &[Spanned<String>],
+    at: &dyn Fn(Span) -> String,
+) -> Result<(), String> {
+    // The clone's root itself (`.`) is no place for a volume or a file.
+    let names_the_root = |path: &str| {
+        !Path::new(path)
+            .components()
+            .any(|c| matches!(c, Component::Normal(_)))
+    };
+    for spanned in paths {
+        let (path, at) = (spanned.get_ref(), at(spanned.span()));
+        if !is_inside_relative(path) || names_the_root(path) {
+            return Err(format!(
+                "`{key}`{at}: `{path}` must be a relative path inside the repo, without `..`, below its root"
+            ));
+        }
+        if !is_plain_path(path) {
+            return Err(format!(
+                "`{key}`{at}: `{}` may hold only letters, digits, `/`, `.`, `_`, `-`, `+`, `@` and spaces \
+                 (a comma or a quote would change the engine's mount options)",
+                path.escape_debug()
+            ));
+        }
+        if touches_git_dir(path) {
+            return Err(format!(
+                "`{key}`{at}: `{path}` is in `.git`, which dual never writes and workspaces cannot change"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The 1-based line and column (in characters) of byte `offset` of `text`.
+fn position(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// The key a parse error points at, when it points at one (a key the
+/// config does not know): its span opens a line (`key = …`) or a table
+/// header (`[key]`), not a value.
+fn rejected_key<'t>(text: &'t str, error: &toml::de::Error) -> Option<&'t str> {
+    let span = error.span()?;
+    let key = text.get(span.clone())?;
+    let line_start = text
+        .get(..span.start)?
+        .rfind('\n')
+        .map_or(0, |newline| newline + 1);
+    let before = text.get(line_start..span.start)?.trim();
+    let after = text.get(span.end..)?.trim_start();
+    let assigned = before.is_empty() && (after.starts_with('=') || after.starts_with('.'));
+    let header = before.trim_start_matches('[').is_empty()
+        && !before.is_empty()
+        && (after.starts_with(']') || after.starts_with('.'));
+    (assigned || header).then(|| key.trim_matches('"'))
+}
+
 /// Where a setting of the clone at `dir` comes from, for messages:
 /// "`/w/.dual.toml` line 2", or the default and why.
 pub fn origin_of(key: &str, dir: &Path) -> String {
@@ -276,8 +390,15 @@ pub fn origin_of(key: &str, dir: &Path) -> String {
     let Ok(text) = read_config_text(dir) else {
         return format!("the default: the clone has no {FILE_NAME}");
     };
-    match key_line(&text, key) {
-        Some(line) => format!("from `{}` line {line}", path.display()),
+    // Only the top-level keys, so that a file with other problems still
+    // says where `key` is.
+    let keys: BTreeMap<Spanned<String>, serde::de::IgnoredAny> =
+        toml::from_str(&text).unwrap_or_default();
+    match keys.keys().find(|found| found.get_ref() == key) {
+        Some(found) => {
+            let (line, _) = position(&text, found.span().start);
+            format!("from `{}` line {line}", path.display())
+        }
         None => format!("the default: `{}` names no {key}", path.display()),
     }
 }
@@ -287,26 +408,6 @@ pub fn origin_of(key: &str, dir: &Path) -> String {
 /// shown in a parse error).
 fn read_config_text(dir: &Path) -> Result<String, crate::confined::ConfinedError> {
     crate::confined::read_text(dir, Path::new(FILE_NAME), 1024 * 1024)
-}
-
-/// The (1-based) line that sets `key`: `key = …`, not a longer key that
-/// starts with it.
-fn key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| {
-            let line = line.trim_start();
-            if key.starts_with('[') {
-                return line.starts_with(key);
-            }
-            line.strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        })
-        .map(|index| index + 1)
-}
-
-fn unknown_key(message: &str) -> Option<&str> {
-    let rest = message.split("unknown field `").nth(1)?;
-    rest.split('`').next()
 }
 
 /// The known key nearest to a misspelt one, if any is near.
@@ -482,7 +583,8 @@ mod tests {
             ),
             (
                 "[services.web]\ncommand = \" \"\n",
-                "`services.web.command` (line 1) is empty",
+                // Its value, on line 2 (it said line 1, the table's header, before).
+                "`services.web.command` (line 2, column 11) is empty",
             ),
             (
                 "[services.web]\ncommand = \"x\"\ncwd = \"../up\"\n",
@@ -555,6 +657,50 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_the_line_and_column_of_the_value_at_fault() {
+        for (text, says) in [
+            (
+                "image = \"x\"\nports = [\n  3000,\n  0,\n]\n",
+                "`ports` (line 4, column 3): 0 is not a port",
+            ),
+            (
+                "[env]\nGOOD = \"1\"\n  1X = \"a\"\n",
+                "`env.1X` (line 3, column 3)",
+            ),
+            (
+                "shared_files = [\"a\", \"../b\"]\n",
+                "`shared_files` (line 1, column 22): `../b` must be",
+            ),
+            (
+                "# é\nanonymous_volumes = [\"a\", \".git/x\"]\n",
+                "`anonymous_volumes` (line 2, column 27): `.git/x` is in `.git`",
+            ),
+            (
+                "[services.web]\ncommand = \"x\"\n[services.api]\ncommand = \"y\"\ncwd = \"/abs\"\n",
+                "`services.api.cwd` (line 5, column 7)",
+            ),
+            (
+                "[services.\"a b\"]\ncommand = \"x\"\n",
+                "`services.a b` (line 1, column 11)",
+            ),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_guess_is_offered_for_a_key_never_for_a_value() {
+        let message = parse("ports = [imag]\n").unwrap_err();
+        assert!(!message.contains("did you mean"), "{message}");
+        let message = parse("[servics.web]\ncommand = \"x\"\n").unwrap_err();
+        assert!(message.ends_with("did you mean `services`?"), "{message}");
+        let message = parse("  setpu = \"make\"\n").unwrap_err();
+        assert!(message.contains("line 1, column 3"), "{message}");
+        assert!(message.ends_with("did you mean `setup`?"), "{message}");
+    }
+
+    #[test]
     fn hostile_values_are_config_errors() {
         for (text, says) in [
             (
@@ -618,7 +764,7 @@ mod tests {
         assert!(
             parse("image = \"\"\n")
                 .unwrap_err()
-                .contains("`image` (line 1) is empty")
+                .contains("`image` (line 1, column 9) is empty")
         );
         assert!(
             parse("[env]\n1X = \"a\"\n")
