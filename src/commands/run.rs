@@ -13,16 +13,11 @@ use crate::engine::{Engine, EngineKind, ExecSpec};
 use crate::workspace::{self, RUN_DIR, Store, Workspace};
 
 /// Records its own pid (which `exec` keeps), drops records of processes that
-/// are gone, then becomes the command. (Run through
-/// `workspace::after_start_up`, so never before the container's start-up.)
-const WRAPPER: &str = r#"f=$1; shift
-for old in /run/dual/run-*; do p=$(cat "$old"); [ -n "$p" ] && [ -d "/proc/$p" ] || rm -f "$old"; done 2>/dev/null
-{ echo $$ > "$f"; } 2>/dev/null
-command -v "$1" >/dev/null 2>&1 || { echo "$1: command not found" >&2; exit 127; }
-exec "$@""#;
+/// are gone, then becomes the command (see the file's header).
+const WRAPPER: &str = include_str!("run-wrapper.sh");
 
 /// Sends signal `$1` to the process group recorded in `$2`.
-const SIGNAL: &str = r#"p=$(cat "$2") && { kill -"$1" -"$p" 2>/dev/null || kill -"$1" "$p"; }"#;
+const SIGNAL: &str = include_str!("run-signal.sh");
 
 pub fn run(
     flag: Option<EngineKind>,

@@ -349,10 +349,6 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// After start-up: idle; on SIGTERM (`dual stop`, the engine shutting
-/// down) stop the services, then exit.
-const IDLE: &str = "trap 'stop_services; exit 0' TERM INT; sleep infinity & wait\n";
-
 /// Exists once the container's start-up work is done (in a tmpfs: a new one
 /// each start).
 pub const READY_FILE: &str = "/run/dual/ready";
@@ -362,23 +358,23 @@ pub const READY_FILE: &str = "/run/dual/ready";
 /// start-up work, never racing it.
 pub const WAIT_READY: &str = r#"i=0; while [ -n "$ready" ] && [ ! -e "$ready" ] && [ "$i" -lt 300 ]; do sleep 0.01; i=$((i+1)); done"#;
 
-/// The container's main process, as the user: clears the services' stale
-/// states, marks itself ready for `dual run` and `setup`, then idles.
-fn main_script() -> String {
-    format!(
-        "{}true > {READY_FILE}\n{}{IDLE}",
-        super::services::on_start_script(),
-        super::services::stop_all_script()
-    )
-}
+/// The container's main process, as the user (`entry.sh`, whose header
+/// says what it does): clears the services' stale states, marks itself
+/// ready for `dual run` and `setup`, idles, and stops the services when the
+/// container is stopped.
+const ENTRY: &str = include_str!("entry.sh");
 
 /// The main command of a workspace container.
 pub fn entry_command() -> Vec<String> {
     vec![
         "sh".to_owned(),
         "-c".to_owned(),
-        main_script(),
+        ENTRY.to_owned(),
         "dual-entry".to_owned(),
+        super::services::LOG_MOUNT.to_owned(),
+        READY_FILE.to_owned(),
+        super::services::SUPERVISION_DIR.to_owned(),
+        super::services::STOP_GRACE_SECONDS.to_string(),
     ]
 }
 
@@ -443,12 +439,8 @@ mod tests {
         };
         let passwd = with_user_first("", &user, "/h");
         assert_eq!(passwd, "$(touch /pwned):x:1000:1000::/h:/bin/sh\n");
-        assert!(!main_script().contains("pwned"));
-        assert_eq!(
-            entry_command()[2],
-            main_script(),
-            "the script is fixed text"
-        );
+        assert!(!entry_command().concat().contains("pwned"));
+        assert_eq!(entry_command()[2], ENTRY, "the script is fixed text");
     }
 
     #[test]

@@ -1,17 +1,44 @@
 //! Services: the long-running commands of `.dual.toml` (`[services.NAME]`),
 //! kept running inside the workspace's container.
 //!
-//! Each service has a supervisor, a small POSIX shell loop started in the
-//! container as the host user: it runs the command in its own process
-//! group, writes its output to a log on the host (a bind mount), restarts it
-//! with backoff when it exits, and records its state next to the log. Being
-//! in the container, it outlives the terminal and the `dual` command that
-//! started it, and needs no process of dual's on the host; whatever starts
-//! the container (`launch`, `run`, the proxy after the engine returns) also
-//! calls `ensure`, which starts what is missing and is safe to repeat.
+//! Each service has a supervisor, a small POSIX shell program started in the
+//! container as the host user (`dual-supervise NAME` in `ps`): it runs the
+//! command in its own process group, writes its output to a log on the host
+//! (a bind mount), restarts it with backoff when its main process exits
+//! (ending the rest of its group first), and records its state next to the
+//! log. Being in the container, it outlives the terminal and the `dual`
+//! command that started it, and needs no process of dual's on the host;
+//! whatever starts the container (`launch`, `run`, the proxy after the engine
+//! returns) also calls `control`, which starts what is missing and is safe
+//! to repeat.
 //!
-//! Logs stay bounded: the current file rolls over to `NAME.log.1` at
-//! `LOG_LIMIT`, so a service keeps at most twice that on disk.
+//! The programs are shell files, given to `sh` with their values as
+//! arguments: `services.sh` (`dual-services`, run by `docker exec` for each
+//! `control`), `supervise.sh` (`dual-supervise`, one per service) and
+//! `entry.sh` (the container's main process, see `identity`).
+//!
+//! Their files, the one description of them:
+//! - `/run/dual/dual-supervise` (tmpfs): `supervise.sh`, written by each
+//!   `dual-services` (renamed into place) and run from there.
+//! - `/run/dual/services/NAME/` ([`SUPERVISION_DIR`]): a supervisor's own
+//!   directory; creating it is the lock that makes one supervisor per
+//!   service. It holds `cmd` and `cwd` (what to run where; `cwd` is written
+//!   last and says the two are whole), `child` (the pid of the service's
+//!   main process, which is also its process group where the image has
+//!   `setsid`), `out` (the FIFO from the service to its logger) and `stop`
+//!   (created to ask the supervisor to stop for good). The supervisor
+//!   removes the directory when it ends.
+//! - `LOGS/NAME.log` and `LOGS/NAME.log.1` ([`LOG_MOUNT`], the host's
+//!   [`logs_dir`]): the service's output and the supervisor's `[dual] …`
+//!   lines; the current file rolls over to `.1` at [`LOG_LIMIT`], so a
+//!   service keeps at most twice that on disk.
+//! - `LOGS/NAME.state`: one line of `key=value` fields, replaced whole:
+//!   `state=running restarts=N since=UNIX pid=PID`,
+//!   `state=restarting restarts=N since=UNIX code=STATUS` (the main process
+//!   ended with STATUS, 128+signal when killed) or
+//!   `state=stopped restarts=N since=UNIX`. The entry clears them at each
+//!   container start: a state from the previous run is stale.
+//! - `/run/dual/ready`: see `identity::READY_FILE`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -23,7 +50,7 @@ use crate::engine::{Engine, EngineError};
 /// Where the logs directory is mounted in the container.
 pub const LOG_MOUNT: &str = "/var/log/dual";
 /// Where supervisors keep their bookkeeping (the container's tmpfs).
-const SUPERVISION_DIR: &str = "/run/dual/services";
+pub const SUPERVISION_DIR: &str = "/run/dual/services";
 /// A log rolls over past this many bytes.
 pub const LOG_LIMIT: u64 = 1024 * 1024;
 /// How long a service gets between SIGTERM and SIGKILL.
@@ -38,154 +65,26 @@ pub fn log_file(workspace: &str, service: &str) -> PathBuf {
     logs_dir(workspace).join(format!("{service}.log"))
 }
 
-/// Stops every service of the container: each process group gets SIGTERM,
-/// then SIGKILL after the grace period. Run as root by the container's main
-/// process when the container is stopped.
-pub fn stop_all_script() -> String {
-    format!(
-        r#"stop_services() {{
-  for d in {SUPERVISION_DIR}/*/; do
-    [ -d "$d" ] || continue
-    : > "$d/stop"
-    c=$(cat "$d/child" 2>/dev/null)
-    [ -n "$c" ] && {{ kill -TERM -"$c" 2>/dev/null || kill -TERM "$c" 2>/dev/null; }}
-  done
-  i=0
-  while [ "$i" -lt {ticks} ]; do
-    alive=
-    for d in {SUPERVISION_DIR}/*/; do [ -d "$d" ] && alive=1; done
-    [ -z "$alive" ] && return 0
-    sleep 0.1; i=$((i+1))
-  done
-  for d in {SUPERVISION_DIR}/*/; do
-    c=$(cat "$d/child" 2>/dev/null)
-    [ -n "$c" ] && {{ kill -KILL -"$c" 2>/dev/null || kill -KILL "$c" 2>/dev/null; }}
-  done
-}}
-"#,
-        ticks = STOP_GRACE_SECONDS * 10
-    )
-}
+/// `dual-services`: starts, restarts and stops supervisors (its header says
+/// how it is called).
+const CONTROL: &str = include_str!("services.sh");
+/// `dual-supervise`: one service's supervisor.
+const SUPERVISE: &str = include_str!("supervise.sh");
 
-/// Run at each container start, as root: states left by the previous run
-/// are stale (their processes died with it).
-pub fn on_start_script() -> String {
-    format!("rm -f {LOG_MOUNT}/*.state 2>/dev/null\n")
-}
-
-/// The supervisor and the script that starts, restarts and stops
-/// supervisors: `sh -c SCRIPT dual-services MODE ONLY [NAME CWD COMMAND]...`.
-/// MODE is `ensure` (start what is missing or changed, stop what is no
-/// longer configured) or `restart` (also restart the services named in
-/// ONLY, space-separated, or all when ONLY is `*`). Names and commands are
-/// arguments, never part of the script.
-fn control_script() -> String {
-    format!(
-        r#"mode=$1; only=$2; shift 2
-base={SUPERVISION_DIR}; logs={LOG_MOUNT}; limit={LOG_LIMIT}
-mkdir -p "$base" || exit 1
-
-# The service's own process: runs the command ($1) with its output
-# appended to the log ($3), rolled over to $3.1 at $limit bytes; its exit
-# status goes to $2. dd, not head: it writes each read as it comes (GNU head
-# holds a partial block), and stops when a read finds the stream ended.
-run='limit=$4
-{{ sh -c "$1" 2>&1; echo $? > "$2"; }} < /dev/null | {{
-  used=$(wc -c < "$3" 2>/dev/null) || used=0
-  while :; do
-    if [ "$used" -ge "$limit" ]; then mv -f "$3" "$3.1"; used=0; fi
-    room=$((limit - used)); block=16384
-    [ "$room" -lt "$block" ] && block=$room
-    dd bs="$block" count=$((room / block)) >> "$3" 2> /dev/null || exit 0
-    now=$(wc -c < "$3" 2>/dev/null) || exit 0
-    [ "$now" -eq "$used" ] && exit 0
-    used=$now
-  done
-}}'
-
-# Runs $3 in $2 until told to stop, restarting it with backoff (1 s doubling
-# to 30 s; back to 1 s after a run of 10 s or more).
-supervise() {{
-  name=$1; dir=$2; cmd=$3
-  d=$base/$name; log=$logs/$name.log; state=$logs/$name.state
-  mkdir "$d" 2>/dev/null || return 0
-  printf '%s' "$cmd" > "$d/cmd"; printf '%s' "$dir" > "$d/cwd"
-  restarts=0; delay=1
-  while [ -d "$d" ] && [ ! -e "$d/stop" ]; do
-    printf '[dual] %s start: %s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$cmd" >> "$log"
-    rm -f "$d/code"
-    # Its own process group where the image has setsid, so that stopping it
-    # reaches what it started (npm's node, a shell's children).
-    if command -v setsid > /dev/null 2>&1; then
-      (cd "$dir" && exec setsid sh -c "$run" dual-run "$cmd" "$d/code" "$log" "$limit") &
-    else
-      (cd "$dir" && exec sh -c "$run" dual-run "$cmd" "$d/code" "$log" "$limit") &
-    fi
-    child=$!
-    echo "$child" > "$d/child"
-    started=$(date +%s)
-    echo "running $restarts $started $child" > "$state"
-    wait "$child"
-    [ -e "$d/stop" ] && break
-    code=$(cat "$d/code" 2>/dev/null); code=${{code:-killed}}
-    [ $(($(date +%s) - started)) -ge 10 ] && delay=1
-    restarts=$((restarts + 1))
-    echo "restarting $restarts $(date +%s) $code" > "$state"
-    printf '[dual] %s exited (%s); restarting in %s s\n' "$(date '+%Y-%m-%d %H:%M:%S')" "$code" "$delay" >> "$log"
-    i=0
-    while [ "$i" -lt $((delay * 5)) ] && [ ! -e "$d/stop" ]; do sleep 0.2; i=$((i+1)); done
-    delay=$((delay * 2)); [ "$delay" -gt 30 ] && delay=30
-  done
-  echo "stopped $restarts $(date +%s) -" > "$state"
-  printf '[dual] %s stopped\n' "$(date '+%Y-%m-%d %H:%M:%S')" >> "$log"
-  rm -rf "$d"
-}}
-
-stop_one() {{
-  d=$base/$1
-  [ -d "$d" ] || return 0
-  : > "$d/stop"
-  c=$(cat "$d/child" 2>/dev/null)
-  [ -n "$c" ] && {{ kill -TERM -"$c" 2>/dev/null || kill -TERM "$c" 2>/dev/null; }}
-  i=0
-  while [ -d "$d" ] && [ "$i" -lt {ticks} ]; do sleep 0.1; i=$((i+1)); done
-  if [ -d "$d" ]; then
-    [ -n "$c" ] && {{ kill -KILL -"$c" 2>/dev/null || kill -KILL "$c" 2>/dev/null; }}
-    i=0
-    while [ -d "$d" ] && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i+1)); done
-    rm -rf "$d"
-  fi
-}}
-
-wanted=' '
-while [ "$#" -ge 3 ]; do
-  name=$1; dir=$2; cmd=$3; shift 3
-  wanted="$wanted$name "
-  d=$base/$name
-  if [ -d "$d" ]; then
-    # Another start is writing it (cmd, then cwd): that one wins.
-    [ -e "$d/cwd" ] || continue
-    asked=
-    if [ "$mode" = restart ]; then
-      case " $only " in *" $name "*|" * ") asked=1 ;; esac
-    fi
-    if [ -z "$asked" ] && [ "$(cat "$d/cmd" 2>/dev/null)" = "$cmd" ] && [ "$(cat "$d/cwd" 2>/dev/null)" = "$dir" ]; then
-      continue
-    fi
-    stop_one "$name"
-  fi
-  # `exec` redirects for good: a redirected function call would keep the
-  # exec session's output open in copies, and `docker exec` would wait on it.
-  (exec < /dev/null > /dev/null 2>&1; supervise "$name" "$dir" "$cmd") &
-done
-for d in "$base"/*/; do
-  [ -d "$d" ] || continue
-  name=${{d%/}}; name=${{name##*/}}
-  case "$wanted" in *" $name "*) ;; *) stop_one "$name" ;; esac
-done
-"#,
-        ticks = STOP_GRACE_SECONDS * 10
-    )
+/// The arguments of `dual-services` before the services' own: the
+/// supervisor's text and where things go.
+fn control_args(base: &str, logs: &str, limit: u64) -> Vec<OsString> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        CONTROL.into(),
+        "dual-services".into(),
+        SUPERVISE.into(),
+        base.into(),
+        logs.into(),
+        limit.to_string().into(),
+        STOP_GRACE_SECONDS.to_string().into(),
+    ]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,14 +108,9 @@ pub fn control(
         Control::Restart([]) => ("restart", "*".to_owned()),
         Control::Restart(names) => ("restart", names.join(" ")),
     };
-    let mut command: Vec<OsString> = vec![
-        "sh".into(),
-        "-c".into(),
-        control_script().into(),
-        "dual-services".into(),
-        mode.into(),
-        only.into(),
-    ];
+    let mut command = control_args(SUPERVISION_DIR, LOG_MOUNT, LOG_LIMIT);
+    command.push(mode.into());
+    command.push(only.into());
     for (name, service) in &config.services {
         let dir = match &service.cwd {
             Some(cwd) => workspace.path.join(cwd),
@@ -325,24 +219,45 @@ fn read_state(path: &Path) -> ServiceState {
     parse_state(&text)
 }
 
+/// A state line's `key=value` fields (see the module's header). A line in
+/// the positional form an older dual wrote (`running N SINCE PID`), from a
+/// supervisor it started that still runs, is read too.
 fn parse_state(text: &str) -> ServiceState {
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let number = |index: usize| {
-        fields
-            .get(index)
-            .and_then(|field| field.parse().ok())
-            .unwrap_or(0)
+    let line = text.lines().next().unwrap_or("");
+    let fields: Vec<(&str, &str)> = if line.contains('=') {
+        line.split_whitespace()
+            .filter_map(|field| field.split_once('='))
+            .collect()
+    } else {
+        let mut words = line.split_whitespace();
+        let state = words.next().unwrap_or("");
+        let keys = [
+            "restarts",
+            "since",
+            if state == "running" { "pid" } else { "code" },
+        ];
+        std::iter::once(("state", state))
+            .chain(keys.into_iter().zip(words))
+            .collect()
     };
-    match fields.first().copied() {
-        Some("running") => ServiceState::Running {
-            restarts: number(1) as u32,
-            since: number(2),
+    let field = |key: &str| {
+        fields
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| *value)
+    };
+    let number = |key: &str| field(key).and_then(|value| value.parse().ok());
+    let restarts = number("restarts").and_then(|n: u64| u32::try_from(n).ok());
+    match (field("state"), restarts) {
+        (Some("running"), Some(restarts)) => ServiceState::Running {
+            restarts,
+            since: number("since").unwrap_or(0),
         },
-        Some("restarting") => ServiceState::Restarting {
-            restarts: number(1) as u32,
-            code: fields.get(3).unwrap_or(&"?").to_string(),
+        (Some("restarting"), Some(restarts)) => ServiceState::Restarting {
+            restarts,
+            code: field("code").unwrap_or("?").to_owned(),
         },
-        Some("stopped") => ServiceState::Stopped,
+        (Some("stopped"), _) => ServiceState::Stopped,
         _ => ServiceState::NotStarted,
     }
 }
@@ -354,18 +269,74 @@ mod tests {
     #[test]
     fn states_are_read_from_the_supervisors_lines() {
         assert_eq!(
-            parse_state("running 0 1700000000 42\n"),
+            parse_state("state=running restarts=0 since=1700000000 pid=42\n"),
             ServiceState::Running {
                 restarts: 0,
                 since: 1_700_000_000
             }
         );
         assert_eq!(
-            parse_state("restarting 3 1700000000 137\n").to_string(),
+            parse_state("state=restarting restarts=3 since=1700000000 code=137\n").to_string(),
             "restarting (exited 137)"
         );
-        assert_eq!(parse_state("stopped 1 1 -\n"), ServiceState::Stopped);
+        // Fields by name, in any order; one without a count is no state.
+        assert_eq!(
+            parse_state("pid=42 since=5 restarts=2 state=running"),
+            ServiceState::Running {
+                restarts: 2,
+                since: 5
+            }
+        );
+        assert_eq!(
+            parse_state("state=running since=5 pid=42"),
+            ServiceState::NotStarted
+        );
+        assert_eq!(
+            parse_state("state=stopped restarts=1 since=1\n"),
+            ServiceState::Stopped
+        );
         assert_eq!(parse_state(""), ServiceState::NotStarted);
+        assert_eq!(
+            parse_state("state=exploded restarts=1"),
+            ServiceState::NotStarted
+        );
+    }
+
+    #[test]
+    fn an_older_supervisors_positional_lines_are_still_read() {
+        assert_eq!(
+            parse_state("running 1 1700000000 42\n"),
+            ServiceState::Running {
+                restarts: 1,
+                since: 1_700_000_000
+            }
+        );
+        assert_eq!(
+            parse_state("restarting 3 1700000000 killed\n").to_string(),
+            "restarting (exited killed)"
+        );
+        assert_eq!(parse_state("stopped 1 1 -\n"), ServiceState::Stopped);
+    }
+
+    /// The state line's `key=value` fields.
+    fn fields(line: &str) -> std::collections::HashMap<String, String> {
+        line.split_whitespace()
+            .filter_map(|field| field.split_once('='))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect()
+    }
+
+    /// Polls `state` until it starts with `what`; its text.
+    fn until(state: &Path, what: &str) -> String {
+        for _ in 0..200 {
+            if let Ok(text) = std::fs::read_to_string(state)
+                && text.starts_with(what)
+            {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("never {what}: {:?}", std::fs::read_to_string(state));
     }
 
     /// The control script, run by the host's sh in a scratch directory
@@ -374,39 +345,24 @@ mod tests {
     #[test]
     fn the_supervisor_runs_restarts_and_stops_a_service() {
         let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().join("services");
-        let logs = dir.path().join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
-        let script = control_script()
-            .replace(SUPERVISION_DIR, &base.display().to_string())
-            .replace(LOG_MOUNT, &logs.display().to_string());
-        let run = |mode: &str, args: &[&str]| run_control(&script, mode, args);
+        let scratch = Scratch::new(&dir, LOG_LIMIT);
         let cwd = dir.path().display().to_string();
         // Exits at once the first time, then stays up.
         let command = "echo hello $(pwd); if [ -e ran ]; then exec sleep 30; fi; touch ran; exit 3";
-        run("ensure", &["web", &cwd, command]);
-        let state = logs.join("web.state");
-        let until = |what: &str| {
-            for _ in 0..100 {
-                if std::fs::read_to_string(&state).is_ok_and(|s| s.starts_with(what)) {
-                    return std::fs::read_to_string(&state).unwrap();
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-            panic!("never {what}: {:?}", std::fs::read_to_string(&state));
-        };
-        let running = until("running 1 ");
-        let log = std::fs::read_to_string(logs.join("web.log")).unwrap();
+        scratch.control("ensure", &["web", &cwd, command]);
+        let state = scratch.logs.join("web.state");
+        let running = until(&state, "state=running restarts=1 ");
+        let log = std::fs::read_to_string(scratch.logs.join("web.log")).unwrap();
         assert!(log.contains(&format!("hello {cwd}")), "{log}");
         assert!(log.contains("exited (3); restarting in 1 s"), "{log}");
         // Ensure again: already running, left alone.
-        run("ensure", &["web", &cwd, command]);
+        scratch.control("ensure", &["web", &cwd, command]);
         assert_eq!(std::fs::read_to_string(&state).unwrap(), running);
-        let child: u32 = running.split_whitespace().nth(3).unwrap().parse().unwrap();
+        let child: u32 = fields(&running)["pid"].parse().unwrap();
         // Gone from the config: stopped, its process group too.
-        run("ensure", &[]);
-        until("stopped");
-        assert!(!base.join("web").exists());
+        scratch.control("ensure", &[]);
+        until(&state, "state=stopped");
+        assert!(!scratch.base.join("web").exists());
         let sleeper_gone = (0..40).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(50));
             !group_alive(child)
@@ -415,6 +371,62 @@ mod tests {
             sleeper_gone,
             "the service's process group {child} outlived its stop"
         );
+    }
+
+    /// A service whose main process dies while a process it started still
+    /// holds its output (runserver's reloader child): the rest of the group
+    /// is ended, the restart counted, and the service started again.
+    #[test]
+    fn a_service_whose_main_process_dies_is_ended_whole_and_restarted() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(&dir, LOG_LIMIT);
+        let cwd = dir.path().display().to_string();
+        let command = "sleep 300 & echo $! > child.pid; exec sleep 300";
+        scratch.control("ensure", &["web", &cwd, command]);
+        let state = scratch.logs.join("web.state");
+        let running = until(&state, "state=running restarts=0 ");
+        let main: i32 = fields(&running)["pid"].parse().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let read_child = || {
+            (0..100)
+                .find_map(|_| {
+                    let pid = std::fs::read_to_string(&pid_file)
+                        .ok()?
+                        .trim()
+                        .parse::<i32>()
+                        .ok();
+                    if pid.is_none() {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    pid
+                })
+                .expect("the service never wrote its child's pid")
+        };
+        let first_child = read_child();
+        std::fs::remove_file(&pid_file).unwrap();
+        let pid = rustix::process::Pid::from_raw(main).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        let restarted = until(&state, "state=running restarts=1 ");
+        assert_ne!(fields(&restarted)["pid"], main.to_string());
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            !process_alive(first_child)
+        });
+        assert!(gone, "the dead service's child {first_child} still runs");
+        let log = std::fs::read_to_string(scratch.logs.join("web.log")).unwrap();
+        assert!(log.contains("exited (137); restarting"), "{log}");
+        let second_child = read_child();
+        assert!(process_alive(second_child));
+        scratch.control("ensure", &[]);
+        until(&state, "state=stopped");
+    }
+
+    fn process_alive(pid: i32) -> bool {
+        // A zombie is gone for this purpose (nobody has reaped it yet).
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
     }
 
     /// Whether any process other than a zombie is in process group `group`.
@@ -430,18 +442,13 @@ mod tests {
     #[test]
     fn a_chatty_service_keeps_two_bounded_logs() {
         let dir = tempfile::tempdir().unwrap();
-        let logs = dir.path().join("logs");
-        std::fs::create_dir_all(&logs).unwrap();
         let limit = 100_000;
-        let script = control_script()
-            .replace(SUPERVISION_DIR, &dir.path().join("s").display().to_string())
-            .replace(LOG_MOUNT, &logs.display().to_string())
-            .replace(&format!("limit={LOG_LIMIT}"), &format!("limit={limit}"));
+        let scratch = Scratch::new(&dir, limit);
         let command = "yes 0123456789 | head -c 450000; exec sleep 30";
         let cwd = dir.path().display().to_string();
-        run_control(&script, "ensure", &["chat", &cwd, command]);
-        let log = logs.join("chat.log");
-        let older = logs.join("chat.log.1");
+        scratch.control("ensure", &["chat", &cwd, command]);
+        let log = scratch.logs.join("chat.log");
+        let older = scratch.logs.join("chat.log.1");
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
         // The supervisor's start line, then 450,000 bytes through a
         // 100,000-byte log: rolled over four times.
@@ -465,13 +472,41 @@ mod tests {
                 .iter()
                 .all(|line| *line == "0123456789")
         );
-        run_control(&script, "ensure", &[]);
+        scratch.control("ensure", &[]);
     }
 
-    /// The control script (with test paths) run by the host's sh.
-    fn run_control(script: &str, mode: &str, services: &[&str]) {
-        let mut args = vec!["-c", script, "dual-services", mode, ""];
-        args.extend(services);
-        crate::process::Cmd::new("sh", args).run().unwrap();
+    /// A scratch directory standing in for the container's: the
+    /// supervisors' directory and the logs.
+    struct Scratch {
+        base: PathBuf,
+        logs: PathBuf,
+        limit: u64,
+    }
+
+    impl Scratch {
+        fn new(dir: &tempfile::TempDir, limit: u64) -> Scratch {
+            let logs = dir.path().join("logs");
+            std::fs::create_dir_all(&logs).unwrap();
+            Scratch {
+                base: dir.path().join("run/services"),
+                logs,
+                limit,
+            }
+        }
+
+        /// The control script run by the host's sh, as `control` runs it in
+        /// a container.
+        fn control(&self, mode: &str, services: &[&str]) {
+            let mut args = control_args(
+                &self.base.display().to_string(),
+                &self.logs.display().to_string(),
+                self.limit,
+            );
+            args.extend([mode.into(), "".into()]);
+            args.extend(services.iter().map(OsString::from));
+            crate::process::Cmd::new(args.remove(0), args)
+                .run()
+                .unwrap();
+        }
     }
 }
