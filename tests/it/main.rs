@@ -15,6 +15,7 @@ mod parse;
 mod proxy;
 mod services;
 mod shell_boundary;
+mod supervisor;
 mod support;
 mod truth;
 mod verify;
