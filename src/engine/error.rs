@@ -22,7 +22,9 @@ pub enum EngineError {
     },
     #[error("`{program}` is not installed (not found on PATH)")]
     BinaryMissing { kind: EngineKind, program: String },
-    #[error("the {kind} daemon is not reachable")]
+    /// Docker's daemon, or the service a remote podman connection names
+    /// (local podman has no daemon).
+    #[error("{}", unreachable_message(*kind))]
     DaemonUnreachable {
         kind: EngineKind,
         #[source]
@@ -70,10 +72,7 @@ impl EngineError {
                 kind.debian_package()
             )),
             EngineError::DaemonUnreachable { kind, source } => Some(daemon_hint(*kind, source.stderr())),
-            EngineError::Hung { kind, .. } => Some(format!(
-                "the {kind} daemon accepted the connection but never answered: restart it (`systemctl restart {}`), check DOCKER_HOST / the active context, or raise DUAL_ENGINE_TIMEOUT",
-                kind.service_name()
-            )),
+            EngineError::Hung { kind, .. } => Some(hung_hint(*kind)),
             EngineError::NotFound { .. } => None,
             EngineError::Spec(_) => Some(
                 "a value from the repo's .dual.toml or a path dual made holds characters the engine would read as syntax: rename it".into(),
@@ -101,6 +100,29 @@ impl EngineError {
     }
 }
 
+fn unreachable_message(kind: EngineKind) -> &'static str {
+    match kind {
+        EngineKind::Docker => "the docker daemon is not reachable",
+        EngineKind::Podman => "the podman service this connection names is not reachable",
+    }
+}
+
+/// A call that ran past its timeout. Docker's CLI only asks its daemon, so
+/// the daemon hangs; podman has no daemon, its CLI does the work, and what
+/// makes it slow is the machine or its storage.
+fn hung_hint(kind: EngineKind) -> String {
+    let patience = crate::settings::ENGINE_TIMEOUT;
+    match kind {
+        EngineKind::Docker => format!(
+            "the docker daemon accepted the connection but never answered: restart it (`systemctl restart {}`), check DOCKER_HOST / the active context, or raise {patience} on a busy machine",
+            kind.service_name()
+        ),
+        EngineKind::Podman => format!(
+            "podman runs no daemon: its own command was this slow, on a busy machine or waiting on its storage (another podman holding the lock). Check that `podman info` answers; for rootless podman, that `podman system migrate` and /etc/subuid are in order; or raise {patience}"
+        ),
+    }
+}
+
 fn daemon_hint(kind: EngineKind, stderr: &str) -> String {
     let stderr = stderr.to_ascii_lowercase();
     if stderr.contains("permission denied") {
@@ -117,7 +139,7 @@ fn daemon_hint(kind: EngineKind, stderr: &str) -> String {
                 "start the daemon (`sudo systemctl start docker`, or `dockerd &`), or fix {target} (`docker context ls` shows the choices)"
             )
         }
-        EngineKind::Podman => "check `podman system connection list`, or start the service with `systemctl --user start podman.socket`".into(),
+        EngineKind::Podman => "podman runs no daemon, but this one is set to use a service (CONTAINER_HOST or a default connection): check `podman system connection list`, start the service with `systemctl --user start podman.socket`, or remove the connection to use local podman".into(),
     }
 }
 
@@ -186,5 +208,35 @@ mod tests {
                 .contains("chmod 0666 /dev/net/tun")
         );
         assert_eq!(known_fix(EngineKind::Podman, "something else"), None);
+    }
+
+    fn hung(kind: EngineKind) -> EngineError {
+        EngineError::Hung {
+            kind,
+            timeout: Duration::from_secs(5),
+            source: CommandError::ProgramNotFound {
+                program: kind.program().into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_slow_podman_is_never_blamed_on_a_daemon() {
+        let hint = hung(EngineKind::Podman).hint().unwrap();
+        assert!(hint.starts_with("podman runs no daemon"), "{hint}");
+        assert!(!hint.contains("systemctl restart"), "{hint}");
+        assert!(
+            hint.contains("`podman info`") && hint.contains("DUAL_ENGINE_TIMEOUT"),
+            "{hint}"
+        );
+        let hint = hung(EngineKind::Docker).hint().unwrap();
+        assert!(
+            hint.contains("docker daemon") && hint.contains("systemctl restart docker"),
+            "{hint}"
+        );
+        assert_eq!(
+            hung(EngineKind::Podman).to_string(),
+            "podman did not answer within 5s"
+        );
     }
 }

@@ -120,6 +120,20 @@ impl Engine {
         self.status_timeout
     }
 
+    /// The same engine for work that needs the engine's answers (a launch):
+    /// its status calls (`ps`, `inspect`, `info`, image queries) wait as
+    /// long as a question a launch asks may take, never less than the
+    /// status timeout. A status call's timeout is for telling a hung docker
+    /// daemon quickly, where the answer is only shown; on a busy machine
+    /// (podman's `info` took over 5 s beside fifteen launches on 2 CPUs) it
+    /// would fail work that only had to wait.
+    pub fn patient(&self) -> Engine {
+        Engine {
+            status_timeout: PATIENT_TIMEOUT.max(self.status_timeout),
+            ..self.clone()
+        }
+    }
+
     /// The same engine for cleanup work: its calls still run after Ctrl-C.
     pub fn for_cleanup(&self) -> Engine {
         Engine {
@@ -249,14 +263,9 @@ impl Engine {
     }
 
     /// `info` for work that needs its answer (a launch), not for a status:
-    /// an engine that is slow under load (podman's `info` took over 5 s
-    /// beside fifteen launches on 2 CPUs) is waited for, as `run` is.
+    /// see [`Engine::patient`].
     pub fn info_patiently(&self) -> Result<Info, EngineError> {
-        let cmd = self
-            .cmd(["info", "--format", self.json_format()])
-            .timeout(PATIENT_TIMEOUT.max(self.status_timeout));
-        let output = self.run(&cmd)?;
-        self.parse(model::parse_info(self.kind, &output.stdout))
+        self.patient().info()
     }
 
     /// Every container (running or not) carrying all the given labels.
@@ -724,6 +733,17 @@ mod tests {
         assert!(!only_missing_objects(
             "Error: no such container a\nCannot connect to the Docker daemon"
         ));
+    }
+
+    #[test]
+    fn a_patient_engine_waits_longer_for_status_calls_never_less() {
+        let engine = Engine::new(EngineKind::Podman);
+        assert!(engine.patient().status_timeout() >= PATIENT_TIMEOUT);
+        let slow = Engine {
+            status_timeout: Duration::from_secs(90),
+            ..engine
+        };
+        assert_eq!(slow.patient().status_timeout(), Duration::from_secs(90));
     }
 
     #[test]
