@@ -363,14 +363,20 @@ pub const WAIT_READY: &str = r#"i=0; while [ -n "$ready" ] && [ ! -e "$ready" ] 
 /// ready for `dual run` and `setup`, idles, and stops the services when the
 /// container is stopped.
 const ENTRY: &str = include_str!("entry.sh");
+/// Runs `ENTRY` from a file in the container's tmpfs (`boot.sh`).
+const BOOT: &str = include_str!("boot.sh");
+/// Where `BOOT` puts the entry: in `ps`, `sh /run/dual/dual-entry …`.
+const ENTRY_FILE: &str = "/run/dual/dual-entry";
 
 /// The main command of a workspace container.
 pub fn entry_command() -> Vec<String> {
     vec![
         "sh".to_owned(),
         "-c".to_owned(),
+        BOOT.to_owned(),
+        "dual-boot".to_owned(),
         ENTRY.to_owned(),
-        "dual-entry".to_owned(),
+        ENTRY_FILE.to_owned(),
         super::services::LOG_MOUNT.to_owned(),
         READY_FILE.to_owned(),
         super::services::SUPERVISION_DIR.to_owned(),
@@ -440,7 +446,8 @@ mod tests {
         let passwd = with_user_first("", &user, "/h");
         assert_eq!(passwd, "$(touch /pwned):x:1000:1000::/h:/bin/sh\n");
         assert!(!entry_command().concat().contains("pwned"));
-        assert_eq!(entry_command()[2], ENTRY, "the script is fixed text");
+        assert_eq!(entry_command()[2], BOOT, "the script is fixed text");
+        assert_eq!(entry_command()[4], ENTRY, "the script is fixed text");
     }
 
     #[test]

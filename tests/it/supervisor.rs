@@ -66,12 +66,12 @@ fn ps_shows_each_supervisor_by_its_service_name_not_its_script() {
             })
         });
         assert!(both, "no `dual-supervise web` and `… worker` in {seen:#?}");
+        assert!(
+            seen.iter()
+                .any(|(pid, args)| *pid == 1 && args.starts_with("sh /run/dual/dual-entry ")),
+            "the container's main process runs its entry from a file: {seen:#?}"
+        );
         for (pid, args) in &seen {
-            // The entry (pid 1) is `sh -c SCRIPT`; everything the services
-            // run is named by what it is.
-            if *pid == 1 {
-                continue;
-            }
             assert!(
                 args.len() < 120 && !args.contains('\n') && !args.contains("log_output"),
                 "a process shows a script as its command line: {pid} {args:?}"
