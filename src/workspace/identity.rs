@@ -353,6 +353,11 @@ fn now() -> u64 {
 /// each start).
 pub const READY_FILE: &str = "/run/dual/ready";
 
+/// `sh -c AFTER_START_UP sh READY COMMAND…`: COMMAND once the start-up work
+/// is done (see the file's header). Meant to replace `WAIT_READY`, which
+/// `workspace::after_start_up` still formats into a script.
+pub const AFTER_START_UP: &str = include_str!("after-start-up.sh");
+
 /// A shell fragment that waits (up to 3 s) for the file named by `$ready`,
 /// where it names one: commands exec'd into the container run after its
 /// start-up work, never racing it.
@@ -435,6 +440,32 @@ mod tests {
             "root:x:0:root\nshadow:x:42:\nstaff:x:1000:bob,carol\n",
             "alice is in no group of the image's"
         );
+    }
+
+    #[test]
+    fn a_command_after_start_up_waits_for_the_ready_file_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let run = |ready: &str| {
+            let started = std::time::Instant::now();
+            let output = crate::process::Cmd::new(
+                "sh",
+                ["-c", AFTER_START_UP, "sh", ready, "echo", "it ran"],
+            )
+            .run()
+            .unwrap();
+            (output.stdout, started.elapsed())
+        };
+        let (said, _) = run("");
+        assert_eq!(said, "it ran\n", "no ready file to wait for");
+        std::fs::write(&ready, "").unwrap();
+        let (said, took) = run(ready.to_str().unwrap());
+        assert_eq!(said, "it ran\n");
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+        let missing = dir.path().join("never");
+        let (said, took) = run(missing.to_str().unwrap());
+        assert_eq!(said, "it ran\n", "runs anyway once the wait is over");
+        assert!(took >= std::time::Duration::from_secs(2), "{took:?}");
     }
 
     #[test]
