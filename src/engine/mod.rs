@@ -143,7 +143,8 @@ impl Engine {
     }
 
     /// `--engine`, else `DUAL_ENGINE`, else the first of docker and podman whose
-    /// binary is on PATH and whose daemon answers.
+    /// binary is on PATH and that answers (docker through its daemon, podman
+    /// by itself).
     pub fn select(flag: Option<EngineKind>) -> Result<Engine, EngineError> {
         if let Some(kind) = flag {
             return Ok(Engine::new(kind));
@@ -684,7 +685,8 @@ fn has_labels(found: &Labels, wanted: &[(&str, &str)]) -> bool {
         .all(|(key, value)| found.get(*key).map(String::as_str) == Some(*value))
 }
 
-/// The engine's words for "could not reach the daemon", on both engines.
+/// The engine's words for "could not reach the daemon" (docker) or the service
+/// a remote connection names (podman, which otherwise runs no daemon).
 fn daemon_is_down(stderr: &str) -> bool {
     const SIGNS: [&str; 6] = [
         "Cannot connect to the Docker daemon",

@@ -1,7 +1,7 @@
 //! The user's own config file (`paths::user_config_file`), for what only
 //! the user may decide: commands routed into every workspace's container
 //! besides dual's defaults and the repos' `extra_commands`. A repo cannot
-//! write it, so the deny list of [`policy`](super::policy) does not apply
+//! write it, so the deny list of [`policy`] does not apply
 //! here; the name rules (plain names, no shell builtins) do.
 //!
 //! ```toml

@@ -39,6 +39,10 @@
 //!   `state=stopped restarts=N since=UNIX`. The entry clears them at each
 //!   container start: a state from the previous run is stale.
 //! - `/run/dual/ready`: see `identity::READY_FILE`.
+//!
+//! `dual-supervise` gets its settings in its environment (`dual_base`,
+//! `dual_logs`, `dual_limit`, `dual_grace`, lower-case: the container's, never
+//! dual's own settings) and removes them before it starts the service.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
