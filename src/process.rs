@@ -409,8 +409,10 @@ fn own_process_group(command: &mut std::process::Command) -> io::Result<()> {
 /// A stream (`events`) never ends by itself, and its own process group keeps
 /// it from a terminal's signals: it must not outlive dual. `setpriv` (util-linux)
 /// asks Linux to kill it when the thread that started it ends, and the
-/// stream's reader lives there. Without `setpriv` the stream still ends when
-/// its reader is dropped, or at its next write once dual is gone.
+/// stream's reader lives there. It asks once it runs, a millisecond or so
+/// after the spawn: a thread gone before that leaves the stream running.
+/// Without `setpriv` the stream still ends when its reader is dropped, or at
+/// its next write once dual is gone.
 fn die_with_parent(command: &Cmd) -> Cmd {
     let Some(setpriv) = find_on_path("setpriv") else {
         crate::log::debug("no setpriv on PATH: an event stream may outlive a killed dual");
@@ -513,6 +515,43 @@ fn is_executable(path: &std::path::Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stream whose reader is lost (never dropped, as when dual itself is
+    /// killed) still ends with the thread that started it.
+    #[test]
+    fn a_stream_does_not_outlive_the_thread_that_started_it() {
+        if find_on_path("setpriv").is_none() {
+            eprintln!("!!!!! SKIPPED: no setpriv on PATH");
+            return;
+        }
+        let pid = std::thread::spawn(|| {
+            let reader = Cmd::new("sleep", ["30"]).stream().unwrap();
+            let pid = reader.pids()[0];
+            // As a stream's reader does, the thread lives on a while (past
+            // the moment setpriv asks for the signal).
+            std::thread::sleep(Duration::from_millis(300));
+            std::mem::forget(reader);
+            pid
+        })
+        .join()
+        .unwrap();
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            })
+        };
+        let ended = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            !alive()
+        });
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            ended,
+            "the stream's process {pid} outlived its thread: {state} {cmdline:?}"
+        );
+    }
 
     #[test]
     fn quote_leaves_plain_words_and_quotes_the_rest() {
