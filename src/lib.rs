@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod interrupt;
 pub mod log;
+pub mod ops;
 pub mod parallel;
 pub mod paths;
 pub mod printer;

@@ -64,6 +64,13 @@ impl Printer {
         }
     }
 
+    /// Its lines go to dual's own stdout and stderr: a child may write
+    /// there too (a pull's progress, `setup`'s output) without garbling
+    /// another face's screen.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.sink, Sink::Terminal)
+    }
+
     pub fn verbosity(&self) -> Verbosity {
         self.verbosity
     }
@@ -74,9 +81,15 @@ impl Printer {
         }
     }
 
-    /// `text` without the `warning: ` prefix, which the terminal adds.
+    /// `text` without the `warning: ` prefix, which the terminal adds (one
+    /// already there, as in the proxy's conflict warnings, is not doubled).
     pub fn warn(&self, text: impl Into<String>) {
-        self.emit(Message::Warning(text.into()));
+        let text = text.into();
+        let text = match text.strip_prefix("warning: ") {
+            Some(rest) => rest.to_owned(),
+            None => text,
+        };
+        self.emit(Message::Warning(text));
     }
 
     /// A result line, without its newline.

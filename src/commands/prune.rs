@@ -4,6 +4,7 @@
 //! workspaces whose branch was merged or deleted upstream (when they hold no
 //! uncommitted or unpushed work).
 
+use crate::error::HintExt as _;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -12,7 +13,9 @@ use crate::engine::labels::{
     KIND, KIND_ACCOUNTS, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER, WorkspaceLabels,
     workspace_filters,
 };
+use crate::engine::model::ContainerState;
 use crate::engine::{Engine, EngineKind};
+use crate::printer::Printer;
 use crate::workspace::git::{self, Upstream};
 use crate::workspace::{State, Store};
 
@@ -45,8 +48,8 @@ impl Leftover {
     }
 }
 
-pub fn run(flag: Option<EngineKind>, yes: bool) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
+pub fn run(flag: Option<EngineKind>, yes: bool, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let state = Store::open_default().load().hinted()?;
     let mut kinds: Vec<EngineKind> = match flag {
         Some(kind) => vec![kind],
         None => state.workspaces.iter().filter_map(|w| w.engine).collect(),
@@ -79,10 +82,14 @@ pub fn run(flag: Option<EngineKind>, yes: bool) -> anyhow::Result<ExitCode> {
     }
     for leftover in &found {
         match leftover {
-            Leftover::Container { engine, id, .. } => Engine::new(*engine).remove(&[id])?,
-            Leftover::Volume { engine, name, .. } => Engine::new(*engine).volume_remove(&[name])?,
+            Leftover::Container { engine, id, .. } => {
+                Engine::new(*engine).remove(&[id]).hinted()?
+            }
+            Leftover::Volume { engine, name, .. } => {
+                Engine::new(*engine).volume_remove(&[name]).hinted()?
+            }
             Leftover::Workspace { name, .. } => {
-                super::destroy::run(flag, Some(name), false)?;
+                super::destroy::run(flag, Some(name), false, printer)?;
             }
         }
     }
@@ -110,7 +117,7 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
     let known = |name: &str| state.workspace(name).is_some();
     let owner = crate::workspace::owner_id();
     let mut found = Vec::new();
-    for container in engine.ps(&[MANAGED_FILTER])? {
+    for container in engine.ps(&[MANAGED_FILTER]).hinted()? {
         let workspace = WorkspaceLabels::from_labels(&container.labels);
         let why = match (container.labels.get(KIND).map(String::as_str), workspace) {
             // Another installation's (another user, another DUAL_HOME): not ours to judge.
@@ -132,7 +139,7 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
             (Some(KIND_ACCOUNTS), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
                 Some("made to read an image's accounts by a `dual launch` that is gone".into())
             }
-            (Some(KIND_WORKSPACE), _) if container.state == "created" => {
+            (Some(KIND_WORKSPACE), _) if container.state == ContainerState::Created => {
                 Some("stuck in `created`: it never started".into())
             }
             _ => None,
@@ -145,7 +152,10 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
             });
         }
     }
-    for volume in engine.volume_names(&workspace_filters(Some(&owner)))? {
+    for volume in engine
+        .volume_names(&workspace_filters(Some(&owner)))
+        .hinted()?
+    {
         // Named `dual-{workspace}-v{hash}` (see workspace::volume_name).
         let workspace = volume
             .strip_prefix("dual-")

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use crate::cli::print;
 use crate::engine::labels::{WorkspaceLabels, workspace_filters};
+use crate::engine::model::ContainerState;
 use crate::engine::{Engine, EngineKind};
 use crate::workspace::{self, Repo, State, Store, Workspace, git, names};
 
@@ -156,7 +157,7 @@ fn engine_workspaces(
         match Engine::new(kind).ps(&workspace_filters(Some(&owner))) {
             Ok(containers) => found.extend(containers.iter().filter_map(|c| {
                 let labels = WorkspaceLabels::from_labels(&c.labels)?;
-                Some((kind, labels, c.state == "running"))
+                Some((kind, labels, c.state == ContainerState::Running))
             })),
             Err(error) => notes.push(format!(
                 "{kind} did not answer ({error}): its containers were not read"

@@ -14,6 +14,7 @@
 //! the source's own `.dual.toml` lists are copied; for a URL, only what the
 //! user put in the store.
 
+use crate::error::HintExt as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -26,9 +27,9 @@ use crate::workspace::{self, Store, Workspace};
 const SHARED_FILE_LIMIT: u64 = 16 * 1024 * 1024;
 
 pub fn run(name: Option<&str>) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
+    let state = Store::open_default().load().hinted()?;
     let targets: Vec<&Workspace> = match name {
-        Some(_) => vec![workspace::resolve(&state, name)?],
+        Some(_) => vec![workspace::resolve(&state, name).hinted()?],
         None => match workspace::resolve(&state, None) {
             Ok(one) => vec![one],
             Err(_) => state

@@ -6,14 +6,16 @@
 
 mod view;
 
+use crate::error::HintExt as _;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::commands::list::Listed;
 use crate::engine::{Engine, EngineKind};
+use crate::ops::status::{WorkspaceStatus as Listed, skeleton, status};
+use crate::printer::Printer;
 use crate::workspace::{self, Store};
 
 pub use view::draw;
@@ -100,28 +102,6 @@ impl App {
     }
 }
 
-/// The rows as dual's state file has them, states not yet known.
-fn skeleton(state: &workspace::State) -> Vec<Listed> {
-    let focus = workspace::focus::read();
-    state
-        .workspaces
-        .iter()
-        .map(|w| Listed {
-            name: w.name(),
-            repo: w.repo.clone(),
-            branch: w.branch.clone(),
-            state: if w.path.exists() { "…" } else { "lazy" },
-            path: w.path.display().to_string(),
-            urls: workspace::urls(w, &workspace::declared_ports(state, w)),
-            engine: w.engine,
-            services: Vec::new(),
-            listening: Vec::new(),
-            loopback_only: Vec::new(),
-            focus: focus.as_deref() == Some(w.name().as_str()),
-        })
-        .collect()
-}
-
 /// Messages from the background to the loop.
 enum Update {
     Rows(Vec<Listed>),
@@ -134,7 +114,7 @@ enum Update {
 
 pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let state = Store::open_default().load()?;
+    let state = Store::open_default().load().hinted()?;
     // First what dual's own state says (no engine call), at once; the
     // states follow as soon as the engines answer.
     let mut app = App::new(skeleton(&state));
@@ -142,7 +122,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     terminal.draw(|frame| draw(frame, &app))?;
     let first = started.elapsed();
     let (updates_tx, updates) = mpsc::channel();
-    let _ = updates_tx.send(Update::Rows(crate::commands::list::list(flag, &state)));
+    let _ = updates_tx.send(Update::Rows(status(flag, &state, &Printer::silent())));
     watch_for_changes(flag, updates_tx.clone());
     if let Some(path) = std::env::var_os("DUAL_TUI_TIMING") {
         // For scripts/bench-discovery: when the first frame was drawn.
@@ -272,7 +252,9 @@ fn handle_key(
             }
         }
         Mode::Normal => {
-            let selected = app.selected_row().map(|row| (row.name.clone(), row.state));
+            let selected = app
+                .selected_row()
+                .map(|row| (row.name.clone(), row.state.is_running()));
             match (key.code, selected) {
                 (KeyCode::Char('q') | KeyCode::Esc, _) => return Ok(true),
                 (KeyCode::Down | KeyCode::Char('j'), _) => app.move_by(1),
@@ -280,7 +262,7 @@ fn handle_key(
                 (KeyCode::Char('?'), _) => app.mode = Mode::Help,
                 (KeyCode::Char('/'), _) => app.mode = Mode::Filter,
                 (KeyCode::Char('c'), _) => app.mode = Mode::Create(String::new()),
-                (KeyCode::Enter, Some((name, "running"))) => enter(terminal, app, &name)?,
+                (KeyCode::Enter, Some((name, true))) => enter(terminal, app, &name)?,
                 (KeyCode::Enter, Some((name, _))) => {
                     app.message = Some((false, format!("launching {name}…")));
                     background(
@@ -375,7 +357,7 @@ fn background(
 /// Into the workspace: its tmux session, or without tmux a subshell in its
 /// clone with routing on; back to the browser when the user leaves it.
 fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> anyhow::Result<()> {
-    let state = Store::open_default().load()?;
+    let state = Store::open_default().load().hinted()?;
     let Some(workspace) = state.workspace(name).cloned() else {
         app.message = Some((true, format!("no workspace `{name}`")));
         return Ok(());
@@ -406,7 +388,7 @@ fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> 
         Err(error) => (true, format!("{error:#}")),
     });
     if let Ok(state) = Store::open_default().load() {
-        app.replace_rows(crate::commands::list::list(None, &state));
+        app.replace_rows(status(None, &state, &Printer::silent()));
     }
     Ok(())
 }
@@ -503,7 +485,7 @@ fn watch_for_changes(flag: Option<EngineKind>, updates: mpsc::Sender<Update>) {
                 continue;
             };
             if updates
-                .send(Update::Rows(crate::commands::list::list(flag, &state)))
+                .send(Update::Rows(status(flag, &state, &Printer::silent())))
                 .is_err()
             {
                 return;

@@ -5,13 +5,19 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::{App, Mode, draw};
-use crate::commands::list::{Listed, ListedService};
+use crate::ops::status::{
+    ServiceStatus as ListedService, WorkspaceState, WorkspaceStatus as Listed,
+};
 use crate::workspace::services::ServiceState;
 
-fn row(repo: &str, branch: &str, state: &'static str) -> Listed {
+fn row(repo: &str, branch: &str, state: WorkspaceState) -> Listed {
     let name = format!("{repo}-{branch}");
     Listed {
-        urls: vec![format!("http://{name}.localhost:3000")],
+        urls: vec![crate::workspace::WorkspaceUrl {
+            host: format!("{name}.localhost"),
+            port: 3000,
+        }],
+        setup_failure: None,
         path: format!("/home/u/dual/{repo}/{branch}"),
         name,
         repo: repo.into(),
@@ -26,7 +32,7 @@ fn row(repo: &str, branch: &str, state: &'static str) -> Listed {
 }
 
 fn several() -> Vec<Listed> {
-    let mut web = row("shop", "main", "running");
+    let mut web = row("shop", "main", WorkspaceState::Running);
     web.services = vec![
         ListedService {
             name: "web".into(),
@@ -46,7 +52,7 @@ fn several() -> Vec<Listed> {
     web.listening = vec![3000, 5173];
     web.loopback_only = vec![9229];
     web.focus = true;
-    let mut stopped = row("shop", "feat-auth", "stopped");
+    let mut stopped = row("shop", "feat-auth", WorkspaceState::Stopped);
     stopped.services = vec![ListedService {
         name: "web".into(),
         state: ServiceState::Stopped,
@@ -54,8 +60,8 @@ fn several() -> Vec<Listed> {
     vec![
         web,
         stopped,
-        row("shop", "fix-cart", "lazy"),
-        row("blog", "draft", "down"),
+        row("shop", "fix-cart", WorkspaceState::Lazy),
+        row("blog", "draft", WorkspaceState::Down),
     ]
 }
 

@@ -1,0 +1,29 @@
+//! The operations on workspaces, the same for every face of dual: the
+//! command line and the browser call these. Each takes typed inputs and a
+//! `Printer` for its progress and warnings, and returns a typed report or a
+//! typed error; none prints by itself or parses arguments.
+
+pub mod create;
+pub mod destroy;
+pub mod launch;
+pub mod repos;
+pub mod services;
+pub mod setup;
+pub mod status;
+pub mod stop;
+pub mod urls;
+
+use crate::engine::{Engine, EngineError, EngineKind};
+use crate::workspace::Workspace;
+
+/// The engine for a workspace: the flag, else the one it was launched on,
+/// else the usual selection.
+pub fn engine_for(
+    flag: Option<EngineKind>,
+    workspace: Option<&Workspace>,
+) -> Result<Engine, EngineError> {
+    if let Some(kind) = flag.or_else(|| workspace.and_then(|w| w.engine)) {
+        return Ok(Engine::new(kind));
+    }
+    Engine::select(None)
+}
