@@ -127,14 +127,14 @@ pub fn render(error: &anyhow::Error) -> String {
     for cause in error.chain().skip(1) {
         let _ = writeln!(out, "  caused by: {cause}");
     }
-    if let Some(hint) = hint(error) {
+    if let Some(hint) = hint_of(error) {
         let _ = writeln!(out, "hint: {hint}");
     }
     out
 }
 
 /// The first hint an error of the chain carries.
-fn hint(error: &anyhow::Error) -> Option<String> {
+pub fn hint_of(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
         if let Some(carrier) = cause.downcast_ref::<WithHint>() {
             return carrier.hint.clone();

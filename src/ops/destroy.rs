@@ -54,7 +54,7 @@ pub fn destroy(
     if workspace.engine.is_some() || flag.is_some() {
         let engine = super::engine_for(flag, Some(&workspace)).hinted()?;
         let container = workspace.container_name();
-        printer.progress(format!("removing `{container}` and its volumes"));
+        printer.detail(format!("removing `{container}` and its volumes"));
         // Only this workspace's: another installation, or (in an older
         // state) another repo's workspace, may use the same name.
         let mine = workspace::labels(&workspace, None);
@@ -69,7 +69,7 @@ pub fn destroy(
             .hinted()?;
     }
     if let Some(clone) = clone {
-        printer.progress(format!("deleting {}", clone.display()));
+        printer.detail(format!("deleting {}", clone.display()));
         std::fs::remove_dir_all(&clone)
             .with_context(|| format!("could not delete `{}`", clone.display()))?;
     }

@@ -329,7 +329,7 @@ fn clone_atomically(repo: &Repo, workspace: &Workspace, printer: &Printer) -> an
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&partial);
-    printer.progress(format!("cloning `{}` of `{source}`", workspace.branch));
+    printer.detail(format!("cloning `{}` of `{source}`", workspace.branch));
     let cloned = git::clone(source, &partial, &workspace.branch, &repo.default_branch);
     if let Err(error) = cloned {
         let _ = std::fs::remove_dir_all(&partial);

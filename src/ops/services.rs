@@ -91,7 +91,7 @@ pub fn restart(
         });
     }
     let names: Vec<String> = service.into_iter().collect();
-    printer.progress(format!("restarting the services of `{}`", workspace.name()));
+    printer.detail(format!("restarting the services of `{}`", workspace.name()));
     services::control(&engine, workspace, &config, Control::Restart(&names)).hinted()?;
     let which = if names.is_empty() {
         config.services.keys().cloned().collect()

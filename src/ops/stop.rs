@@ -23,7 +23,7 @@ pub fn stop(
     let state = store.load().hinted()?;
     let workspace = workspace::resolve(&state, name).hinted()?;
     let engine = super::engine_for(flag, Some(workspace)).hinted()?;
-    printer.progress(format!("stopping `{}`", workspace.container_name()));
+    printer.detail(format!("stopping `{}`", workspace.container_name()));
     // The container's main process gives its services their grace period.
     let grace = u64::from(workspace::services::STOP_GRACE_SECONDS) + 2;
     engine

@@ -150,3 +150,14 @@ fn the_filter_keeps_matching_workspaces() {
     );
     assert!(screen.contains("filter: cart"), "{screen}");
 }
+
+#[test]
+fn a_failed_operation_shows_its_error_and_its_hint_on_one_line() {
+    let error = crate::error::hinted(crate::workspace::WorkspaceError::UnknownWorkspace(
+        "shop-nope".into(),
+    ));
+    assert_eq!(
+        super::failure_line(&error),
+        "no workspace `shop-nope` — hint: `dual list` shows every workspace and its name"
+    );
+}

@@ -612,7 +612,10 @@ fn a_container_removed_behind_dual_s_back_is_recreated() {
         env.ok(&["launch", "feat/back"]);
         let repo = regex_escape(&env.repo);
         // The ENGINE column is the engine under test.
-        let filters = vec![(repo.as_str(), "[REPO]"), (r"\b(docker|podman)\b", "[ENGINE]")];
+        let filters = vec![
+            (repo.as_str(), "[REPO]"),
+            (r"\b(docker|podman)\b", "[ENGINE]"),
+        ];
         insta::with_settings!({ filters => filters }, {
             insta::assert_snapshot!("list-running-table", env.ok(&["list"]));
         });
