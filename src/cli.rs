@@ -47,7 +47,7 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Registered repos: `dual repo remove NAME` unregisters one
+    /// Registered repos: list them, or unregister one
     Repo {
         #[command(subcommand)]
         action: RepoAction,
@@ -162,6 +162,8 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum RepoAction {
+    /// Every registered repo, its source and its default branch
+    List,
     /// Unregister a repo (refused while it has workspaces; its source stays as it is)
     Remove { name: String },
 }
@@ -269,6 +271,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repo {
             action: RepoAction::Remove { name },
         } => c::add::remove(&name, &printer),
+        Command::Repo {
+            action: RepoAction::List,
+        } => c::add::list(),
         Command::Create { branch, repo } => c::create::run(&branch, repo.as_deref(), &printer),
         Command::Launch {
             workspace,
@@ -292,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Destroy { workspace, force } => {
             c::destroy::run(engine, workspace.as_deref(), force, &printer)
         }
-        Command::Sync { workspace } => c::sync::run(workspace.as_deref()),
+        Command::Sync { workspace } => c::sync::run(workspace.as_deref(), &printer),
         Command::Prune { yes } => c::prune::run(engine, yes, &printer),
         Command::Recover => c::recover::run(engine),
         Command::Proxy { action } => c::proxy::run(engine, action),

@@ -1,9 +1,10 @@
-//! `dual add [PATH|URL] [--name NAME]` and `dual repo remove NAME` (see
-//! `ops::repos`).
+//! `dual add [PATH|URL] [--name NAME]`, `dual repo list` and `dual repo
+//! remove NAME` (see `ops::repos`).
 
 use std::process::ExitCode;
 
 use crate::cli::print;
+use crate::error::HintExt as _;
 use crate::printer::Printer;
 
 pub fn run(
@@ -31,5 +32,25 @@ pub fn remove(name: &str, printer: &Printer) -> anyhow::Result<ExitCode> {
         "removed repo `{}`; its source {} is untouched\n",
         repo.name, repo.source
     ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn list() -> anyhow::Result<ExitCode> {
+    let state = crate::workspace::Store::open_default().load().hinted()?;
+    if state.repos.is_empty() {
+        print("no repos yet: `dual add` inside a git repository, or `dual add PATH|URL`\n")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for repo in state.repos.values() {
+        let workspaces = state
+            .workspaces
+            .iter()
+            .filter(|w| w.repo == repo.name)
+            .count();
+        print(&format!(
+            "{}  {}  (default branch `{}`, {workspaces} workspace(s))\n",
+            repo.name, repo.source, repo.default_branch
+        ))?;
+    }
     Ok(ExitCode::SUCCESS)
 }

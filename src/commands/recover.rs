@@ -12,6 +12,7 @@ use crate::cli::print;
 use crate::engine::labels::{WorkspaceLabels, workspace_filters};
 use crate::engine::model::ContainerState;
 use crate::engine::{Engine, EngineKind};
+use crate::error::WithHint;
 use crate::workspace::{self, Repo, State, Store, Workspace, git, names};
 
 /// A workspace as found on the engine or on disk.
@@ -95,7 +96,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
 
     let store = Store::open_default();
     let ((workspaces_added, repos_added), aside) =
-        store.update_recovering(|state: &mut State| -> anyhow::Result<(usize, usize)> {
+        store.update_recovering(|state: &mut State| -> Result<(usize, usize), WithHint> {
             let mut repos_added = 0;
             for (name, repo) in repos {
                 if let std::collections::btree_map::Entry::Vacant(entry) = state.repos.entry(name) {

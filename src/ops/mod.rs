@@ -11,6 +11,7 @@ pub mod services;
 pub mod setup;
 pub mod status;
 pub mod stop;
+pub mod sync;
 pub mod urls;
 
 use crate::engine::{Engine, EngineError, EngineKind};

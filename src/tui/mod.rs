@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::engine::{Engine, EngineKind};
-use crate::ops::status::{WorkspaceStatus as Listed, skeleton, status};
+use crate::ops::status::{WorkspaceStatus, skeleton, status};
 use crate::printer::{Message, Printer, Verbosity};
 use crate::workspace::{self, Store};
 
@@ -36,7 +36,7 @@ pub enum Mode {
 
 /// What the browser shows and where the cursor is.
 pub struct App {
-    pub rows: Vec<Listed>,
+    pub rows: Vec<WorkspaceStatus>,
     /// Index into `visible()`.
     pub selected: usize,
     pub filter: String,
@@ -49,7 +49,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(rows: Vec<Listed>) -> App {
+    pub fn new(rows: Vec<WorkspaceStatus>) -> App {
         App {
             focus: rows.iter().find(|r| r.focus).map(|r| r.name.clone()),
             rows,
@@ -74,7 +74,7 @@ impl App {
         visible
     }
 
-    pub fn selected_row(&self) -> Option<&Listed> {
+    pub fn selected_row(&self) -> Option<&WorkspaceStatus> {
         self.visible().get(self.selected).map(|&i| &self.rows[i])
     }
 
@@ -83,7 +83,7 @@ impl App {
     }
 
     /// New rows, keeping the cursor on the same workspace.
-    fn replace_rows(&mut self, rows: Vec<Listed>) {
+    fn replace_rows(&mut self, rows: Vec<WorkspaceStatus>) {
         let name = self.selected_row().map(|row| row.name.clone());
         self.focus = rows.iter().find(|r| r.focus).map(|r| r.name.clone());
         self.rows = rows;
@@ -104,7 +104,7 @@ impl App {
 
 /// Messages from the background to the loop.
 enum Update {
-    Rows(Vec<Listed>),
+    Rows(Vec<WorkspaceStatus>),
     /// A line of an operation's progress (see `Work`).
     Progress(Message),
     Done {

@@ -5,14 +5,12 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::{App, Mode, draw};
-use crate::ops::status::{
-    ServiceStatus as ListedService, WorkspaceState, WorkspaceStatus as Listed,
-};
+use crate::ops::status::{ServiceStatus, WorkspaceState, WorkspaceStatus};
 use crate::workspace::services::ServiceState;
 
-fn row(repo: &str, branch: &str, state: WorkspaceState) -> Listed {
+fn row(repo: &str, branch: &str, state: WorkspaceState) -> WorkspaceStatus {
     let name = format!("{repo}-{branch}");
-    Listed {
+    WorkspaceStatus {
         urls: vec![crate::workspace::WorkspaceUrl {
             host: format!("{name}.localhost"),
             port: 3000,
@@ -31,17 +29,17 @@ fn row(repo: &str, branch: &str, state: WorkspaceState) -> Listed {
     }
 }
 
-fn several() -> Vec<Listed> {
+fn several() -> Vec<WorkspaceStatus> {
     let mut web = row("shop", "main", WorkspaceState::Running);
     web.services = vec![
-        ListedService {
+        ServiceStatus {
             name: "web".into(),
             state: ServiceState::Running {
                 restarts: 0,
                 since: 0,
             },
         },
-        ListedService {
+        ServiceStatus {
             name: "api".into(),
             state: ServiceState::Restarting {
                 restarts: 2,
@@ -53,7 +51,7 @@ fn several() -> Vec<Listed> {
     web.loopback_only = vec![9229];
     web.focus = true;
     let mut stopped = row("shop", "feat-auth", WorkspaceState::Stopped);
-    stopped.services = vec![ListedService {
+    stopped.services = vec![ServiceStatus {
         name: "web".into(),
         state: ServiceState::Stopped,
     }];

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
 use super::{App, Mode};
-use crate::ops::status::{WorkspaceState, WorkspaceStatus as Listed};
+use crate::ops::status::{WorkspaceState, WorkspaceStatus};
 
 /// Below this width the URL column gives way.
 const NARROW: u16 = 80;
@@ -67,7 +67,7 @@ fn state_text(state: &WorkspaceState) -> String {
     }
 }
 
-fn services_text(listed: &Listed) -> String {
+fn services_text(listed: &WorkspaceStatus) -> String {
     listed
         .services
         .iter()
@@ -76,7 +76,7 @@ fn services_text(listed: &Listed) -> String {
         .join(", ")
 }
 
-fn ports_text(listed: &Listed) -> String {
+fn ports_text(listed: &WorkspaceStatus) -> String {
     let mut ports: Vec<String> = listed.listening.iter().map(|p| format!(":{p}")).collect();
     ports.extend(listed.loopback_only.iter().map(|p| format!(":{p}!")));
     ports.join(" ")

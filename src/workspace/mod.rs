@@ -104,7 +104,7 @@ impl crate::error::Hint for WorkspaceError {
                     .into()
             }
             WorkspaceError::UnknownRepo(_) | WorkspaceError::AmbiguousRepo(_) => {
-                "name it with `--repo NAME`; `dual list` shows the repos".into()
+                "name it with `--repo NAME`; `dual repo list` shows the repos".into()
             }
             WorkspaceError::RepoNameTaken { .. } => "choose another name with `--name NAME`".into(),
             WorkspaceError::NotARepo(_) => {
@@ -358,8 +358,7 @@ pub fn config_for_listing(state: &State, workspace: &Workspace) -> Config {
         state
             .repos
             .get(&workspace.repo)
-            .filter(|repo| repo.is_local())
-            .map(|repo| PathBuf::from(&repo.source))
+            .and_then(|repo| RepoSource::of(repo).local_path().map(Path::to_owned))
     };
     dir.and_then(|dir| Config::load(&dir).ok())
         .unwrap_or_default()

@@ -254,6 +254,15 @@ fn wait_for_running(child: &mut Child, period: Duration) -> bool {
 fn a_repo_is_removed_only_without_workspaces_and_its_source_stays() {
     let env = TestEnv::new(None, "");
     env.ok(&["create", "feat/keep"]);
+    let repos = env.ok(&["repo", "list"]);
+    assert_eq!(
+        repos,
+        format!(
+            "{}  {}  (default branch `main`, 1 workspace(s))\n",
+            env.repo,
+            env.source().canonicalize().unwrap().display()
+        )
+    );
     let refused = env.fails(&["repo", "remove", &env.repo]);
     let name = env.name("feat/keep");
     assert!(
@@ -274,6 +283,11 @@ fn a_repo_is_removed_only_without_workspaces_and_its_source_stays() {
     assert!(env.source().join("README").is_file());
     let again = env.fails(&["repo", "remove", &env.repo]);
     assert!(again.contains("no repo named"), "{again}");
+    assert!(
+        again.contains("`dual repo list` shows the repos"),
+        "a hint that names a command showing repos: {again}"
+    );
+    assert!(env.ok(&["repo", "list"]).starts_with("no repos yet"));
     let listed = env.fails(&["create", "feat/other"]);
     assert!(listed.contains("no repo is registered"), "{listed}");
 }
