@@ -299,7 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Sync { workspace } => c::sync::run(workspace.as_deref(), &printer),
         Command::Prune { yes } => c::prune::run(engine, yes, &printer),
-        Command::Recover => c::recover::run(engine),
+        Command::Recover => c::recover::run(engine, &printer),
         Command::Proxy { action } => c::proxy::run(engine, action),
         Command::Urls { workspace, json } => c::urls::run(workspace.as_deref(), json, &printer),
         Command::Open { workspace } => c::urls::open(workspace.as_deref(), &printer),

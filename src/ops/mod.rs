@@ -6,6 +6,8 @@
 pub mod create;
 pub mod destroy;
 pub mod launch;
+pub mod prune;
+pub mod recover;
 pub mod repos;
 pub mod services;
 pub mod setup;

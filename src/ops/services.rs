@@ -33,7 +33,7 @@ pub fn resolve<'s>(
             Err(WorkspaceError::UnknownWorkspace(_)) => {
                 (workspace::resolve(state, None).hinted()?, Some(first))
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(crate::error::hinted(error)),
         },
         (None, _) => (workspace::resolve(state, None).hinted()?, None),
     };
