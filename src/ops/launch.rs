@@ -147,8 +147,12 @@ pub fn launch(
         started.why()
     ));
 
-    if let Some(setup) = config.setup.as_deref().filter(|_| !workspace.setup_done) {
-        run_setup_once(&store, &engine, &workspace, setup, printer)?;
+    match config.setup.as_deref().filter(|_| !workspace.setup_done) {
+        Some(setup) => run_setup_once(&store, &engine, &workspace, setup, printer)?,
+        // A failed setup that .dual.toml no longer has is nothing to report.
+        None => {
+            let _ = SetupRecord::clear(&workspace.name());
+        }
     }
     start_services(&engine, &workspace, &config, printer)?;
     let urls = workspace::urls(&workspace, &config.known_ports());

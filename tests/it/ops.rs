@@ -192,13 +192,26 @@ fn list_says_setting_up_then_setup_failed_until_a_launch_succeeds() {
         let table = env.ok(&["list"]);
         assert!(table.contains("setup failed (exit status 3)"), "{table}");
 
-        // Fixed in the clone: the next launch's setup succeeds.
-        std::fs::write(
-            clone.join(".dual.toml"),
-            format!("image = \"{image}\"\nsetup = \"true\"\n"),
-        )
-        .unwrap();
-        env.ok(&["launch", "feat/setup"]);
+        let relaunch_with = |setup: &str| {
+            let setup = if setup.is_empty() {
+                String::new()
+            } else {
+                format!("setup = \"{setup}\"\n")
+            };
+            std::fs::write(
+                clone.join(".dual.toml"),
+                format!("image = \"{image}\"\n{setup}"),
+            )
+            .unwrap();
+            env.run(&["launch", "feat/setup"])
+        };
+        // No setup any more: nothing failed to report.
+        assert!(relaunch_with("").status.success());
+        assert_eq!(state_of(&env), "running");
+        // Failing again, with another status; then fixed.
+        assert!(!relaunch_with("exit 4").status.success());
+        assert_eq!(env.list()[0]["setup_failure"], "exit status 4");
+        assert!(relaunch_with("true").status.success());
         assert_eq!(state_of(&env), "running");
         assert!(env.list()[0].get("setup_failure").is_none());
     });
