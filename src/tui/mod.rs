@@ -184,7 +184,16 @@ impl Work {
 /// its error has one, the hint.
 pub fn failure_line(error: &anyhow::Error) -> String {
     match crate::error::hint_of(error) {
-        Some(hint) => format!("{error} — hint: {hint}"),
+        Some(hint) => {
+            // A hint of several lines (the work `destroy` refuses to lose)
+            // on the one line there is.
+            let hint: Vec<&str> = hint
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect();
+            format!("{error} — hint: {}", hint.join("; "))
+        }
         None => format!("{error}"),
     }
 }

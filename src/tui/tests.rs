@@ -159,3 +159,17 @@ fn a_failed_operation_shows_its_error_and_its_hint_on_one_line() {
         "no workspace `shop-nope` — hint: `dual list` shows every workspace and its name"
     );
 }
+
+#[test]
+fn a_hint_of_several_lines_shows_on_the_one_message_line() {
+    let error = crate::error::hinted(crate::workspace::WorkspaceError::Unsafe {
+        name: "shop-a".into(),
+        work: vec!["unpushed: 1a2b3c4 wip".into()],
+    });
+    let line = super::failure_line(&error);
+    assert!(!line.contains('\n'), "{line}");
+    assert_eq!(
+        line,
+        "workspace `shop-a` has work that is not pushed — hint: unpushed: 1a2b3c4 wip; push or stash it first, or throw it away with `dual destroy shop-a --force`"
+    );
+}
