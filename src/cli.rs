@@ -25,12 +25,8 @@ pub struct Cli {
     pub engine: Option<EngineKind>,
 
     /// Print every external command dual runs (also DUAL_LOG=debug)
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
-    pub verbose: bool,
-
-    /// Print results, warnings and errors only, no progress
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub verbose: bool,
 
     /// Without one: the workspace browser on a terminal, else `dual list`
     #[command(subcommand)]
@@ -251,9 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     use crate::commands as c;
     let engine = cli.engine;
     // Decided once, here: every command reports its work through it.
-    let printer = Printer::terminal(if cli.quiet {
-        Verbosity::Quiet
-    } else if cli.verbose {
+    let printer = Printer::terminal(if cli.verbose {
         Verbosity::Verbose
     } else {
         Verbosity::Normal

@@ -216,7 +216,13 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     terminal.draw(|frame| draw(frame, &app))?;
     let first = started.elapsed();
     let (updates_tx, updates) = mpsc::channel();
-    let _ = updates_tx.send(Update::Rows(status(flag, &state, &Printer::silent())));
+    // An engine that does not answer is said on the message line.
+    let (warnings_tx, warnings) = mpsc::channel();
+    let rows = status(flag, &state, &Printer::channel(warnings_tx));
+    let _ = updates_tx.send(Update::Rows(rows));
+    for warning in warnings.try_iter() {
+        let _ = updates_tx.send(Update::Progress(warning));
+    }
     watch_for_changes(flag, updates_tx.clone());
     if let Some(path) = std::env::var_os("DUAL_TUI_TIMING") {
         // For scripts/bench-discovery: when the first frame was drawn.
