@@ -1,7 +1,10 @@
 //! The operations on workspaces, the same for every face of dual: the
-//! command line and the browser call these. Each takes typed inputs and a
-//! `Printer` for its progress and warnings, and returns a typed report or a
-//! typed error; none prints by itself or parses arguments.
+//! command line (`commands/`, which parses and renders) and the browser
+//! (`tui`, on a thread) call these. Each takes typed inputs and a `Printer`
+//! for its progress and warnings, and returns a typed report; its error
+//! carries its hint (see `crate::error`). None prints by itself, parses
+//! arguments, or imports the command layer (a test in `tests/it/ops.rs`
+//! holds that).
 
 pub mod create;
 pub mod destroy;

@@ -2,7 +2,7 @@
 //!
 //! This module holds what the commands share: finding a workspace from a name
 //! or the current directory, the container a workspace runs in, and the
-//! errors a user can act on. The commands themselves live in `commands/`.
+//! errors a user can act on. The operations on workspaces live in `ops/`.
 
 pub mod config;
 pub mod focus;
