@@ -370,27 +370,29 @@ fn steady_bridges(engine: &Engine, workspace: &Workspace, made_now: bool, printe
         .then(|| engine.host_facts().ok()?.default_networks)
         .flatten();
     let networks = match known {
-        Some(networks) => Ok(networks),
-        None => engine
-            .inspect_one(&workspace.container_name())
-            .map(|container| {
+        Some(networks) => networks,
+        None => match engine.inspect_one(&workspace.container_name()) {
+            Ok(container) => {
                 let networks: Vec<String> = container.networks.into_keys().collect();
                 if made_now {
                     engine.remember_default_networks(&networks);
                 }
                 networks
-            })
-            .map_err(|error| error.to_string()),
+            }
+            Err(error) => return warn_unsteady(&error, printer),
+        },
     };
-    let result = networks.and_then(|networks| {
-        let networks: Vec<&str> = networks.iter().map(String::as_str).collect();
-        crate::engine::bridge::steady(engine, &networks)
-    });
-    if let Err(error) = result {
-        printer.warn(format!(
-            "{error}\n  the workspace runs, but its connections may stall for seconds when other containers start or stop"
-        ));
+    let networks: Vec<&str> = networks.iter().map(String::as_str).collect();
+    if let Err(error) = crate::engine::bridge::steady(engine, &networks) {
+        warn_unsteady(&error, printer);
     }
+}
+
+/// The workspace runs; say what may go wrong with it, and why.
+fn warn_unsteady(error: &dyn std::fmt::Display, printer: &Printer) {
+    printer.warn(format!(
+        "{error}\n  the workspace runs, but its connections may stall for seconds when other containers start or stop"
+    ));
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
