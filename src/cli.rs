@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::engine::EngineKind;
+use crate::printer::{Printer, Verbosity};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,6 +42,11 @@ pub enum Command {
         /// The repo's name in workspace names and URLs [default: from the path]
         #[arg(long)]
         name: Option<String>,
+    },
+    /// Registered repos: list them, or unregister one
+    Repo {
+        #[command(subcommand)]
+        action: RepoAction,
     },
     /// Declare a workspace for BRANCH (no clone or container yet)
     Create {
@@ -150,6 +156,14 @@ pub enum Command {
     PinBridge { interface: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RepoAction {
+    /// Every registered repo, its source and its default branch
+    List,
+    /// Unregister a repo (refused while it has workspaces; its source stays as it is)
+    Remove { name: String },
+}
+
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum ProxyAction {
     /// Start it in the background (no-op when it runs)
@@ -232,27 +246,39 @@ fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     use crate::commands as c;
     let engine = cli.engine;
+    // Decided once, here: every command reports its work through it.
+    let printer = Printer::terminal(if cli.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    });
     let Some(command) = cli.command else {
         use std::io::IsTerminal;
         // An agent or a pipe gets the list; a person, the browser.
         if std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
             return crate::tui::run(engine);
         }
-        return c::list::run(engine, false);
+        return c::list::run(engine, false, &printer);
     };
     match command {
-        Command::Add { source, name } => c::add::run(source.as_deref(), name.as_deref()),
-        Command::Create { branch, repo } => c::create::run(&branch, repo.as_deref()),
+        Command::Add { source, name } => c::add::run(source.as_deref(), name.as_deref(), &printer),
+        Command::Repo {
+            action: RepoAction::Remove { name },
+        } => c::add::remove(&name, &printer),
+        Command::Repo {
+            action: RepoAction::List,
+        } => c::add::list(),
+        Command::Create { branch, repo } => c::create::run(&branch, repo.as_deref(), &printer),
         Command::Launch {
             workspace,
             recreate,
-        } => c::launch::run(engine, workspace.as_deref(), recreate),
-        Command::List { json } => c::list::run(engine, json),
+        } => c::launch::run(engine, workspace.as_deref(), recreate, &printer),
+        Command::List { json } => c::list::run(engine, json, &printer),
         Command::Run { workspace, command } => c::run::run(engine, workspace.as_deref(), &command),
         Command::ShellInit { shell } => c::shell_init::run(shell),
-        Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref()),
+        Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref(), &printer),
         Command::Focus { workspace, clear } => c::focus::run(workspace.as_deref(), clear),
-        Command::Attach { workspace } => c::attach::run(engine, workspace.as_deref()),
+        Command::Attach { workspace } => c::attach::run(engine, workspace.as_deref(), &printer),
         Command::Logs {
             workspace,
             service,
@@ -260,17 +286,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tail,
         } => c::services::logs(workspace.as_deref(), service.as_deref(), follow, tail),
         Command::Restart { workspace, service } => {
-            c::services::restart(engine, workspace.as_deref(), service.as_deref())
+            c::services::restart(engine, workspace.as_deref(), service.as_deref(), &printer)
         }
         Command::Destroy { workspace, force } => {
-            c::destroy::run(engine, workspace.as_deref(), force)
+            c::destroy::run(engine, workspace.as_deref(), force, &printer)
         }
-        Command::Sync { workspace } => c::sync::run(workspace.as_deref()),
-        Command::Prune { yes } => c::prune::run(engine, yes),
-        Command::Recover => c::recover::run(engine),
+        Command::Sync { workspace } => c::sync::run(workspace.as_deref(), &printer),
+        Command::Prune { yes } => c::prune::run(engine, yes, &printer),
+        Command::Recover => c::recover::run(engine, &printer),
         Command::Proxy { action } => c::proxy::run(engine, action),
-        Command::Urls { workspace, json } => c::urls::run(workspace.as_deref(), json),
-        Command::Open { workspace } => c::urls::open(workspace.as_deref()),
+        Command::Urls { workspace, json } => c::urls::run(workspace.as_deref(), json, &printer),
+        Command::Open { workspace } => c::urls::open(workspace.as_deref(), &printer),
         Command::Verify(args) => c::verify::run(engine, &args),
         Command::TestServer {
             name,

@@ -64,6 +64,13 @@ impl Printer {
         }
     }
 
+    /// Its lines go to dual's own stdout and stderr: a child may write
+    /// there too (a pull's progress, `setup`'s output) without garbling
+    /// another face's screen.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.sink, Sink::Terminal)
+    }
+
     pub fn verbosity(&self) -> Verbosity {
         self.verbosity
     }
@@ -74,9 +81,24 @@ impl Printer {
         }
     }
 
-    /// `text` without the `warning: ` prefix, which the terminal adds.
+    /// A step of the work that a terminal shows only when verbose (there the
+    /// user sees the command working, and its output stays as it always
+    /// was); the browser, with nothing else to show, gets every one.
+    pub fn detail(&self, text: impl Into<String>) {
+        if shows_details(self.is_terminal(), self.verbosity) {
+            self.emit(Message::Progress(text.into()));
+        }
+    }
+
+    /// `text` without the `warning: ` prefix, which the terminal adds (one
+    /// already there, as in the proxy's conflict warnings, is not doubled).
     pub fn warn(&self, text: impl Into<String>) {
-        self.emit(Message::Warning(text.into()));
+        let text = text.into();
+        let text = match text.strip_prefix("warning: ") {
+            Some(rest) => rest.to_owned(),
+            None => text,
+        };
+        self.emit(Message::Warning(text));
     }
 
     /// A result line, without its newline.
@@ -108,6 +130,10 @@ impl Printer {
     }
 }
 
+fn shows_details(terminal: bool, verbosity: Verbosity) -> bool {
+    !terminal || verbosity == Verbosity::Verbose
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +154,19 @@ mod tests {
                 Message::Out("launched".into()),
             ]
         );
+    }
+
+    #[test]
+    fn details_reach_a_channel_and_a_verbose_terminal_only() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        Printer::channel(sender).detail("cloning");
+        assert_eq!(
+            receiver.try_iter().collect::<Vec<_>>(),
+            vec![Message::Progress("cloning".into())]
+        );
+        assert!(shows_details(true, Verbosity::Verbose));
+        assert!(!shows_details(true, Verbosity::Normal));
+        assert!(!shows_details(true, Verbosity::Quiet));
     }
 
     #[test]

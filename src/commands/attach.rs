@@ -5,22 +5,25 @@
 use std::process::ExitCode;
 
 use crate::engine::EngineKind;
+use crate::error::HintExt as _;
+use crate::printer::Printer;
 use crate::workspace::{self, Store};
 
-pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    flag: Option<EngineKind>,
+    name: Option<&str>,
+    printer: &Printer,
+) -> anyhow::Result<ExitCode> {
     if !crate::tmux::available() {
         anyhow::bail!(crate::error::Hinted {
             message: "tmux is not installed".into(),
             hint: "install it (`apt-get install tmux`), or work in the clone with `eval \"$(dual shell-init)\"`".into(),
         });
     }
-    let state = Store::open_default().load()?;
-    let workspace = workspace::resolve(&state, name)?.clone();
+    let state = Store::open_default().load().hinted()?;
+    let workspace = workspace::resolve(&state, name).hinted()?.clone();
     if !workspace.path.exists() || !running(flag, &workspace) {
-        let code = super::launch::run(flag, Some(&workspace.name()), false)?;
-        if code != ExitCode::SUCCESS {
-            return Ok(code);
-        }
+        crate::ops::launch::launch(flag, Some(&workspace.name()), false, printer)?;
     }
     crate::tmux::ensure_session(&workspace)?;
     crate::tmux::attach(&workspace.name())?;

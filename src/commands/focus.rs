@@ -19,8 +19,8 @@ pub fn run(name: Option<&str>, clear: bool) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let state = Store::open_default().load()?;
-    let workspace = workspace::resolve(&state, Some(name))?;
+    let state = Store::open_default().load().map_err(crate::error::hinted)?;
+    let workspace = workspace::resolve(&state, Some(name)).map_err(crate::error::hinted)?;
     let name = workspace.name();
     focus::set(&name)?;
     let ports = workspace::declared_ports(&state, workspace);

@@ -1,61 +1,25 @@
-//! `dual list [--json]`: every workspace with its state and URLs. The state
-//! comes from the engine's labels, one `ps` per engine in use, not one call
-//! per workspace; a container removed behind dual's back shows as stopped.
+//! `dual list [--json]`: every workspace with its state, engine and URLs
+//! (see `ops::status`).
 
-use std::collections::HashMap;
+use crate::error::HintExt as _;
 use std::process::ExitCode;
 
-use serde::Serialize;
-
 use crate::cli::print;
-use crate::engine::labels::{WorkspaceLabels, workspace_filters};
-use crate::engine::{ContainerSummary, Engine, EngineKind};
-use crate::workspace::services::{self, ServiceState};
-use crate::workspace::{self, State, Store};
+use crate::engine::EngineKind;
+use crate::ops::status::{WorkspaceState, WorkspaceStatus, status};
+use crate::printer::Printer;
+use crate::workspace::Store;
 
-#[derive(Debug, Serialize)]
-pub struct Listed {
-    pub name: String,
-    pub repo: String,
-    pub branch: String,
-    /// `lazy` (no clone yet), `stopped` (by `dual stop`), `running`, `down`
-    /// (not running, and not stopped by `dual stop`: the engine or the host
-    /// restarted, or its container was stopped or removed by hand), or
-    /// `unknown` (the engine does not answer).
-    pub state: &'static str,
-    pub path: String,
-    pub urls: Vec<String>,
-    pub engine: Option<EngineKind>,
-    pub services: Vec<ListedService>,
-    /// The TCP ports it listens on, reachable through the proxy.
-    pub listening: Vec<u16>,
-    /// Ports it listens on at 127.0.0.1 only (unreachable from outside).
-    pub loopback_only: Vec<u16>,
-    /// Plain `localhost` goes to it (`dual focus`).
-    pub focus: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ListedService {
-    pub name: String,
-    #[serde(flatten)]
-    pub state: ServiceState,
-}
-
-/// This installation's workspace containers on one engine, by workspace name.
-type ByName = HashMap<String, (WorkspaceLabels, ContainerSummary)>;
-
-pub fn run(flag: Option<EngineKind>, json: bool) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
-    let listed = list(flag, &state);
-    let ports = crate::proxy::conflicts::ports_of_urls(
-        listed
-            .iter()
-            .filter(|l| l.state == "running")
-            .flat_map(|l| &l.urls),
-    );
+pub fn run(flag: Option<EngineKind>, json: bool, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let state = Store::open_default().load().hinted()?;
+    let listed = status(flag, &state, printer);
+    let ports: Vec<u16> = listed
+        .iter()
+        .filter(|l| l.state.is_running())
+        .flat_map(WorkspaceStatus::ports)
+        .collect();
     for warning in crate::proxy::conflicts::warnings(&ports) {
-        eprintln!("{warning}");
+        printer.warn(warning);
     }
     if json {
         print(&serde_json::to_string_pretty(&listed)?)?;
@@ -66,132 +30,12 @@ pub fn run(flag: Option<EngineKind>, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn list(flag: Option<EngineKind>, dual_state: &State) -> Vec<Listed> {
-    let workspaces = &dual_state.workspaces;
-    let owner = workspace::owner_id();
-    let mut engines: Vec<EngineKind> = workspaces
-        .iter()
-        .filter_map(|w| flag.or(w.engine))
-        .collect();
-    engines.sort_by_key(|kind| kind.program());
-    engines.dedup();
-    let mut containers: HashMap<EngineKind, Option<ByName>> = HashMap::new();
-    for kind in engines {
-        let found = Engine::new(kind)
-            .ps(&workspace_filters(Some(&owner)))
-            .map_err(|error| {
-                // One line: what is wrong, and what to do.
-                let fix = error
-                    .hint()
-                    .map_or(String::new(), |hint| format!("; {hint}"));
-                eprintln!("warning: {error}, so states are unknown{fix}");
-            })
-            .ok()
-            .map(|list| {
-                list.into_iter()
-                    .filter_map(|c| {
-                        let labels = WorkspaceLabels::from_labels(&c.labels)?;
-                        Some((labels.workspace.clone(), (labels, c)))
-                    })
-                    .collect()
-            });
-        containers.insert(kind, found);
-    }
-    // The running proxy looks every second; without one, look now.
-    let listening = crate::proxy::listening::read().unwrap_or_else(|| listening_ports(&containers));
-    let focus = crate::workspace::focus::read();
-    let mut listed: Vec<Listed> = workspaces
-        .iter()
-        .map(|w| {
-            let engine = flag.or(w.engine);
-            let cloned = w.path.exists();
-            let state = match engine.map(|kind| containers.get(&kind).and_then(Option::as_ref)) {
-                _ if !cloned => "lazy",
-                None => "stopped",
-                Some(None) => "unknown",
-                Some(Some(by_name)) => match by_name.get(&w.name()) {
-                    // Only the container of this repo's branch counts.
-                    Some((labels, container))
-                        if labels.same_workspace(&workspace::labels(w, None))
-                            && container.state == "running" =>
-                    {
-                        "running"
-                    }
-                    _ if w.stopped || w.engine.is_none() => "stopped",
-                    _ => "down",
-                },
-            };
-            let config = workspace::config_for_listing(dual_state, w);
-            let services = services::states(&w.name(), &config, state == "running")
-                .into_iter()
-                .map(|(name, service)| ListedService {
-                    name,
-                    state: if state == "unknown" {
-                        ServiceState::Unknown
-                    } else {
-                        service
-                    },
-                })
-                .collect();
-            let found = listening
-                .get(&w.name())
-                .filter(|_| state == "running")
-                .cloned()
-                .unwrap_or_default();
-            let mut ports = config.known_ports();
-            for port in &found.reachable {
-                if !ports.contains(port) {
-                    ports.push(*port);
-                }
-            }
-            Listed {
-                name: w.name(),
-                repo: w.repo.clone(),
-                branch: w.branch.clone(),
-                state,
-                path: w.path.display().to_string(),
-                urls: workspace::urls(w, &ports),
-                engine,
-                services,
-                listening: found.reachable.into_iter().collect(),
-                loopback_only: found.loopback_only.into_iter().collect(),
-                focus: focus.as_deref() == Some(w.name().as_str()),
-            }
-        })
-        .collect();
-    listed.sort_by(|a, b| a.name.cmp(&b.name));
-    listed
-}
-
-/// What the running workspace containers listen on, by workspace name: one
-/// `inspect` per engine for their process ids, then /proc.
-fn listening_ports(
-    containers: &HashMap<EngineKind, Option<ByName>>,
-) -> HashMap<String, crate::sockets::Listening> {
-    let mut found = HashMap::new();
-    for (kind, by_name) in containers {
-        let Some(by_name) = by_name else { continue };
-        let ids: Vec<&str> = by_name
-            .values()
-            .filter(|(_, c)| c.state == "running")
-            .map(|(_, c)| c.id.as_str())
-            .collect();
-        if ids.is_empty() {
-            continue;
-        }
-        if let Ok(inspected) = Engine::new(*kind).inspect(&ids) {
-            found.extend(crate::proxy::discover(&inspected));
-        }
-    }
-    found
-}
-
-fn table(listed: &[Listed]) -> String {
+fn table(listed: &[WorkspaceStatus]) -> String {
     if listed.is_empty() {
         return "no workspaces yet: `dual create BRANCH`, then `dual launch`\n".into();
     }
     let with_services = listed.iter().any(|l| !l.services.is_empty());
-    let rows: Vec<[String; 5]> = listed
+    let rows: Vec<[String; 6]> = listed
         .iter()
         .map(|l| {
             let services: Vec<String> = l
@@ -206,14 +50,19 @@ fn table(listed: &[Listed]) -> String {
                     l.name.clone()
                 },
                 l.branch.clone(),
-                l.state.to_owned(),
+                l.state.to_string(),
+                l.engine.map_or("-".to_owned(), |kind| kind.to_string()),
                 services.join(", "),
-                l.urls.join(" "),
+                l.urls
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]
         })
         .collect();
-    let header = ["WORKSPACE", "BRANCH", "STATE", "SERVICES", "URLS"].map(str::to_owned);
-    let widths: Vec<usize> = (0..4)
+    let header = ["WORKSPACE", "BRANCH", "STATE", "ENGINE", "SERVICES", "URLS"].map(str::to_owned);
+    let widths: Vec<usize> = (0..5)
         .map(|i| {
             rows.iter()
                 .chain(std::iter::once(&header))
@@ -226,19 +75,21 @@ fn table(listed: &[Listed]) -> String {
         .chain(rows.iter())
         .map(|r| {
             let services = if with_services {
-                format!("{:w$}  ", r[3], w = widths[3])
+                format!("{:w$}  ", r[4], w = widths[4])
             } else {
                 String::new()
             };
             format!(
-                "{:w0$}  {:w1$}  {:w2$}  {services}{}\n",
+                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {services}{}\n",
                 r[0],
                 r[1],
                 r[2],
-                r[4],
+                r[3],
+                r[5],
                 w0 = widths[0],
                 w1 = widths[1],
-                w2 = widths[2]
+                w2 = widths[2],
+                w3 = widths[3]
             )
             .trim_end()
             .to_owned()
@@ -257,7 +108,7 @@ fn table(listed: &[Listed]) -> String {
 
 /// A port bound to 127.0.0.1 inside looks up but never answers through
 /// the proxy: say so, with the fix.
-fn loopback_notes(listed: &[Listed]) -> impl Iterator<Item = String> + '_ {
+fn loopback_notes(listed: &[WorkspaceStatus]) -> impl Iterator<Item = String> + '_ {
     listed.iter().flat_map(|l| {
         l.loopback_only.iter().map(move |port| {
             format!(
@@ -269,8 +120,8 @@ fn loopback_notes(listed: &[Listed]) -> impl Iterator<Item = String> + '_ {
 }
 
 /// What `down` means, under the table when a workspace is down.
-fn down_note(listed: &[Listed]) -> Option<String> {
-    listed.iter().any(|l| l.state == "down").then(|| {
+fn down_note(listed: &[WorkspaceStatus]) -> Option<String> {
+    listed.iter().any(|l| l.state == WorkspaceState::Down).then(|| {
         "\ndown: not stopped with `dual stop`, but not running (its engine or the host restarted, or it was stopped by hand);\n      the proxy starts it again when the engine is back, or `dual launch WORKSPACE` does\n".to_owned()
     })
 }

@@ -21,14 +21,11 @@ pub mod verify;
 use crate::engine::{Engine, EngineKind};
 use crate::workspace::Workspace;
 
-/// The engine for a workspace: the flag, else the one it was launched on,
-/// else the usual selection.
+/// The engine for a workspace: see `ops::engine_for`.
 pub(crate) fn engine_for(
     flag: Option<EngineKind>,
     workspace: Option<&Workspace>,
 ) -> anyhow::Result<Engine> {
-    if let Some(kind) = flag.or_else(|| workspace.and_then(|w| w.engine)) {
-        return Ok(Engine::new(kind));
-    }
-    Ok(Engine::select(None)?)
+    use crate::error::HintExt as _;
+    crate::ops::engine_for(flag, workspace).hinted()
 }

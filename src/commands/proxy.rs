@@ -69,7 +69,7 @@ fn foreground(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     };
     // The engine asked for (or found) first; then every other one on PATH:
     // workspaces on docker and on podman are all routed by this proxy.
-    let first = Engine::select(flag)?;
+    let first = Engine::select(flag).map_err(crate::error::hinted)?;
     let mut engines = vec![first.clone()];
     for kind in EngineKind::chosen_or_installed(None) {
         if kind != first.kind() {

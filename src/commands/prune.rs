@@ -1,69 +1,15 @@
-//! `dual prune [--yes]`: find what dual left behind and remove it after
-//! showing the list: containers and volumes of workspaces that no longer
-//! exist, containers stuck in `created`, abandoned probe containers, and
-//! workspaces whose branch was merged or deleted upstream (when they hold no
-//! uncommitted or unpushed work).
+//! `dual prune [--yes]`: find what dual left behind (see `ops::prune`) and
+//! remove it after showing the list and asking.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use crate::cli::print;
-use crate::engine::labels::{
-    KIND, KIND_ACCOUNTS, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER, WorkspaceLabels,
-    workspace_filters,
-};
-use crate::engine::{Engine, EngineKind};
-use crate::workspace::git::{self, Upstream};
-use crate::workspace::{State, Store};
+use crate::engine::EngineKind;
+use crate::printer::Printer;
 
-enum Leftover {
-    Container {
-        engine: EngineKind,
-        id: String,
-        why: String,
-    },
-    Volume {
-        engine: EngineKind,
-        name: String,
-        why: String,
-    },
-    Workspace {
-        name: String,
-        why: String,
-    },
-}
-
-impl Leftover {
-    fn describe(&self) -> String {
-        match self {
-            Leftover::Container { engine, id, why } => {
-                format!("container {} ({engine}): {why}", &id[..id.len().min(12)])
-            }
-            Leftover::Volume { engine, name, why } => format!("volume {name} ({engine}): {why}"),
-            Leftover::Workspace { name, why } => format!("workspace {name}: {why}"),
-        }
-    }
-}
-
-pub fn run(flag: Option<EngineKind>, yes: bool) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
-    let mut kinds: Vec<EngineKind> = match flag {
-        Some(kind) => vec![kind],
-        None => state.workspaces.iter().filter_map(|w| w.engine).collect(),
-    };
-    if flag.is_none()
-        && let Ok(engine) = Engine::select(None)
-    {
-        kinds.push(engine.kind());
-    }
-    kinds.sort_by_key(|k| k.program());
-    kinds.dedup();
-
-    let mut found = Vec::new();
-    for kind in &kinds {
-        found.extend(engine_leftovers(&Engine::new(*kind), &state)?);
-    }
-    found.extend(finished_workspaces(&state));
+pub fn run(flag: Option<EngineKind>, yes: bool, printer: &Printer) -> anyhow::Result<ExitCode> {
+    let found = crate::ops::prune::leftovers(flag)?;
     if found.is_empty() {
         print("nothing to prune\n")?;
         return Ok(ExitCode::SUCCESS);
@@ -77,15 +23,7 @@ pub fn run(flag: Option<EngineKind>, yes: bool) -> anyhow::Result<ExitCode> {
         print("nothing removed\n")?;
         return Ok(ExitCode::SUCCESS);
     }
-    for leftover in &found {
-        match leftover {
-            Leftover::Container { engine, id, .. } => Engine::new(*engine).remove(&[id])?,
-            Leftover::Volume { engine, name, .. } => Engine::new(*engine).volume_remove(&[name])?,
-            Leftover::Workspace { name, .. } => {
-                super::destroy::run(flag, Some(name), false)?;
-            }
-        }
-    }
+    crate::ops::prune::remove(flag, &found, printer)?;
     print(&format!("removed {} item(s)\n", found.len()))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -103,98 +41,4 @@ fn confirm(count: usize) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftover>> {
-    let kind = engine.kind();
-    let known = |name: &str| state.workspace(name).is_some();
-    let owner = crate::workspace::owner_id();
-    let mut found = Vec::new();
-    for container in engine.ps(&[MANAGED_FILTER])? {
-        let workspace = WorkspaceLabels::from_labels(&container.labels);
-        let why = match (container.labels.get(KIND).map(String::as_str), workspace) {
-            // Another installation's (another user, another DUAL_HOME): not ours to judge.
-            (_, Some(labels)) if labels.owner != owner => None,
-            // Its name may be in the state for another repo's branch.
-            (_, Some(labels))
-                if !state
-                    .workspace(&labels.workspace)
-                    .is_some_and(|w| crate::workspace::labels(w, None).same_workspace(&labels)) =>
-            {
-                Some(format!(
-                    "its workspace `{}` (branch `{}` of `{}`) no longer exists",
-                    labels.workspace, labels.branch, labels.repo
-                ))
-            }
-            (Some(KIND_PROBE), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
-                Some("a probe container whose `dual verify` is gone".into())
-            }
-            (Some(KIND_ACCOUNTS), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
-                Some("made to read an image's accounts by a `dual launch` that is gone".into())
-            }
-            (Some(KIND_WORKSPACE), _) if container.state == "created" => {
-                Some("stuck in `created`: it never started".into())
-            }
-            _ => None,
-        };
-        if let Some(why) = why {
-            found.push(Leftover::Container {
-                engine: kind,
-                id: container.id,
-                why,
-            });
-        }
-    }
-    for volume in engine.volume_names(&workspace_filters(Some(&owner)))? {
-        // Named `dual-{workspace}-v{hash}` (see workspace::volume_name).
-        let workspace = volume
-            .strip_prefix("dual-")
-            .and_then(|rest| rest.rsplit_once("-v"))
-            .map(|(name, _)| name);
-        if !workspace.is_some_and(known) {
-            found.push(Leftover::Volume {
-                engine: kind,
-                name: volume,
-                why: "its workspace no longer exists".into(),
-            });
-        }
-    }
-    Ok(found)
-}
-
-fn finished_workspaces(state: &State) -> Vec<Leftover> {
-    let mut found = Vec::new();
-    for workspace in &state.workspaces {
-        let Some(repo) = state.repos.get(&workspace.repo) else {
-            continue;
-        };
-        if workspace.branch == repo.default_branch || !workspace.path.exists() {
-            continue;
-        }
-        let status = git::upstream_status(
-            &repo.source,
-            &workspace.branch,
-            &repo.default_branch,
-            &workspace.path,
-        );
-        let why = match status {
-            Some(Upstream::Merged) => "its branch is merged into the default branch upstream",
-            // Only a branch that was there once: a new one was never pushed.
-            Some(Upstream::Deleted)
-                if git::tracks_remote_branch(&workspace.path, &workspace.branch) =>
-            {
-                "its branch was deleted upstream"
-            }
-            _ => continue,
-        };
-        let clean = git::uncommitted(&workspace.path).is_ok_and(|l| l.is_empty())
-            && git::unpushed(&workspace.path).is_ok_and(|l| l.is_empty());
-        if clean {
-            found.push(Leftover::Workspace {
-                name: workspace.name(),
-                why: why.into(),
-            });
-        }
-    }
-    found
 }

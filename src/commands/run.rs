@@ -5,6 +5,7 @@
 //! `exec` passes none on by itself, so the command records its pid in a tmpfs
 //! and dual delivers each signal it gets to that process group.
 
+use crate::error::HintExt as _;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -24,8 +25,8 @@ pub fn run(
     name: Option<&str>,
     command: &[OsString],
 ) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
-    let workspace = workspace::resolve(&state, name)?;
+    let state = Store::open_default().load().hinted()?;
+    let workspace = workspace::resolve(&state, name).hinted()?;
     run_in(flag, workspace, command)
 }
 
@@ -122,7 +123,7 @@ pub fn run_in(
         engine.status_timeout(),
         probe,
     )?;
-    let status = status?;
+    let status = status.hinted()?;
     if let Some(code) = status.code() {
         if code != 0 {
             explain_failure(&engine, workspace);

@@ -1,6 +1,7 @@
 //! `dual logs [WORKSPACE] [SERVICE]` and `dual restart [WORKSPACE] [SERVICE]`:
-//! a workspace's services (see `workspace::services`).
+//! a workspace's services (see `ops::services`).
 
+use crate::error::HintExt as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,89 +9,22 @@ use std::time::Duration;
 
 use crate::cli::print;
 use crate::engine::EngineKind;
-use crate::workspace::config::Config;
-use crate::workspace::services::{self, Control};
-use crate::workspace::{self, State, Store, Workspace, WorkspaceError};
-
-/// A workspace and maybe one of its services, from up to two names: `dual
-/// logs web` in a workspace's clone means its service `web` when no
-/// workspace is called `web`.
-fn resolve<'s>(
-    state: &'s State,
-    first: Option<&str>,
-    second: Option<&str>,
-) -> anyhow::Result<(&'s Workspace, Config, Option<String>)> {
-    let (workspace, service) = match (first, second) {
-        (Some(first), Some(second)) => (workspace::resolve(state, Some(first))?, Some(second)),
-        (Some(first), None) => match workspace::resolve(state, Some(first)) {
-            Ok(workspace) => (workspace, None),
-            Err(WorkspaceError::UnknownWorkspace(_)) => {
-                (workspace::resolve(state, None)?, Some(first))
-            }
-            Err(error) => return Err(error.into()),
-        },
-        (None, _) => (workspace::resolve(state, None)?, None),
-    };
-    let config = Config::load(&workspace.path)?;
-    if let Some(service) = service
-        && !config.services.contains_key(service)
-        && !services::log_file(&workspace.name(), service).exists()
-    {
-        let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
-        anyhow::bail!(crate::error::Hinted {
-            message: format!(
-                "`{}` has no service `{service}`{}",
-                workspace.name(),
-                if known.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (it has {})", known.join(", "))
-                }
-            ),
-            hint: "services are `[services.NAME]` tables in .dual.toml".into(),
-        });
-    }
-    Ok((workspace, config, service.map(str::to_owned)))
-}
+use crate::printer::Printer;
+use crate::workspace::Store;
+use crate::workspace::services;
 
 pub fn restart(
     flag: Option<EngineKind>,
     first: Option<&str>,
     second: Option<&str>,
+    printer: &Printer,
 ) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
-    let (workspace, config, service) = resolve(&state, first, second)?;
-    if config.services.is_empty() {
-        anyhow::bail!(crate::error::Hinted {
-            message: format!("`{}` has no services to restart", workspace.name()),
-            hint: "add a `[services.NAME]` table with a `command` to its .dual.toml".into(),
-        });
-    }
-    let engine = super::engine_for(flag, Some(workspace))?;
-    let running = engine
-        .inspect(&[&workspace.container_name()])?
-        .pop()
-        .is_some_and(|container| container.running);
-    if !running {
-        anyhow::bail!(crate::error::Hinted {
-            message: format!("`{}` is not running", workspace.name()),
-            hint: format!(
-                "`dual launch {}` starts it with its services",
-                workspace.name()
-            ),
-        });
-    }
-    let names: Vec<String> = service.into_iter().collect();
-    services::control(&engine, workspace, &config, Control::Restart(&names))?;
-    let which = if names.is_empty() {
-        config.services.keys().cloned().collect()
-    } else {
-        names
-    };
+    let state = Store::open_default().load().hinted()?;
+    let restarted = crate::ops::services::restart(flag, &state, first, second, printer)?;
     print(&format!(
         "restarted {} in `{}`\n",
-        which.join(", "),
-        workspace.name()
+        restarted.services.join(", "),
+        restarted.workspace
     ))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -101,8 +35,8 @@ pub fn logs(
     follow: bool,
     tail: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
-    let state = Store::open_default().load()?;
-    let (workspace, config, service) = resolve(&state, first, second)?;
+    let state = Store::open_default().load().hinted()?;
+    let (workspace, config, service) = crate::ops::services::resolve(&state, first, second)?;
     let names: Vec<String> = match service {
         Some(service) => vec![service],
         None => config.services.keys().cloned().collect(),
@@ -137,7 +71,12 @@ pub fn logs(
     if !follow {
         return Ok(ExitCode::SUCCESS);
     }
+    // The first Ctrl-C or SIGTERM ends it (dual's handlers set a flag
+    // rather than exit, so the loop must look).
     loop {
+        if crate::interrupt::requested() {
+            return Ok(ExitCode::from(130));
+        }
         std::thread::sleep(Duration::from_millis(200));
         for log in &mut followed {
             let text = log.read_new();

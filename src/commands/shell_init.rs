@@ -57,7 +57,7 @@ fn shim(name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
     // workspace. There, a state that cannot be read means none.
     let state = match Store::open_default().load() {
         Ok(state) => state,
-        Err(error) if in_root => return Err(error.into()),
+        Err(error) if in_root => return Err(crate::error::hinted(error)),
         Err(_) => Default::default(),
     };
     let workspace = state.workspace_at(&here);

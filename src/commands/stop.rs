@@ -1,33 +1,20 @@
-//! `dual stop [WORKSPACE]`: stop its container; the clone stays and
-//! `dual launch` starts it again.
+//! `dual stop [WORKSPACE]`: see `ops::stop`.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
 use crate::cli::print;
 use crate::engine::EngineKind;
-use crate::workspace::{self, Store};
+use crate::printer::Printer;
 
-pub fn run(flag: Option<EngineKind>, name: Option<&str>) -> anyhow::Result<ExitCode> {
-    let store = Store::open_default();
-    let state = store.load()?;
-    let workspace = workspace::resolve(&state, name)?;
-    let engine = super::engine_for(flag, Some(workspace))?;
-    // The container's main process gives its services their grace period.
-    let grace = u64::from(workspace::services::STOP_GRACE_SECONDS) + 2;
-    engine.stop(&workspace.container_name(), Duration::from_secs(grace))?;
-    let stopped = workspace.name();
-    crate::tmux::end_session(&stopped);
-    store.update(|state| -> anyhow::Result<()> {
-        if let Some(record) = state.workspace_mut(&stopped) {
-            record.stopped = true;
-        }
-        Ok(())
-    })?;
+pub fn run(
+    flag: Option<EngineKind>,
+    name: Option<&str>,
+    printer: &Printer,
+) -> anyhow::Result<ExitCode> {
+    let stopped = crate::ops::stop::stop(flag, name, printer)?;
     print(&format!(
-        "stopped `{}`; `dual launch {}` starts it again\n",
-        workspace.name(),
-        workspace.name()
+        "stopped `{0}`; `dual launch {0}` starts it again\n",
+        stopped.workspace
     ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -54,7 +54,7 @@ fn workspace_ports() -> Vec<u16> {
         .iter()
         .flat_map(|w| crate::workspace::declared_ports(&state, w))
         .collect();
-    for listed in super::list::list(None, &state) {
+    for listed in crate::ops::status::status(None, &state, &crate::printer::Printer::silent()) {
         ports.extend(listed.listening);
     }
     ports.sort_unstable();

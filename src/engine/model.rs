@@ -349,9 +349,59 @@ pub struct ContainerSummary {
     pub id: String,
     pub name: String,
     pub image: String,
-    /// `created`, `running`, `exited`, …: the same words on both engines.
-    pub state: String,
+    pub state: ContainerState,
     pub labels: Labels,
+}
+
+/// A container's state as `ps` gives it: the same words on both engines.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerState {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+    /// A word this version of dual does not know (a newer engine's).
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl ContainerState {
+    fn parse(word: &str) -> ContainerState {
+        // Podman capitalised some states in older versions (`Exited`).
+        match word.to_ascii_lowercase().as_str() {
+            "created" => ContainerState::Created,
+            "running" => ContainerState::Running,
+            "paused" => ContainerState::Paused,
+            "restarting" => ContainerState::Restarting,
+            "removing" => ContainerState::Removing,
+            "exited" | "stopped" => ContainerState::Exited,
+            "dead" => ContainerState::Dead,
+            _ => ContainerState::Other(word.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Other(word) => word,
+        }
+    }
+}
+
+impl std::fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Deserialize)]
@@ -403,7 +453,7 @@ pub fn parse_ps(kind: EngineKind, raw: &str) -> Result<Vec<ContainerSummary>, Pa
                 id: line.id,
                 name: line.names.split(',').next().unwrap_or_default().to_owned(),
                 image: line.image,
-                state: line.state,
+                state: ContainerState::parse(&line.state),
                 labels: parse_label_list(&line.labels),
             })
             .collect()),
@@ -418,7 +468,7 @@ pub fn parse_ps(kind: EngineKind, raw: &str) -> Result<Vec<ContainerSummary>, Pa
                     id: entry.id,
                     name: entry.names.into_iter().next().unwrap_or_default(),
                     image: entry.image,
-                    state: entry.state,
+                    state: ContainerState::parse(&entry.state),
                     labels: entry.labels.unwrap_or_default(),
                 })
                 .collect())

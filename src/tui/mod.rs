@@ -6,14 +6,16 @@
 
 mod view;
 
+use crate::error::HintExt as _;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::commands::list::Listed;
 use crate::engine::{Engine, EngineKind};
+use crate::ops::status::{WorkspaceStatus, skeleton, status};
+use crate::printer::{Message, Printer, Verbosity};
 use crate::workspace::{self, Store};
 
 pub use view::draw;
@@ -34,7 +36,7 @@ pub enum Mode {
 
 /// What the browser shows and where the cursor is.
 pub struct App {
-    pub rows: Vec<Listed>,
+    pub rows: Vec<WorkspaceStatus>,
     /// Index into `visible()`.
     pub selected: usize,
     pub filter: String,
@@ -47,7 +49,7 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(rows: Vec<Listed>) -> App {
+    pub fn new(rows: Vec<WorkspaceStatus>) -> App {
         App {
             focus: rows.iter().find(|r| r.focus).map(|r| r.name.clone()),
             rows,
@@ -72,7 +74,7 @@ impl App {
         visible
     }
 
-    pub fn selected_row(&self) -> Option<&Listed> {
+    pub fn selected_row(&self) -> Option<&WorkspaceStatus> {
         self.visible().get(self.selected).map(|&i| &self.rows[i])
     }
 
@@ -81,7 +83,7 @@ impl App {
     }
 
     /// New rows, keeping the cursor on the same workspace.
-    fn replace_rows(&mut self, rows: Vec<Listed>) {
+    fn replace_rows(&mut self, rows: Vec<WorkspaceStatus>) {
         let name = self.selected_row().map(|row| row.name.clone());
         self.focus = rows.iter().find(|r| r.focus).map(|r| r.name.clone());
         self.rows = rows;
@@ -100,31 +102,11 @@ impl App {
     }
 }
 
-/// The rows as dual's state file has them, states not yet known.
-fn skeleton(state: &workspace::State) -> Vec<Listed> {
-    let focus = workspace::focus::read();
-    state
-        .workspaces
-        .iter()
-        .map(|w| Listed {
-            name: w.name(),
-            repo: w.repo.clone(),
-            branch: w.branch.clone(),
-            state: if w.path.exists() { "…" } else { "lazy" },
-            path: w.path.display().to_string(),
-            urls: workspace::urls(w, &workspace::declared_ports(state, w)),
-            engine: w.engine,
-            services: Vec::new(),
-            listening: Vec::new(),
-            loopback_only: Vec::new(),
-            focus: focus.as_deref() == Some(w.name().as_str()),
-        })
-        .collect()
-}
-
 /// Messages from the background to the loop.
 enum Update {
-    Rows(Vec<Listed>),
+    Rows(Vec<WorkspaceStatus>),
+    /// A line of an operation's progress (see `Work`).
+    Progress(Message),
     Done {
         ok: bool,
         text: String,
@@ -132,9 +114,101 @@ enum Update {
     },
 }
 
+/// An operation the browser runs on a thread of its own, as the command
+/// line does (the same `ops`), its progress shown on the message line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    Create {
+        branch: String,
+        repo: Option<String>,
+    },
+    /// Launch, then attach its session.
+    Launch(String),
+    Stop(String),
+    Restart(String),
+    Destroy(String),
+    Open(String),
+}
+
+impl Work {
+    /// Runs it, its progress on `printer`; the line to show when it is done.
+    fn run(&self, flag: Option<EngineKind>, printer: &Printer) -> anyhow::Result<String> {
+        use crate::ops;
+        Ok(match self {
+            Work::Create { branch, repo } => {
+                let created = ops::create::create(branch, repo.as_deref(), printer)?;
+                let name = created.workspace.name();
+                match created.branch_note() {
+                    Some(note) => format!("created {name}: {note}"),
+                    None => format!("created {name}"),
+                }
+            }
+            Work::Launch(name) => {
+                let launched = ops::launch::launch(flag, Some(name), false, printer)?;
+                format!("launched {}", launched.workspace)
+            }
+            Work::Stop(name) => {
+                let stopped = ops::stop::stop(flag, Some(name), printer)?;
+                format!("stopped {}", stopped.workspace)
+            }
+            Work::Restart(name) => {
+                let state = Store::open_default().load().hinted()?;
+                let restarted = ops::services::restart(flag, &state, Some(name), None, printer)?;
+                format!(
+                    "restarted {} in {}",
+                    restarted.services.join(", "),
+                    restarted.workspace
+                )
+            }
+            Work::Destroy(name) => {
+                let destroyed = ops::destroy::destroy(flag, Some(name), false, printer)?;
+                format!("destroyed {}", destroyed.workspace)
+            }
+            Work::Open(name) => match ops::urls::open(Some(name), printer)? {
+                ops::urls::Opened::InBrowser(url) => format!("opened {url}"),
+                ops::urls::Opened::NoOpener(url) => format!("no browser to open it here: {url}"),
+                ops::urls::Opened::Nothing => format!("{name} has no URL"),
+            },
+        })
+    }
+
+    fn attach(&self) -> Option<String> {
+        match self {
+            Work::Launch(name) => Some(name.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// The message line for an operation that failed: what failed and, where
+/// its error has one, the hint.
+pub fn failure_line(error: &anyhow::Error) -> String {
+    match crate::error::hint_of(error) {
+        Some(hint) => {
+            // A hint of several lines (the work `destroy` refuses to lose)
+            // on the one line there is.
+            let hint: Vec<&str> = hint
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect();
+            format!("{error} — hint: {}", hint.join("; "))
+        }
+        None => format!("{error}"),
+    }
+}
+
+/// The message line for a line of progress.
+fn progress_line(message: Message) -> (bool, String) {
+    match message {
+        Message::Progress(text) | Message::Out(text) => (false, text),
+        Message::Warning(text) => (true, format!("warning: {text}")),
+    }
+}
+
 pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let state = Store::open_default().load()?;
+    let state = Store::open_default().load().hinted()?;
     // First what dual's own state says (no engine call), at once; the
     // states follow as soon as the engines answer.
     let mut app = App::new(skeleton(&state));
@@ -142,7 +216,13 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     terminal.draw(|frame| draw(frame, &app))?;
     let first = started.elapsed();
     let (updates_tx, updates) = mpsc::channel();
-    let _ = updates_tx.send(Update::Rows(crate::commands::list::list(flag, &state)));
+    // An engine that does not answer is said on the message line.
+    let (warnings_tx, warnings) = mpsc::channel();
+    let rows = status(flag, &state, &Printer::channel(warnings_tx));
+    let _ = updates_tx.send(Update::Rows(rows));
+    for warning in warnings.try_iter() {
+        let _ = updates_tx.send(Update::Progress(warning));
+    }
     watch_for_changes(flag, updates_tx.clone());
     if let Some(path) = std::env::var_os("DUAL_TUI_TIMING") {
         // For scripts/bench-discovery: when the first frame was drawn.
@@ -174,6 +254,7 @@ fn run_loop(
             dirty = true;
             match update {
                 Update::Rows(rows) => app.replace_rows(rows),
+                Update::Progress(line) => app.message = Some(progress_line(line)),
                 Update::Done { ok, text, attach } => {
                     app.message = Some((!ok, text));
                     if let (true, Some(name)) = (ok, attach) {
@@ -240,11 +321,8 @@ fn handle_key(
             KeyCode::Esc => app.mode = Mode::Normal,
             KeyCode::Enter => {
                 app.mode = Mode::Normal;
-                let mut args = vec!["create".to_owned(), branch];
-                if let Some(repo) = app.selected_repo() {
-                    args.extend(["--repo".to_owned(), repo.to_owned()]);
-                }
-                background(flag, args, None, "created", updates);
+                let repo = app.selected_repo().map(str::to_owned);
+                background(flag, Work::Create { branch, repo }, updates);
             }
             KeyCode::Backspace => {
                 branch.pop();
@@ -259,20 +337,16 @@ fn handle_key(
         Mode::ConfirmDestroy(name) => {
             app.mode = Mode::Normal;
             if key.code == KeyCode::Char('y') {
-                crate::tmux::end_session(&name);
-                background(
-                    flag,
-                    vec!["destroy".into(), name],
-                    None,
-                    "destroyed",
-                    updates,
-                );
+                app.message = Some((false, format!("destroying {name}…")));
+                background(flag, Work::Destroy(name), updates);
             } else {
                 app.message = Some((false, "not destroyed".into()));
             }
         }
         Mode::Normal => {
-            let selected = app.selected_row().map(|row| (row.name.clone(), row.state));
+            let selected = app
+                .selected_row()
+                .map(|row| (row.name.clone(), row.state.is_running()));
             match (key.code, selected) {
                 (KeyCode::Char('q') | KeyCode::Esc, _) => return Ok(true),
                 (KeyCode::Down | KeyCode::Char('j'), _) => app.move_by(1),
@@ -280,32 +354,20 @@ fn handle_key(
                 (KeyCode::Char('?'), _) => app.mode = Mode::Help,
                 (KeyCode::Char('/'), _) => app.mode = Mode::Filter,
                 (KeyCode::Char('c'), _) => app.mode = Mode::Create(String::new()),
-                (KeyCode::Enter, Some((name, "running"))) => enter(terminal, app, &name)?,
+                (KeyCode::Enter, Some((name, true))) => enter(terminal, app, &name)?,
                 (KeyCode::Enter, Some((name, _))) => {
                     app.message = Some((false, format!("launching {name}…")));
-                    background(
-                        flag,
-                        vec!["launch".into(), name.clone()],
-                        Some(name),
-                        "launched",
-                        updates,
-                    );
+                    background(flag, Work::Launch(name), updates);
                 }
                 (KeyCode::Char('s'), Some((name, _))) => {
-                    crate::tmux::end_session(&name);
-                    background(flag, vec!["stop".into(), name], None, "stopped", updates);
+                    app.message = Some((false, format!("stopping {name}…")));
+                    background(flag, Work::Stop(name), updates);
                 }
                 (KeyCode::Char('r'), Some((name, _))) => {
-                    background(
-                        flag,
-                        vec!["restart".into(), name],
-                        None,
-                        "restarted",
-                        updates,
-                    );
+                    background(flag, Work::Restart(name), updates);
                 }
                 (KeyCode::Char('o'), Some((name, _))) => {
-                    background(flag, vec!["open".into(), name], None, "opened", updates);
+                    background(flag, Work::Open(name), updates);
                 }
                 (KeyCode::Char('f'), Some((name, _))) => match workspace::focus::set(&name) {
                     Ok(()) => {
@@ -332,50 +394,41 @@ fn handle_key(
     Ok(false)
 }
 
-/// Runs `dual ARGS` on a thread (its output captured, never on the
-/// screen); its outcome comes back as an update.
-fn background(
-    flag: Option<EngineKind>,
-    args: Vec<String>,
-    attach: Option<String>,
-    done: &'static str,
-    updates: &mpsc::Sender<Update>,
-) {
+/// Runs `work` on a thread: its progress and its outcome come back as
+/// updates. No `dual` subprocess: the same operations as the command line.
+fn background(flag: Option<EngineKind>, work: Work, updates: &mpsc::Sender<Update>) {
     let updates = updates.clone();
     std::thread::spawn(move || {
-        let mut argv: Vec<String> = Vec::new();
-        if let Some(kind) = flag {
-            argv.extend(["--engine".into(), kind.program().into()]);
-        }
-        argv.extend(args.iter().cloned());
-        let dual = std::env::current_exe().unwrap_or_else(|_| "dual".into());
-        let outcome = crate::process::Cmd::new(dual, &argv)
-            .timeout(Duration::from_secs(600))
-            .output();
-        let (ok, text) = match outcome {
-            Ok(output) if output.status.success() => {
-                (true, format!("{done} {}", args[1..].join(" ")))
-            }
-            Ok(output) => (
-                false,
-                output
-                    .stderr
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("failed")
-                    .trim_start_matches("error: ")
-                    .to_owned(),
-            ),
-            Err(error) => (false, error.to_string()),
+        let (lines_tx, lines) = mpsc::channel();
+        let relay = {
+            let updates = updates.clone();
+            std::thread::spawn(move || {
+                for line in lines {
+                    if updates.send(Update::Progress(line)).is_err() {
+                        return;
+                    }
+                }
+            })
         };
-        let _ = updates.send(Update::Done { ok, text, attach });
+        let outcome = work.run(flag, &Printer::channel(lines_tx));
+        // Every line of progress before the outcome.
+        let _ = relay.join();
+        let (ok, text) = match outcome {
+            Ok(text) => (true, text),
+            Err(error) => (false, failure_line(&error)),
+        };
+        let _ = updates.send(Update::Done {
+            ok,
+            text,
+            attach: work.attach(),
+        });
     });
 }
 
 /// Into the workspace: its tmux session, or without tmux a subshell in its
 /// clone with routing on; back to the browser when the user leaves it.
 fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> anyhow::Result<()> {
-    let state = Store::open_default().load()?;
+    let state = Store::open_default().load().hinted()?;
     let Some(workspace) = state.workspace(name).cloned() else {
         app.message = Some((true, format!("no workspace `{name}`")));
         return Ok(());
@@ -406,7 +459,7 @@ fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> 
         Err(error) => (true, format!("{error:#}")),
     });
     if let Ok(state) = Store::open_default().load() {
-        app.replace_rows(crate::commands::list::list(None, &state));
+        app.replace_rows(status(None, &state, &Printer::silent()));
     }
     Ok(())
 }
@@ -414,10 +467,11 @@ fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> 
 fn subshell(workspace: &workspace::Workspace) -> anyhow::Result<()> {
     // The user's shell with dual's rc file after theirs: the shims first.
     let shell = crate::shell::session::interactive_shell()?;
-    eprintln!(
+    // The browser's screen is gone meanwhile: a plain line on the terminal.
+    Printer::terminal(Verbosity::Normal).progress(format!(
         "dual: a shell in {} (runtime commands run in its container); exit returns to the browser",
         workspace.name()
-    );
+    ));
     let mut command = crate::process::Cmd::new(&shell.program, &shell.args).dir(&workspace.path);
     for (key, value) in &shell.env {
         command = command.env(key, value);
@@ -503,7 +557,7 @@ fn watch_for_changes(flag: Option<EngineKind>, updates: mpsc::Sender<Update>) {
                 continue;
             };
             if updates
-                .send(Update::Rows(crate::commands::list::list(flag, &state)))
+                .send(Update::Rows(status(flag, &state, &Printer::silent())))
                 .is_err()
             {
                 return;

@@ -5,13 +5,17 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::{App, Mode, draw};
-use crate::commands::list::{Listed, ListedService};
+use crate::ops::status::{ServiceStatus, WorkspaceState, WorkspaceStatus};
 use crate::workspace::services::ServiceState;
 
-fn row(repo: &str, branch: &str, state: &'static str) -> Listed {
+fn row(repo: &str, branch: &str, state: WorkspaceState) -> WorkspaceStatus {
     let name = format!("{repo}-{branch}");
-    Listed {
-        urls: vec![format!("http://{name}.localhost:3000")],
+    WorkspaceStatus {
+        urls: vec![crate::workspace::WorkspaceUrl {
+            host: format!("{name}.localhost"),
+            port: 3000,
+        }],
+        setup_failure: None,
         path: format!("/home/u/dual/{repo}/{branch}"),
         name,
         repo: repo.into(),
@@ -25,17 +29,17 @@ fn row(repo: &str, branch: &str, state: &'static str) -> Listed {
     }
 }
 
-fn several() -> Vec<Listed> {
-    let mut web = row("shop", "main", "running");
+fn several() -> Vec<WorkspaceStatus> {
+    let mut web = row("shop", "main", WorkspaceState::Running);
     web.services = vec![
-        ListedService {
+        ServiceStatus {
             name: "web".into(),
             state: ServiceState::Running {
                 restarts: 0,
                 since: 0,
             },
         },
-        ListedService {
+        ServiceStatus {
             name: "api".into(),
             state: ServiceState::Restarting {
                 restarts: 2,
@@ -46,16 +50,16 @@ fn several() -> Vec<Listed> {
     web.listening = vec![3000, 5173];
     web.loopback_only = vec![9229];
     web.focus = true;
-    let mut stopped = row("shop", "feat-auth", "stopped");
-    stopped.services = vec![ListedService {
+    let mut stopped = row("shop", "feat-auth", WorkspaceState::Stopped);
+    stopped.services = vec![ServiceStatus {
         name: "web".into(),
         state: ServiceState::Stopped,
     }];
     vec![
         web,
         stopped,
-        row("shop", "fix-cart", "lazy"),
-        row("blog", "draft", "down"),
+        row("shop", "fix-cart", WorkspaceState::Lazy),
+        row("blog", "draft", WorkspaceState::Down),
     ]
 }
 
@@ -143,4 +147,29 @@ fn the_filter_keeps_matching_workspaces() {
         "{screen}"
     );
     assert!(screen.contains("filter: cart"), "{screen}");
+}
+
+#[test]
+fn a_failed_operation_shows_its_error_and_its_hint_on_one_line() {
+    let error = crate::error::hinted(crate::workspace::WorkspaceError::UnknownWorkspace(
+        "shop-nope".into(),
+    ));
+    assert_eq!(
+        super::failure_line(&error),
+        "no workspace `shop-nope` — hint: `dual list` shows every workspace and its name"
+    );
+}
+
+#[test]
+fn a_hint_of_several_lines_shows_on_the_one_message_line() {
+    let error = crate::error::hinted(crate::workspace::WorkspaceError::Unsafe {
+        name: "shop-a".into(),
+        work: vec!["unpushed: 1a2b3c4 wip".into()],
+    });
+    let line = super::failure_line(&error);
+    assert!(!line.contains('\n'), "{line}");
+    assert_eq!(
+        line,
+        "workspace `shop-a` has work that is not pushed — hint: unpushed: 1a2b3c4 wip; push or stash it first, or throw it away with `dual destroy shop-a --force`"
+    );
 }

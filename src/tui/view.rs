@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
 use super::{App, Mode};
-use crate::commands::list::Listed;
+use crate::ops::status::{WorkspaceState, WorkspaceStatus};
 
 /// Below this width the URL column gives way.
 const NARROW: u16 = 80;
@@ -46,16 +46,28 @@ pub fn draw(frame: &mut Frame, app: &App) {
     }
 }
 
-fn state_style(state: &str) -> Style {
+fn state_style(state: &WorkspaceState) -> Style {
     match state {
-        "running" => Style::default().fg(Color::Green),
-        "down" | "unknown" => Style::default().fg(Color::Red),
-        "stopped" => Style::default().fg(Color::Yellow),
-        _ => Style::default().fg(Color::DarkGray),
+        WorkspaceState::Running => Style::default().fg(Color::Green),
+        WorkspaceState::Down | WorkspaceState::Unknown | WorkspaceState::SetupFailed { .. } => {
+            Style::default().fg(Color::Red)
+        }
+        WorkspaceState::Stopped | WorkspaceState::SettingUp => Style::default().fg(Color::Yellow),
+        WorkspaceState::Lazy | WorkspaceState::Checking => Style::default().fg(Color::DarkGray),
     }
 }
 
-fn services_text(listed: &Listed) -> String {
+/// The state in the browser's narrow column (the status line and `dual
+/// list` give the whole text).
+fn state_text(state: &WorkspaceState) -> String {
+    match state {
+        WorkspaceState::SettingUp => "setup…".to_owned(),
+        WorkspaceState::SetupFailed { .. } => "setup ✗".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn services_text(listed: &WorkspaceStatus) -> String {
     listed
         .services
         .iter()
@@ -64,7 +76,7 @@ fn services_text(listed: &Listed) -> String {
         .join(", ")
 }
 
-fn ports_text(listed: &Listed) -> String {
+fn ports_text(listed: &WorkspaceStatus) -> String {
     let mut ports: Vec<String> = listed.listening.iter().map(|p| format!(":{p}")).collect();
     ports.extend(listed.loopback_only.iter().map(|p| format!(":{p}!")));
     ports.join(" ")
@@ -108,7 +120,10 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App) {
         }
         let mut cells = vec![
             Line::from(name),
-            Line::from(Span::styled(listed.state, state_style(listed.state))),
+            Line::from(Span::styled(
+                state_text(&listed.state),
+                state_style(&listed.state),
+            )),
             Line::from(services_text(listed)),
             Line::from(ports_text(listed)),
         ];
@@ -117,8 +132,8 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App) {
             let url = listed
                 .urls
                 .first()
-                .map_or("", |u| u.trim_start_matches("http://"));
-            cells.push(Line::from(url.to_owned()));
+                .map_or(String::new(), |u| format!("{}:{}", u.host, u.port));
+            cells.push(Line::from(url));
         }
         rows.push(Row::new(cells));
     }

@@ -79,34 +79,24 @@ pub fn check(target: SocketAddr, expected_body: &str) -> Vec<Check> {
     })
 }
 
+/// Any error of a check's attempt, shown as its message.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 async fn http(port: u16, host: &str, expected: &str) -> Check {
     const CHECK: &str = "proxy-http";
     let attempt = async {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
         let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         tokio::spawn(connection);
         let request = hyper::Request::get("/")
             .header("host", host)
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
+            .body(Empty::<Bytes>::new())?;
         let started = Instant::now();
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok::<_, String>((
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok::<_, BoxError>((
             status,
             String::from_utf8_lossy(&body).into_owned(),
             started.elapsed(),
@@ -201,24 +191,16 @@ async fn sse(port: u16, host: &str) -> Check {
 async fn websocket(port: u16, host: &str) -> Check {
     const CHECK: &str = "proxy-websocket";
     let attempt = async {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .map_err(|e| e.to_string())?;
-        let (mut socket, _) = tokio_tungstenite::client_async(format!("ws://{host}/ws"), stream)
-            .await
-            .map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let (mut socket, _) =
+            tokio_tungstenite::client_async(format!("ws://{host}/ws"), stream).await?;
         let started = Instant::now();
         socket
             .send(tokio_tungstenite::tungstenite::Message::text("dual verify"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let echoed = socket
-            .next()
-            .await
-            .ok_or("closed")?
-            .map_err(|e| e.to_string())?;
-        let text = echoed.into_text().map_err(|e| e.to_string())?;
-        Ok::<_, String>((text.as_str() == "dual verify", started.elapsed()))
+            .await?;
+        let echoed = socket.next().await.ok_or("closed")??;
+        let text = echoed.into_text()?;
+        Ok::<_, BoxError>((text.as_str() == "dual verify", started.elapsed()))
     };
     match tokio::time::timeout(Duration::from_secs(5), attempt).await {
         Ok(Ok((true, took))) => Check::pass(

@@ -280,6 +280,54 @@ fn default_when_cloned(clone: &Path, default_branch: &str) -> Option<String> {
     })
 }
 
+/// Where `branch` is in a repo's source, as a new clone of it would find it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BranchAt {
+    /// A branch of the source: the clone checks it out.
+    Source,
+    /// Only on the local source's own `origin`: the clone does not get it.
+    SourceRemoteOnly,
+    /// Nowhere: the clone creates it from the default branch.
+    Nowhere,
+}
+
+/// Where `branch` is in `source` (a local path or a URL); `None` where the
+/// source cannot be asked.
+pub fn branch_at(source: &str, branch: &str) -> Option<BranchAt> {
+    if !source.starts_with('/') {
+        check_source(source).ok()?;
+        let output = git(None, ["ls-remote", "--heads", "--", source, branch])
+            .output()
+            .ok()
+            .filter(Output::success)?;
+        let wanted = format!("refs/heads/{branch}");
+        let found = output
+            .stdout
+            .lines()
+            .any(|line| line.split_whitespace().nth(1) == Some(wanted.as_str()));
+        return Some(if found {
+            BranchAt::Source
+        } else {
+            BranchAt::Nowhere
+        });
+    }
+    let dir = Path::new(source);
+    let has = |reference: String| {
+        git(Some(dir), ["rev-parse", "--verify", "--quiet", &reference])
+            .output()
+            .ok()
+            .map(|output| output.success())
+    };
+    if has(format!("refs/heads/{branch}"))? {
+        return Some(BranchAt::Source);
+    }
+    Some(if has(format!("refs/remotes/origin/{branch}"))? {
+        BranchAt::SourceRemoteOnly
+    } else {
+        BranchAt::Nowhere
+    })
+}
+
 /// Whether the clone has a remote-tracking ref for `branch`.
 pub fn tracks_remote_branch(dir: &Path, branch: &str) -> bool {
     let remote_branch = format!("refs/remotes/origin/{branch}");

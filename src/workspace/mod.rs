@@ -2,7 +2,7 @@
 //!
 //! This module holds what the commands share: finding a workspace from a name
 //! or the current directory, the container a workspace runs in, and the
-//! errors a user can act on. The commands themselves live in `commands/`.
+//! errors a user can act on. The operations on workspaces live in `ops/`.
 
 pub mod config;
 pub mod focus;
@@ -21,6 +21,32 @@ use crate::engine::spec::{BindMount, Pull};
 use crate::engine::{Engine, EngineKind, RunSpec};
 use config::Config;
 pub use state::{Repo, State, Store, Workspace};
+
+/// Where a registered repo is cloned from. The state file keeps it as the
+/// text the user gave (an absolute path or a URL); read it through this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoSource {
+    /// A checkout on this host (the user's own: dual never writes to it).
+    Path(PathBuf),
+    Url(String),
+}
+
+impl RepoSource {
+    pub fn of(repo: &Repo) -> RepoSource {
+        if repo.source.starts_with('/') {
+            RepoSource::Path(PathBuf::from(&repo.source))
+        } else {
+            RepoSource::Url(repo.source.clone())
+        }
+    }
+
+    pub fn local_path(&self) -> Option<&Path> {
+        match self {
+            RepoSource::Path(path) => Some(path),
+            RepoSource::Url(_) => None,
+        }
+    }
+}
 
 /// Where `dual run` records the pid of the command it started, so that a
 /// Ctrl-C reaches that process even without a TTY (`exec` does not pass
@@ -45,6 +71,11 @@ pub enum WorkspaceError {
     RepoNameTaken { name: String, source_path: String },
     #[error("`{}` is not inside a git repository", .0.display())]
     NotARepo(PathBuf),
+    #[error("repo `{name}` still has workspaces: {}", .workspaces.join(", "))]
+    RepoInUse {
+        name: String,
+        workspaces: Vec<String>,
+    },
     #[error("workspace `{0}` already exists")]
     Exists(String),
     #[error("no workspace `{0}`")]
@@ -65,26 +96,34 @@ pub enum WorkspaceError {
     OutsideRoot(PathBuf, PathBuf),
 }
 
-impl WorkspaceError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::error::Hint for WorkspaceError {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             WorkspaceError::NoRepos => {
                 "register one first: `dual add` inside a git repository, or `dual add PATH|URL`"
                     .into()
             }
             WorkspaceError::UnknownRepo(_) | WorkspaceError::AmbiguousRepo(_) => {
-                "name it with `--repo NAME`; `dual list` shows the repos".into()
+                "name it with `--repo NAME`; `dual repo list` shows the repos".into()
             }
             WorkspaceError::RepoNameTaken { .. } => "choose another name with `--name NAME`".into(),
             WorkspaceError::NotARepo(_) => {
                 "run `dual add` inside a clone, or give a path or URL: `dual add PATH|URL`".into()
             }
+            WorkspaceError::RepoInUse { workspaces, .. } => format!(
+                "destroy them first ({}); that removes their clones, never the repo's source",
+                workspaces
+                    .iter()
+                    .map(|name| format!("`dual destroy {name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             WorkspaceError::Exists(name) => format!("start it with `dual launch {name}`"),
             WorkspaceError::UnknownWorkspace(_) | WorkspaceError::AmbiguousWorkspace { .. } => {
                 "`dual list` shows every workspace and its name".into()
             }
             WorkspaceError::NotInWorkspace(_) => {
-                "cd into a workspace's clone (`dual list` shows their paths), or name one".into()
+                "cd into a workspace's clone (`dual list --json` shows their paths), or name one: `dual list` shows their names".into()
             }
             WorkspaceError::Unsafe { name, work } => format!(
                 "{}\npush or stash it first, or throw it away with `dual destroy {name} --force`",
@@ -319,18 +358,43 @@ pub fn config_for_listing(state: &State, workspace: &Workspace) -> Config {
         state
             .repos
             .get(&workspace.repo)
-            .filter(|repo| repo.is_local())
-            .map(|repo| PathBuf::from(&repo.source))
+            .and_then(|repo| RepoSource::of(repo).local_path().map(Path::to_owned))
     };
     dir.and_then(|dir| Config::load(&dir).ok())
         .unwrap_or_default()
 }
 
+/// Where a workspace answers through the proxy. Kept as host and port, so
+/// that nothing parses a port back out of the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceUrl {
+    /// `{repo}-{label}.localhost`
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for WorkspaceUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}:{}", self.host, self.port)
+    }
+}
+
+/// As text, the way `dual list --json` and `dual urls --json` always gave it.
+impl serde::Serialize for WorkspaceUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// `http://{repo}-{label}.localhost:{port}` for each port.
-pub fn urls(workspace: &Workspace, ports: &[u16]) -> Vec<String> {
+pub fn urls(workspace: &Workspace, ports: &[u16]) -> Vec<WorkspaceUrl> {
+    let host = format!("{}.localhost", workspace.name());
     ports
         .iter()
-        .map(|port| format!("http://{}.localhost:{port}", workspace.name()))
+        .map(|&port| WorkspaceUrl {
+            host: host.clone(),
+            port,
+        })
         .collect()
 }
 
@@ -440,7 +504,10 @@ mod tests {
     #[test]
     fn urls_use_the_workspace_name() {
         assert_eq!(
-            urls(&workspace(), &[3000, 5173]),
+            urls(&workspace(), &[3000, 5173])
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
             [
                 "http://shop-feat-auth.localhost:3000",
                 "http://shop-feat-auth.localhost:5173"

@@ -5,16 +5,29 @@
 //! need the daemon, rootless podman has none), so dual does it the same way
 //! on both.
 
-use super::config::Config;
+use super::config::{Config, ConfigError};
 use super::services::{self, Control};
 use super::{State, Workspace};
 use crate::engine::labels::WorkspaceLabels;
-use crate::engine::{Container, Engine};
+use crate::engine::{Container, Engine, EngineError};
 
 /// What became of one workspace that was down.
 pub struct Revived {
     pub workspace: String,
-    pub result: Result<(), String>,
+    pub result: Result<(), ReviveError>,
+}
+
+/// Why a workspace did not come back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviveError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("its services did not start: {0}")]
+    Services(#[source] EngineError),
+    #[error("panicked while starting it")]
+    Panicked,
 }
 
 /// Starts the workspaces of `state` that are down on `engine`: their
@@ -43,28 +56,23 @@ pub fn revive_down(engine: &Engine, state: &State, containers: &[Container]) -> 
             .zip(&down)
             .map(|(handle, workspace)| Revived {
                 workspace: workspace.name(),
-                result: handle
-                    .join()
-                    .unwrap_or_else(|_| Err("panicked while starting it".into())),
+                result: handle.join().unwrap_or(Err(ReviveError::Panicked)),
             })
             .collect()
     })
 }
 
-fn revive(engine: &Engine, workspace: &Workspace) -> Result<(), String> {
-    engine
-        .start(&workspace.container_name())
-        .map_err(|error| error.to_string())?;
+fn revive(engine: &Engine, workspace: &Workspace) -> Result<(), ReviveError> {
+    engine.start(&workspace.container_name())?;
     ensure_services(engine, workspace)
 }
 
 /// Starts a running workspace's services that are not running (after its
 /// container was started by something other than `dual launch`).
-pub fn ensure_services(engine: &Engine, workspace: &Workspace) -> Result<(), String> {
-    let config = Config::load(&workspace.path).map_err(|error| error.to_string())?;
+pub fn ensure_services(engine: &Engine, workspace: &Workspace) -> Result<(), ReviveError> {
+    let config = Config::load(&workspace.path)?;
     if config.services.is_empty() {
         return Ok(());
     }
-    services::control(engine, workspace, &config, Control::Ensure)
-        .map_err(|error| format!("its services did not start: {error}"))
+    services::control(engine, workspace, &config, Control::Ensure).map_err(ReviveError::Services)
 }

@@ -196,7 +196,11 @@ fn the_browser_attaches_a_workspace_session_and_comes_back() {
         tmux.keys("outer", &["d"]);
         tmux.until("outer", "the question", |s| s.contains("y to confirm"));
         tmux.keys("outer", &["y"]);
-        tmux.until("outer", "the refusal", |s| s.contains("not pushed"));
+        // The error of the operation itself, with its hint (run in-process,
+        // not scraped from a subprocess's stderr).
+        tmux.until("outer", "the refusal and its hint", |s| {
+            s.contains("not pushed — hint: unpushed:")
+        });
         assert!(env.clone_path("tui").exists(), "the clone is kept");
 
         // q: the terminal as it was (no alternate screen, cursor shown).

@@ -93,7 +93,10 @@ fn run_inspect_ps_exec_and_remove() {
             .unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].id, id);
-        assert_eq!(listed[0].state, "running");
+        assert_eq!(
+            listed[0].state,
+            dual::engine::model::ContainerState::Running
+        );
         assert_eq!(listed[0].labels["dual.managed"], "true");
 
         let output = engine.exec(&id, &["hostname"]).unwrap();

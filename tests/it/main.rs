@@ -10,6 +10,7 @@ mod conn;
 mod differential;
 mod engine;
 mod errors;
+mod ops;
 mod outage;
 mod parse;
 mod proxy;

@@ -611,7 +611,12 @@ fn a_container_removed_behind_dual_s_back_is_recreated() {
         env.ok(&["create", "feat/later"]);
         env.ok(&["launch", "feat/back"]);
         let repo = regex_escape(&env.repo);
-        insta::with_settings!({ filters => vec![(repo.as_str(), "[REPO]")] }, {
+        // The ENGINE column is the engine under test.
+        let filters = vec![
+            (repo.as_str(), "[REPO]"),
+            (r"\b(docker|podman)\b", "[ENGINE]"),
+        ];
+        insta::with_settings!({ filters => filters }, {
             insta::assert_snapshot!("list-running-table", env.ok(&["list"]));
         });
         assert_eq!(env.list()[0]["state"], "running");

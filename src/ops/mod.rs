@@ -1,0 +1,35 @@
+//! The operations on workspaces, the same for every face of dual: the
+//! command line (`commands/`, which parses and renders) and the browser
+//! (`tui`, on a thread) call these. Each takes typed inputs and a `Printer`
+//! for its progress and warnings, and returns a typed report; its error
+//! carries its hint (see `crate::error`). None prints by itself, parses
+//! arguments, or imports the command layer (a test in `tests/it/ops.rs`
+//! holds that).
+
+pub mod create;
+pub mod destroy;
+pub mod launch;
+pub mod prune;
+pub mod recover;
+pub mod repos;
+pub mod services;
+pub mod setup;
+pub mod status;
+pub mod stop;
+pub mod sync;
+pub mod urls;
+
+use crate::engine::{Engine, EngineError, EngineKind};
+use crate::workspace::Workspace;
+
+/// The engine for a workspace: the flag, else the one it was launched on,
+/// else the usual selection.
+pub fn engine_for(
+    flag: Option<EngineKind>,
+    workspace: Option<&Workspace>,
+) -> Result<Engine, EngineError> {
+    if let Some(kind) = flag.or_else(|| workspace.and_then(|w| w.engine)) {
+        return Ok(Engine::new(kind));
+    }
+    Engine::select(None)
+}

@@ -1,0 +1,288 @@
+//! Every workspace's state, as `dual list`, `dual urls`, and the browser show
+//! it. The state comes from the engine's labels, one `ps` per engine in use,
+//! not one call per workspace; a container removed behind dual's back shows
+//! as down or stopped.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::engine::labels::{WorkspaceLabels, workspace_filters};
+use crate::engine::model::ContainerState;
+use crate::engine::{ContainerSummary, Engine, EngineKind};
+use crate::printer::Printer;
+use crate::workspace::services::{self, ServiceState};
+use crate::workspace::{self, State, WorkspaceUrl};
+
+use super::setup::SetupRecord;
+
+/// What a workspace is doing, as far as dual and its engine know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkspaceState {
+    /// Declared, no clone yet (`dual launch` makes it).
+    Lazy,
+    /// Stopped by `dual stop`, or never launched on an engine.
+    Stopped,
+    Running,
+    /// Its container runs and its `setup` is running now.
+    SettingUp,
+    /// Its container runs, but its last `setup` failed (with this status);
+    /// until a later launch's setup succeeds.
+    SetupFailed {
+        status: String,
+    },
+    /// Not running, and not stopped by `dual stop`: the engine or the host
+    /// restarted, or its container was stopped or removed by hand.
+    Down,
+    /// The engine does not answer.
+    Unknown,
+    /// Not asked yet (the browser's first frame, before the engines answer).
+    Checking,
+}
+
+impl WorkspaceState {
+    /// The word in `dual list --json`: one per state, no spaces.
+    pub fn key(&self) -> &'static str {
+        match self {
+            WorkspaceState::Lazy => "lazy",
+            WorkspaceState::Stopped => "stopped",
+            WorkspaceState::Running => "running",
+            WorkspaceState::SettingUp => "setting-up",
+            WorkspaceState::SetupFailed { .. } => "setup-failed",
+            WorkspaceState::Down => "down",
+            WorkspaceState::Unknown => "unknown",
+            WorkspaceState::Checking => "checking",
+        }
+    }
+
+    /// Its container runs (whatever its setup did): commands can run in it.
+    pub fn is_running(&self) -> bool {
+        matches!(
+            self,
+            WorkspaceState::Running
+                | WorkspaceState::SettingUp
+                | WorkspaceState::SetupFailed { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for WorkspaceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkspaceState::SettingUp => f.write_str("setting up"),
+            WorkspaceState::SetupFailed { status } => write!(f, "setup failed ({status})"),
+            WorkspaceState::Checking => f.write_str("…"),
+            other => f.write_str(other.key()),
+        }
+    }
+}
+
+impl Serialize for WorkspaceState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.key())
+    }
+}
+
+/// One workspace as `dual list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceStatus {
+    pub name: String,
+    pub repo: String,
+    pub branch: String,
+    pub state: WorkspaceState,
+    /// How its last setup ended, where it failed (`exit status 1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_failure: Option<String>,
+    pub path: String,
+    pub urls: Vec<WorkspaceUrl>,
+    pub engine: Option<EngineKind>,
+    pub services: Vec<ServiceStatus>,
+    /// The TCP ports it listens on, reachable through the proxy.
+    pub listening: Vec<u16>,
+    /// Ports it listens on at 127.0.0.1 only (unreachable from outside).
+    pub loopback_only: Vec<u16>,
+    /// Plain `localhost` goes to it (`dual focus`).
+    pub focus: bool,
+}
+
+impl WorkspaceStatus {
+    /// The ports of its URLs.
+    pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.urls.iter().map(|url| url.port)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    #[serde(flatten)]
+    pub state: ServiceState,
+}
+
+/// This installation's workspace containers on one engine, by workspace name.
+type ByName = HashMap<String, (WorkspaceLabels, ContainerSummary)>;
+
+/// Every workspace of `dual_state`, sorted by name. An engine that does not
+/// answer is a warning on `printer`, and its workspaces' states `Unknown`.
+pub fn status(
+    flag: Option<EngineKind>,
+    dual_state: &State,
+    printer: &Printer,
+) -> Vec<WorkspaceStatus> {
+    let workspaces = &dual_state.workspaces;
+    let owner = workspace::owner_id();
+    let mut engines: Vec<EngineKind> = workspaces
+        .iter()
+        .filter_map(|w| flag.or(w.engine))
+        .collect();
+    engines.sort_by_key(|kind| kind.program());
+    engines.dedup();
+    let mut containers: HashMap<EngineKind, Option<ByName>> = HashMap::new();
+    for kind in engines {
+        let found = Engine::new(kind)
+            .ps(&workspace_filters(Some(&owner)))
+            .map_err(|error| {
+                // One line: what is wrong, and what to do.
+                let fix = error
+                    .hint()
+                    .map_or(String::new(), |hint| format!("; {hint}"));
+                printer.warn(format!("{error}, so states are unknown{fix}"));
+            })
+            .ok()
+            .map(|list| {
+                list.into_iter()
+                    .filter_map(|c| {
+                        let labels = WorkspaceLabels::from_labels(&c.labels)?;
+                        Some((labels.workspace.clone(), (labels, c)))
+                    })
+                    .collect()
+            });
+        containers.insert(kind, found);
+    }
+    // The running proxy looks every second; without one, look now.
+    let listening = crate::proxy::listening::read().unwrap_or_else(|| listening_ports(&containers));
+    let focus = crate::workspace::focus::read();
+    let mut listed: Vec<WorkspaceStatus> = workspaces
+        .iter()
+        .map(|w| {
+            let engine = flag.or(w.engine);
+            let cloned = w.path.exists();
+            let state = match engine.map(|kind| containers.get(&kind).and_then(Option::as_ref)) {
+                _ if !cloned => WorkspaceState::Lazy,
+                None => WorkspaceState::Stopped,
+                Some(None) => WorkspaceState::Unknown,
+                Some(Some(by_name)) => match by_name.get(&w.name()) {
+                    // Only the container of this repo's branch counts.
+                    Some((labels, container))
+                        if labels.same_workspace(&workspace::labels(w, None))
+                            && container.state == ContainerState::Running =>
+                    {
+                        match SetupRecord::read(&w.name()) {
+                            Some(SetupRecord::Running { .. }) => WorkspaceState::SettingUp,
+                            Some(SetupRecord::Failed { status }) => {
+                                WorkspaceState::SetupFailed { status }
+                            }
+                            None => WorkspaceState::Running,
+                        }
+                    }
+                    _ if w.stopped || w.engine.is_none() => WorkspaceState::Stopped,
+                    _ => WorkspaceState::Down,
+                },
+            };
+            let running = state.is_running();
+            let config = workspace::config_for_listing(dual_state, w);
+            let services = services::states(&w.name(), &config, running)
+                .into_iter()
+                .map(|(name, service)| ServiceStatus {
+                    name,
+                    state: if state == WorkspaceState::Unknown {
+                        ServiceState::Unknown
+                    } else {
+                        service
+                    },
+                })
+                .collect();
+            let found = listening
+                .get(&w.name())
+                .filter(|_| running)
+                .cloned()
+                .unwrap_or_default();
+            let mut ports = config.known_ports();
+            for port in &found.reachable {
+                if !ports.contains(port) {
+                    ports.push(*port);
+                }
+            }
+            WorkspaceStatus {
+                name: w.name(),
+                repo: w.repo.clone(),
+                branch: w.branch.clone(),
+                setup_failure: match &state {
+                    WorkspaceState::SetupFailed { status } => Some(status.clone()),
+                    _ => None,
+                },
+                state,
+                path: w.path.display().to_string(),
+                urls: workspace::urls(w, &ports),
+                engine,
+                services,
+                listening: found.reachable.into_iter().collect(),
+                loopback_only: found.loopback_only.into_iter().collect(),
+                focus: focus.as_deref() == Some(w.name().as_str()),
+            }
+        })
+        .collect();
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    listed
+}
+
+/// The rows as dual's state file has them, without asking an engine: for a
+/// first frame at once, states `Checking` (or `Lazy`).
+pub fn skeleton(dual_state: &State) -> Vec<WorkspaceStatus> {
+    let focus = workspace::focus::read();
+    dual_state
+        .workspaces
+        .iter()
+        .map(|w| WorkspaceStatus {
+            name: w.name(),
+            repo: w.repo.clone(),
+            branch: w.branch.clone(),
+            state: if w.path.exists() {
+                WorkspaceState::Checking
+            } else {
+                WorkspaceState::Lazy
+            },
+            setup_failure: None,
+            path: w.path.display().to_string(),
+            urls: workspace::urls(w, &workspace::declared_ports(dual_state, w)),
+            engine: w.engine,
+            services: Vec::new(),
+            listening: Vec::new(),
+            loopback_only: Vec::new(),
+            focus: focus.as_deref() == Some(w.name().as_str()),
+        })
+        .collect()
+}
+
+/// What the running workspace containers listen on, by workspace name: one
+/// `inspect` per engine for their process ids, then /proc.
+fn listening_ports(
+    containers: &HashMap<EngineKind, Option<ByName>>,
+) -> HashMap<String, crate::sockets::Listening> {
+    let mut found = HashMap::new();
+    for (kind, by_name) in containers {
+        let Some(by_name) = by_name else { continue };
+        let ids: Vec<&str> = by_name
+            .values()
+            .filter(|(_, c)| c.state == ContainerState::Running)
+            .map(|(_, c)| c.id.as_str())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        if let Ok(inspected) = Engine::new(*kind).inspect(&ids) {
+            found.extend(crate::proxy::discover(&inspected));
+        }
+    }
+    found
+}
