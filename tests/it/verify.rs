@@ -1,8 +1,11 @@
 //! `dual verify` end to end on the real engines.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{EngineKind, containers_with_label, dual, dual_path, each_engine, heavy};
+use crate::support::{
+    EngineKind, Sandbox, containers_with_label, dual, dual_path, each_engine, heavy, signal,
+    wait_until,
+};
 
 fn verify_json(kind: EngineKind, extra: &[&str]) -> serde_json::Value {
     let output = dual()
@@ -112,7 +115,9 @@ fn verify_table_shows_fixes_under_failures() {
 fn interrupted_verify_removes_every_probe_container() {
     each_engine("interrupted_verify_removes_every_probe_container", |kind| {
         let _heavy = heavy();
-        let child = std::process::Command::new(dual_path())
+        let sandbox = Sandbox::new();
+        let child = sandbox
+            .command(dual_path())
             .args([
                 "--engine",
                 kind.program(),
@@ -127,16 +132,12 @@ fn interrupted_verify_removes_every_probe_container() {
             .unwrap();
         let owner = format!("dual.pid={}", child.id());
         // Interrupt mid-way: once some of its containers exist.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while containers_with_label(kind, &owner).len() < 3 {
-            assert!(
-                Instant::now() < deadline,
-                "{kind}: verify never started its containers"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // SAFETY: sending SIGINT to our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        wait_until(
+            Duration::from_secs(60),
+            &format!("{kind}: verify to start 3 containers"),
+            || containers_with_label(kind, &owner).len() >= 3,
+        );
+        signal(&child, rustix::process::Signal::INT);
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(130), "{kind}: {stderr}");
@@ -162,8 +163,17 @@ fn verify_passes_on_rootless_podman() {
     };
     let _heavy = heavy();
     let (_copies, dual, _) = crate::support::copies_for_another_user();
+    // dual's data in a dir of the test's (that user's own dual untouched);
+    // HOME stays that user's, where rootless podman keeps its storage.
+    let data = tempfile::tempdir().unwrap();
+    let chown = std::process::Command::new("chown")
+        .args([user.as_str(), data.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(chown.success());
     let line = format!(
-        "cd /tmp && {} --engine podman verify --json --port 3700",
+        "cd /tmp && DUAL_HOME={} DUAL_PROXY_AUTOSTART=0 {} --engine podman verify --json --port 3700",
+        data.path().display(),
         dual.display()
     );
     let output = std::process::Command::new("su")

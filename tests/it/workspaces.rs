@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{EngineKind, dual, dual_path, each_engine, ensure_test_image};
+use crate::support::{
+    EngineKind, dual_path, each_engine, ensure_test_image, sandboxed_dual, signal, wait_until,
+};
 
 /// One isolated dual installation: its own DUAL_HOME, workspace root, HOME
 /// and source repo. Drop removes every container and volume of its repo.
@@ -34,7 +36,7 @@ impl TestEnv {
         let env = TestEnv { dir, repo, kind };
         let source = env.source();
         std::fs::create_dir_all(&source).unwrap();
-        std::fs::create_dir_all(env.home()).unwrap();
+        crate::support::prepare_sandbox(env.dir.path());
         env.git(&source, &["init", "-q", "-b", "main"]);
         std::fs::write(source.join(".dual.toml"), config).unwrap();
         std::fs::write(source.join("README"), "source repo\n").unwrap();
@@ -77,16 +79,22 @@ impl TestEnv {
 
     /// `dual ARGS` in this installation, run from `cwd` (default: the temp dir).
     pub fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut cmd = dual();
-        cmd.env("DUAL_HOME", self.dir.path().join("data"))
-            .env("DUAL_WORKSPACE_ROOT", self.dir.path().join("root"))
-            .env("HOME", self.home())
-            .env("DUAL_PROXY_AUTOSTART", "0")
-            .current_dir(self.dir.path());
+        let mut cmd = sandboxed_dual(self.dir.path());
+        cmd.current_dir(self.dir.path());
         if let Some(kind) = self.kind {
             cmd.env("DUAL_ENGINE", kind.program());
         }
         cmd.args(args);
+        cmd
+    }
+
+    /// `program` (a shell, tmux, `script`) with this installation's whole
+    /// environment and nothing else, for running dual inside it.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = crate::support::sandboxed(program, self.dir.path());
+        if let Some(kind) = self.kind {
+            cmd.env("DUAL_ENGINE", kind.program());
+        }
         cmd
     }
 
@@ -306,8 +314,7 @@ fn run_behaves_as_the_command_would_on_the_host() {
             text(&env.run_in("feat/run", "src/deep", &["pwd"])),
             clone.join("src/deep").to_str().unwrap()
         );
-        // SAFETY: getuid cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let uid = rustix::process::getuid().as_raw();
         assert_eq!(
             text(&env.run_in("feat/run", "", &["id", "-u"])),
             uid.to_string()
@@ -355,8 +362,8 @@ fn run_behaves_as_the_command_would_on_the_host() {
                 "{} run sh -c 'test -t 0 && test -t 1 && echo both-tty; exit 3'",
                 dual_path().display()
             );
-            let output = Command::new("script")
-                .envs(env_of(&env))
+            let output = env
+                .command("script")
                 .current_dir(&clone)
                 .args(["-qec", &line, "/dev/null"])
                 .stdin(Stdio::null())
@@ -379,12 +386,12 @@ fn run_behaves_as_the_command_would_on_the_host() {
         );
         assert_eq!(text(&no_tty), "stdin-is-a-pipe");
 
-        // Output streams: the first line arrives long before the command ends.
-        let started = Instant::now();
-        let mut streaming = std::process::Command::new(dual_path())
-            .envs(env_of(&env))
+        // Output streams: the first line arrives while the command still
+        // runs (its sleep is what keeps it running, not a wait).
+        let mut streaming = env
+            .command(dual_path())
             .current_dir(&clone)
-            .args(["run", "--", "sh", "-c", "echo first; sleep 3; echo second"])
+            .args(["run", "--", "sh", "-c", "echo first; sleep 30; echo second"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -393,38 +400,36 @@ fn run_behaves_as_the_command_would_on_the_host() {
         std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
         assert_eq!(first, "first\n");
         assert!(
-            started.elapsed() < Duration::from_millis(2500),
-            "first line after {:?}",
-            started.elapsed()
+            streaming.try_wait().unwrap().is_none(),
+            "the first line came only when the command ended"
         );
-        assert!(streaming.wait().unwrap().success());
+        signal(&streaming, rustix::process::Signal::INT);
+        assert_eq!(streaming.wait().unwrap().code(), Some(130));
 
         // Ctrl-C stops the process inside and leaves nothing running.
-        let mut sleeper = std::process::Command::new(dual_path())
-            .envs(env_of(&env))
+        let mut sleeper = env
+            .command(dual_path())
             .current_dir(&clone)
             .args(["run", "--", "sleep", "100"])
             .spawn()
             .unwrap();
         let container = format!("dual-{}", env.name("feat/run"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !text(&env.engine(&["exec", &container, "ps"])).contains("sleep 100") {
-            assert!(Instant::now() < deadline, "sleep 100 never started");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(sleeper.id() as i32, libc::SIGINT) };
+        let ps = || text(&env.engine(&["exec", &container, "ps"]));
+        wait_until(Duration::from_secs(30), "sleep 100 to start", || {
+            ps().contains("sleep 100")
+        });
+        signal(&sleeper, rustix::process::Signal::INT);
         let status = sleeper.wait().unwrap();
         assert_eq!(
             status.code(),
             Some(130),
             "{kind}: the status of a SIGINT'd command"
         );
-        std::thread::sleep(Duration::from_millis(300));
-        let ps = text(&env.engine(&["exec", &container, "ps"]));
-        assert!(
-            !ps.contains("sleep 100"),
-            "{kind}: still running after Ctrl-C:\n{ps}"
+        // The engine may reap the process a moment after `dual run` returned.
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{kind}: sleep 100 to end after Ctrl-C"),
+            || !ps().contains("sleep 100"),
         );
     });
 }
@@ -435,8 +440,7 @@ pub fn all_succeed_at_once(env: &TestEnv, scripts: &[String]) {
     let children: Vec<std::process::Child> = scripts
         .iter()
         .map(|script| {
-            Command::new("sh")
-                .envs(env_of(env))
+            env.command("sh")
                 .current_dir(env.dir.path())
                 .args(["-c", script])
                 .stdout(Stdio::null())
@@ -455,19 +459,18 @@ pub fn all_succeed_at_once(env: &TestEnv, scripts: &[String]) {
     }
 }
 
+/// The environment of `env`'s installation (see `support::sandbox_env`),
+/// for a spawn that cannot clear its own (prefer `TestEnv::command`).
 pub fn env_of(env: &TestEnv) -> Vec<(String, String)> {
-    let mut vars = vec![
-        (
-            "DUAL_HOME".to_owned(),
-            env.dir.path().join("data").display().to_string(),
-        ),
-        (
-            "DUAL_WORKSPACE_ROOT".to_owned(),
-            env.dir.path().join("root").display().to_string(),
-        ),
-        ("HOME".to_owned(), env.home().display().to_string()),
-        ("DUAL_PROXY_AUTOSTART".to_owned(), "0".to_owned()),
-    ];
+    let mut vars: Vec<(String, String)> = crate::support::sandbox_env(env.dir.path())
+        .into_iter()
+        .map(|(key, value)| {
+            (
+                key.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
     if let Some(kind) = env.kind {
         vars.push(("DUAL_ENGINE".to_owned(), kind.program().to_owned()));
     }
@@ -490,8 +493,8 @@ fn shims_route_commands_in_a_non_interactive_shell() {
             "eval \"$1\"; cd {} && hostname && wget --help 2>&1 | head -1; npm run dev; cd / && hostname",
             clone.display()
         );
-        let output = Command::new("bash")
-            .envs(env_of(&env))
+        let output = env
+            .command("bash")
             .args(["-c", &script, "bash", &init])
             .output()
             .unwrap();
