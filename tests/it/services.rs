@@ -154,9 +154,17 @@ fn two_services_without_ports_are_routed_logged_restarted_and_relaunched() {
             "{workspace}"
         );
 
-        let logs = env.ok(&["logs", &name, "api"]);
-        assert!(logs.contains("api says hello"), "{logs}");
-        assert!(logs.contains(&format!("listening on :{api}")), "{logs}");
+        // The whole of what `dual logs` shows of a service that started once.
+        let ports = [
+            (format!(r"\b{api}\b"), "[API PORT]"),
+            (format!(r"\b{web}\b"), "[WEB PORT]"),
+        ];
+        crate::support::assert_transcript!(
+            "logs-of-a-service",
+            env.run(&["logs", &name, "api"]),
+            env.dir.path(),
+            ports
+        );
 
         // Killed inside: restarted by its supervisor, and the log says so.
         let container = format!("dual-{name}");
@@ -371,7 +379,7 @@ fn a_port_held_on_the_host_is_served_on_no_address_and_said_loudly() {
 }
 
 #[test]
-fn focus_sends_plain_localhost_to_one_workspace_and_switches_within_a_second() {
+fn focus_sends_plain_localhost_to_one_workspace_and_switches() {
     each_engine("focus", |kind| {
         let port = free_port();
         let env = web_service_env(kind, port, "");

@@ -518,3 +518,91 @@ pub fn cpu_time(pid: u32) -> Duration {
     let per_second = rustix::param::clock_ticks_per_second().max(1);
     Duration::from_millis(ticks * 1000 / per_second)
 }
+
+/// A command's whole transcript, for one snapshot: its exit status, then
+/// everything it printed on each stream (so a changed, added or lost line
+/// anywhere shows in the diff).
+pub fn transcript(output: &std::process::Output) -> String {
+    let status = match output.status.code() {
+        Some(code) => code.to_string(),
+        None => format!("{}", output.status),
+    };
+    format!(
+        "exit status: {status}\n----- stdout -----\n{}----- stderr -----\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// What varies from run to run in a transcript, replaced by a name:
+/// the sandbox at `root` (and its canonical path), any other temp dir, the
+/// binary's path, timestamps, test repo names, container IDs and commit
+/// hashes, IPs, pids and durations.
+pub fn transcript_filters(root: &Path) -> Vec<(String, String)> {
+    let mut filters = Vec::new();
+    let mut roots = vec![root.to_path_buf()];
+    if let Ok(canonical) = root.canonicalize()
+        && canonical != root
+    {
+        roots.insert(0, canonical);
+    }
+    for root in roots {
+        filters.push((
+            regex_escape(&root.to_string_lossy()),
+            "[SANDBOX]".to_owned(),
+        ));
+    }
+    filters.extend(
+        [
+            (regex_escape(&dual_path().to_string_lossy()), "[DUAL]"),
+            (r"/tmp/\.tmp[A-Za-z0-9]+".to_owned(), "[TEMP]"),
+            (
+                r"\b[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z?"
+                    .to_owned(),
+                "[TIME]",
+            ),
+            // TestEnv's repo names: t, pid, x, counter, engine letter.
+            (r"\bt[0-9]{7}x[0-9]{3}[dpn]\b".to_owned(), "[REPO]"),
+            (r"\b[0-9a-f]{64}\b".to_owned(), "[ID]"),
+            (r"\b[0-9a-f]{7,12}\b".to_owned(), "[HASH]"),
+            (r"\b[0-9]{1,3}(\.[0-9]{1,3}){3}\b".to_owned(), "[IP]"),
+            (r"\bpid [0-9]+".to_owned(), "pid [PID]"),
+            (r"\b[0-9]+(\.[0-9]+)?(ms|µs|s)\b".to_owned(), "[DURATION]"),
+        ]
+        .map(|(pattern, name)| (pattern, name.to_owned())),
+    );
+    filters
+}
+
+/// `text` as a regex matching itself.
+pub fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Snapshots `output`'s whole transcript (`transcript`) as `name`, with
+/// `transcript_filters(root)` and then any `(regex, replacement)` pairs
+/// given after it (a test's own ports, say). A macro, so that the snapshot
+/// is named after the calling test's module.
+#[allow(unused_macros)]
+macro_rules! assert_transcript {
+    ($name:expr, $output:expr, $root:expr $(, $extra:expr)* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut filters = $crate::support::transcript_filters($root);
+        $( filters.extend($extra.into_iter().map(|(a, b): (String, &str)| (a, b.to_owned()))); )*
+        let filters: Vec<(&str, &str)> =
+            filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        insta::with_settings!({ filters => filters, prepend_module_to_snapshot => true }, {
+            insta::assert_snapshot!($name, $crate::support::transcript(&$output));
+        });
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use assert_transcript;

@@ -25,6 +25,35 @@ fn verify_json(kind: EngineKind, extra: &[&str]) -> serde_json::Value {
     report
 }
 
+/// `value` with its keys kept and its values replaced by `_`: an array
+/// becomes one element holding the keys of all of its elements.
+fn shape(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| (key.clone(), shape(value)))
+                .collect(),
+        ),
+        Value::Array(items) => {
+            let mut merged = serde_json::Map::new();
+            let mut scalars = false;
+            for item in items {
+                match shape(item) {
+                    Value::Object(keys) => merged.extend(keys),
+                    _ => scalars = true,
+                }
+            }
+            match (merged.is_empty(), scalars) {
+                (false, _) => Value::Array(vec![Value::Object(merged)]),
+                (true, true) => Value::Array(vec![Value::from("_")]),
+                (true, false) => Value::Array(Vec::new()),
+            }
+        }
+        _ => Value::from("_"),
+    }
+}
+
 #[test]
 fn verify_passes_on_each_engine_with_every_check() {
     each_engine("verify_passes_on_each_engine_with_every_check", |kind| {
@@ -53,6 +82,13 @@ fn verify_passes_on_each_engine_with_every_check() {
         }
         let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
         insta::assert_snapshot!("verify-check-names", names.join("\n"));
+        // The report's shape: every key, at every depth, of every check;
+        // none of the values (they are this host's).
+        insta::assert_snapshot!(
+            // One snapshot for both engines: they report alike.
+            "verify-json-shape",
+            serde_json::to_string_pretty(&shape(&report)).unwrap()
+        );
         for essential in [
             "daemon",
             "container",

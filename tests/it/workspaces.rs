@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::support::{
-    EngineKind, dual_path, each_engine, ensure_test_image, sandboxed_dual, signal, wait_until,
+    EngineKind, assert_transcript, dual_path, each_engine, ensure_test_image, regex_escape,
+    sandboxed_dual, signal, wait_until,
 };
 
 /// One isolated dual installation: its own DUAL_HOME, workspace root, HOME
@@ -846,18 +847,6 @@ fn sync_copies_shared_files_from_the_source_repo() {
     assert!(out.contains("synced 1 file(s)"), "{out}");
 }
 
-pub fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if "\\.+*?()|[]{}^$".contains(c) {
-                format!("\\{c}")
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn prune_removes_workspaces_whose_branch_was_merged_upstream() {
     each_engine("prune_merged", |kind| {
@@ -940,5 +929,147 @@ cd / && "$DUAL" destroy rl-b --force >/dev/null && echo destroyed
     assert!(
         stdout.contains("home=ok") && stdout.contains("destroyed"),
         "{stdout}"
+    );
+}
+
+// Whole transcripts (exit status, stdout, stderr) of what a user sees, so
+// that a changed line anywhere shows; see `support::transcript_filters` for
+// what is masked.
+
+/// Two lazy workspaces (no engine asked), one of them with a branch name
+/// that collides with the other's label once `/` becomes `-`.
+fn two_lazy_workspaces() -> TestEnv {
+    let env = TestEnv::new(None, "ports = [3000]\n");
+    env.ok(&["create", "feat/one"]);
+    env.ok(&["create", "fix/two"]);
+    env
+}
+
+#[test]
+fn transcript_list_table() {
+    let env = two_lazy_workspaces();
+    assert_transcript!("list-table", env.run(&["list"]), env.dir.path());
+}
+
+#[test]
+fn transcript_list_json() {
+    let env = two_lazy_workspaces();
+    assert_transcript!("list-json", env.run(&["list", "--json"]), env.dir.path());
+}
+
+#[test]
+fn transcript_urls() {
+    let env = two_lazy_workspaces();
+    assert_transcript!("urls-all", env.run(&["urls"]), env.dir.path());
+    let one = env.name("feat/one");
+    assert_transcript!("urls-one", env.run(&["urls", &one]), env.dir.path());
+}
+
+#[test]
+fn transcript_create_colliding_names() {
+    let env = TestEnv::new(None, "");
+    env.ok(&["create", "feat/auth"]);
+    assert_transcript!(
+        "create-colliding-label",
+        env.run(&["create", "feat-auth"]),
+        env.dir.path()
+    );
+    assert_transcript!(
+        "create-existing",
+        env.run(&["create", "feat/auth"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_create_invalid_name() {
+    let env = TestEnv::new(None, "");
+    assert_transcript!(
+        "create-invalid",
+        env.run(&["create", "--", "feat;rm -rf ~"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_add_of_a_directory_that_is_no_repo() {
+    let env = TestEnv::new(None, "");
+    let plain = env.dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    assert_transcript!(
+        "add-not-a-repo",
+        env.run(&["add", plain.to_str().unwrap(), "--name", "plain"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_launch_of_an_unknown_workspace() {
+    let env = TestEnv::new(None, "");
+    assert_transcript!(
+        "launch-unknown",
+        env.run(&["launch", "nope"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_launch_with_a_broken_dual_toml() {
+    let env = TestEnv::new(None, "image = \"x\"\nprots = [3000]\n");
+    env.ok(&["create", "feat/conf"]);
+    // The config is read right after the clone, before any engine call.
+    assert_transcript!(
+        "launch-broken-config",
+        env.run(&["--engine", "docker", "launch", "feat/conf"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_launch_of_a_missing_image() {
+    each_engine("transcript_missing_image", |kind| {
+        let env = TestEnv::new(Some(kind), "image = \"dual-test-missing:nope\"\n");
+        env.ok(&["create", "noimage"]);
+        // Why the pull failed is the engine's and the network's to say.
+        let pull_error = [(
+            r"(?m)^  caused by: .*$".to_owned(),
+            "  caused by: [PULL ERROR]",
+        )];
+        assert_transcript!(
+            format!("launch-missing-image-{kind}"),
+            env.run(&["launch", "noimage"]),
+            env.dir.path(),
+            pull_error
+        );
+    });
+}
+
+#[test]
+fn transcript_destroy_of_unpushed_work() {
+    each_engine("transcript_destroy", |kind| {
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        env.ok(&["create", "feat/gone"]);
+        env.ok(&["launch", "feat/gone"]);
+        let clone = env.clone_path("feat/gone");
+        env.git(
+            &clone,
+            &["commit", "-q", "--allow-empty", "-m", "unpushed work"],
+        );
+        assert_transcript!(
+            "destroy-unpushed",
+            env.run(&["destroy", "feat/gone"]),
+            env.dir.path()
+        );
+        assert!(clone.exists(), "refusing keeps the clone");
+    });
+}
+
+#[test]
+fn transcript_proxy_status_with_none_running() {
+    let env = TestEnv::new(None, "");
+    assert_transcript!(
+        "proxy-status-none",
+        env.run(&["proxy", "status"]),
+        env.dir.path()
     );
 }
