@@ -83,6 +83,7 @@ pub fn prepare_sandbox(root: &Path) {
 
 /// `program` with the environment cleared to `sandbox_env(root)`: every
 /// spawn of dual, or of a shell or tmux that runs dual, goes through here.
+#[must_use]
 pub fn sandboxed(program: impl AsRef<OsStr>, root: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.env_clear().envs(sandbox_env(root));
@@ -90,6 +91,7 @@ pub fn sandboxed(program: impl AsRef<OsStr>, root: &Path) -> Command {
 }
 
 /// The `dual` binary in the installation rooted at `root`.
+#[must_use]
 pub fn sandboxed_dual(root: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(dual_path());
     cmd.env_clear().envs(sandbox_env(root));
@@ -123,6 +125,7 @@ impl Sandbox {
 
 /// `dual` in a sandbox of its own, for a test that needs no installation
 /// beyond an empty one; the sandbox lives as long as the command.
+#[must_use]
 pub fn dual() -> SandboxedDual {
     let sandbox = Sandbox::new();
     SandboxedDual {
@@ -480,7 +483,10 @@ git add . && git -c user.email=t@t -c user.name=t commit -qm init
     assert!(chown.success());
     let (_copies, dual, image_script) = copies_for_another_user();
     let script = format!("{PRELUDE}{body}");
+    // Nothing of the test's environment but PATH: the prelude sets the rest.
     let output = Command::new("su")
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|path| ("PATH", path)))
         .current_dir(dir.path())
         .args([user, "-s", "/bin/sh", "-c", &script, "sh"])
         .arg(dir.path())
@@ -522,6 +528,7 @@ pub fn cpu_time(pid: u32) -> Duration {
 /// A command's whole transcript, for one snapshot: its exit status, then
 /// everything it printed on each stream (so a changed, added or lost line
 /// anywhere shows in the diff).
+#[must_use]
 pub fn transcript(output: &std::process::Output) -> String {
     let status = match output.status.code() {
         Some(code) => code.to_string(),

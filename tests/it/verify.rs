@@ -213,6 +213,8 @@ fn verify_passes_on_rootless_podman() {
         dual.display()
     );
     let output = std::process::Command::new("su")
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|path| ("PATH", path)))
         .current_dir("/tmp")
         .args([user.as_str(), "-s", "/bin/sh", "-c", &line])
         .output()

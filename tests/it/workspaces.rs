@@ -936,33 +936,40 @@ cd / && "$DUAL" destroy rl-b --force >/dev/null && echo destroyed
 // that a changed line anywhere shows; see `support::transcript_filters` for
 // what is masked.
 
-/// Two lazy workspaces (no engine asked), one of them with a branch name
-/// that collides with the other's label once `/` becomes `-`.
-fn two_lazy_workspaces() -> TestEnv {
-    let env = TestEnv::new(None, "ports = [3000]\n");
+/// Two lazy workspaces (no engine asked) declaring a port nothing else on
+/// the host holds (dual warns, rightly, of a port another program holds, and
+/// tests run side by side), and the filter that names that port.
+fn two_lazy_workspaces() -> (TestEnv, [(String, &'static str); 1]) {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let env = TestEnv::new(None, &format!("ports = [{port}]\n"));
     env.ok(&["create", "feat/one"]);
     env.ok(&["create", "fix/two"]);
-    env
+    (env, [(format!(r"\b{port}\b"), "[PORT]")])
 }
 
 #[test]
 fn transcript_list_table() {
-    let env = two_lazy_workspaces();
-    assert_transcript!("list-table", env.run(&["list"]), env.dir.path());
+    let (env, port) = two_lazy_workspaces();
+    assert_transcript!("list-table", env.run(&["list"]), env.dir.path(), port);
 }
 
 #[test]
 fn transcript_list_json() {
-    let env = two_lazy_workspaces();
-    assert_transcript!("list-json", env.run(&["list", "--json"]), env.dir.path());
+    let (env, port) = two_lazy_workspaces();
+    let output = env.run(&["list", "--json"]);
+    assert_transcript!("list-json", output, env.dir.path(), port);
 }
 
 #[test]
 fn transcript_urls() {
-    let env = two_lazy_workspaces();
-    assert_transcript!("urls-all", env.run(&["urls"]), env.dir.path());
-    let one = env.name("feat/one");
-    assert_transcript!("urls-one", env.run(&["urls", &one]), env.dir.path());
+    let (env, port) = two_lazy_workspaces();
+    let all = env.run(&["urls"]);
+    assert_transcript!("urls-all", all, env.dir.path(), port.clone());
+    let one = env.run(&["urls", &env.name("feat/one")]);
+    assert_transcript!("urls-one", one, env.dir.path(), port);
 }
 
 #[test]
