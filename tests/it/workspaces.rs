@@ -737,12 +737,8 @@ fn corrupt_and_newer_state_files_are_refused_and_kept() {
     let env = TestEnv::new(None, "");
     let state_path = env.dir.path().join("data/state.json");
     std::fs::write(&state_path, "{ half a file").unwrap();
-    let stderr = env.fails(&["create", "feat/x"]);
-    assert!(
-        stderr.contains("dual's state file") && stderr.contains("is corrupt"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("hint: dual left it untouched"), "{stderr}");
+    let output = env.run(&["create", "feat/x"]);
+    assert_transcript!("state-corrupt", output, env.dir.path());
     assert_eq!(
         std::fs::read_to_string(&state_path).unwrap(),
         "{ half a file"
@@ -752,52 +748,22 @@ fn corrupt_and_newer_state_files_are_refused_and_kept() {
         r#"{"version": 7, "repos": {}, "workspaces": []}"#,
     )
     .unwrap();
-    let stderr = env.fails(&["list"]);
-    assert!(
-        stderr.contains("written by a newer dual (format 7"),
-        "{stderr}"
-    );
+    let output = env.run(&["list"]);
+    assert_transcript!("state-newer", output, env.dir.path());
 }
 
+/// (A broken `.dual.toml` at launch: `transcript_launch_with_a_broken_dual_toml`.)
 #[test]
 fn unknown_names_and_places_say_what_to_do() {
     let env = TestEnv::new(None, "");
-    let stderr = env.fails(&["launch", "nope"]);
-    assert_eq!(
-        stderr.trim(),
-        "error: no workspace `nope`\nhint: `dual list` shows every workspace and its name"
-    );
-    let stderr = env.fails(&["run", "--", "true"]);
-    assert!(stderr.contains("is not inside a workspace"), "{stderr}");
-    let stderr = env.fails(&["create", "x", "--repo", "other"]);
-    assert!(
-        stderr.starts_with("error: no repo named `other` is registered"),
-        "{stderr}"
-    );
-    let stderr = env.fails(&["add", "/", "--name", "x"]);
-    assert!(
-        stderr.contains("is not inside a git repository"),
-        "{stderr}"
-    );
-    let stderr = env.fails(&["add", env.source().to_str().unwrap(), "--name", "Bad_Name"]);
-    assert!(stderr.contains("invalid repo name `Bad_Name`"), "{stderr}");
-}
-
-#[test]
-fn a_bad_config_names_the_file_key_and_line() {
-    let env = TestEnv::new(None, "image = \"x\"\nprots = [3000]\n");
-    env.ok(&["create", "feat/conf"]);
-    // The config is read right after the clone, before any engine call.
-    let stderr = env.fails(&["--engine", "docker", "launch", "feat/conf"]);
-    let file = env.clone_path("feat/conf").join(".dual.toml");
-    assert!(
-        stderr.starts_with(&format!(
-            "error: `{}`: TOML parse error at line 2",
-            file.display()
-        )),
-        "{stderr}"
-    );
-    assert!(stderr.contains("did you mean `ports`?"), "{stderr}");
+    let root = env.dir.path();
+    assert_transcript!("run-outside", env.run(&["run", "--", "true"]), root);
+    let output = env.run(&["create", "x", "--repo", "other"]);
+    assert_transcript!("create-unknown-repo", output, root);
+    let output = env.run(&["add", "/", "--name", "x"]);
+    assert_transcript!("add-root", output, root);
+    let output = env.run(&["add", env.source().to_str().unwrap(), "--name", "Bad_Name"]);
+    assert_transcript!("add-bad-name", output, root);
 }
 
 #[test]
