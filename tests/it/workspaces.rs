@@ -64,7 +64,9 @@ impl TestEnv {
     }
 
     pub fn git(&self, dir: &Path, args: &[&str]) -> String {
-        let output = Command::new("git")
+        // In the sandbox too: the developer's ~/.gitconfig (signing, hooks,
+        // a default branch) is not the test's.
+        let output = crate::support::sandboxed("git", self.dir.path())
             .current_dir(dir)
             .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
             .args(args)
