@@ -629,6 +629,17 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
                     .success()
             );
         };
+        // A prompt: the last line that is not blank ends as one does.
+        let prompt_back = |s: &str| {
+            s.lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .is_some_and(|line| {
+                    line.trim_end().ends_with('#') || line.trim_end().ends_with('$')
+                })
+        };
+        // Typed once the session's shell is at its prompt (its rc ran).
+        tmux.wait_screen(&target, "the session's prompt", prompt_back);
         send("npm x");
         tmux.wait_screen(&target, "npm's answer", |s| {
             s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm x")
@@ -640,14 +651,6 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
         );
         // `npm x` ran with the terminal as its stdin: type on only once
         // the prompt is back, or what is typed becomes npm's input.
-        let prompt_back = |s: &str| {
-            s.lines()
-                .rev()
-                .find(|line| !line.trim().is_empty())
-                .is_some_and(|line| {
-                    line.trim_end().ends_with('#') || line.trim_end().ends_with('$')
-                })
-        };
         tmux.wait_screen(&target, "the prompt", prompt_back);
         send("echo \"rc=$RC_SAW\"");
         tmux.wait_screen(&target, "what the rc saw", |s| {
