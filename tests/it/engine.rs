@@ -181,8 +181,10 @@ fn events_stream_reports_start_die_and_destroy_for_labelled_containers_only() {
                 while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
                     match receiver.recv_timeout(left) {
                         Ok(Ok(event)) if event.id == marker => return Ok(()),
-                        Ok(_) => {}
-                        Err(error) => return Err(error.to_string()),
+                        Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            panic!("the events stream ended before it showed anything")
+                        }
                     }
                 }
                 Err(format!("no event of marker {markers}"))
