@@ -11,7 +11,7 @@
 #[path = "../tests/it/support.rs"]
 mod support;
 
-use support::{EngineKind, containers_with_label, dual, engines, heavy};
+use support::{EngineKind, Sandbox, containers_with_label, dual_path, engines, heavy};
 
 const CLAIMS: [&str; 9] = [
     "probe:bind-same-port",
@@ -46,7 +46,11 @@ fn probe(kind: EngineKind) {
             "dual-probes-{kind}-{count}-{}.md",
             std::process::id()
         ));
-        let output = dual()
+        // Spawned, for its pid: its probe containers carry it as a label,
+        // so what it left behind is told apart from another run's.
+        let sandbox = Sandbox::new();
+        let child = sandbox
+            .command(dual_path())
             .args([
                 "--engine",
                 kind.program(),
@@ -58,8 +62,12 @@ fn probe(kind: EngineKind) {
             ])
             .arg("--report")
             .arg(&report_path)
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        let own_containers = format!("dual.pid={}", child.id());
+        let output = child.wait_with_output().unwrap();
         let report = support::json_report(&output);
         let checks = report["checks"].as_array().unwrap();
         for claim in CLAIMS {
@@ -96,9 +104,10 @@ fn probe(kind: EngineKind) {
         );
         let _ = std::fs::remove_file(&report_path);
 
+        let left = containers_with_label(kind, &own_containers);
         assert!(
-            containers_with_label(kind, "dual.kind=probe").is_empty(),
-            "{kind}: probe containers left behind"
+            left.is_empty(),
+            "{kind}: probe containers left behind: {left:?}"
         );
     }
 }

@@ -202,11 +202,10 @@ fn a_log_linked_to_a_host_file_is_not_read() {
             logs.join("web.log.1").is_symlink(),
             "setup planted the link"
         );
-        assert!(
-            crate::support::eventually(std::time::Duration::from_secs(10), || {
-                env.ok(&["logs", &env.name("b"), "web"]).contains("serving")
-            }),
-            "the service's own output shows"
+        crate::support::wait_until(
+            std::time::Duration::from_secs(30),
+            "the service's own output to show",
+            || env.ok(&["logs", &env.name("b"), "web"]).contains("serving"),
         );
         let shown = env.ok(&["logs", &env.name("b"), "web"]);
         assert!(!shown.contains("HOST PRIVATE KEY"), "{shown}");
@@ -393,11 +392,10 @@ fn processes_in_a_workspace_have_no_privileges_to_gain() {
             "",
             &["sh", "-c", "grep -E '^(CapEff|NoNewPrivs):' /proc/1/status"],
         );
-        assert!(
-            crate::support::eventually(std::time::Duration::from_secs(10), || {
-                clone.join("service-status").exists()
-            }),
-            "the service ran"
+        crate::support::wait_until(
+            std::time::Duration::from_secs(30),
+            "the service to run",
+            || clone.join("service-status").exists(),
         );
         for (what, text) in [
             ("dual run", stdout(&run)),

@@ -3,60 +3,9 @@
 //! `capture-pane`; Enter attaches the workspace's own tmux session.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use crate::support::{dual_path, each_engine, ensure_test_image};
+use crate::support::{Tmux, dual_path, each_engine, ensure_test_image};
 use crate::workspaces::{TestEnv, env_of};
-
-/// A tmux server of the test's own (its socket under `dir`).
-struct Tmux {
-    dir: std::path::PathBuf,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .env("TMUX_TMPDIR", &self.dir)
-            .env_remove("TMUX")
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn screen(&self, target: &str) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", target]).stdout)
-            .into_owned()
-    }
-
-    /// Waits until `target`'s screen satisfies `done`; returns how long.
-    fn until(&self, target: &str, what: &str, done: impl Fn(&str) -> bool) -> Duration {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen(target);
-            if done(&screen) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "never {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn keys(&self, target: &str, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", target];
-        args.extend(keys);
-        assert!(self.run(&args).status.success());
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
-}
 
 fn sh_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
@@ -77,135 +26,151 @@ fn the_browser_attaches_a_workspace_session_and_comes_back() {
         env.ok(&["create", "tui"]);
         env.ok(&["launch", "tui"]);
         let name = env.name("tui");
-        let dir = tempfile::tempdir().unwrap();
-        let tmux = Tmux {
-            dir: dir.path().to_owned(),
-        };
         // The browser runs in a pane as a person's shell would run it, then
-        // says how it left the terminal.
-        let mut exports = String::new();
-        for (key, value) in env_of(&env) {
-            exports.push_str(&format!("export {key}={}; ", sh_quote(Path::new(&value))));
-        }
+        // says how it left the terminal. Every key below waits for the
+        // screen it is meant for: on a busy machine the browser may not
+        // have drawn (or read) the last one yet.
+        let tmux = Tmux::new(env_of(&env)).expect("tmux, checked above");
         let script = format!(
-            "{exports}export TMUX_TMPDIR={tmpdir}; unset TMUX; {dual}; echo BROWSER-EXITED; sleep 600",
-            tmpdir = sh_quote(dir.path()),
+            "export TMUX_TMPDIR={tmpdir}; unset TMUX; {dual}; echo BROWSER-EXITED; sleep 600",
+            tmpdir = sh_quote(tmux.socket_dir()),
             dual = sh_quote(&dual_path()),
         );
-        assert!(
-            tmux.run(&[
-                "new-session",
-                "-d",
-                "-s",
-                "outer",
-                "-x",
-                "120",
-                "-y",
-                "30",
-                "sh",
-                "-c",
-                &script
-            ])
-            .status
-            .success()
-        );
-        tmux.until("outer", "the browser", |s| {
-            s.contains("  tui") && s.contains("running")
-        });
+        tmux.start("outer", (120, 30), &["sh", "-c", &script]);
+        let table = |s: &str| s.contains("WORKSPACE");
+        let row = |s: &str, branch: &str, state: &str| {
+            s.lines().any(|l| {
+                l.starts_with('│') && l.contains(&format!(" {branch} ")) && l.contains(state)
+            })
+        };
 
         // Enter: the workspace's session, in the clone, commands routed.
-        tmux.keys("outer", &["Enter"]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !tmux
-            .run(&["has-session", "-t", &format!("={name}")])
-            .status
-            .success()
-        {
-            assert!(Instant::now() < deadline, "no tmux session named {name}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        tmux.keys(&name, &["hostname; pwd", "Enter"]);
+        tmux.keys_when(
+            "outer",
+            "the browser",
+            |s| row(s, "tui", "running"),
+            &["Enter"],
+        );
+        crate::support::wait_until(
+            std::time::Duration::from_secs(30),
+            &format!("a tmux session named {name}"),
+            || tmux.has_session(&name),
+        );
+        let target = format!("={name}:");
+        let prompt = |s: &str| {
+            s.lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .is_some_and(|line| {
+                    let line = line.trim_end();
+                    line.ends_with('#') || line.ends_with('$')
+                })
+        };
+        tmux.keys_when(
+            &target,
+            "the session's prompt",
+            prompt,
+            &["hostname; pwd", "Enter"],
+        );
         let clone = env.clone_path("tui").display().to_string();
-        tmux.until(&name, "hostname and pwd", |s| {
+        tmux.wait_screen(&target, "hostname and pwd", |s| {
             s.lines().any(|l| l.trim() == name) && s.lines().any(|l| l.trim() == clone)
         });
 
         // Detach: the browser is back, and shows the workspace running.
         tmux.keys("outer", &["C-b", "d"]);
-        tmux.until("outer", "the browser again", |s| {
-            s.contains("back from") && s.contains("running")
+        tmux.wait_screen("outer", "the browser again", |s| {
+            s.contains("back from") && row(s, "tui", "running")
         });
 
-        // s: shown stopped.
+        // s: shown stopped (the row's state, not the message line).
         tmux.keys("outer", &["s"]);
-        // The row's state, not the message line.
-        let took = tmux.until("outer", "the row stopped", |s| {
-            s.lines()
-                .any(|l| l.starts_with('│') && l.contains(" tui ") && l.contains("stopped"))
-        });
+        let took = tmux.wait_screen("outer", "the row stopped", |s| row(s, "tui", "stopped"));
         eprintln!("{kind}: shown stopped {took:?} after `s` (the stop itself included)");
         assert!(
-            !tmux
-                .run(&["has-session", "-t", &format!("={name}")])
-                .status
-                .success(),
+            !tmux.has_session(&name),
             "stop ends the workspace's session"
         );
 
         // f: the focus, as `dual focus` sees it; l: its logs; Esc back.
         tmux.keys("outer", &["f"]);
-        tmux.until("outer", "the focus", |s| {
+        tmux.wait_screen("outer", "the focus", |s| {
             s.contains(&format!("focus: {name}"))
         });
         assert_eq!(env.ok(&["focus"]).trim(), name);
         tmux.keys("outer", &["l"]);
-        tmux.until("outer", "the logs pane", |s| {
-            s.contains(&format!("logs of {name}"))
-        });
-        tmux.keys("outer", &["Escape"]);
-        tmux.until("outer", "the table", |s| s.contains("WORKSPACE"));
+        tmux.keys_when(
+            "outer",
+            "the logs pane",
+            |s| s.contains(&format!("logs of {name}")),
+            &["Escape"],
+        );
 
         // c: a new workspace, typed in; /: the filter.
-        tmux.keys("outer", &["c"]);
-        tmux.until("outer", "the prompt", |s| s.contains("for branch:"));
-        tmux.keys("outer", &["-l", "fresh"]);
-        tmux.keys("outer", &["Enter"]);
-        tmux.until("outer", "the new row", |s| {
-            s.lines()
-                .any(|l| l.contains(" fresh ") && l.contains("lazy"))
-        });
-        tmux.keys("outer", &["/"]);
-        tmux.keys("outer", &["-l", "zzz"]);
-        tmux.until("outer", "an empty filter", |s| {
-            s.contains("No workspace matches")
+        tmux.keys_when("outer", "the table", table, &["c"]);
+        tmux.keys_when(
+            "outer",
+            "the prompt",
+            |s| s.contains("for branch: ▏"),
+            &["-l", "fresh"],
+        );
+        tmux.keys_when(
+            "outer",
+            "the branch typed",
+            |s| s.contains("for branch: fresh▏"),
+            &["Enter"],
+        );
+        let filter_open = |s: &str| s.contains("filter: ▏");
+        tmux.keys_when("outer", "the new row", |s| row(s, "fresh", "lazy"), &["/"]);
+        tmux.keys_when("outer", "the filter", filter_open, &["-l", "zzz"]);
+        tmux.wait_screen("outer", "an empty filter", |s| {
+            s.contains("filter: zzz▏") && s.contains("No workspace matches")
         });
         for _ in 0..3 {
             tmux.keys("outer", &["BSpace"]);
         }
-        tmux.keys("outer", &["Escape"]);
+        tmux.keys_when("outer", "the filter emptied", filter_open, &["Escape"]);
 
         // d on work that is not pushed: asks, then refuses as `dual destroy` does.
         env.git(
             &env.clone_path("tui"),
             &["commit", "-q", "--allow-empty", "-m", "unpushed"],
         );
-        tmux.keys("outer", &["/"]);
-        tmux.keys("outer", &["-l", "tui"]);
-        tmux.keys("outer", &["Enter"]);
-        tmux.keys("outer", &["d"]);
-        tmux.until("outer", "the question", |s| s.contains("y to confirm"));
-        tmux.keys("outer", &["y"]);
+        tmux.keys_when(
+            "outer",
+            "the filter closed",
+            |s| !s.contains("filter: ") && row(s, "fresh", "lazy"),
+            &["/"],
+        );
+        tmux.keys_when("outer", "the filter", filter_open, &["-l", "tui"]);
+        tmux.keys_when(
+            "outer",
+            "only tui left",
+            |s| s.contains("filter: tui▏") && !row(s, "fresh", "lazy"),
+            &["Enter"],
+        );
+        tmux.keys_when(
+            "outer",
+            "the filter applied",
+            |s| !s.contains("filter: tui▏") && row(s, "tui", "stopped"),
+            &["d"],
+        );
+        tmux.keys_when(
+            "outer",
+            "the question",
+            |s| s.contains("y to confirm"),
+            &["y"],
+        );
         // The error of the operation itself, with its hint (run in-process,
         // not scraped from a subprocess's stderr).
-        tmux.until("outer", "the refusal and its hint", |s| {
+        tmux.wait_screen("outer", "the refusal and its hint", |s| {
             s.contains("not pushed — hint: unpushed:")
         });
         assert!(env.clone_path("tui").exists(), "the clone is kept");
 
         // q: the terminal as it was (no alternate screen, cursor shown).
         tmux.keys("outer", &["q"]);
-        tmux.until("outer", "the browser to exit", |s| {
+        tmux.wait_screen("outer", "the browser to exit", |s| {
             s.contains("BROWSER-EXITED")
         });
         let modes = tmux.run(&[
@@ -219,24 +184,8 @@ fn the_browser_attaches_a_workspace_session_and_comes_back() {
 
         // Ctrl-C and SIGTERM leave the terminal as it was too.
         for (session, how) in [("ctrl-c", "C-c"), ("sigterm", "")] {
-            assert!(
-                tmux.run(&[
-                    "new-session",
-                    "-d",
-                    "-s",
-                    session,
-                    "-x",
-                    "100",
-                    "-y",
-                    "20",
-                    "sh",
-                    "-c",
-                    &script
-                ])
-                .status
-                .success()
-            );
-            tmux.until(session, "the browser", |s| s.contains("WORKSPACE"));
+            tmux.start(session, (100, 20), &["sh", "-c", &script]);
+            tmux.wait_screen(session, "the browser", table);
             if how.is_empty() {
                 let shell = tmux.run(&["display-message", "-p", "-t", session, "#{pane_pid}"]);
                 let shell = String::from_utf8_lossy(&shell.stdout).trim().to_owned();
@@ -244,12 +193,13 @@ fn the_browser_attaches_a_workspace_session_and_comes_back() {
                     std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
                         .unwrap_or_default();
                 let browser: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
-                // SAFETY: signalling the browser this test started.
-                unsafe { libc::kill(browser, libc::SIGTERM) };
+                let browser = rustix::process::Pid::from_raw(browser).expect("a pid");
+                rustix::process::kill_process(browser, rustix::process::Signal::TERM)
+                    .expect("the browser this test started");
             } else {
                 tmux.keys(session, &[how]);
             }
-            tmux.until(session, "the browser to exit", |s| {
+            tmux.wait_screen(session, "the browser to exit", |s| {
                 s.contains("BROWSER-EXITED")
             });
             let modes = tmux.run(&[

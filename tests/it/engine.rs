@@ -169,8 +169,30 @@ fn events_stream_reports_start_die_and_destroy_for_labelled_containers_only() {
                 }
             }
         });
-        // The stream needs a moment to attach before anything happens.
-        std::thread::sleep(Duration::from_millis(700));
+        // The stream is attached once it shows a container started after
+        // it: markers, one at a time, until one of them is seen.
+        let mut markers = 0;
+        crate::support::wait_for(
+            Duration::from_secs(30),
+            "the events stream to attach",
+            || {
+                markers += 1;
+                let marker = engine
+                    .run_detached(&guard.spec(&format!("marker{markers}"), image, &["true"]))
+                    .unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(2);
+                while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+                    match receiver.recv_timeout(left) {
+                        Ok(Ok(event)) if event.id == marker => return Ok(()),
+                        Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            panic!("the events stream ended before it showed anything")
+                        }
+                    }
+                }
+                Err(format!("no event of marker {markers}"))
+            },
+        );
         let mut other = guard.spec("other", image, &["true"]);
         other
             .labels
@@ -179,11 +201,12 @@ fn events_stream_reports_start_die_and_destroy_for_labelled_containers_only() {
         let id = engine
             .run_detached(&guard.spec("short", image, &["sh", "-c", "sleep 0.2"]))
             .unwrap();
-        std::thread::sleep(Duration::from_millis(600));
-        engine.remove(&[&id, &other_id]).unwrap();
 
+        // Its own exit first (a die of its own, not of the removal), then
+        // the removal.
         let mut seen = Vec::new();
-        while let Ok(event) = receiver.recv_timeout(Duration::from_secs(10)) {
+        let mut removed = false;
+        while let Ok(event) = receiver.recv_timeout(Duration::from_secs(30)) {
             let event = event.unwrap();
             assert_ne!(
                 event.id, other_id,
@@ -191,6 +214,10 @@ fn events_stream_reports_start_die_and_destroy_for_labelled_containers_only() {
             );
             if event.id == id {
                 seen.push(event.action.clone());
+                if event.action == EventAction::Die && !removed {
+                    engine.remove(&[&id, &other_id]).unwrap();
+                    removed = true;
+                }
                 if event.action == EventAction::Destroy {
                     break;
                 }

@@ -244,9 +244,7 @@ fn a_report_that_cannot_be_written_is_an_error_with_the_path() {
         .args(["verify", "--report", "/nonexistent-dir/report.md"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.starts_with("error: could not write the report to `/nonexistent-dir/report.md`\n  caused by: No such file or directory"), "{stderr}");
+    crate::support::assert_transcript!("report-not-written", output, empty.path());
 }
 
 /// With the daemon gone (a missing socket) or hung (a socket that never

@@ -1,12 +1,14 @@
 //! Services and the ports dual finds by itself, end to end: `.dual.toml`
 //! services with no `ports`, a real `dual proxy`, real containers.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::proxy::{Proxy, free_port};
-use crate::support::{dual_path, each_engine, ensure_test_image};
-use crate::workspaces::{TestEnv, env_of};
+use rustix::process::Signal;
+
+use crate::support::{dual_path, each_engine, ensure_test_image, signal, wait_for, wait_until};
+use crate::workspaces::TestEnv;
 
 /// A workspace config whose service `web` is the test server on `port`
 /// (answering with the workspace's name), `extra` lines in its table.
@@ -43,18 +45,17 @@ fn get(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
     Ok((status, body.to_owned()))
 }
 
-/// How long until `host` on `port` answers 200 with `body`; panics after `limit`.
+/// How long until `host` on `port` answers 200 with `body`; fails the test
+/// after `limit`, with the last answer.
 fn answers_within(port: u16, host: &str, body: &str, limit: Duration) -> Duration {
     let start = Instant::now();
-    let mut last = Err(String::new());
-    while start.elapsed() < limit {
-        last = get(port, host, "/");
-        if matches!(&last, Ok((200, text)) if text == body) {
-            return start.elapsed();
+    wait_for(limit, &format!("{host} to answer `{body}`"), || {
+        match get(port, host, "/") {
+            Ok((200, text)) if text == body => Ok(()),
+            other => Err(other),
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{host} did not answer `{body}` within {limit:?}; last: {last:?}");
+    });
+    start.elapsed()
 }
 
 /// How long until `{name}.localhost:{port}` answers with its own name.
@@ -64,14 +65,9 @@ fn serves_own_name(port: u16, name: &str, limit: Duration) -> Duration {
 
 /// How long until `host` on `port` stops answering 200.
 fn unrouted_within(port: u16, host: &str, limit: Duration) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if !matches!(get(port, host, "/"), Ok((200, _))) {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{host} still answered after {limit:?}");
+    wait_until(limit, &format!("{host} to stop answering"), || {
+        !matches!(get(port, host, "/"), Ok((200, _)))
+    })
 }
 
 fn listed<'a>(list: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
@@ -158,9 +154,17 @@ fn two_services_without_ports_are_routed_logged_restarted_and_relaunched() {
             "{workspace}"
         );
 
-        let logs = env.ok(&["logs", &name, "api"]);
-        assert!(logs.contains("api says hello"), "{logs}");
-        assert!(logs.contains(&format!("listening on :{api}")), "{logs}");
+        // The whole of what `dual logs` shows of a service that started once.
+        let ports = [
+            (format!(r"\b{api}\b"), "[API PORT]"),
+            (format!(r"\b{web}\b"), "[WEB PORT]"),
+        ];
+        crate::support::assert_transcript!(
+            "logs-of-a-service",
+            env.run(&["logs", &name, "api"]),
+            env.dir.path(),
+            ports
+        );
 
         // Killed inside: restarted by its supervisor, and the log says so.
         let container = format!("dual-{name}");
@@ -215,8 +219,7 @@ fn two_services_without_ports_are_routed_logged_restarted_and_relaunched() {
 
 /// `dual run SERVER` in the background, as a person would in a terminal.
 fn run_in_background(env: &TestEnv, args: &[&str]) -> Child {
-    Command::new(dual_path())
-        .envs(env_of(env))
+    env.command(dual_path())
         .args(["run", "-w"])
         .args(args)
         .stdin(Stdio::null())
@@ -266,27 +269,27 @@ fn a_server_started_by_hand_is_routed_while_it_listens() {
         );
 
         // Its exit closes the route; the declared port's page says it listens nowhere.
-        // SAFETY: signalling our own child; `dual run` passes it on.
-        unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+        // `dual run` passes the signal on.
+        signal(&server, Signal::TERM);
         let _ = server.wait();
-        let gone = unrouted_within(port, &host, Duration::from_secs(2));
+        let gone = unrouted_within(port, &host, Duration::from_secs(10));
         eprintln!("{kind}: unrouted {gone:?} after the server exited");
         let (status, page) = get(declared, &format!("{name}.localhost:{port}"), "/").unwrap();
         assert_eq!(status, 502, "{page}");
 
         // Bound to loopback inside: shown with the fix, never routed.
         let mut hidden = run_in_background(&env, &[&name, "httpd", "-f", "-p", "127.0.0.1:9229"]);
-        let shown = (0..40).any(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            listed(&env.list(), &name)["loopback_only"] == serde_json::json!([9229])
-        });
-        assert!(shown, "{:?}", env.list());
+        wait_until(
+            Duration::from_secs(20),
+            "9229 shown as loopback only",
+            || listed(&env.list(), &name)["loopback_only"] == serde_json::json!([9229]),
+        );
         let listing = env.ok(&["list"]);
         assert!(
             listing.contains(&format!("{name} listens on 127.0.0.1:9229 only")),
             "{listing}"
         );
-        unsafe { libc::kill(hidden.id() as i32, libc::SIGTERM) };
+        signal(&hidden, Signal::TERM);
         let _ = hidden.wait();
     });
 }
@@ -343,9 +346,18 @@ fn a_port_held_on_the_host_is_served_on_no_address_and_said_loudly() {
             stderr.contains(&format!("port {port} is not served")) && stderr.contains(&me),
             "launch names the holder: {stderr}"
         );
-        // The workspace listens: the proxy still serves the port on neither
-        // address, so a browser (::1) cannot reach a server curl does not.
-        std::thread::sleep(Duration::from_secs(3));
+        // The workspace listens (the proxy has seen it): the proxy still
+        // serves the port on neither address, so a browser (::1) cannot
+        // reach a server curl does not.
+        wait_until(
+            Duration::from_secs(20),
+            "the workspace seen listening",
+            || {
+                listed(&env.list(), &name)["listening"]
+                    .as_array()
+                    .is_some_and(|ports| ports.contains(&serde_json::json!(port)))
+            },
+        );
         if std::net::TcpListener::bind(("::1", 0)).is_ok() {
             assert!(
                 std::net::TcpStream::connect(("::1", port)).is_err(),
@@ -367,7 +379,7 @@ fn a_port_held_on_the_host_is_served_on_no_address_and_said_loudly() {
 }
 
 #[test]
-fn focus_sends_plain_localhost_to_one_workspace_and_switches_within_a_second() {
+fn focus_sends_plain_localhost_to_one_workspace_and_switches() {
     each_engine("focus", |kind| {
         let port = free_port();
         let env = web_service_env(kind, port, "");
@@ -390,25 +402,28 @@ fn focus_sends_plain_localhost_to_one_workspace_and_switches_within_a_second() {
             );
         }
 
+        // How fast a switch takes effect is measured by scripts/bench-focus;
+        // here only that it does, with room for a busy machine.
         for name in [&one, &two, &one] {
             env.ok(&["focus", name]);
             let took = answers_within(
                 port,
                 &format!("localhost:{port}"),
                 name,
-                Duration::from_secs(3),
-            );
-            assert!(
-                took < Duration::from_secs(1),
-                "{kind}: focus on {name} took {took:?}"
+                Duration::from_secs(10),
             );
             answers_within(
                 port,
                 &format!("127.0.0.1:{port}"),
                 name,
-                Duration::from_secs(1),
+                Duration::from_secs(10),
             );
-            answers_within(port, &format!("[::1]:{port}"), name, Duration::from_secs(1));
+            answers_within(
+                port,
+                &format!("[::1]:{port}"),
+                name,
+                Duration::from_secs(10),
+            );
             eprintln!("{kind}: focus on {name} took effect in {took:?}");
         }
         let list = env.list();
@@ -417,14 +432,7 @@ fn focus_sends_plain_localhost_to_one_workspace_and_switches_within_a_second() {
         assert!(env.ok(&["list"]).contains(&format!("{one} *")));
 
         env.ok(&["focus", "--clear"]);
-        let start = Instant::now();
-        while get(port, &format!("localhost:{port}"), "/").is_ok_and(|(status, _)| status == 200) {
-            assert!(
-                start.elapsed() < Duration::from_secs(2),
-                "focus never cleared"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        unrouted_within(port, &format!("localhost:{port}"), Duration::from_secs(10));
         // Other names than loopback's own stay refused.
         let (status, _) = get(port, &format!("example.com:{port}"), "/").unwrap();
         assert_eq!(status, 403);
@@ -503,8 +511,8 @@ fn a_request_to_another_workspace_from_inside_reaches_it_or_says_why() {
             env.clone_path("a").display(),
             env.clone_path("a").display()
         );
-        let output = Command::new("bash")
-            .envs(env_of(&env))
+        let output = env
+            .command("bash")
             .args(["-c", &script, "bash", &init])
             .output()
             .unwrap();

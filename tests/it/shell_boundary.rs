@@ -9,10 +9,12 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Output, Stdio};
+use std::time::Duration;
 
-use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image};
+use crate::support::{
+    EngineKind, Tmux, dual_path, each_engine, ensure_test_image, eventually, wait_until,
+};
 use crate::workspaces::{TestEnv, env_of};
 
 /// `$HOME/hostbin`: the host's own programs as a version manager would put
@@ -52,8 +54,7 @@ fn routed_path(env: &TestEnv) -> String {
 /// shims first on PATH (after `dual shell-init` wrote them).
 fn bash_in(env: &TestEnv, dir: &Path, script: &str) -> Output {
     env.ok(&["shell-init", "bash"]);
-    Command::new("bash")
-        .envs(env_of(env))
+    env.command("bash")
         .env("PATH", routed_path(env))
         .current_dir(dir)
         .args(["-c", script])
@@ -126,8 +127,8 @@ fn a_shim_in_a_workspace_never_falls_back_to_the_host() {
         );
         // A shim left from before (another shell's) refuses rather than run
         // the host's program in the clone.
-        let stale_shim = Command::new(shims(&env).join("hostname"))
-            .envs(env_of(&env))
+        let stale_shim = env
+            .command(shims(&env).join("hostname"))
             .current_dir(&clone)
             .output()
             .unwrap();
@@ -160,8 +161,8 @@ fn a_shim_in_a_workspace_never_falls_back_to_the_host() {
         };
         in_linked(&["create", "l"]);
         in_linked(&["launch", "l"]);
-        let output = Command::new("bash")
-            .envs(env_of(&env))
+        let output = env
+            .command("bash")
             .env("DUAL_WORKSPACE_ROOT", &linked)
             .env("PATH", routed_path(&env))
             .current_dir(linked.join(&env.repo).join("l"))
@@ -341,8 +342,8 @@ fn a_repo_cannot_route_secret_handling_commands_or_shell_builtins() {
         );
         // In the hostile clone, a shim for a name its config cannot route
         // refuses (the config is broken) rather than run anything anywhere.
-        let output = Command::new(dual_path())
-            .envs(env_of(&env))
+        let output = env
+            .command(dual_path())
             .env("PATH", routed_path(&env))
             .current_dir(env.clone_path("evil"))
             .args(["shim", "sudo", "-v"])
@@ -428,8 +429,7 @@ fn shims_pass_every_argument_through_untouched() {
         let odd = OsStr::from_bytes(b"caf\xe9");
         let run = |dir: &Path| {
             env.ok(&["shell-init", "bash"]);
-            Command::new(shims(&env).join("npm"))
-                .envs(env_of(&env))
+            env.command(shims(&env).join("npm"))
                 .env("PATH", routed_path(&env))
                 .current_dir(dir)
                 .arg(odd)
@@ -470,8 +470,8 @@ fn shell_init_moves_the_shims_ahead_of_what_the_rc_file_prepended() {
             format!("{PREPEND}eval \"$({dual} shell-init bash)\"\n"),
         )
         .unwrap();
-        let output = Command::new("bash")
-            .envs(env_of(&env))
+        let output = env
+            .command("bash")
             .env("PATH", routed_path(&env))
             .current_dir(&clone)
             .args(["-ic", "npm x"])
@@ -540,8 +540,8 @@ fn a_prompt_hook_puts_the_shims_back_in_front() {
             std::fs::create_dir_all(rc.parent().unwrap()).unwrap();
             std::fs::write(&rc, text).unwrap();
             env.ok(&["shell-init", "bash"]);
-            let mut child = Command::new(shell)
-                .envs(env_of(&env))
+            let mut child = env
+                .command(shell)
                 .env("PATH", routed_path(&env))
                 .env("SHELL", format!("/bin/{shell}"))
                 .current_dir(&clone)
@@ -569,86 +569,13 @@ fn a_prompt_hook_puts_the_shims_back_in_front() {
     });
 }
 
+/// The child's output once it ended, or after `limit` once killed (a
+/// shell that hangs must fail the test, not hold it).
 fn wait_bounded(mut child: std::process::Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if !eventually(limit, || child.try_wait().unwrap().is_some()) {
+        let _ = child.kill();
     }
     child.wait_with_output().unwrap()
-}
-
-/// A tmux server of the test's own (its socket under `dir`), started with
-/// the installation's environment, HOME and a bash SHELL.
-struct Tmux {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl Tmux {
-    /// A tmux server of the test's own, with `env`, and its first session
-    /// `outer` (150x30) running `sh -c script`.
-    fn start(env: Vec<(String, String)>, shell: &str, script: &str) -> Tmux {
-        let tmux = Tmux {
-            dir: tempfile::tempdir().unwrap(),
-            env,
-        };
-        let started = tmux.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            "outer",
-            "-x",
-            "150",
-            "-y",
-            "30",
-            shell,
-            "-c",
-            script,
-        ]);
-        assert!(started.status.success(), "{}", both(&started));
-        tmux
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        // Found on the test's own PATH: the server's may lack it.
-        let tmux = dual::process::find_on_path("tmux").expect("tmux on PATH");
-        Command::new(tmux)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("TMUX_TMPDIR", self.dir.path())
-            .env_remove("TMUX")
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn screen(&self, target: &str) -> String {
-        out(&self.run(&["capture-pane", "-p", "-J", "-t", target]))
-    }
-
-    fn until(&self, target: &str, what: &str, done: impl Fn(&str) -> bool) {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen(target);
-            if done(&screen) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "never {what}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.run(&["kill-server"]);
-    }
 }
 
 /// Item 11 in the workspace's tmux session: the user's `~/.bashrc`
@@ -682,20 +609,13 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
             "unset TMUX; {} attach {name}; sleep 600",
             sh_quote(&dual_path())
         );
-        let tmux = Tmux::start(vars, "sh", &attach);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !tmux
-            .run(&["has-session", "-t", &format!("={name}")])
-            .status
-            .success()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "no session {name}: {}",
-                tmux.screen("outer")
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let tmux = Tmux::new(vars).expect("tmux, checked above");
+        tmux.start("outer", (150, 30), &["sh", "-c", &attach]);
+        wait_until(
+            Duration::from_secs(30),
+            &format!("a session {name}"),
+            || tmux.has_session(&name),
+        );
         let target = format!("={name}:");
         let send = |line: &str| {
             assert!(
@@ -709,8 +629,19 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
                     .success()
             );
         };
+        // A prompt: the last line that is not blank ends as one does.
+        let prompt_back = |s: &str| {
+            s.lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .is_some_and(|line| {
+                    line.trim_end().ends_with('#') || line.trim_end().ends_with('$')
+                })
+        };
+        // Typed once the session's shell is at its prompt (its rc ran).
+        tmux.wait_screen(&target, "the session's prompt", prompt_back);
         send("npm x");
-        tmux.until(&target, "npm's answer", |s| {
+        tmux.wait_screen(&target, "npm's answer", |s| {
             s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm x")
         });
         assert!(
@@ -720,17 +651,9 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
         );
         // `npm x` ran with the terminal as its stdin: type on only once
         // the prompt is back, or what is typed becomes npm's input.
-        let prompt_back = |s: &str| {
-            s.lines()
-                .rev()
-                .find(|line| !line.trim().is_empty())
-                .is_some_and(|line| {
-                    line.trim_end().ends_with('#') || line.trim_end().ends_with('$')
-                })
-        };
-        tmux.until(&target, "the prompt", prompt_back);
+        tmux.wait_screen(&target, "the prompt", prompt_back);
         send("echo \"rc=$RC_SAW\"");
-        tmux.until(&target, "what the rc saw", |s| {
+        tmux.wait_screen(&target, "what the rc saw", |s| {
             s.contains("rc=HOST npm rc") || s.contains("rc=npm in")
         });
         assert!(
@@ -741,15 +664,15 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
         // Its output captured at the prompt, stdin the terminal: it must not
         // be stopped for reading the terminal from the background.
         send("echo \"got=$(npm v)\"");
-        tmux.until(&target, "a captured routed command", |s| {
+        tmux.wait_screen(&target, "a captured routed command", |s| {
             s.contains(&format!("got=npm in {name}: v"))
         });
-        tmux.until(&target, "the prompt", prompt_back);
+        tmux.wait_screen(&target, "the prompt", prompt_back);
         // Prepended again at the prompt (a `pyenv shell`, a `conda
         // activate`): the prompt hook puts the shims back before the next.
         send(PREPEND.trim());
         send("npm y");
-        tmux.until(&target, "npm's second answer", |s| {
+        tmux.wait_screen(&target, "npm's second answer", |s| {
             s.contains(&format!("npm in {name}: y")) || s.contains("HOST npm y")
         });
         assert!(
@@ -770,7 +693,7 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
         ]);
         assert!(opened.status.success(), "{}", both(&opened));
         let second = format!("={name}:second");
-        tmux.until(&second, "a prompt", |s| s.contains('#') || s.contains('$'));
+        tmux.wait_screen(&second, "a prompt", |s| s.contains('#') || s.contains('$'));
         assert!(
             tmux.run(&["send-keys", "-t", &second, "-l", "npm z"])
                 .status
@@ -781,7 +704,7 @@ fn the_tmux_session_keeps_the_shims_first_whatever_bashrc_prepends() {
                 .status
                 .success()
         );
-        tmux.until(&second, "npm's answer in a new window", |s| {
+        tmux.wait_screen(&second, "npm's answer in a new window", |s| {
             s.contains(&format!("npm in {name}: z")) || s.contains("HOST npm")
         });
         assert!(
@@ -824,8 +747,9 @@ fn the_browser_s_subshell_keeps_the_shims_first_whatever_bashrc_prepends() {
             "unset TMUX; {}; echo BROWSER-EXITED; sleep 600",
             sh_quote(&dual_path())
         );
-        let tmux = Tmux::start(vars, "/bin/sh", &script);
-        tmux.until("outer", "the browser", |s| {
+        let tmux = Tmux::new(vars).expect("tmux, checked above");
+        tmux.start("outer", (150, 30), &["/bin/sh", "-c", &script]);
+        tmux.wait_screen("outer", "the browser", |s| {
             s.contains("  sub") && s.contains("running")
         });
         assert!(
@@ -833,16 +757,19 @@ fn the_browser_s_subshell_keeps_the_shims_first_whatever_bashrc_prepends() {
                 .status
                 .success()
         );
-        tmux.until("outer", "the subshell", |s| {
+        tmux.wait_screen("outer", "the subshell", |s| {
             s.contains("exit returns to the browser")
         });
-        std::thread::sleep(Duration::from_millis(500));
-        for keys in [&["-l", "npm x"][..], &["Enter"]] {
-            let mut args = vec!["send-keys", "-t", "outer"];
-            args.extend(keys);
-            assert!(tmux.run(&args).status.success());
-        }
-        tmux.until("outer", "npm's answer", |s| {
+        // Typed at the subshell's prompt (its rc ran), not before.
+        tmux.wait_screen("outer", "the subshell's prompt", |s| {
+            s.lines()
+                .rev()
+                .find(|line| !line.trim().is_empty())
+                .is_some_and(|line| line.trim_end().ends_with(['#', '$']))
+        });
+        tmux.keys("outer", &["-l", "npm x"]);
+        tmux.keys("outer", &["Enter"]);
+        tmux.wait_screen("outer", "npm's answer", |s| {
             s.contains(&format!("npm in {name}: x")) || s.contains("HOST npm")
         });
         assert!(

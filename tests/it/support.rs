@@ -8,26 +8,152 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 pub use dual::engine::EngineKind;
 
-/// The built `dual` binary with DUAL_* variables cleared, so a developer's
-/// own settings cannot change what a test sees.
-pub fn dual() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(dual_path());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("DUAL_") {
-            cmd.env_remove(&key);
+/// Variables of the engines' own CLIs that a test keeps: they choose the
+/// daemon, socket or connection to talk to and say nothing about dual.
+/// `XDG_RUNTIME_DIR` is among them because podman keeps its runtime there.
+const ENGINE_VARIABLES: &[&str] = &[
+    "DOCKER_HOST",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "CONTAINER_HOST",
+    "CONTAINER_CONNECTION",
+    "CONTAINER_SSHKEY",
+    "CONTAINERS_CONF",
+    "CONTAINERS_STORAGE_CONF",
+    "CONTAINERS_REGISTRIES_CONF",
+    "XDG_RUNTIME_DIR",
+];
+
+/// The whole environment of a program a test starts that may run `dual`,
+/// for an installation rooted at `root` (as jj's `TestEnvironment`): HOME,
+/// the XDG dirs, DUAL_HOME and the workspace root all under `root`, so no
+/// test reads or changes the user's own dual; PATH and the engines'
+/// variables kept; nothing else of the developer's (no DUAL_* settings, no
+/// colours), so what a test sees does not depend on who runs it.
+pub fn sandbox_env(root: &Path) -> Vec<(OsString, OsString)> {
+    let home = root.join("home");
+    let mut vars: Vec<(OsString, OsString)> = vec![
+        ("HOME".into(), home.clone().into()),
+        ("XDG_CONFIG_HOME".into(), home.join(".config").into()),
+        ("XDG_DATA_HOME".into(), home.join(".local/share").into()),
+        ("XDG_STATE_HOME".into(), home.join(".local/state").into()),
+        ("XDG_CACHE_HOME".into(), home.join(".cache").into()),
+        ("DUAL_HOME".into(), root.join("data").into()),
+        ("DUAL_WORKSPACE_ROOT".into(), root.join("root").into()),
+        // A test starts the proxy it wants itself, on ports of its own.
+        ("DUAL_PROXY_AUTOSTART".into(), "0".into()),
+        ("NO_COLOR".into(), "1".into()),
+        ("LC_ALL".into(), "C".into()),
+    ];
+    for key in ["PATH", "USER", "LOGNAME", "TERM"]
+        .iter()
+        .chain(ENGINE_VARIABLES)
+    {
+        if let Some(value) = std::env::var_os(key) {
+            vars.push((key.into(), value));
         }
     }
-    cmd.env("NO_COLOR", "1");
+    // docker reads its current context from ~/.docker: keep the user's
+    // (engine settings, not dual's) now that HOME is elsewhere.
+    if std::env::var_os("DOCKER_CONFIG").is_none()
+        && let Some(real_home) = std::env::var_os("HOME")
+    {
+        let docker_config = Path::new(&real_home).join(".docker");
+        if docker_config.is_dir() {
+            vars.push(("DOCKER_CONFIG".into(), docker_config.into()));
+        }
+    }
+    vars
+}
+
+/// Makes the directories `sandbox_env(root)` names.
+pub fn prepare_sandbox(root: &Path) {
+    std::fs::create_dir_all(root.join("home")).unwrap();
+}
+
+/// `program` with the environment cleared to `sandbox_env(root)`: every
+/// spawn of dual, or of a shell or tmux that runs dual, goes through here.
+#[must_use]
+pub fn sandboxed(program: impl AsRef<OsStr>, root: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().envs(sandbox_env(root));
     cmd
 }
 
+/// The `dual` binary in the installation rooted at `root`.
+#[must_use]
+pub fn sandboxed_dual(root: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(dual_path());
+    cmd.env_clear().envs(sandbox_env(root));
+    cmd
+}
+
+/// One test's own dual installation on the host (a temp dir removed on drop).
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        prepare_sandbox(dir.path());
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn dual(&self) -> assert_cmd::Command {
+        sandboxed_dual(self.path())
+    }
+
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        sandboxed(program, self.path())
+    }
+}
+
+/// `dual` in a sandbox of its own, for a test that needs no installation
+/// beyond an empty one; the sandbox lives as long as the command.
+#[must_use]
+pub fn dual() -> SandboxedDual {
+    let sandbox = Sandbox::new();
+    SandboxedDual {
+        cmd: sandbox.dual(),
+        _sandbox: sandbox,
+    }
+}
+
+pub struct SandboxedDual {
+    cmd: assert_cmd::Command,
+    _sandbox: Sandbox,
+}
+
+impl std::ops::Deref for SandboxedDual {
+    type Target = assert_cmd::Command;
+    fn deref(&self) -> &assert_cmd::Command {
+        &self.cmd
+    }
+}
+
+impl std::ops::DerefMut for SandboxedDual {
+    fn deref_mut(&mut self) -> &mut assert_cmd::Command {
+        &mut self.cmd
+    }
+}
+
+/// The built binary. Run it through `sandboxed`/`sandboxed_dual`/`dual()`,
+/// never bare: `every_spawn_of_dual_is_sandboxed` checks the test files.
 pub fn dual_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dual"))
 }
@@ -116,14 +242,161 @@ pub fn rootless_user(test: &str) -> Option<String> {
 /// Whether `check` becomes true before `deadline` runs out (asked every
 /// 50 ms, and once more at the end).
 pub fn eventually(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
+    poll(deadline, || check().then_some(())).is_some()
+}
+
+/// Waits until `check` holds and returns how long that took; past
+/// `deadline`, fails the test saying `what` never happened.
+pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    wait_for(deadline, what, || if check() { Ok(()) } else { Err("no") });
+    start.elapsed()
+}
+
+/// Waits until `attempt` gives a value and returns it; past `deadline`,
+/// fails the test naming `what` and the last error `attempt` gave.
+pub fn wait_for<T, E: std::fmt::Debug>(
+    deadline: Duration,
+    what: &str,
+    mut attempt: impl FnMut() -> Result<T, E>,
+) -> T {
+    let mut last = None;
+    let found = poll(deadline, || match attempt() {
+        Ok(value) => Some(value),
+        Err(error) => {
+            last = Some(error);
+            None
+        }
+    });
+    found.unwrap_or_else(|| panic!("{what}: not within {deadline:?}; last seen: {last:#?}"))
+}
+
+/// The one poll loop of the tests: `attempt` every 50 ms until it gives a
+/// value or `deadline` runs out (then once more, so a slow last attempt
+/// still counts).
+fn poll<T>(deadline: Duration, mut attempt: impl FnMut() -> Option<T>) -> Option<T> {
     let end = std::time::Instant::now() + deadline;
     while std::time::Instant::now() < end {
-        if check() {
-            return true;
+        if let Some(value) = attempt() {
+            return Some(value);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    check()
+    attempt()
+}
+
+/// Sends `signal` to a child this test started.
+pub fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, signal).expect("the child is ours to signal");
+}
+
+/// A tmux server of a test's own (its socket in a temp dir); its sessions
+/// get `env` and nothing else of the test's environment.
+pub struct Tmux {
+    dir: tempfile::TempDir,
+    env: Vec<(OsString, OsString)>,
+    program: PathBuf,
+}
+
+impl Tmux {
+    /// `None` when there is no tmux on the test's PATH.
+    pub fn new<K: Into<OsString>, V: Into<OsString>>(
+        env: impl IntoIterator<Item = (K, V)>,
+    ) -> Option<Tmux> {
+        // Found on the test's own PATH: the sessions' may lack it.
+        let program = dual::process::find_on_path("tmux")?;
+        Some(Tmux {
+            dir: tempfile::tempdir().unwrap(),
+            env: env.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            program,
+        })
+    }
+
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.program)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("TMUX_TMPDIR", self.dir.path())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The server's socket directory, for a program inside that runs tmux.
+    pub fn socket_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A detached session `name` of `width`x`height` running `argv`.
+    pub fn start(&self, name: &str, (width, height): (u16, u16), argv: &[&str]) {
+        let (width, height) = (width.to_string(), height.to_string());
+        let mut args = vec!["new-session", "-d", "-s", name, "-x", &width, "-y", &height];
+        args.extend(argv);
+        let started = self.run(&args);
+        assert!(
+            started.status.success(),
+            "tmux new-session {name}: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+    }
+
+    pub fn has_session(&self, name: &str) -> bool {
+        self.run(&["has-session", "-t", &format!("={name}")])
+            .status
+            .success()
+    }
+
+    /// What `target` shows, wrapped lines joined.
+    pub fn screen(&self, target: &str) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-J", "-t", target]).stdout)
+            .into_owned()
+    }
+
+    /// Waits until `target`'s screen satisfies `shown` (30 s, for a busy
+    /// machine); returns how long; fails the test with the last screen.
+    pub fn wait_screen(&self, target: &str, what: &str, shown: impl Fn(&str) -> bool) -> Duration {
+        let start = std::time::Instant::now();
+        wait_for(Duration::from_secs(30), what, || {
+            let screen = self.screen(target);
+            if shown(&screen) {
+                Ok(())
+            } else {
+                Err(Screen(screen))
+            }
+        });
+        start.elapsed()
+    }
+
+    /// Sends `keys` to `target`, now: use it only where the screen was
+    /// waited for (a key sent before a program reads it may be lost).
+    pub fn keys(&self, target: &str, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", target];
+        args.extend(keys);
+        let sent = self.run(&args);
+        assert!(sent.status.success(), "send-keys {keys:?}: {sent:?}");
+    }
+
+    /// Waits for `target` to show what `ready` expects, then sends `keys`.
+    pub fn keys_when(&self, target: &str, what: &str, ready: impl Fn(&str) -> bool, keys: &[&str]) {
+        self.wait_screen(target, what, ready);
+        self.keys(target, keys);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// A screen in a failure message, as it looked (not as one escaped line).
+pub struct Screen(pub String);
+
+impl std::fmt::Debug for Screen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the screen:\n{}", self.0)
+    }
 }
 
 /// Heavy engine work (many containers, host port checks) runs one test at a
@@ -210,7 +483,10 @@ git add . && git -c user.email=t@t -c user.name=t commit -qm init
     assert!(chown.success());
     let (_copies, dual, image_script) = copies_for_another_user();
     let script = format!("{PRELUDE}{body}");
+    // Nothing of the test's environment but PATH: the prelude sets the rest.
     let output = Command::new("su")
+        .env_clear()
+        .envs(std::env::var_os("PATH").map(|path| ("PATH", path)))
         .current_dir(dir.path())
         .args([user, "-s", "/bin/sh", "-c", &script, "sh"])
         .arg(dir.path())
@@ -245,7 +521,95 @@ pub fn cpu_time(pid: u32) -> Duration {
         .iter()
         .map(|field| field.parse::<u64>().unwrap())
         .sum();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let per_second = rustix::param::clock_ticks_per_second().max(1);
     Duration::from_millis(ticks * 1000 / per_second)
 }
+
+/// A command's whole transcript, for one snapshot: its exit status, then
+/// everything it printed on each stream (so a changed, added or lost line
+/// anywhere shows in the diff).
+#[must_use]
+pub fn transcript(output: &std::process::Output) -> String {
+    let status = match output.status.code() {
+        Some(code) => code.to_string(),
+        None => format!("{}", output.status),
+    };
+    format!(
+        "exit status: {status}\n----- stdout -----\n{}----- stderr -----\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// What varies from run to run in a transcript, replaced by a name:
+/// the sandbox at `root` (and its canonical path), any other temp dir, the
+/// binary's path, timestamps, test repo names, container IDs and commit
+/// hashes, IPs, pids and durations.
+pub fn transcript_filters(root: &Path) -> Vec<(String, String)> {
+    let mut filters = Vec::new();
+    let mut roots = vec![root.to_path_buf()];
+    if let Ok(canonical) = root.canonicalize()
+        && canonical != root
+    {
+        roots.insert(0, canonical);
+    }
+    for root in roots {
+        filters.push((
+            regex_escape(&root.to_string_lossy()),
+            "[SANDBOX]".to_owned(),
+        ));
+    }
+    filters.extend(
+        [
+            (regex_escape(&dual_path().to_string_lossy()), "[DUAL]"),
+            (r"/tmp/\.tmp[A-Za-z0-9]+".to_owned(), "[TEMP]"),
+            (
+                r"\b[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z?"
+                    .to_owned(),
+                "[TIME]",
+            ),
+            // TestEnv's repo names: t, pid, x, counter, engine letter.
+            (r"\bt[0-9]{7}x[0-9]{3}[dpn]\b".to_owned(), "[REPO]"),
+            (r"\b[0-9a-f]{64}\b".to_owned(), "[ID]"),
+            (r"\b[0-9a-f]{7,12}\b".to_owned(), "[HASH]"),
+            (r"\b[0-9]{1,3}(\.[0-9]{1,3}){3}\b".to_owned(), "[IP]"),
+            (r"\bpid [0-9]+".to_owned(), "pid [PID]"),
+            (r"\b[0-9]+(\.[0-9]+)?(ms|µs|s)\b".to_owned(), "[DURATION]"),
+        ]
+        .map(|(pattern, name)| (pattern, name.to_owned())),
+    );
+    filters
+}
+
+/// `text` as a regex matching itself.
+pub fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Snapshots `output`'s whole transcript (`transcript`) as `name`, with
+/// `transcript_filters(root)` and then any `(regex, replacement)` pairs
+/// given after it (a test's own ports, say). A macro, so that the snapshot
+/// is named after the calling test's module.
+#[allow(unused_macros)]
+macro_rules! assert_transcript {
+    ($name:expr, $output:expr, $root:expr $(, $extra:expr)* $(,)?) => {{
+        #[allow(unused_mut)]
+        let mut filters = $crate::support::transcript_filters($root);
+        $( filters.extend($extra.into_iter().map(|(a, b): (String, &str)| (a, b.to_owned()))); )*
+        let filters: Vec<(&str, &str)> =
+            filters.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        insta::with_settings!({ filters => filters, prepend_module_to_snapshot => true }, {
+            insta::assert_snapshot!($name, $crate::support::transcript(&$output));
+        });
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use assert_transcript;

@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{EngineKind, dual, dual_path, each_engine, ensure_test_image};
+use crate::support::{
+    EngineKind, assert_transcript, dual_path, each_engine, ensure_test_image, regex_escape,
+    sandboxed_dual, signal, wait_until,
+};
 
 /// One isolated dual installation: its own DUAL_HOME, workspace root, HOME
 /// and source repo. Drop removes every container and volume of its repo.
@@ -34,7 +37,7 @@ impl TestEnv {
         let env = TestEnv { dir, repo, kind };
         let source = env.source();
         std::fs::create_dir_all(&source).unwrap();
-        std::fs::create_dir_all(env.home()).unwrap();
+        crate::support::prepare_sandbox(env.dir.path());
         env.git(&source, &["init", "-q", "-b", "main"]);
         std::fs::write(source.join(".dual.toml"), config).unwrap();
         std::fs::write(source.join("README"), "source repo\n").unwrap();
@@ -61,7 +64,9 @@ impl TestEnv {
     }
 
     pub fn git(&self, dir: &Path, args: &[&str]) -> String {
-        let output = Command::new("git")
+        // In the sandbox too: the developer's ~/.gitconfig (signing, hooks,
+        // a default branch) is not the test's.
+        let output = crate::support::sandboxed("git", self.dir.path())
             .current_dir(dir)
             .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
             .args(args)
@@ -77,16 +82,22 @@ impl TestEnv {
 
     /// `dual ARGS` in this installation, run from `cwd` (default: the temp dir).
     pub fn cmd(&self, args: &[&str]) -> assert_cmd::Command {
-        let mut cmd = dual();
-        cmd.env("DUAL_HOME", self.dir.path().join("data"))
-            .env("DUAL_WORKSPACE_ROOT", self.dir.path().join("root"))
-            .env("HOME", self.home())
-            .env("DUAL_PROXY_AUTOSTART", "0")
-            .current_dir(self.dir.path());
+        let mut cmd = sandboxed_dual(self.dir.path());
+        cmd.current_dir(self.dir.path());
         if let Some(kind) = self.kind {
             cmd.env("DUAL_ENGINE", kind.program());
         }
         cmd.args(args);
+        cmd
+    }
+
+    /// `program` (a shell, tmux, `script`) with this installation's whole
+    /// environment and nothing else, for running dual inside it.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = crate::support::sandboxed(program, self.dir.path());
+        if let Some(kind) = self.kind {
+            cmd.env("DUAL_ENGINE", kind.program());
+        }
         cmd
     }
 
@@ -306,8 +317,7 @@ fn run_behaves_as_the_command_would_on_the_host() {
             text(&env.run_in("feat/run", "src/deep", &["pwd"])),
             clone.join("src/deep").to_str().unwrap()
         );
-        // SAFETY: getuid cannot fail.
-        let uid = unsafe { libc::getuid() };
+        let uid = rustix::process::getuid().as_raw();
         assert_eq!(
             text(&env.run_in("feat/run", "", &["id", "-u"])),
             uid.to_string()
@@ -355,8 +365,8 @@ fn run_behaves_as_the_command_would_on_the_host() {
                 "{} run sh -c 'test -t 0 && test -t 1 && echo both-tty; exit 3'",
                 dual_path().display()
             );
-            let output = Command::new("script")
-                .envs(env_of(&env))
+            let output = env
+                .command("script")
                 .current_dir(&clone)
                 .args(["-qec", &line, "/dev/null"])
                 .stdin(Stdio::null())
@@ -379,12 +389,12 @@ fn run_behaves_as_the_command_would_on_the_host() {
         );
         assert_eq!(text(&no_tty), "stdin-is-a-pipe");
 
-        // Output streams: the first line arrives long before the command ends.
-        let started = Instant::now();
-        let mut streaming = std::process::Command::new(dual_path())
-            .envs(env_of(&env))
+        // Output streams: the first line arrives while the command still
+        // runs (its sleep is what keeps it running, not a wait).
+        let mut streaming = env
+            .command(dual_path())
             .current_dir(&clone)
-            .args(["run", "--", "sh", "-c", "echo first; sleep 3; echo second"])
+            .args(["run", "--", "sh", "-c", "echo first; sleep 30; echo second"])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -393,38 +403,36 @@ fn run_behaves_as_the_command_would_on_the_host() {
         std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
         assert_eq!(first, "first\n");
         assert!(
-            started.elapsed() < Duration::from_millis(2500),
-            "first line after {:?}",
-            started.elapsed()
+            streaming.try_wait().unwrap().is_none(),
+            "the first line came only when the command ended"
         );
-        assert!(streaming.wait().unwrap().success());
+        signal(&streaming, rustix::process::Signal::INT);
+        assert_eq!(streaming.wait().unwrap().code(), Some(130));
 
         // Ctrl-C stops the process inside and leaves nothing running.
-        let mut sleeper = std::process::Command::new(dual_path())
-            .envs(env_of(&env))
+        let mut sleeper = env
+            .command(dual_path())
             .current_dir(&clone)
             .args(["run", "--", "sleep", "100"])
             .spawn()
             .unwrap();
         let container = format!("dual-{}", env.name("feat/run"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !text(&env.engine(&["exec", &container, "ps"])).contains("sleep 100") {
-            assert!(Instant::now() < deadline, "sleep 100 never started");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(sleeper.id() as i32, libc::SIGINT) };
+        let ps = || text(&env.engine(&["exec", &container, "ps"]));
+        wait_until(Duration::from_secs(30), "sleep 100 to start", || {
+            ps().contains("sleep 100")
+        });
+        signal(&sleeper, rustix::process::Signal::INT);
         let status = sleeper.wait().unwrap();
         assert_eq!(
             status.code(),
             Some(130),
             "{kind}: the status of a SIGINT'd command"
         );
-        std::thread::sleep(Duration::from_millis(300));
-        let ps = text(&env.engine(&["exec", &container, "ps"]));
-        assert!(
-            !ps.contains("sleep 100"),
-            "{kind}: still running after Ctrl-C:\n{ps}"
+        // The engine may reap the process a moment after `dual run` returned.
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{kind}: sleep 100 to end after Ctrl-C"),
+            || !ps().contains("sleep 100"),
         );
     });
 }
@@ -435,8 +443,7 @@ pub fn all_succeed_at_once(env: &TestEnv, scripts: &[String]) {
     let children: Vec<std::process::Child> = scripts
         .iter()
         .map(|script| {
-            Command::new("sh")
-                .envs(env_of(env))
+            env.command("sh")
                 .current_dir(env.dir.path())
                 .args(["-c", script])
                 .stdout(Stdio::null())
@@ -455,19 +462,18 @@ pub fn all_succeed_at_once(env: &TestEnv, scripts: &[String]) {
     }
 }
 
+/// The environment of `env`'s installation (see `support::sandbox_env`),
+/// for a spawn that cannot clear its own (prefer `TestEnv::command`).
 pub fn env_of(env: &TestEnv) -> Vec<(String, String)> {
-    let mut vars = vec![
-        (
-            "DUAL_HOME".to_owned(),
-            env.dir.path().join("data").display().to_string(),
-        ),
-        (
-            "DUAL_WORKSPACE_ROOT".to_owned(),
-            env.dir.path().join("root").display().to_string(),
-        ),
-        ("HOME".to_owned(), env.home().display().to_string()),
-        ("DUAL_PROXY_AUTOSTART".to_owned(), "0".to_owned()),
-    ];
+    let mut vars: Vec<(String, String)> = crate::support::sandbox_env(env.dir.path())
+        .into_iter()
+        .map(|(key, value)| {
+            (
+                key.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
     if let Some(kind) = env.kind {
         vars.push(("DUAL_ENGINE".to_owned(), kind.program().to_owned()));
     }
@@ -490,8 +496,8 @@ fn shims_route_commands_in_a_non_interactive_shell() {
             "eval \"$1\"; cd {} && hostname && wget --help 2>&1 | head -1; npm run dev; cd / && hostname",
             clone.display()
         );
-        let output = Command::new("bash")
-            .envs(env_of(&env))
+        let output = env
+            .command("bash")
             .args(["-c", &script, "bash", &init])
             .output()
             .unwrap();
@@ -738,12 +744,8 @@ fn corrupt_and_newer_state_files_are_refused_and_kept() {
     let env = TestEnv::new(None, "");
     let state_path = env.dir.path().join("data/state.json");
     std::fs::write(&state_path, "{ half a file").unwrap();
-    let stderr = env.fails(&["create", "feat/x"]);
-    assert!(
-        stderr.contains("dual's state file") && stderr.contains("is corrupt"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("hint: dual left it untouched"), "{stderr}");
+    let output = env.run(&["create", "feat/x"]);
+    assert_transcript!("state-corrupt", output, env.dir.path());
     assert_eq!(
         std::fs::read_to_string(&state_path).unwrap(),
         "{ half a file"
@@ -753,52 +755,22 @@ fn corrupt_and_newer_state_files_are_refused_and_kept() {
         r#"{"version": 7, "repos": {}, "workspaces": []}"#,
     )
     .unwrap();
-    let stderr = env.fails(&["list"]);
-    assert!(
-        stderr.contains("written by a newer dual (format 7"),
-        "{stderr}"
-    );
+    let output = env.run(&["list"]);
+    assert_transcript!("state-newer", output, env.dir.path());
 }
 
+/// (A broken `.dual.toml` at launch: `transcript_launch_with_a_broken_dual_toml`.)
 #[test]
 fn unknown_names_and_places_say_what_to_do() {
     let env = TestEnv::new(None, "");
-    let stderr = env.fails(&["launch", "nope"]);
-    assert_eq!(
-        stderr.trim(),
-        "error: no workspace `nope`\nhint: `dual list` shows every workspace and its name"
-    );
-    let stderr = env.fails(&["run", "--", "true"]);
-    assert!(stderr.contains("is not inside a workspace"), "{stderr}");
-    let stderr = env.fails(&["create", "x", "--repo", "other"]);
-    assert!(
-        stderr.starts_with("error: no repo named `other` is registered"),
-        "{stderr}"
-    );
-    let stderr = env.fails(&["add", "/", "--name", "x"]);
-    assert!(
-        stderr.contains("is not inside a git repository"),
-        "{stderr}"
-    );
-    let stderr = env.fails(&["add", env.source().to_str().unwrap(), "--name", "Bad_Name"]);
-    assert!(stderr.contains("invalid repo name `Bad_Name`"), "{stderr}");
-}
-
-#[test]
-fn a_bad_config_names_the_file_key_and_line() {
-    let env = TestEnv::new(None, "image = \"x\"\nprots = [3000]\n");
-    env.ok(&["create", "feat/conf"]);
-    // The config is read right after the clone, before any engine call.
-    let stderr = env.fails(&["--engine", "docker", "launch", "feat/conf"]);
-    let file = env.clone_path("feat/conf").join(".dual.toml");
-    assert!(
-        stderr.starts_with(&format!(
-            "error: `{}`: TOML parse error at line 2",
-            file.display()
-        )),
-        "{stderr}"
-    );
-    assert!(stderr.contains("did you mean `ports`?"), "{stderr}");
+    let root = env.dir.path();
+    assert_transcript!("run-outside", env.run(&["run", "--", "true"]), root);
+    let output = env.run(&["create", "x", "--repo", "other"]);
+    assert_transcript!("create-unknown-repo", output, root);
+    let output = env.run(&["add", "/", "--name", "x"]);
+    assert_transcript!("add-root", output, root);
+    let output = env.run(&["add", env.source().to_str().unwrap(), "--name", "Bad_Name"]);
+    assert_transcript!("add-bad-name", output, root);
 }
 
 #[test]
@@ -846,18 +818,6 @@ fn sync_copies_shared_files_from_the_source_repo() {
     );
     assert!(out.contains("`config/dev.json` is not in"), "{out}");
     assert!(out.contains("synced 1 file(s)"), "{out}");
-}
-
-pub fn regex_escape(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if "\\.+*?()|[]{}^$".contains(c) {
-                format!("\\{c}")
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 #[test]
@@ -942,5 +902,154 @@ cd / && "$DUAL" destroy rl-b --force >/dev/null && echo destroyed
     assert!(
         stdout.contains("home=ok") && stdout.contains("destroyed"),
         "{stdout}"
+    );
+}
+
+// Whole transcripts (exit status, stdout, stderr) of what a user sees, so
+// that a changed line anywhere shows; see `support::transcript_filters` for
+// what is masked.
+
+/// Two lazy workspaces (no engine asked) declaring a port nothing else on
+/// the host holds (dual warns, rightly, of a port another program holds, and
+/// tests run side by side), and the filter that names that port.
+fn two_lazy_workspaces() -> (TestEnv, [(String, &'static str); 1]) {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let env = TestEnv::new(None, &format!("ports = [{port}]\n"));
+    env.ok(&["create", "feat/one"]);
+    env.ok(&["create", "fix/two"]);
+    (env, [(format!(r"\b{port}\b"), "[PORT]")])
+}
+
+#[test]
+fn transcript_list_table() {
+    let (env, port) = two_lazy_workspaces();
+    assert_transcript!("list-table", env.run(&["list"]), env.dir.path(), port);
+}
+
+#[test]
+fn transcript_list_json() {
+    let (env, port) = two_lazy_workspaces();
+    let output = env.run(&["list", "--json"]);
+    assert_transcript!("list-json", output, env.dir.path(), port);
+}
+
+#[test]
+fn transcript_urls() {
+    let (env, port) = two_lazy_workspaces();
+    let all = env.run(&["urls"]);
+    assert_transcript!("urls-all", all, env.dir.path(), port.clone());
+    let one = env.run(&["urls", &env.name("feat/one")]);
+    assert_transcript!("urls-one", one, env.dir.path(), port);
+}
+
+#[test]
+fn transcript_create_colliding_names() {
+    let env = TestEnv::new(None, "");
+    env.ok(&["create", "feat/auth"]);
+    assert_transcript!(
+        "create-colliding-label",
+        env.run(&["create", "feat-auth"]),
+        env.dir.path()
+    );
+    assert_transcript!(
+        "create-existing",
+        env.run(&["create", "feat/auth"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_create_invalid_name() {
+    let env = TestEnv::new(None, "");
+    assert_transcript!(
+        "create-invalid",
+        env.run(&["create", "--", "feat;rm -rf ~"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_add_of_a_directory_that_is_no_repo() {
+    let env = TestEnv::new(None, "");
+    let plain = env.dir.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    assert_transcript!(
+        "add-not-a-repo",
+        env.run(&["add", plain.to_str().unwrap(), "--name", "plain"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_launch_of_an_unknown_workspace() {
+    let env = TestEnv::new(None, "");
+    assert_transcript!(
+        "launch-unknown",
+        env.run(&["launch", "nope"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_launch_with_a_broken_dual_toml() {
+    let env = TestEnv::new(None, "image = \"x\"\nprots = [3000]\n");
+    env.ok(&["create", "feat/conf"]);
+    // The config is read right after the clone, before any engine call.
+    assert_transcript!(
+        "launch-broken-config",
+        env.run(&["--engine", "docker", "launch", "feat/conf"]),
+        env.dir.path()
+    );
+}
+
+#[test]
+fn transcript_launch_of_a_missing_image() {
+    each_engine("transcript_missing_image", |kind| {
+        let env = TestEnv::new(Some(kind), "image = \"dual-test-missing:nope\"\n");
+        env.ok(&["create", "noimage"]);
+        // Why the pull failed is the engine's and the network's to say.
+        let pull_error = [(
+            r"(?m)^  caused by: .*$".to_owned(),
+            "  caused by: [PULL ERROR]",
+        )];
+        assert_transcript!(
+            format!("launch-missing-image-{kind}"),
+            env.run(&["launch", "noimage"]),
+            env.dir.path(),
+            pull_error
+        );
+    });
+}
+
+#[test]
+fn transcript_destroy_of_unpushed_work() {
+    each_engine("transcript_destroy", |kind| {
+        let env = TestEnv::new(Some(kind), &config(ensure_test_image(kind)));
+        env.ok(&["create", "feat/gone"]);
+        env.ok(&["launch", "feat/gone"]);
+        let clone = env.clone_path("feat/gone");
+        env.git(
+            &clone,
+            &["commit", "-q", "--allow-empty", "-m", "unpushed work"],
+        );
+        assert_transcript!(
+            "destroy-unpushed",
+            env.run(&["destroy", "feat/gone"]),
+            env.dir.path()
+        );
+        assert!(clone.exists(), "refusing keeps the clone");
+    });
+}
+
+#[test]
+fn transcript_proxy_status_with_none_running() {
+    let env = TestEnv::new(None, "");
+    assert_transcript!(
+        "proxy-status-none",
+        env.run(&["proxy", "status"]),
+        env.dir.path()
     );
 }
