@@ -203,7 +203,7 @@ pub struct VerifyArgs {
 pub const SHIM: &str = "shim";
 
 pub fn main() -> ExitCode {
-    let debug = std::env::var("DUAL_LOG").is_ok_and(|v| v == "debug");
+    let debug = crate::settings::debug_log();
     // A shim's arguments are the routed command's, every one of them: `npm
     // -v`, `curl --help`, `make -- x` must reach npm, curl and make as
     // typed. So `dual shim` is dispatched before clap could read dual's own

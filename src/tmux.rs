@@ -46,7 +46,7 @@ pub fn ensure_session(workspace: &Workspace) -> anyhow::Result<()> {
         args.extend(["-e".into(), pair]);
     }
     // A tmux server started elsewhere does not have dual's settings.
-    for key in ["DUAL_HOME", "DUAL_WORKSPACE_ROOT", "DUAL_ENGINE"] {
+    for key in crate::settings::FOR_TMUX {
         if let Ok(value) = std::env::var(key) {
             args.push("-e".into());
             args.push(format!("{key}={value}").into());

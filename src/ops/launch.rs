@@ -80,7 +80,7 @@ pub fn launch(
         .ok_or_else(|| WorkspaceError::UnknownRepo(workspace.repo.clone()))
         .hinted()?
         .clone();
-    let engine = super::engine_for(flag, Some(&workspace)).hinted()?;
+    let engine = super::engine_for(flag, Some(&workspace)).hinted()?.patient();
 
     let fresh_clone = !workspace.path.exists();
     if fresh_clone {
@@ -160,7 +160,7 @@ pub fn launch(
         printer.out(format!("  {url}"));
     }
     let mut proxy = None;
-    if std::env::var("DUAL_PROXY_AUTOSTART").map_or(true, |v| v != "0") {
+    if crate::settings::proxy_autostart() {
         match crate::proxy::instance::start_background(Some(engine.kind())) {
             Ok(pid) => {
                 proxy = Some(pid);

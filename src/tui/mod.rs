@@ -183,18 +183,19 @@ impl Work {
 /// The message line for an operation that failed: what failed and, where
 /// its error has one, the hint.
 pub fn failure_line(error: &anyhow::Error) -> String {
+    // Several lines (the work `destroy` refuses to lose) on the one line
+    // there is.
+    let one_line = |text: &str| {
+        text.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let what = one_line(&error.to_string()).replace(":;", ":");
     match crate::error::hint_of(error) {
-        Some(hint) => {
-            // A hint of several lines (the work `destroy` refuses to lose)
-            // on the one line there is.
-            let hint: Vec<&str> = hint
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .collect();
-            format!("{error} — hint: {}", hint.join("; "))
-        }
-        None => format!("{error}"),
+        Some(hint) => format!("{what} — hint: {}", one_line(&hint)),
+        None => what,
     }
 }
 
@@ -224,7 +225,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
         let _ = updates_tx.send(Update::Progress(warning));
     }
     watch_for_changes(flag, updates_tx.clone());
-    if let Some(path) = std::env::var_os("DUAL_TUI_TIMING") {
+    if let Some(path) = crate::settings::tui_timing_file() {
         // For scripts/bench-discovery: when the first frame was drawn.
         let _ = std::fs::write(path, format!("{}\n", first.as_micros()));
     }
@@ -442,7 +443,7 @@ fn enter(terminal: &mut ratatui::DefaultTerminal, app: &mut App, name: &str) -> 
             // Switching the client leaves this browser running in its own
             // session; opened in a popup (DUAL_POPUP), it has done its job.
             crate::tmux::attach(name)?;
-            app.quit = std::env::var_os("DUAL_POPUP").is_some();
+            app.quit = crate::settings::popup();
             return Ok(());
         }
     }

@@ -170,6 +170,6 @@ fn a_hint_of_several_lines_shows_on_the_one_message_line() {
     assert!(!line.contains('\n'), "{line}");
     assert_eq!(
         line,
-        "workspace `shop-a` has work that is not pushed — hint: unpushed: 1a2b3c4 wip; push or stash it first, or throw it away with `dual destroy shop-a --force`"
+        "workspace `shop-a` has work that is not pushed: unpushed: 1a2b3c4 wip — hint: push or stash it first, or throw it away with `dual destroy shop-a --force`"
     );
 }

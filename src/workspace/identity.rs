@@ -354,14 +354,8 @@ fn now() -> u64 {
 pub const READY_FILE: &str = "/run/dual/ready";
 
 /// `sh -c AFTER_START_UP sh READY COMMAND…`: COMMAND once the start-up work
-/// is done (see the file's header). Meant to replace `WAIT_READY`, which
-/// `workspace::after_start_up` still formats into a script.
+/// is done (see the file's header).
 pub const AFTER_START_UP: &str = include_str!("after-start-up.sh");
-
-/// A shell fragment that waits (up to 3 s) for the file named by `$ready`,
-/// where it names one: commands exec'd into the container run after its
-/// start-up work, never racing it.
-pub const WAIT_READY: &str = r#"i=0; while [ -n "$ready" ] && [ ! -e "$ready" ] && [ "$i" -lt 300 ]; do sleep 0.01; i=$((i+1)); done"#;
 
 /// The container's main process, as the user (`entry.sh`, whose header
 /// says what it does): clears the services' stale states, marks itself

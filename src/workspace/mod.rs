@@ -84,7 +84,7 @@ pub enum WorkspaceError {
     AmbiguousWorkspace { name: String, matches: Vec<String> },
     #[error("`{}` is not inside a workspace", .0.display())]
     NotInWorkspace(PathBuf),
-    #[error("workspace `{name}` has work that is not pushed")]
+    #[error("workspace `{name}` has work that is not pushed:\n{}", .work.iter().map(|line| format!("    {line}")).collect::<Vec<_>>().join("\n"))]
     Unsafe { name: String, work: Vec<String> },
     #[error("a container named `{name}` exists but it is not this workspace's{}", .holder.as_ref().map(|h| format!(": dual made it for {h}")).unwrap_or_default())]
     ForeignContainer {
@@ -125,12 +125,8 @@ impl crate::error::Hint for WorkspaceError {
             WorkspaceError::NotInWorkspace(_) => {
                 "cd into a workspace's clone (`dual list --json` shows their paths), or name one: `dual list` shows their names".into()
             }
-            WorkspaceError::Unsafe { name, work } => format!(
-                "{}\npush or stash it first, or throw it away with `dual destroy {name} --force`",
-                work.iter()
-                    .map(|line| format!("  {line}"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+            WorkspaceError::Unsafe { name, .. } => format!(
+                "push or stash it first, or throw it away with `dual destroy {name} --force`"
             ),
             WorkspaceError::ForeignContainer { name, holder: None } => {
                 format!(
@@ -310,11 +306,10 @@ pub fn after_start_up(workspace: &Workspace, command: &[OsString]) -> Vec<OsStri
     } else {
         ""
     };
-    let script = format!("ready=$1; shift\n{}\nexec \"$@\"", identity::WAIT_READY);
     let mut argv: Vec<OsString> = vec![
         "sh".into(),
         "-c".into(),
-        script.into(),
+        identity::AFTER_START_UP.into(),
         "sh".into(),
         ready.into(),
     ];

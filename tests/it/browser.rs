@@ -164,7 +164,7 @@ fn the_browser_attaches_a_workspace_session_and_comes_back() {
         // The error of the operation itself, with its hint (run in-process,
         // not scraped from a subprocess's stderr).
         tmux.wait_screen("outer", "the refusal and its hint", |s| {
-            s.contains("not pushed — hint: unpushed:")
+            s.contains("not pushed: unpushed:") && s.contains("— hint: push or stash")
         });
         assert!(env.clone_path("tui").exists(), "the clone is kept");
 
