@@ -24,10 +24,7 @@ impl Created {
     pub fn branch_note(&self) -> Option<String> {
         let branch = &self.workspace.branch;
         let default = &self.default_branch;
-        let source = match &self.source {
-            RepoSource::Path(path) => path.display().to_string(),
-            RepoSource::Url(url) => url.clone(),
-        };
+        let source = self.source.to_string();
         match self.branch_at? {
             BranchAt::Nowhere => Some(format!(
                 "`{branch}` is not a branch of {source}: launching creates it from the default branch `{default}`"
@@ -86,16 +83,12 @@ pub fn create(branch: &str, repo: Option<&str>, _printer: &Printer) -> anyhow::R
                 .filter(|_| plain != workspace.name())
                 .map(|w| format!("`{plain}` is branch `{}` of `{}`", w.branch, w.repo));
             let registered = &state.repos[&workspace.repo];
-            let source = RepoSource::of(registered);
+            let source = registered.source.clone();
             let default_branch = registered.default_branch.clone();
             state.workspaces.push(workspace.clone());
             Ok((workspace, holder, source, default_branch))
         })?;
-    let source = match &repo_source {
-        RepoSource::Path(path) => path.display().to_string(),
-        RepoSource::Url(url) => url.clone(),
-    };
-    let branch_at = git::branch_at(&source, branch);
+    let branch_at = git::branch_at(&repo_source, branch);
     Ok(Created {
         workspace,
         renamed_because,
@@ -120,7 +113,7 @@ fn pick_repo(state: &State, flag: Option<&str>) -> Result<String, WorkspaceError
         return Ok(workspace.repo.clone());
     }
     if let Some(repo) = state.repos.values().find(|r| {
-        RepoSource::of(r)
+        r.source
             .local_path()
             .is_some_and(|path| here.starts_with(path))
     }) {

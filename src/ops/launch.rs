@@ -80,7 +80,9 @@ pub fn launch(
         .ok_or_else(|| WorkspaceError::UnknownRepo(workspace.repo.clone()))
         .hinted()?
         .clone();
-    let engine = super::engine_for(flag, Some(&workspace)).hinted()?.patient();
+    let engine = super::engine_for(flag, Some(&workspace))
+        .hinted()?
+        .patient();
 
     let fresh_clone = !workspace.path.exists();
     if fresh_clone {
@@ -297,7 +299,7 @@ fn start_services(
 /// A `.dual.toml` that exists only in the source's working tree never
 /// reaches the clone: say so, rather than launch on defaults in silence.
 fn warn_if_config_is_not_committed(repo: &Repo, workspace: &Workspace, printer: &Printer) {
-    let RepoSource::Path(source) = RepoSource::of(repo) else {
+    let RepoSource::Path(source) = &repo.source else {
         return;
     };
     if workspace.path.join(config::FILE_NAME).exists() {
@@ -320,7 +322,7 @@ fn warn_if_config_is_not_committed(repo: &Repo, workspace: &Workspace, printer: 
 /// Clones into a temporary sibling and renames it into place, so a failed
 /// or interrupted clone never looks like a workspace.
 fn clone_atomically(repo: &Repo, workspace: &Workspace, printer: &Printer) -> anyhow::Result<()> {
-    let source = repo.source.as_str();
+    let source = &repo.source;
     let parent = workspace
         .path
         .parent()

@@ -9,6 +9,7 @@ use crate::engine::model::ContainerState;
 use crate::engine::{Engine, EngineKind};
 use crate::error::WithHint;
 use crate::printer::Printer;
+use crate::workspace::RepoSource;
 use crate::workspace::{self, Repo, State, Store, Workspace, git, names};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -191,7 +192,7 @@ fn dir_name(path: Option<&Path>) -> Option<String> {
 /// The repo a clone was made from: its `origin`, and the default branch as
 /// the clone recorded it.
 fn repo_of_clone(name: &str, clone: &Path) -> Option<Repo> {
-    let source = git::origin(clone).ok()?;
+    let source = RepoSource::from(git::origin(clone).ok()?);
     let default_branch = git::origin_head(clone)
         .ok()
         .or_else(|| git::default_branch(&source).ok())?;

@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::error::{HintExt as _, WithHint};
 use crate::printer::Printer;
+use crate::workspace::RepoSource;
 use crate::workspace::{Repo, Store, WorkspaceError, git, names};
 
 /// What `add` did.
@@ -27,17 +28,17 @@ fn is_url(source: &str) -> bool {
 /// Registers the repo at `source` (a path or a URL; default: the one around
 /// the current directory) as `name` (default: from its path).
 pub fn add(source: Option<&str>, name: Option<&str>, _printer: &Printer) -> anyhow::Result<Added> {
-    let source = match source {
+    let source = RepoSource::from(match source {
         Some(url) if is_url(url) => url.to_owned(),
         Some(path) => local_repo(Path::new(path))?,
         None => local_repo(&crate::workspace::current_dir()?)?,
-    };
+    });
     let name = match name {
         Some(name) => {
             names::validate_repo(name)?;
             name.to_owned()
         }
-        None => names::repo_name_from(&source),
+        None => names::repo_name_from(&source.to_string()),
     };
     let default_branch = git::default_branch(&source)
         .with_context(|| format!("could not find the default branch of `{source}`"))?;
@@ -51,7 +52,7 @@ pub fn add(source: Option<&str>, name: Option<&str>, _printer: &Printer) -> anyh
             Some(existing) if existing.source == source => Ok(false),
             Some(existing) => Err(WorkspaceError::RepoNameTaken {
                 name: name.clone(),
-                source_path: existing.source.clone(),
+                source_path: existing.source.to_string(),
             }
             .into()),
             None => {

@@ -20,7 +20,7 @@ use crate::confined::{self, ConfinedError};
 use crate::error::HintExt as _;
 use crate::printer::Printer;
 use crate::workspace::config::Config;
-use crate::workspace::{self, RepoSource, Store, Workspace};
+use crate::workspace::{self, Store, Workspace};
 
 /// A shared file larger than this is not copied (they are small settings).
 const SHARED_FILE_LIMIT: u64 = 16 * 1024 * 1024;
@@ -60,7 +60,7 @@ pub fn sync(name: Option<&str>, printer: &Printer) -> anyhow::Result<Synced> {
         let source = state
             .repos
             .get(&workspace.repo)
-            .and_then(|r| RepoSource::of(r).local_path().map(Path::to_owned));
+            .and_then(|r| r.source.local_path().map(Path::to_owned));
         // What the user's own checkout shares; `None` for a URL (the store).
         let allowed = match &source {
             Some(source) => Some(Config::load(source)?.shared_files),

@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::RepoSource;
 use crate::process::{Cmd, CommandError, Output};
 
 const QUICK: Duration = Duration::from_secs(30);
@@ -74,9 +75,8 @@ pub fn toplevel(dir: &Path) -> Result<PathBuf, CommandError> {
 
 /// The branch new workspaces start from: origin's HEAD if the repo has one,
 /// else its current branch; for a URL, the remote's HEAD.
-pub fn default_branch(source: &str) -> Result<String, CommandError> {
-    if source.starts_with('/') {
-        let dir = Path::new(source);
+pub fn default_branch(source: &RepoSource) -> Result<String, CommandError> {
+    if let RepoSource::Path(dir) = source {
         let origin_head = git(
             Some(dir),
             [
@@ -94,8 +94,9 @@ pub fn default_branch(source: &str) -> Result<String, CommandError> {
             ["symbolic-ref", "--quiet", "--short", "HEAD"],
         ));
     }
-    check_source(source)?;
-    let output = git(None, ["ls-remote", "--symref", "--", source, "HEAD"]).run()?;
+    let source = source.to_string();
+    check_source(&source)?;
+    let output = git(None, ["ls-remote", "--symref", "--", &source, "HEAD"]).run()?;
     Ok(output
         .stdout
         .lines()
@@ -109,18 +110,18 @@ pub fn default_branch(source: &str) -> Result<String, CommandError> {
 /// creating it from `default_branch` when the source has no such branch. A
 /// local source is cloned with `--local`: hard links, fast and small.
 pub fn clone(
-    source: &str,
+    source: &RepoSource,
     dest: &Path,
     branch: &str,
     default_branch: &str,
 ) -> Result<(), CommandError> {
-    check_source(source)?;
+    check_source(&source.to_string())?;
     let mut args: Vec<OsString> = vec!["clone".into(), "--quiet".into()];
-    if source.starts_with('/') {
+    if source.local_path().is_some() {
         args.push("--local".into());
     }
     args.push("--".into());
-    args.push(source.into());
+    args.push(source.as_os_str().into());
     args.push(dest.into());
     git(None, args).timeout(CLONE).run()?;
     if tracks_remote_branch(dest, branch) {
@@ -210,25 +211,27 @@ pub fn unpushed(dir: &Path) -> Result<Vec<String>, CommandError> {
 /// asked (a URL that does not answer). `clone` is the workspace's clone: it
 /// tells a fast-forwarded branch from a new one that never moved.
 pub fn upstream_status(
-    source: &str,
+    source: &RepoSource,
     branch: &str,
     default_branch: &str,
     clone: &Path,
 ) -> Option<Upstream> {
-    if !source.starts_with('/') {
-        check_source(source).ok()?;
-        let output = git(None, ["ls-remote", "--heads", "--", source, branch])
-            .output()
-            .ok()?;
-        return output.success().then(|| {
-            if output.stdout.trim().is_empty() {
-                Upstream::Deleted
-            } else {
-                Upstream::Present
-            }
-        });
-    }
-    let dir = Path::new(source);
+    let dir = match source {
+        RepoSource::Path(dir) => dir.as_path(),
+        RepoSource::Url(source) => {
+            check_source(source).ok()?;
+            let output = git(None, ["ls-remote", "--heads", "--", source, branch])
+                .output()
+                .ok()?;
+            return output.success().then(|| {
+                if output.stdout.trim().is_empty() {
+                    Upstream::Deleted
+                } else {
+                    Upstream::Present
+                }
+            });
+        }
+    };
     let branch_ref = format!("refs/heads/{branch}");
     if !git(Some(dir), ["rev-parse", "--verify", "--quiet", &branch_ref])
         .output()
@@ -293,25 +296,27 @@ pub enum BranchAt {
 
 /// Where `branch` is in `source` (a local path or a URL); `None` where the
 /// source cannot be asked.
-pub fn branch_at(source: &str, branch: &str) -> Option<BranchAt> {
-    if !source.starts_with('/') {
-        check_source(source).ok()?;
-        let output = git(None, ["ls-remote", "--heads", "--", source, branch])
-            .output()
-            .ok()
-            .filter(Output::success)?;
-        let wanted = format!("refs/heads/{branch}");
-        let found = output
-            .stdout
-            .lines()
-            .any(|line| line.split_whitespace().nth(1) == Some(wanted.as_str()));
-        return Some(if found {
-            BranchAt::Source
-        } else {
-            BranchAt::Nowhere
-        });
-    }
-    let dir = Path::new(source);
+pub fn branch_at(source: &RepoSource, branch: &str) -> Option<BranchAt> {
+    let dir = match source {
+        RepoSource::Path(dir) => dir.as_path(),
+        RepoSource::Url(source) => {
+            check_source(source).ok()?;
+            let output = git(None, ["ls-remote", "--heads", "--", source, branch])
+                .output()
+                .ok()
+                .filter(Output::success)?;
+            let wanted = format!("refs/heads/{branch}");
+            let found = output
+                .stdout
+                .lines()
+                .any(|line| line.split_whitespace().nth(1) == Some(wanted.as_str()));
+            return Some(if found {
+                BranchAt::Source
+            } else {
+                BranchAt::Nowhere
+            });
+        }
+    };
     let has = |reference: String| {
         git(Some(dir), ["rev-parse", "--verify", "--quiet", &reference])
             .output()

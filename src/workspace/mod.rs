@@ -20,33 +20,7 @@ use crate::engine::labels::WorkspaceLabels;
 use crate::engine::spec::{BindMount, Pull};
 use crate::engine::{Engine, EngineKind, RunSpec};
 use config::Config;
-pub use state::{Repo, State, Store, Workspace};
-
-/// Where a registered repo is cloned from. The state file keeps it as the
-/// text the user gave (an absolute path or a URL); read it through this.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RepoSource {
-    /// A checkout on this host (the user's own: dual never writes to it).
-    Path(PathBuf),
-    Url(String),
-}
-
-impl RepoSource {
-    pub fn of(repo: &Repo) -> RepoSource {
-        if repo.source.starts_with('/') {
-            RepoSource::Path(PathBuf::from(&repo.source))
-        } else {
-            RepoSource::Url(repo.source.clone())
-        }
-    }
-
-    pub fn local_path(&self) -> Option<&Path> {
-        match self {
-            RepoSource::Path(path) => Some(path),
-            RepoSource::Url(_) => None,
-        }
-    }
-}
+pub use state::{Repo, RepoSource, State, Store, Workspace};
 
 /// Where `dual run` records the pid of the command it started, so that a
 /// Ctrl-C reaches that process even without a TTY (`exec` does not pass
@@ -353,7 +327,7 @@ pub fn config_for_listing(state: &State, workspace: &Workspace) -> Config {
         state
             .repos
             .get(&workspace.repo)
-            .and_then(|repo| RepoSource::of(repo).local_path().map(Path::to_owned))
+            .and_then(|repo| repo.source.local_path().map(Path::to_owned))
     };
     dir.and_then(|dir| Config::load(&dir).ok())
         .unwrap_or_default()

@@ -31,14 +31,65 @@ pub struct State {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Repo {
     pub name: String,
-    /// An absolute path to a local repository, or a URL.
-    pub source: String,
+    pub source: RepoSource,
     pub default_branch: String,
 }
 
 impl Repo {
     pub fn is_local(&self) -> bool {
-        self.source.starts_with('/')
+        self.source.local_path().is_some()
+    }
+}
+
+/// Where a registered repo is cloned from. The state file keeps it as the
+/// text the user gave: an absolute path, or anything else (a URL, `host:path`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum RepoSource {
+    /// A checkout on this host (the user's own: dual never writes to it).
+    Path(PathBuf),
+    Url(String),
+}
+
+impl RepoSource {
+    pub fn local_path(&self) -> Option<&Path> {
+        match self {
+            RepoSource::Path(path) => Some(path),
+            RepoSource::Url(_) => None,
+        }
+    }
+
+    /// As git takes it, after `--`.
+    pub fn as_os_str(&self) -> &std::ffi::OsStr {
+        match self {
+            RepoSource::Path(path) => path.as_os_str(),
+            RepoSource::Url(url) => url.as_ref(),
+        }
+    }
+}
+
+impl From<String> for RepoSource {
+    fn from(text: String) -> RepoSource {
+        if text.starts_with('/') {
+            RepoSource::Path(PathBuf::from(text))
+        } else {
+            RepoSource::Url(text)
+        }
+    }
+}
+
+impl From<RepoSource> for String {
+    fn from(source: RepoSource) -> String {
+        source.to_string()
+    }
+}
+
+impl std::fmt::Display for RepoSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RepoSource::Path(path) => write!(f, "{}", path.display()),
+            RepoSource::Url(url) => f.write_str(url),
+        }
     }
 }
 
