@@ -190,7 +190,12 @@ impl Connection {
         let (name, target) = match forward::route(head, &self.table, self.port) {
             Ok(route) => route,
             Err(refusal) => {
-                let page = forward::refusal_page(&refusal, &self.table, self.port);
+                let page = match &refusal {
+                    Refusal::NoPort { name, port } if self.shared.is_starting(name) => {
+                        forward::starting_page(name, *port)
+                    }
+                    _ => forward::refusal_page(&refusal, &self.table, self.port),
+                };
                 let next = self.page(page, head).await?;
                 // A target that is no path is no request dual can read
                 // further on this connection: where the next one starts is
@@ -239,6 +244,10 @@ impl Connection {
                     forward::engine_away_page(engine, &name)
                 } else if stopped {
                     forward::refusal_page(&Refusal::Stopped(name), &self.table, self.port)
+                } else if error.kind() == io::ErrorKind::ConnectionRefused
+                    && self.shared.is_starting(&name)
+                {
+                    forward::starting_page(&name, target.port())
                 } else {
                     forward::upstream_error_page(&name, target, &error)
                 };
@@ -674,7 +683,7 @@ async fn refill<R: AsyncRead + Unpin>(
 }
 
 fn invalid_data(error: HeadError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{error:?}"))
+    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
 }
 
 fn truncated(what: &str) -> io::Error {

@@ -19,10 +19,12 @@ pub enum Framing {
     UntilClose,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HeadError {
     /// Not HTTP/1.x, or malformed.
+    #[error("a malformed message: {0}")]
     Invalid(&'static str),
+    #[error("a message head larger than dual's proxy takes")]
     TooLarge,
 }
 
