@@ -137,29 +137,30 @@ impl Listeners {
     fn name_holder(&self, port: u16, address: SocketAddr) {
         let posted = self.posted.clone();
         tokio::task::spawn_blocking(move || {
-            if let Some(holder) = crate::sockets::holder_of(port) {
-                let _ = posted.send(Posted::Holder {
-                    port,
-                    address,
-                    holder,
-                });
-            }
+            let holder = crate::sockets::holder_of(port).unwrap_or_else(|| UNNAMED_HOLDER.into());
+            let _ = posted.send(Posted::Holder {
+                port,
+                address,
+                holder,
+            });
         });
     }
 
-    /// The holder of a conflict, once found: whether the conflicts changed.
+    /// The holder of a new conflict, once looked up: told in the log then,
+    /// once; whether the conflicts changed.
     pub(super) fn named(&mut self, port: u16, address: SocketAddr, holder: String) -> bool {
         let Some(conflict) = self.conflicts.get_mut(&port) else {
             return false;
         };
-        if conflict.address != address.to_string() || conflict.holder == holder {
+        if conflict.address != address.to_string() {
             return false;
         }
         log(&format!(
             "cannot serve :{port}: {address} is held by {holder}; serving it on no address until that program lets go (other ports keep working)"
         ));
+        let changed = conflict.holder != holder;
         conflict.holder = holder;
-        true
+        changed
     }
 
     /// Opens and closes listeners so that exactly `ports` are served (but
@@ -191,9 +192,6 @@ impl Listeners {
                     .get(&port)
                     .is_some_and(|c| c.address == address.to_string());
                 if !known {
-                    log(&format!(
-                        "cannot serve :{port}: {address} is held by another program; serving it on no address until that program lets go (other ports keep working)"
-                    ));
                     self.conflicts.insert(
                         port,
                         Conflict {
