@@ -319,7 +319,18 @@ async fn serve_client(
             } else {
                 "a request line without its newline".to_owned()
             };
-            let _ = send(&mut write, &line(Answer::Error { error: why })).await;
+            if send(&mut write, &line(Answer::Error { error: why })).await {
+                // Closed with the rest unread, the socket would be reset and
+                // the client could lose the error: the rest is read, for a
+                // while, and thrown away.
+                let _ = write.shutdown().await;
+                let rest = (&mut reader).take(u64::try_from(MAX_LINE).unwrap_or(u64::MAX));
+                let _ = tokio::time::timeout(WRITE_WITHIN, async {
+                    let mut rest = rest;
+                    tokio::io::copy(&mut rest, &mut tokio::io::sink()).await
+                })
+                .await;
+            }
             return;
         }
         let answer = match parse_request(&request) {
