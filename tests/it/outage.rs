@@ -400,6 +400,13 @@ impl SecondDaemon {
         Some(daemon)
     }
 
+    fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(std::process::Child::id)
+            .expect("a running daemon")
+    }
+
     fn host(&self) -> String {
         format!("unix://{}", self.dir.path().join("docker.sock").display())
     }
@@ -568,4 +575,161 @@ fn a_real_daemon_restart_brings_the_running_workspaces_back_and_not_the_stopped(
     );
     let running = daemon.docker(&["ps", "-q", "--filter", &format!("name=dual-{kept}")]);
     assert!(String::from_utf8_lossy(&running.stdout).trim().is_empty());
+}
+
+/// A daemon stopped with SIGSTOP, continued on drop whatever happens (a
+/// failed assertion included).
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        signal(pid, rustix::process::Signal::STOP);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, rustix::process::Signal::CONT);
+    }
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+    rustix::process::kill_process(pid, signal).expect("a signal to our own child");
+}
+
+/// The children of process `parent` whose command line holds `word`.
+fn children_running(parent: u32, word: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid …`: comm may hold spaces, so from its end.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<u32>().ok());
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(word) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_hung_daemon_leaves_focus_known_routes_and_stopping_the_proxy_working() {
+    if !crate::support::engines().contains(&EngineKind::Docker) {
+        eprintln!("!!!!! SKIPPED a_hung_daemon…: docker does not answer");
+        return;
+    }
+    let Some(daemon) = SecondDaemon::new() else {
+        return;
+    };
+    let _heavy = crate::support::heavy();
+    let image = ensure_test_image(EngineKind::Docker);
+    let loaded = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "docker save {image} | DOCKER_HOST={} docker load -q",
+                daemon.host()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let port = crate::proxy::free_port();
+    let config = format!(
+        "image = \"{image}\"\nports = [{port}]\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n"
+    );
+    let env = TestEnv::new(Some(EngineKind::Docker), &config);
+    let dual = |args: &[&str]| {
+        let output = env
+            .cmd(args)
+            .env("DOCKER_HOST", daemon.host())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+    };
+    for branch in ["one", "two"] {
+        dual(&["create", branch]);
+        dual(&["launch", branch]);
+    }
+    let (one, two) = (env.name("one"), env.name("two"));
+    let log = env.dir.path().join("proxy-hung.log");
+    // Stopped on drop, on every path out of this test.
+    let mut proxy = crate::proxy::Proxy::from_child(
+        Command::new(dual_path())
+            .envs(env_of(&env))
+            .env("DOCKER_HOST", daemon.host())
+            .args(["--engine", "docker", "proxy"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let answers = |host: &str, name: &str| {
+        let response = get(port, host);
+        response.starts_with("HTTP/1.1 200") && response.ends_with(name)
+    };
+    for name in [&one, &two] {
+        let host = format!("{name}.localhost:{port}");
+        assert!(
+            crate::support::eventually(Duration::from_secs(15), || answers(&host, name)),
+            "{name} never answered:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    // The daemon hangs. Its event stream is cut, so that the proxy reads
+    // the engine again now, and that read hangs (up to the engine timeout).
+    let hung = Stopped::new(daemon.pid());
+    let stopped_at = Instant::now();
+    let streams = children_running(proxy.id(), "events");
+    assert!(!streams.is_empty(), "the proxy follows no event stream");
+    for events in streams {
+        signal(events, rustix::process::Signal::KILL);
+    }
+    // Known routes keep serving; focus switches within 0.5 s, each time.
+    for name in [&one, &two, &one, &two] {
+        let switch = Instant::now();
+        let output = env.cmd(&["focus", name]).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert!(
+            answers(&format!("localhost:{port}"), name),
+            "focus on {name} did not route"
+        );
+        let took = switch.elapsed();
+        eprintln!("with the daemon stopped: `dual focus {name}` routed in {took:?}");
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        assert!(answers(&format!("{name}.localhost:{port}"), name));
+    }
+    // The control socket answers, from the proxy's memory.
+    let status = env.cmd(&["proxy", "status"]).output().unwrap();
+    assert!(status.status.success(), "{status:?}");
+    // `dual proxy stop` ends it within 2 s.
+    let stopping = Instant::now();
+    let output = env.cmd(&["proxy", "stop"]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let ended = crate::support::eventually(Duration::from_secs(2), || proxy.has_ended());
+    let took = stopping.elapsed();
+    eprintln!("with the daemon stopped: `dual proxy stop` ended the proxy in {took:?}");
+    assert!(
+        ended,
+        "the proxy still ran 2 s after `dual proxy stop`:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    drop(hung);
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(10),
+        "the shared docker rig stayed stopped too long"
+    );
 }

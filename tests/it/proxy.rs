@@ -52,6 +52,10 @@ impl Proxy {
         self.0.id()
     }
 
+    pub fn has_ended(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_some()
+    }
+
     pub fn start(env: &TestEnv, port: u16) -> Proxy {
         Proxy::start_limited(env, port, None)
     }
