@@ -18,6 +18,7 @@
 pub mod conflicts;
 pub mod conn;
 pub mod control;
+mod control_loop;
 mod discovery;
 mod engines;
 mod files;
@@ -39,7 +40,8 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::engine::{Container, Engine, EngineKind};
 use crate::sockets::Listening;
-use control::{Answer, Asked, Event, Request};
+use control::{Asked, Event};
+use control_loop::Core;
 pub use discovery::discover;
 use engines::Outage;
 pub use engines::load_containers;
@@ -49,8 +51,6 @@ use routes::Table;
 
 /// While a port is held by another program: how often it is tried again.
 const CONFLICT_RETRY: Duration = Duration::from_secs(1);
-/// The longest workspace name a focus request may carry.
-const MAX_NAME: usize = 255;
 
 pub struct Options {
     /// Every engine whose workspaces it routes (one proxy for all of them).
@@ -114,178 +114,6 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     // proxy does not wait for it to stop.
     runtime.shutdown_background();
     result
-}
-
-/// The routes of every engine's containers in one table. A workspace seen
-/// on two engines (relaunched on the other) routes to the running one.
-fn merged_table(
-    kinds: &[EngineKind],
-    containers: &[Vec<Container>],
-    found: &HashMap<String, Listening>,
-) -> Table {
-    let mut table = Table::default();
-    for (kind, containers) in kinds.iter().zip(containers) {
-        let mut part = Table::from_containers(containers, found);
-        for route in part.routes.values_mut() {
-            route.engine = Some(*kind);
-        }
-        for (name, route) in part.routes {
-            let keep_existing = table
-                .routes
-                .get(&name)
-                .is_some_and(|existing| existing.running || !route.running);
-            if !keep_existing {
-                table.routes.insert(name, route);
-            }
-        }
-    }
-    table
-}
-
-/// The control loop's state: all of it is its own, and it is changed only
-/// by what is posted to it.
-struct Core {
-    kinds: Vec<EngineKind>,
-    outages: Vec<Arc<Outage>>,
-    containers: Vec<Vec<Container>>,
-    /// Every engine's containers, for discovery.
-    containers_tx: watch::Sender<Arc<Vec<Container>>>,
-    found: HashMap<String, Listening>,
-    focus: Option<String>,
-    current: Arc<Table>,
-    table_tx: watch::Sender<Arc<Table>>,
-    listeners: Listeners,
-    control: control::Server,
-}
-
-impl Core {
-    /// Builds the table again; on a change, hands it to the connections,
-    /// opens and closes listeners, and tells subscribers.
-    async fn refresh(&mut self) {
-        let mut next = merged_table(&self.kinds, &self.containers, &self.found);
-        next.focus = self.focus.clone();
-        if next == *self.current {
-            return;
-        }
-        log_changes(&self.current, &next);
-        let routes_changed = next.routes != self.current.routes;
-        self.current = Arc::new(next);
-        let _ = self.table_tx.send(Arc::clone(&self.current));
-        if routes_changed {
-            self.control.publish(Event::Routes {
-                workspaces: control::workspaces_of(&self.current),
-            });
-            if self.listeners.sync(&self.current.live_ports()).await {
-                self.publish_conflicts();
-            }
-        }
-    }
-
-    fn publish_conflicts(&self) {
-        self.control.publish(Event::Conflicts {
-            conflicts: self.listeners.conflicts.values().cloned().collect(),
-        });
-    }
-
-    async fn take(&mut self, posted: Posted) {
-        match posted {
-            Posted::Loaded { engine, containers } => {
-                self.containers[engine] = containers;
-                let all: Vec<Container> = self.containers.iter().flatten().cloned().collect();
-                let _ = self.containers_tx.send(Arc::new(all));
-                self.refresh().await;
-            }
-            Posted::Reachable { engine, reachable } => {
-                self.control.publish(Event::Engine {
-                    engine: self.kinds[engine],
-                    reachable,
-                });
-            }
-            Posted::Found(found) => {
-                self.found = found;
-                self.control.publish(Event::Listening {
-                    listening: self.found.clone().into_iter().collect(),
-                });
-                self.refresh().await;
-            }
-            Posted::Holder {
-                port,
-                address,
-                holder,
-            } => {
-                if self.listeners.named(port, address, holder) {
-                    self.publish_conflicts();
-                }
-            }
-            Posted::Asked(Asked { request, reply }) => {
-                let answer = self.answer(request).await;
-                let _ = reply.send(answer);
-            }
-            Posted::Changed(event) => self.control.publish(event),
-        }
-    }
-
-    /// The answer to a control request; a focus change is answered once
-    /// the connections have the table with it.
-    async fn answer(&mut self, request: Request) -> Answer {
-        match request {
-            Request::Status => Answer::Status(control::ProxyStatus {
-                pid: std::process::id(),
-                engines: self
-                    .kinds
-                    .iter()
-                    .zip(&self.outages)
-                    .map(|(kind, outage)| control::EngineStatus {
-                        engine: *kind,
-                        reachable: !outage.is_away(),
-                    })
-                    .collect(),
-                workspaces: control::workspaces_of(&self.current),
-                focus: self.focus.clone(),
-                conflicts: self.listeners.conflicts.values().cloned().collect(),
-            }),
-            Request::Listening => Answer::Listening {
-                listening: self.found.clone().into_iter().collect(),
-            },
-            Request::Conflicts => Answer::Conflicts {
-                conflicts: self.listeners.conflicts.values().cloned().collect(),
-            },
-            Request::Focus { set, clear } => {
-                let wanted = match (set, clear) {
-                    (Some(_), true) => {
-                        return Answer::Error {
-                            error: "a focus request with both `set` and `clear`".into(),
-                        };
-                    }
-                    (Some(name), false) if name.is_empty() || name.len() > MAX_NAME => {
-                        return Answer::Error {
-                            error: format!("a workspace name of 1 to {MAX_NAME} bytes"),
-                        };
-                    }
-                    (Some(name), false) => Some(Some(name)),
-                    (None, true) => Some(None),
-                    (None, false) => None,
-                };
-                if let Some(focus) = wanted
-                    && focus != self.focus
-                {
-                    log(&format!("focus: {}", focus.as_deref().unwrap_or("none")));
-                    self.focus = focus;
-                    self.refresh().await;
-                    self.control.publish(Event::Focus {
-                        focus: self.focus.clone(),
-                    });
-                }
-                Answer::Focus {
-                    focus: self.focus.clone(),
-                }
-            }
-            // Served by the connection itself (see `control`).
-            Request::Subscribe => Answer::Error {
-                error: "subscribe is answered by the connection".into(),
-            },
-        }
-    }
 }
 
 async fn serve(options: Options) -> anyhow::Result<()> {
@@ -426,31 +254,6 @@ async fn wait_for_interrupt() {
     }
     let any = futures_util::future::select_all(streams.iter_mut().map(|s| Box::pin(s.recv())));
     any.await;
-}
-
-fn log_changes(old: &Table, new: &Table) {
-    for (name, route) in &new.routes {
-        if old.routes.get(name) == Some(route) {
-            continue;
-        }
-        if route.running {
-            let targets: Vec<String> = route
-                .targets
-                .iter()
-                .map(|(port, target)| format!(":{port} → {target}"))
-                .collect();
-            log(&format!("route {name}: {}", targets.join(", ")));
-        } else {
-            log(&format!("route {name}: stopped (answers 502)"));
-        }
-    }
-    for name in old
-        .routes
-        .keys()
-        .filter(|name| !new.routes.contains_key(*name))
-    {
-        log(&format!("route {name}: removed"));
-    }
 }
 
 /// Serves a fixed table on one already-bound listener until `stop` fires:
