@@ -47,8 +47,36 @@ struct Upstream {
     last_used: Instant,
 }
 
-struct Connection {
-    client: TcpStream,
+/// A client connection: a TCP stream in the proxy, an in-memory pipe in
+/// tests. Split into halves borrowed at once (TCP's split costs nothing).
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    type Reader<'a>: AsyncRead + Unpin + Send
+    where
+        Self: 'a;
+    type Writer<'a>: AsyncWrite + Unpin + Send
+    where
+        Self: 'a;
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>);
+}
+
+impl ClientStream for TcpStream {
+    type Reader<'a> = tokio::net::tcp::ReadHalf<'a>;
+    type Writer<'a> = tokio::net::tcp::WriteHalf<'a>;
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>) {
+        self.split()
+    }
+}
+
+impl ClientStream for tokio::io::DuplexStream {
+    type Reader<'a> = tokio::io::ReadHalf<&'a mut tokio::io::DuplexStream>;
+    type Writer<'a> = tokio::io::WriteHalf<&'a mut tokio::io::DuplexStream>;
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>) {
+        tokio::io::split(self)
+    }
+}
+
+struct Connection<C> {
+    client: C,
     /// The client's address as X-Forwarded-For gives it.
     peer: String,
     port: u16,
@@ -67,7 +95,7 @@ struct Connection {
 }
 
 /// Serves one client connection until either side closes it.
-pub async fn serve(client: TcpStream, peer: SocketAddr, port: u16, shared: Arc<Shared>) {
+pub async fn serve<C: ClientStream>(client: C, peer: SocketAddr, port: u16, shared: Arc<Shared>) {
     let mut tables = shared.table.clone();
     let table = tables.borrow_and_update().clone();
     let mut connection = Connection {
@@ -92,7 +120,7 @@ enum Next {
     Close,
 }
 
-impl Connection {
+impl<C: ClientStream> Connection<C> {
     async fn run(&mut self) -> io::Result<()> {
         let head_timeout = self.head_timeout;
         let deadline = tokio::time::sleep(head_timeout);
@@ -382,7 +410,7 @@ impl Connection {
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await?;
         }
-        let (mut client_in, mut client_out) = self.client.split();
+        let (mut client_in, mut client_out) = self.client.halves();
         let (mut upstream_in, mut upstream_out) = upstream.stream.split();
         let pump = pump_body(&mut client_in, &mut self.buf, &mut upstream_out, body);
         let answer = async {
