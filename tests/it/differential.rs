@@ -4,7 +4,10 @@
 //!
 //! For each input (a corpus of request-smuggling shapes, and seeded random
 //! mutations of it), both read the bytes as a client sent them; then hyper
-//! reads the bytes the proxy would send on. The proxy may refuse where hyper
+//! reads the bytes the proxy would send on. Answers from a dev server go
+//! through the proxy's own connection loop (`conn::serve`, its client end
+//! an in-memory duplex) and must read, to a client, as they read to hyper
+//! straight from the server. The proxy may refuse where hyper
 //! accepts (it is stricter on purpose), never the other way round; where
 //! both accept, they must agree on every request: method, target, Host,
 //! body, and so on where the next one starts. And what the proxy sends on

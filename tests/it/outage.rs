@@ -471,10 +471,11 @@ fn a_real_daemon_restart_brings_the_running_workspaces_back_and_not_the_stopped(
         eprintln!("!!!!! SKIPPED a_real_daemon_restart…: docker does not answer");
         return;
     }
+    // One private daemon at a time: they share a bridge name.
+    let _heavy = crate::support::heavy();
     let Some(mut daemon) = SecondDaemon::new() else {
         return;
     };
-    let _heavy = crate::support::heavy();
     let image = ensure_test_image(EngineKind::Docker);
     // The test image, from the machine's daemon into this one.
     let loaded = Command::new("sh")
@@ -602,10 +603,11 @@ fn a_hung_daemon_leaves_focus_known_routes_and_stopping_the_proxy_working() {
         eprintln!("!!!!! SKIPPED a_hung_daemon…: docker does not answer");
         return;
     }
+    // One private daemon at a time: they share a bridge name.
+    let _heavy = crate::support::heavy();
     let Some(daemon) = SecondDaemon::new() else {
         return;
     };
-    let _heavy = crate::support::heavy();
     let image = ensure_test_image(EngineKind::Docker);
     let loaded = Command::new("sh")
         .args([
