@@ -542,7 +542,7 @@ where
             Err(error) => {
                 return Err(SendError::Other(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("the dev server's response: {error:?}"),
+                    format!("the dev server's response: {error}"),
                 )));
             }
         }

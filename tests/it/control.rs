@@ -533,3 +533,30 @@ fn the_browser_shows_a_restart_a_launch_and_a_new_port_within_a_second() {
         assert!(took < Duration::from_secs(1), "{took:?}");
     });
 }
+
+#[test]
+fn while_a_service_starts_its_502_says_so_and_to_reload() {
+    let kind = crate::support::engines()[0];
+    let port = free_port();
+    let config = format!(
+        "image = \"{}\"\nports = [{port}]\n[services.web]\ncommand = \"sleep 8; exec dual test-server --name $(hostname) --port {port}\"\n",
+        ensure_test_image(kind)
+    );
+    let env = TestEnv::new(Some(kind), &config);
+    env.ok(&["create", "slow"]);
+    let name = env.name("slow");
+    let _proxy = proxy_with_socket(&env);
+    env.ok(&["launch", "slow"]);
+    let host = format!("{name}.localhost:{port}");
+    let mut last = Err(String::new());
+    let starting = eventually(Duration::from_secs(4), || {
+        last = get(port, &host);
+        matches!(&last, Ok((502, page)) if page.contains("are starting"))
+    });
+    assert!(starting, "no page saying the service starts: {last:?}");
+    let Ok((_, page)) = &last else { unreachable!() };
+    assert!(page.contains("Reload in a few seconds"), "{page}");
+    assert!(!page.contains("0.0.0.0"), "{page}");
+    // Then it listens, and is served.
+    serves_own_name(port, &name);
+}
