@@ -286,8 +286,7 @@ fn podman_events_rotated_or_emptied_are_still_followed() {
         eprintln!("!!!!! SKIPPED podman_events_rotated…: podman does not answer");
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if !events.exists() || unsafe { libc::geteuid() } != 0 {
+    if !events.exists() || !rustix::process::geteuid().is_root() {
         eprintln!(
             "!!!!! SKIPPED podman_events_rotated…: needs root podman's events file at {}",
             events.display()
@@ -346,8 +345,8 @@ struct SecondDaemon {
 impl SecondDaemon {
     /// `None` (said loudly) where it cannot run: not root, or no dockerd.
     fn new() -> Option<SecondDaemon> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 || dual::process::find_on_path("dockerd").is_none() {
+        if !rustix::process::geteuid().is_root() || dual::process::find_on_path("dockerd").is_none()
+        {
             eprintln!("!!!!! SKIPPED the second-daemon rig: needs root and dockerd");
             return None;
         }
@@ -438,8 +437,7 @@ impl SecondDaemon {
     /// Stops it (its containers with it) and waits for it to exit.
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            signal(child.id(), rustix::process::Signal::TERM);
             let _ = child.wait();
         }
     }
@@ -567,9 +565,15 @@ impl Drop for Stopped {
     }
 }
 
+/// Signals one of our own processes; one already gone is no error (a
+/// guard's drop may come after it ended).
 fn signal(pid: u32, signal: rustix::process::Signal) {
-    let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
-    rustix::process::kill_process(pid, signal).expect("a signal to our own child");
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
 }
 
 /// The children of process `parent` whose command line holds `word`.
