@@ -41,7 +41,7 @@ pub fn holder_of(port: u16) -> Option<String> {
 
 /// The TCP ports a network namespace listens on, split by whether they
 /// can be reached from outside it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Listening {
     /// Bound to every address (or one that is not loopback).
     pub reachable: std::collections::BTreeSet<u16>,

@@ -4,16 +4,26 @@
 use std::process::ExitCode;
 
 use crate::cli::print;
-use crate::workspace::{self, Store, focus};
+use crate::workspace::focus::{self, Applied};
+use crate::workspace::{self, Store};
 
 pub fn run(name: Option<&str>, clear: bool) -> anyhow::Result<ExitCode> {
     if clear {
-        focus::clear()?;
+        let applied = focus::apply(None)?;
         print("no workspace in focus: plain localhost gets a page listing the workspaces\n")?;
+        warn_unless_applied(&applied);
         return Ok(ExitCode::SUCCESS);
     }
     let Some(name) = name else {
-        match focus::read() {
+        // The running proxy's own view first; the kept choice else.
+        let focused = match crate::proxy::control::ask(&crate::proxy::control::Request::Focus {
+            set: None,
+            clear: false,
+        }) {
+            Ok(crate::proxy::control::Answer::Focus { focus }) => focus,
+            _ => focus::read(),
+        };
+        match focused {
             Some(focused) => print(&format!("{focused}\n"))?,
             None => print("no workspace in focus; `dual focus WORKSPACE` sets one\n")?,
         }
@@ -22,14 +32,28 @@ pub fn run(name: Option<&str>, clear: bool) -> anyhow::Result<ExitCode> {
     let state = Store::open_default().load().map_err(crate::error::hinted)?;
     let workspace = workspace::resolve(&state, Some(name)).map_err(crate::error::hinted)?;
     let name = workspace.name();
-    focus::set(&name)?;
+    let applied = focus::apply(Some(&name))?;
     let ports = workspace::declared_ports(&state, workspace);
     let example = ports.first().copied().unwrap_or(3000);
+    let when = match applied {
+        Applied::ByProxy => "now",
+        Applied::NoProxy | Applied::NotTold(_) => "once the proxy starts",
+    };
     print(&format!(
-        "focus: {name}; http://localhost:{example} reaches it through the proxy (within a second)\n"
+        "focus: {name}; http://localhost:{example} reaches it through the proxy ({when})\n"
     ))?;
-    if crate::proxy::instance::running_pid().is_none() {
-        eprintln!("warning: the proxy is not running; `dual proxy start` starts it");
-    }
+    warn_unless_applied(&applied);
     Ok(ExitCode::SUCCESS)
+}
+
+fn warn_unless_applied(applied: &Applied) {
+    match applied {
+        Applied::ByProxy => {}
+        Applied::NoProxy => eprintln!(
+            "warning: the proxy is not running; the choice takes effect when it starts (`dual proxy start`)"
+        ),
+        Applied::NotTold(error) => eprintln!(
+            "warning: the running proxy was not told: {error}; the choice takes effect when it starts again (`dual proxy stop`, then `dual proxy start`)"
+        ),
+    }
 }

@@ -28,6 +28,7 @@ pub fn run(flag: Option<EngineKind>, action: Option<ProxyAction>) -> anyhow::Res
                         "proxy running (pid {pid}); log: {}\n",
                         log_path().display()
                     ))?;
+                    warn_engines_away(pid);
                     warn_conflicts();
                 }
                 None => {
@@ -37,6 +38,24 @@ pub fn run(flag: Option<EngineKind>, action: Option<ProxyAction>) -> anyhow::Res
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What the running proxy says of its engines: one that does not answer
+/// leaves its workspaces' routes as it last told them.
+fn warn_engines_away(pid: u32) {
+    let Some(status) = crate::proxy::control::status() else {
+        eprintln!(
+            "warning: the proxy (pid {pid}) does not answer on its control socket `{}`; `dual proxy stop`, then `dual proxy start`, starts a fresh one",
+            crate::proxy::control::socket_path().display()
+        );
+        return;
+    };
+    for engine in status.engines.iter().filter(|e| !e.reachable) {
+        eprintln!(
+            "warning: {} does not answer the proxy; its workspaces keep the routes it last gave, and the proxy follows it again once it answers",
+            engine.engine.program()
+        );
     }
 }
 

@@ -2,11 +2,8 @@
 //! 127.0.0.1 or on ::1. The proxy then serves that port on neither address:
 //! serving one while another program answers on the other would send curl
 //! (127.0.0.1) and a browser (::1 first) to different servers in silence.
-//! The running proxy writes what it found to a file, which `launch`, `list`,
-//! `urls` and `proxy status` read, to say so loudly.
-
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+//! The running proxy answers what it found on its control socket, which
+//! `launch`, `list`, `urls` and `proxy status` ask, to say so loudly.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,36 +26,9 @@ impl Conflict {
     }
 }
 
-fn path() -> PathBuf {
-    crate::paths::data_dir().join("proxy-conflicts.json")
-}
-
-/// Written by the proxy whenever its conflicts change (empty: no file).
-pub fn write(conflicts: &BTreeMap<u16, Conflict>) {
-    let path = path();
-    if conflicts.is_empty() {
-        let _ = std::fs::remove_file(&path);
-        return;
-    }
-    let list: Vec<&Conflict> = conflicts.values().collect();
-    if let Ok(text) = serde_json::to_string_pretty(&list) {
-        let partial = path.with_extension("json.partial");
-        if std::fs::write(&partial, text).is_ok() {
-            let _ = std::fs::rename(&partial, &path);
-        }
-    }
-}
-
-/// The running proxy's conflicts; none when no proxy runs (a file left by
-/// one that was killed says nothing about now).
+/// The running proxy's conflicts, asked of it; none when no proxy runs.
 pub fn read() -> Vec<Conflict> {
-    if crate::proxy::instance::running_pid().is_none() {
-        return Vec::new();
-    }
-    std::fs::read_to_string(path())
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default()
+    super::control::conflicts()
 }
 
 /// Another program than the proxy holding one of `ports` on a loopback

@@ -47,8 +47,36 @@ struct Upstream {
     last_used: Instant,
 }
 
-struct Connection {
-    client: TcpStream,
+/// A client connection: a TCP stream in the proxy, an in-memory pipe in
+/// tests. Split into halves borrowed at once (TCP's split costs nothing).
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    type Reader<'a>: AsyncRead + Unpin + Send
+    where
+        Self: 'a;
+    type Writer<'a>: AsyncWrite + Unpin + Send
+    where
+        Self: 'a;
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>);
+}
+
+impl ClientStream for TcpStream {
+    type Reader<'a> = tokio::net::tcp::ReadHalf<'a>;
+    type Writer<'a> = tokio::net::tcp::WriteHalf<'a>;
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>) {
+        self.split()
+    }
+}
+
+impl ClientStream for tokio::io::DuplexStream {
+    type Reader<'a> = tokio::io::ReadHalf<&'a mut tokio::io::DuplexStream>;
+    type Writer<'a> = tokio::io::WriteHalf<&'a mut tokio::io::DuplexStream>;
+    fn halves(&mut self) -> (Self::Reader<'_>, Self::Writer<'_>) {
+        tokio::io::split(self)
+    }
+}
+
+struct Connection<C> {
+    client: C,
     /// The client's address as X-Forwarded-For gives it.
     peer: String,
     port: u16,
@@ -67,7 +95,7 @@ struct Connection {
 }
 
 /// Serves one client connection until either side closes it.
-pub async fn serve(client: TcpStream, peer: SocketAddr, port: u16, shared: Arc<Shared>) {
+pub async fn serve<C: ClientStream>(client: C, peer: SocketAddr, port: u16, shared: Arc<Shared>) {
     let mut tables = shared.table.clone();
     let table = tables.borrow_and_update().clone();
     let mut connection = Connection {
@@ -92,7 +120,7 @@ enum Next {
     Close,
 }
 
-impl Connection {
+impl<C: ClientStream> Connection<C> {
     async fn run(&mut self) -> io::Result<()> {
         let head_timeout = self.head_timeout;
         let deadline = tokio::time::sleep(head_timeout);
@@ -190,7 +218,12 @@ impl Connection {
         let (name, target) = match forward::route(head, &self.table, self.port) {
             Ok(route) => route,
             Err(refusal) => {
-                let page = forward::refusal_page(&refusal, &self.table, self.port);
+                let page = match &refusal {
+                    Refusal::NoPort { name, port } if self.shared.is_starting(name) => {
+                        forward::starting_page(name, *port)
+                    }
+                    _ => forward::refusal_page(&refusal, &self.table, self.port),
+                };
                 let next = self.page(page, head).await?;
                 // A target that is no path is no request dual can read
                 // further on this connection: where the next one starts is
@@ -239,6 +272,10 @@ impl Connection {
                     forward::engine_away_page(engine, &name)
                 } else if stopped {
                     forward::refusal_page(&Refusal::Stopped(name), &self.table, self.port)
+                } else if error.kind() == io::ErrorKind::ConnectionRefused
+                    && self.shared.is_starting(&name)
+                {
+                    forward::starting_page(&name, target.port())
                 } else {
                     forward::upstream_error_page(&name, target, &error)
                 };
@@ -373,7 +410,7 @@ impl Connection {
                 .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await?;
         }
-        let (mut client_in, mut client_out) = self.client.split();
+        let (mut client_in, mut client_out) = self.client.halves();
         let (mut upstream_in, mut upstream_out) = upstream.stream.split();
         let pump = pump_body(&mut client_in, &mut self.buf, &mut upstream_out, body);
         let answer = async {
@@ -505,7 +542,7 @@ where
             Err(error) => {
                 return Err(SendError::Other(io::Error::new(
                     io::ErrorKind::InvalidData,
-                    format!("the dev server's response: {error:?}"),
+                    format!("the dev server's response: {error}"),
                 )));
             }
         }
@@ -674,7 +711,7 @@ async fn refill<R: AsyncRead + Unpin>(
 }
 
 fn invalid_data(error: HeadError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("{error:?}"))
+    io::Error::new(io::ErrorKind::InvalidData, error.to_string())
 }
 
 fn truncated(what: &str) -> io::Error {

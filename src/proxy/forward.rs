@@ -21,9 +21,38 @@ pub struct Shared {
         crate::engine::EngineKind,
         Arc<std::sync::atomic::AtomicBool>,
     )>,
+    /// The workspaces whose services are starting (see `proxy::files`).
+    pub starting: Starting,
 }
 
+/// Until when (seconds since the epoch) each workspace counts as starting.
+pub type Starting = Arc<std::sync::RwLock<std::collections::HashMap<String, u64>>>;
+
 impl Shared {
+    /// For a fixed table (`serve_fixed`): no engine, nothing starting.
+    pub fn fixed(table: Table, head_timeout: std::time::Duration) -> Shared {
+        let (_sender, table) = tokio::sync::watch::channel(Arc::new(table));
+        Shared {
+            table,
+            head_timeout,
+            away: Vec::new(),
+            starting: Starting::default(),
+        }
+    }
+
+    /// Whether a service of workspace `name` is starting: then a port that
+    /// does not answer may answer in a moment.
+    pub fn is_starting(&self, name: &str) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.starting
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .is_some_and(|until| now < *until)
+    }
+
     /// The engine of a route whose workspace did not answer, when that
     /// engine does not answer either.
     pub fn engine_away(&self, engine: Option<crate::engine::EngineKind>) -> Option<&'static str> {
@@ -303,6 +332,16 @@ pub fn engine_away_page(engine: &str, name: &str) -> Page {
         escape(name)
     );
     Page::new(502, "Container engine not reachable", &text)
+}
+
+/// A workspace whose services are starting: the port may not be bound yet.
+pub fn starting_page(name: &str, port: u16) -> Page {
+    let text = format!(
+        "The services of workspace <code>{}</code> are starting, and nothing answers on port {port} yet. Reload in a few seconds; <code>dual logs {}</code> shows how they are doing.",
+        escape(name),
+        escape(name)
+    );
+    Page::new(502, "Starting", &text)
 }
 
 pub fn upstream_error_page(name: &str, target: SocketAddr, error: &std::io::Error) -> Page {

@@ -513,6 +513,52 @@ fn log_lines(name: &str) -> Vec<String> {
 /// engine in use, or dual's state or focus file. Checks the files every
 /// half second (two `stat`s); each engine's events arrive as they happen.
 fn watch_for_changes(flag: Option<EngineKind>, updates: mpsc::Sender<Update>) {
+    /// Reloads the rows each time `changed` fires (several at once: one
+    /// reload); whether the browser is still there to take them.
+    fn reload_on(
+        changed: &mpsc::Receiver<()>,
+        flag: Option<EngineKind>,
+        updates: &mpsc::Sender<Update>,
+    ) -> bool {
+        while changed.recv().is_ok() {
+            // A launch is several events in a few milliseconds: one reload.
+            while changed.recv_timeout(Duration::from_millis(20)).is_ok() {}
+            let Ok(state) = Store::open_default().load() else {
+                continue;
+            };
+            if updates
+                .send(Update::Rows(crate::commands::list::list(flag, &state)))
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    // While a proxy runs, its event stream says what changed (routes, ports,
+    // container and service states, dual's state file), as it happens.
+    if let Ok(subscription) = crate::proxy::control::subscribe() {
+        let updates = updates.clone();
+        std::thread::spawn(move || {
+            let (changed_tx, changed) = mpsc::channel::<()>();
+            std::thread::spawn(move || {
+                for _event in subscription {
+                    if changed_tx.send(()).is_err() {
+                        return;
+                    }
+                }
+            });
+            // The stream ended: the proxy stopped. Rows stay as they were;
+            // the engines are followed directly from here on.
+            if reload_on(&changed, flag, &updates) {
+                watch_for_changes(flag, updates);
+            }
+        });
+        return;
+    }
+
+    // No proxy: the engines' events, and the state and focus files' stamps.
     let (changed_tx, changed) = mpsc::channel::<()>();
     let owner = workspace::owner_id();
     for kind in EngineKind::chosen_or_installed(flag) {

