@@ -137,8 +137,25 @@ pub fn status(
         .collect();
     engines.sort_by_key(|kind| kind.program());
     engines.dedup();
+    // The running proxy's live view: which engines answer it now, what each
+    // workspace listens on, the focus. One round trip; none without a proxy.
+    let live = crate::proxy::control::status();
     let mut containers: HashMap<EngineKind, Option<ByName>> = HashMap::new();
     for kind in engines {
+        let away = live.as_ref().is_some_and(|live| {
+            live.engines
+                .iter()
+                .any(|e| e.engine == kind && !e.reachable)
+        });
+        if away {
+            // Asking it would only wait out its timeout.
+            printer.warn(format!(
+                "{kind} does not answer dual's proxy (it keeps the last routes and retries), so states are unknown; check that {kind} runs: `{} info`",
+                kind.program()
+            ));
+            containers.insert(kind, None);
+            continue;
+        }
         let found = Engine::new(kind)
             .ps(&workspace_filters(Some(&owner)))
             .map_err(|error| {
@@ -160,8 +177,16 @@ pub fn status(
         containers.insert(kind, found);
     }
     // The running proxy looks every second; without one, look now.
-    let listening = crate::proxy::listening::read().unwrap_or_else(|| listening_ports(&containers));
-    let focus = crate::workspace::focus::read();
+    let (listening, focus) = match live {
+        Some(live) => (
+            live.workspaces
+                .into_iter()
+                .map(|w| (w.name, w.listening))
+                .collect(),
+            live.focus,
+        ),
+        None => (listening_ports(&containers), workspace::focus::read()),
+    };
     let mut listed: Vec<WorkspaceStatus> = workspaces
         .iter()
         .map(|w| {

@@ -39,13 +39,9 @@ pub(super) struct Workers {
 
 impl Workers {
     pub(super) fn start() -> std::io::Result<Workers> {
-        let count = std::env::var("DUAL_PROXY_WORKERS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| {
-                WORKERS_PER_CORE * std::thread::available_parallelism().map_or(1, |n| n.get())
-            });
+        let count = crate::settings::proxy_workers().unwrap_or_else(|| {
+            WORKERS_PER_CORE * std::thread::available_parallelism().map_or(1, |n| n.get())
+        });
         let mut handles = Vec::with_capacity(count);
         for index in 0..count {
             let (sender, receiver) = std::sync::mpsc::channel();

@@ -527,7 +527,7 @@ fn watch_for_changes(flag: Option<EngineKind>, updates: mpsc::Sender<Update>) {
                 continue;
             };
             if updates
-                .send(Update::Rows(crate::commands::list::list(flag, &state)))
+                .send(Update::Rows(status(flag, &state, &Printer::silent())))
                 .is_err()
             {
                 return false;
