@@ -80,9 +80,16 @@ pub fn launch(
         .ok_or_else(|| WorkspaceError::UnknownRepo(workspace.repo.clone()))
         .hinted()?
         .clone();
-    let engine = super::engine_for(flag, Some(&workspace))
-        .hinted()?
-        .patient();
+    let engine = super::engine_for(flag, Some(&workspace)).hinted()?;
+    // Podman has no daemon to hang: its status calls do real work under its
+    // storage locks and took over 5 s on a busy machine, which must not fail
+    // a launch. Docker's daemon answers them at once unless it hangs, and a
+    // hung daemon is told within the status timeout.
+    let engine = if engine.kind() == EngineKind::Podman {
+        engine.patient()
+    } else {
+        engine
+    };
 
     let fresh_clone = !workspace.path.exists();
     if fresh_clone {

@@ -16,6 +16,9 @@ pub struct Conflict {
     pub holder: String,
 }
 
+/// Said of a port's holder where `/proc` does not name it (yet).
+pub const UNNAMED_HOLDER: &str = "another process";
+
 impl Conflict {
     /// One line: what is wrong, what it does, and the fix.
     pub fn warning(&self) -> String {
@@ -54,7 +57,7 @@ pub fn check_now(ports: &[u16]) -> Vec<Conflict> {
             found.push(Conflict {
                 port,
                 address: addr.to_string(),
-                holder: crate::sockets::holder_of(port).unwrap_or_else(|| "another process".into()),
+                holder: crate::sockets::holder_of(port).unwrap_or_else(|| UNNAMED_HOLDER.into()),
             });
             break;
         }
@@ -78,9 +81,13 @@ pub fn ports_of_urls<'a>(urls: impl IntoIterator<Item = &'a String>) -> Vec<u16>
 pub fn warnings(ports: &[u16]) -> Vec<String> {
     let mut conflicts = read();
     conflicts.retain(|c| ports.contains(&c.port));
-    for conflict in check_now(ports) {
-        if !conflicts.iter().any(|c| c.port == conflict.port) {
-            conflicts.push(conflict);
+    for found in check_now(ports) {
+        match conflicts.iter_mut().find(|c| c.port == found.port) {
+            // The proxy may not have named the holder yet (it looks it up
+            // off its loop): a name found now says more.
+            Some(known) if known.holder == UNNAMED_HOLDER => *known = found,
+            Some(_) => {}
+            None => conflicts.push(found),
         }
     }
     conflicts.iter().map(Conflict::warning).collect()

@@ -15,8 +15,7 @@ use super::conflicts::Conflict;
 use super::forward::Shared;
 use super::{Posted, conn, log};
 
-/// Said of a port's holder until the walk of `/proc` names it.
-const UNNAMED_HOLDER: &str = "another process";
+use super::conflicts::UNNAMED_HOLDER;
 
 /// The proxy's worker threads (DUAL_PROXY_WORKERS, default two per core):
 /// single-threaded runtimes, each with its own SO_REUSEPORT listener on
@@ -239,6 +238,24 @@ impl Listeners {
 /// (out of file descriptors, most often) is retried after a pause that
 /// doubles up to a second, not at once: retrying at once spins a core, and
 /// the condition lasts until connections close.
+/// Whether this accept loop is the one to log a port's failure now: every
+/// worker's loop on every address fails at once when descriptors run out,
+/// and each brief recovery (a descriptor closed elsewhere) would tell it
+/// again; once a minute per port says it.
+fn first_to_tell(port: u16) -> bool {
+    const TELL_EVERY: Duration = Duration::from_secs(60);
+    static TOLD: std::sync::Mutex<Option<HashMap<u16, std::time::Instant>>> =
+        std::sync::Mutex::new(None);
+    let mut told = TOLD.lock().unwrap_or_else(|e| e.into_inner());
+    let told = told.get_or_insert_with(HashMap::new);
+    let now = std::time::Instant::now();
+    if told.get(&port).is_some_and(|at| now - *at < TELL_EVERY) {
+        return false;
+    }
+    told.insert(port, now);
+    true
+}
+
 pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port: u16) {
     const FIRST_PAUSE: Duration = Duration::from_millis(10);
     const LONGEST_PAUSE: Duration = Duration::from_secs(1);
@@ -251,7 +268,7 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, port
                 tokio::spawn(conn::serve(stream, peer, port, Arc::clone(&shared)));
             }
             Err(error) => {
-                if pause == FIRST_PAUSE {
+                if pause == FIRST_PAUSE && first_to_tell(port) {
                     log(&format!(
                         "port {port}: cannot accept connections: {error}; retrying"
                     ));

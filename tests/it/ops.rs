@@ -123,25 +123,13 @@ use crate::workspaces::TestEnv;
 
 /// `dual ARGS` of `env` as a child to signal or wait for.
 fn spawn(env: &TestEnv, args: &[&str]) -> Child {
-    let mut cmd = Command::new(dual_path());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("DUAL_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("DUAL_HOME", env.dir.path().join("data"))
-        .env("DUAL_WORKSPACE_ROOT", env.dir.path().join("root"))
-        .env("HOME", env.home())
-        .env("DUAL_PROXY_AUTOSTART", "0")
-        .env("NO_COLOR", "1")
+    let mut cmd = env.command(dual_path());
+    cmd.env("DUAL_PROXY_AUTOSTART", "0")
         .current_dir(env.dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .args(args);
-    if let Some(kind) = env.kind {
-        cmd.env("DUAL_ENGINE", kind.program());
-    }
     cmd.spawn().unwrap()
 }
 
