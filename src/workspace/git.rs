@@ -218,17 +218,11 @@ pub fn upstream_status(
 ) -> Option<Upstream> {
     let dir = match source {
         RepoSource::Path(dir) => dir.as_path(),
-        RepoSource::Url(source) => {
-            check_source(source).ok()?;
-            let output = git(None, ["ls-remote", "--heads", "--", source, branch])
-                .output()
-                .ok()?;
-            return output.success().then(|| {
-                if output.stdout.trim().is_empty() {
-                    Upstream::Deleted
-                } else {
-                    Upstream::Present
-                }
+        RepoSource::Url(url) => {
+            return Some(if remote_has_branch(url, branch)? {
+                Upstream::Present
+            } else {
+                Upstream::Deleted
             });
         }
     };
@@ -294,23 +288,30 @@ pub enum BranchAt {
     Nowhere,
 }
 
+/// Whether the repo at `url` has `branch` (exactly: `ls-remote` would also
+/// match `x/branch`); `None` where it cannot be asked.
+fn remote_has_branch(url: &str, branch: &str) -> Option<bool> {
+    check_source(url).ok()?;
+    let output = git(None, ["ls-remote", "--heads", "--", url, branch])
+        .output()
+        .ok()
+        .filter(Output::success)?;
+    let wanted = format!("refs/heads/{branch}");
+    Some(
+        output
+            .stdout
+            .lines()
+            .any(|line| line.split_whitespace().nth(1) == Some(wanted.as_str())),
+    )
+}
+
 /// Where `branch` is in `source` (a local path or a URL); `None` where the
 /// source cannot be asked.
 pub fn branch_at(source: &RepoSource, branch: &str) -> Option<BranchAt> {
     let dir = match source {
         RepoSource::Path(dir) => dir.as_path(),
-        RepoSource::Url(source) => {
-            check_source(source).ok()?;
-            let output = git(None, ["ls-remote", "--heads", "--", source, branch])
-                .output()
-                .ok()
-                .filter(Output::success)?;
-            let wanted = format!("refs/heads/{branch}");
-            let found = output
-                .stdout
-                .lines()
-                .any(|line| line.split_whitespace().nth(1) == Some(wanted.as_str()));
-            return Some(if found {
+        RepoSource::Url(url) => {
+            return Some(if remote_has_branch(url, branch)? {
                 BranchAt::Source
             } else {
                 BranchAt::Nowhere

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::proxy::{Proxy, free_port};
+use crate::support::http_get;
 use crate::support::{EngineKind, dual_path, each_engine, ensure_test_image, eventually};
 use crate::workspaces::{TestEnv, env_of};
 
@@ -68,30 +69,6 @@ impl Client {
     }
 }
 
-/// A GET on plain loopback through the proxy: status and body.
-fn get(port: u16, host: &str) -> Result<(u16, String), String> {
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    Ok((status, body.to_owned()))
-}
-
 fn web_env(kind: EngineKind, port: u16) -> TestEnv {
     let config = format!(
         "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n",
@@ -104,7 +81,7 @@ fn serves_own_name(port: u16, name: &str) {
     let host = format!("{name}.localhost:{port}");
     let mut last = Err(String::new());
     let served = eventually(Duration::from_secs(15), || {
-        last = get(port, &host);
+        last = http_get(port, &host, "/");
         matches!(&last, Ok((200, body)) if body == name)
     });
     assert!(served, "{host} never answered its name; last: {last:?}");
@@ -129,7 +106,7 @@ fn dual_focus_then_curl_reaches_the_new_workspace_20_times_out_of_20() {
             let said = env.ok(&["focus", name]);
             assert!(said.contains("(now)"), "{said}");
             // At once: no wait, no retry.
-            let answer = get(port, &format!("localhost:{port}"));
+            let answer = http_get(port, &format!("localhost:{port}"), "/");
             reached.push(matches!(&answer, Ok((200, body)) if body == name));
             if !reached[round] {
                 eprintln!("round {round}: focus on {name}, got {answer:?}");
@@ -550,7 +527,7 @@ fn while_a_service_starts_its_502_says_so_and_to_reload() {
     let host = format!("{name}.localhost:{port}");
     let mut last = Err(String::new());
     let starting = eventually(Duration::from_secs(4), || {
-        last = get(port, &host);
+        last = http_get(port, &host, "/");
         matches!(&last, Ok((502, page)) if page.contains("are starting"))
     });
     assert!(starting, "no page saying the service starts: {last:?}");

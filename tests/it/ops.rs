@@ -116,7 +116,7 @@ fn operations_and_the_browser_print_through_a_printer() {
 // ------------------------------------------------------------ on the engines
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{dual_path, each_engine, ensure_test_image, eventually};
 use crate::workspaces::TestEnv;
@@ -136,12 +136,12 @@ fn spawn(env: &TestEnv, args: &[&str]) -> Child {
 /// Waits for `child` up to `limit`; its exit status, or `None` (then it is
 /// killed) when it did not end.
 fn wait_for(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let end = Instant::now() + limit;
-    while Instant::now() < end {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let mut ended = None;
+    if eventually(limit, || {
+        ended = child.try_wait().unwrap();
+        ended.is_some()
+    }) {
+        return ended;
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -249,6 +249,7 @@ fn logs_follow_ends_on_the_first_sigint_and_on_sigterm() {
 
 /// True when `child` is still running after `period`.
 fn wait_for_running(child: &mut Child, period: Duration) -> bool {
+    // Running for this long is the thing checked, not a wait for an event.
     std::thread::sleep(period);
     child.try_wait().unwrap().is_none()
 }

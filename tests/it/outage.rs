@@ -463,17 +463,11 @@ impl Drop for SecondDaemon {
     }
 }
 
-#[test]
-fn a_real_daemon_restart_brings_the_running_workspaces_back_and_not_the_stopped() {
-    if !crate::support::engines().contains(&EngineKind::Docker) {
-        eprintln!("!!!!! SKIPPED a_real_daemon_restart…: docker does not answer");
-        return;
-    }
-    // One private daemon at a time: they share a bridge name.
-    let _heavy = crate::support::heavy();
-    let Some(mut daemon) = SecondDaemon::new() else {
-        return;
-    };
+/// A private docker daemon with the test image loaded into it, and a
+/// workspace launched on it for each of `branches`, its service serving
+/// `port`; `None` where no private daemon can run here.
+fn private_daemon_serving(branches: &[&str]) -> Option<(SecondDaemon, TestEnv, u16)> {
+    let daemon = SecondDaemon::new()?;
     let image = ensure_test_image(EngineKind::Docker);
     // The test image, from the machine's daemon into this one.
     let loaded = Command::new("sh")
@@ -492,18 +486,35 @@ fn a_real_daemon_restart_brings_the_running_workspaces_back_and_not_the_stopped(
         "image = \"{image}\"\nports = [{port}]\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n"
     );
     let env = TestEnv::new(Some(EngineKind::Docker), &config);
-    let dual = |args: &[&str]| {
-        let output = env
-            .cmd(args)
-            .env("DOCKER_HOST", daemon.host())
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{args:?}: {output:?}");
-    };
-    for branch in ["alive", "kept"] {
-        dual(&["create", branch]);
-        dual(&["launch", branch]);
+    for branch in branches {
+        dual_on(&env, &daemon, &["create", branch]);
+        dual_on(&env, &daemon, &["launch", branch]);
     }
+    Some((daemon, env, port))
+}
+
+/// `dual ARGS` of `env` on the private `daemon`, which must succeed.
+fn dual_on(env: &TestEnv, daemon: &SecondDaemon, args: &[&str]) {
+    let output = env
+        .cmd(args)
+        .env("DOCKER_HOST", daemon.host())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{args:?}: {output:?}");
+}
+
+#[test]
+fn a_real_daemon_restart_brings_the_running_workspaces_back_and_not_the_stopped() {
+    if !crate::support::engines().contains(&EngineKind::Docker) {
+        eprintln!("!!!!! SKIPPED a_real_daemon_restart…: docker does not answer");
+        return;
+    }
+    // One private daemon at a time: they share a bridge name.
+    let _heavy = crate::support::heavy();
+    let Some((mut daemon, env, port)) = private_daemon_serving(&["alive", "kept"]) else {
+        return;
+    };
+    let dual = |args: &[&str]| dual_on(&env, &daemon, args);
     dual(&["stop", "kept"]);
     let (alive, kept) = (env.name("alive"), env.name("kept"));
     let log = env.dir.path().join("proxy-restart.log");
@@ -609,38 +620,9 @@ fn a_hung_daemon_leaves_focus_known_routes_and_stopping_the_proxy_working() {
     }
     // One private daemon at a time: they share a bridge name.
     let _heavy = crate::support::heavy();
-    let Some(daemon) = SecondDaemon::new() else {
+    let Some((daemon, env, port)) = private_daemon_serving(&["one", "two"]) else {
         return;
     };
-    let image = ensure_test_image(EngineKind::Docker);
-    let loaded = Command::new("sh")
-        .args([
-            "-c",
-            &format!(
-                "docker save {image} | DOCKER_HOST={} docker load -q",
-                daemon.host()
-            ),
-        ])
-        .output()
-        .unwrap();
-    assert!(loaded.status.success(), "{loaded:?}");
-    let port = crate::proxy::free_port();
-    let config = format!(
-        "image = \"{image}\"\nports = [{port}]\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n"
-    );
-    let env = TestEnv::new(Some(EngineKind::Docker), &config);
-    let dual = |args: &[&str]| {
-        let output = env
-            .cmd(args)
-            .env("DOCKER_HOST", daemon.host())
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{args:?}: {output:?}");
-    };
-    for branch in ["one", "two"] {
-        dual(&["create", branch]);
-        dual(&["launch", branch]);
-    }
     let (one, two) = (env.name("one"), env.name("two"));
     let log = env.dir.path().join("proxy-hung.log");
     // Stopped on drop, on every path out of this test.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::proxy::{Proxy, free_port};
 use rustix::process::Signal;
 
+use crate::support::http_get as get;
 use crate::support::{dual_path, each_engine, ensure_test_image, signal, wait_for, wait_until};
 use crate::workspaces::TestEnv;
 
@@ -18,31 +19,6 @@ fn web_service_env(kind: dual::engine::EngineKind, port: u16, extra: &str) -> Te
         ensure_test_image(kind)
     );
     TestEnv::new(Some(kind), &config)
-}
-
-/// A GET through the proxy; the status code and body, or why not.
-fn get(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    Ok((status, body.to_owned()))
 }
 
 /// How long until `host` on `port` answers 200 with `body`; fails the test
