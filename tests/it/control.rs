@@ -2,7 +2,7 @@
 //! speaking its protocol (see `dual::proxy::control`), `dual focus`, and the
 //! browser following the event stream in a tmux pane.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
