@@ -527,3 +527,35 @@ fn prune_removes_an_accounts_container_a_killed_launch_left() {
         assert_eq!(stdout(&left).trim(), "", "the leftover is gone");
     });
 }
+
+/// A service's state line is the container's to write: a `code` holding a
+/// terminal's escape sequence (OSC 52 sets the clipboard the user pastes
+/// into a host shell) must never reach the user's terminal from `dual list`.
+#[test]
+fn a_service_state_cannot_put_escape_sequences_in_the_listing() {
+    each_engine("state_escape", |kind| {
+        let image = ensure_test_image(kind);
+        let env = TestEnv::new(
+            Some(kind),
+            &format!(
+                "image = \"{image}\"\n[services.web]\ncommand = \"sleep 1; printf 'state=restarting restarts=1 since=1 code=\\\\033]52;c;ZWNobyBwd25lZAo=\\\\007\\\\n' > /var/log/dual/web.state; sleep 300\"\n"
+            ),
+        );
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let state = env
+            .dir
+            .path()
+            .join("data/logs")
+            .join(env.name("b"))
+            .join("web.state");
+        crate::support::wait_until(
+            std::time::Duration::from_secs(30),
+            "the service to write its own state line",
+            || std::fs::read(&state).is_ok_and(|text| text.contains(&0x1b)),
+        );
+        let listed = env.ok(&["list"]);
+        assert!(listed.contains("web restarting"), "{listed}");
+        assert!(!listed.contains('\u{1b}'), "{listed:?}");
+    });
+}
