@@ -622,3 +622,42 @@ fn a_workspace_listening_on_many_ports_leaves_the_others_served() {
         assert_eq!(status["reply"], "status", "{status}");
     });
 }
+
+/// The CPU time (user and system, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The service logs directory is the container's to write: one filled with
+/// files made the proxy's watcher read and stat them all four times a
+/// second, a core of the host's CPU for as long as the directory was there.
+#[test]
+fn a_logs_directory_full_of_files_costs_the_proxy_nothing() {
+    each_engine("control_logs_flood", |kind| {
+        let config = format!(
+            "image = \"{}\"\n[services.web]\ncommand = \"cd /var/log/dual && seq 1 100000 | sed 's/$/.state/' | xargs touch; touch done; sleep 300\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "a"]);
+        let proxy = proxy_with_socket(&env);
+        env.ok(&["launch", "a"]);
+        let logs = env.dir.path().join("data/logs").join(env.name("a"));
+        crate::support::wait_until(Duration::from_secs(120), "the files to be made", || {
+            logs.join("done").exists()
+        });
+        let status = Client::connect(&env).ask("{\"v\":1,\"op\":\"status\"}\n");
+        let pid = status["pid"].as_u64().unwrap();
+        // Past the first passes over the new files.
+        std::thread::sleep(Duration::from_secs(1));
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(4));
+        let used = cpu_ticks(pid) - before;
+        // 100 ticks a second: 40 would be a tenth of a core.
+        assert!(used < 40, "the proxy used {used} ticks in 4 s");
+        drop(proxy);
+    });
+}
