@@ -559,3 +559,43 @@ fn a_service_state_cannot_put_escape_sequences_in_the_listing() {
         assert!(!listed.contains('\u{1b}'), "{listed:?}");
     });
 }
+
+/// `dual repo remove` left the repo's shared store behind: a repo added
+/// later under the same name (a URL's last part, which its author picks)
+/// got the removed repo's `.env.local` by listing it in `shared_files`.
+#[test]
+fn a_repo_added_under_a_removed_repo_s_name_gets_none_of_its_shared_files() {
+    each_engine("shared_store_reuse", |kind| {
+        let image = ensure_test_image(kind);
+        let config = format!("image = \"{image}\"\nshared_files = [\".env.local\"]\n");
+        let env = TestEnv::new(Some(kind), &config);
+        std::fs::write(
+            env.source().join(".env.local"),
+            "SECRET OF THE USER'S REPO\n",
+        )
+        .unwrap();
+        env.ok(&["create", "a"]);
+        env.ok(&["launch", "a"]);
+        env.ok(&["sync", &env.name("a")]);
+        env.ok(&["destroy", "--force", &env.name("a")]);
+        env.ok(&["repo", "remove", &env.repo]);
+        // Another repo, somebody else's, with the same name.
+        let other = env.dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        env.git(&other, &["init", "-q", "-b", "main"]);
+        std::fs::write(other.join(".dual.toml"), &config).unwrap();
+        env.git(&other, &["add", "."]);
+        env.git(&other, &["commit", "-qm", "hostile"]);
+        let url = format!("file://{}", other.display());
+        env.ok(&["add", &url, "--name", &env.repo]);
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let _ = env.run(&["sync", &env.name("b")]);
+        let leaked = env.clone_path("b").join(".env.local");
+        assert!(
+            !leaked.exists(),
+            "{}",
+            std::fs::read_to_string(&leaked).unwrap_or_default()
+        );
+    });
+}
