@@ -599,3 +599,26 @@ fn a_repo_added_under_a_removed_repo_s_name_gets_none_of_its_shared_files() {
         );
     });
 }
+
+/// A `.dual.toml` whose unknown key is an escape sequence (a quoted key may
+/// hold any character): `dual launch`'s error quoted it to the user's
+/// terminal as it was.
+#[test]
+fn a_config_error_quotes_no_escape_sequence_of_the_branch() {
+    each_engine("config_escape", |kind| {
+        let image = ensure_test_image(kind);
+        let env = TestEnv::new(
+            Some(kind),
+            &format!("image = \"{image}\"\n\"\\u001b]52;c;ZWNobyBwd25lZAo=\\u0007\" = 1\n"),
+        );
+        env.ok(&["create", "a"]);
+        let output = env.run(&["launch", "a"]);
+        let said = stderr(&output);
+        assert!(!output.status.success(), "{said}");
+        assert!(said.contains("unknown field"), "{said}");
+        assert!(
+            !said.contains('\u{1b}') && !said.contains('\u{7}'),
+            "{said:?}"
+        );
+    });
+}
