@@ -29,7 +29,7 @@ pub fn run(
 pub fn remove(name: &str, printer: &Printer) -> anyhow::Result<ExitCode> {
     let repo = crate::ops::repos::remove(name, printer)?;
     print(&format!(
-        "removed repo `{}`; its source {} is untouched\n",
+        "removed repo `{}` and its shared files; its source {} is untouched\n",
         repo.name, repo.source
     ))?;
     Ok(ExitCode::SUCCESS)

@@ -65,9 +65,12 @@ pub fn add(source: Option<&str>, name: Option<&str>, _printer: &Printer) -> anyh
 }
 
 /// Unregisters the repo `name`. Refuses while it has workspaces (naming
-/// them); its source is left as it is, whatever it is.
+/// them); its source is left as it is, whatever it is. Its shared store
+/// (`.env.local` and the like) goes with it: a repo added later under the
+/// same name (a URL's last part, which its author picks) must not be
+/// handed those files.
 pub fn remove(name: &str, _printer: &Printer) -> anyhow::Result<Repo> {
-    Store::open_default()
+    let repo = Store::open_default()
         .update(|state| -> Result<Repo, WithHint> {
             let workspaces: Vec<String> = state
                 .workspaces
@@ -87,7 +90,13 @@ pub fn remove(name: &str, _printer: &Printer) -> anyhow::Result<Repo> {
                 .remove(name)
                 .ok_or_else(|| WorkspaceError::UnknownRepo(name.to_owned()).into())
         })
-        .map_err(anyhow::Error::from)
+        .map_err(anyhow::Error::from)?;
+    let store = crate::paths::shared_dir(name);
+    match std::fs::remove_dir_all(&store) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error)
+            .with_context(|| format!("could not remove the shared files in `{}`", store.display())),
+        _ => Ok(repo),
+    }
 }
 
 fn local_repo(path: &Path) -> anyhow::Result<String> {

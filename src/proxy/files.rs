@@ -21,6 +21,10 @@ use crate::workspace::services::{self, ServiceState};
 const FILES_INTERVAL: Duration = Duration::from_millis(250);
 /// A service that started this recently may not listen yet.
 const STARTING_FOR: u64 = 5;
+/// At most this many entries of a workspace's logs directory are looked at
+/// each pass: the container writes it, and one filled with files cost the
+/// host a core (100,000 files: an eighth).
+const MAX_ENTRIES: usize = 1024;
 
 type Stamp = Option<SystemTime>;
 
@@ -46,6 +50,7 @@ fn service_stamps(logs: &Path) -> BTreeMap<String, Vec<(PathBuf, Stamp)>> {
         };
         let mut stamps: Vec<(PathBuf, Stamp)> = entries
             .flatten()
+            .take(MAX_ENTRIES)
             .map(|entry| entry.path())
             .filter(|path| path.extension().is_some_and(|ext| ext == "state"))
             .map(|path| {

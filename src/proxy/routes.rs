@@ -9,6 +9,23 @@ use crate::engine::Container;
 use crate::engine::labels::WorkspaceLabels;
 use crate::sockets::Listening;
 
+/// At most this many ports a workspace listens on but does not declare are
+/// routed. Each is a listener per worker and loopback address on the host:
+/// a container listening on thousands took every descriptor the proxy had,
+/// and with them every other workspace's routes and the control socket.
+pub const MAX_FOUND_PORTS: usize = 64;
+
+/// The ports routed to a workspace: those it declares, and the first
+/// `MAX_FOUND_PORTS` others it listens on.
+fn routed_ports(ports: &[u16], listening: &Listening) -> BTreeSet<u16> {
+    let found = listening
+        .reachable
+        .iter()
+        .filter(|port| !ports.contains(port))
+        .take(MAX_FOUND_PORTS);
+    ports.iter().chain(found).copied().collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub name: String,
@@ -52,12 +69,7 @@ impl Table {
                 .cloned()
                 .unwrap_or_default();
             if container.running {
-                let routed: BTreeSet<u16> = ports
-                    .iter()
-                    .chain(listening.reachable.iter())
-                    .copied()
-                    .collect();
-                for port in routed {
+                for port in routed_ports(&ports, &listening) {
                     let published = container
                         .published_port(port)
                         .map(|p| SocketAddr::from(([127, 0, 0, 1], p.host_port)));
@@ -94,7 +106,7 @@ impl Table {
             .routes
             .values()
             .filter(|r| r.running)
-            .flat_map(|r| r.ports.iter().chain(r.listening.reachable.iter()).copied())
+            .flat_map(|r| routed_ports(&r.ports, &r.listening))
             .collect();
         ports.sort_unstable();
         ports.dedup();
@@ -105,6 +117,17 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_ports_and_only_so_many_found_ones_are_routed() {
+        let listening = Listening {
+            reachable: (10_000..12_000).chain([3000]).collect(),
+            ..Listening::default()
+        };
+        let routed = routed_ports(&[3000, 5173], &listening);
+        assert_eq!(routed.len(), 2 + MAX_FOUND_PORTS);
+        assert!(routed.contains(&3000) && routed.contains(&5173));
+    }
     use crate::engine::model::PublishedPort;
 
     fn container(

@@ -337,6 +337,10 @@ const SENSITIVE: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "is run by dual itself on the host, which must get the host's answer",
+        &["ldd", "ip", "xdg-open", "open", "wslview"],
+    ),
+    (
         "holds your terminal sessions and everything typed in them",
         &["tmux", "screen", "zellij", "byobu"],
     ),
@@ -603,6 +607,9 @@ mod tests {
             "Sudo",
             "SSH",
             "busybox",
+            "ldd",
+            "ip",
+            "xdg-open",
         ] {
             let refusal = check(name, Origin::Repo).unwrap_err();
             assert!(matches!(refusal, Refusal::Sensitive { .. }), "{name}");

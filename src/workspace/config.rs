@@ -145,9 +145,18 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        // The file is the branch's: a control character of it (a key or a
+        // line quoted in the message) reaches the user's terminal escaped.
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
-            message,
+            message: message
+                .chars()
+                .map(|c| match c {
+                    '\n' => c.to_string(),
+                    c if c.is_control() => c.escape_debug().to_string(),
+                    c => c.to_string(),
+                })
+                .collect(),
         };
         let raw: RawConfig = toml::from_str(text).map_err(|error| {
             let mut message = error.to_string().trim_end().to_owned();
@@ -641,6 +650,23 @@ mod tests {
             origin_of("setup", dir.path()),
             format!("the default: `{}` names no setup", file.display())
         );
+    }
+
+    #[test]
+    fn an_error_shows_no_control_character_of_the_file() {
+        for text in [
+            "\"\\u001b]0;pwned\\u0007\" = 1\n",
+            "image = \"x\" # \u{1b}]0;pwned\u{7}\n",
+            "[services.\"\\u001b]0;pwned\\u0007\"]\ncommand = \"x\"\n",
+        ] {
+            let message = Config::parse(text, Path::new(".dual.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                !message.chars().any(|c| c.is_control() && c != '\n'),
+                "{message:?}"
+            );
+        }
     }
 
     #[test]

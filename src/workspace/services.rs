@@ -259,7 +259,12 @@ fn parse_state(text: &str) -> ServiceState {
         },
         (Some("restarting"), Some(restarts)) => ServiceState::Restarting {
             restarts,
-            code: field("code").unwrap_or("?").to_owned(),
+            // Shown in `dual list` and the browser: only a status or a
+            // signal's word, never the container's escape sequences.
+            code: field("code")
+                .filter(|code| code.len() <= 16 && code.bytes().all(|b| b.is_ascii_alphanumeric()))
+                .unwrap_or("?")
+                .to_owned(),
         },
         (Some("stopped"), _) => ServiceState::Stopped,
         _ => ServiceState::NotStarted,
@@ -300,6 +305,12 @@ mod tests {
             ServiceState::Stopped
         );
         assert_eq!(parse_state(""), ServiceState::NotStarted);
+        // The container writes the line: a code that is not a plain word
+        // (an escape sequence for the user's terminal) is not shown.
+        assert_eq!(
+            parse_state("state=restarting restarts=1 code=\x1b]52;c;eA==\x07").to_string(),
+            "restarting (exited ?)"
+        );
         assert_eq!(
             parse_state("state=exploded restarts=1"),
             ServiceState::NotStarted

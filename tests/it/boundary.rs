@@ -527,3 +527,98 @@ fn prune_removes_an_accounts_container_a_killed_launch_left() {
         assert_eq!(stdout(&left).trim(), "", "the leftover is gone");
     });
 }
+
+/// A service's state line is the container's to write: a `code` holding a
+/// terminal's escape sequence (OSC 52 sets the clipboard the user pastes
+/// into a host shell) must never reach the user's terminal from `dual list`.
+#[test]
+fn a_service_state_cannot_put_escape_sequences_in_the_listing() {
+    each_engine("state_escape", |kind| {
+        let image = ensure_test_image(kind);
+        let env = TestEnv::new(
+            Some(kind),
+            &format!(
+                "image = \"{image}\"\n[services.web]\ncommand = \"sleep 1; printf 'state=restarting restarts=1 since=1 code=\\\\033]52;c;ZWNobyBwd25lZAo=\\\\007\\\\n' > /var/log/dual/web.state; sleep 300\"\n"
+            ),
+        );
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let state = env
+            .dir
+            .path()
+            .join("data/logs")
+            .join(env.name("b"))
+            .join("web.state");
+        crate::support::wait_until(
+            std::time::Duration::from_secs(30),
+            "the service to write its own state line",
+            || std::fs::read(&state).is_ok_and(|text| text.contains(&0x1b)),
+        );
+        let listed = env.ok(&["list"]);
+        assert!(listed.contains("web restarting"), "{listed}");
+        assert!(!listed.contains('\u{1b}'), "{listed:?}");
+    });
+}
+
+/// `dual repo remove` left the repo's shared store behind: a repo added
+/// later under the same name (a URL's last part, which its author picks)
+/// got the removed repo's `.env.local` by listing it in `shared_files`.
+#[test]
+fn a_repo_added_under_a_removed_repo_s_name_gets_none_of_its_shared_files() {
+    each_engine("shared_store_reuse", |kind| {
+        let image = ensure_test_image(kind);
+        let config = format!("image = \"{image}\"\nshared_files = [\".env.local\"]\n");
+        let env = TestEnv::new(Some(kind), &config);
+        std::fs::write(
+            env.source().join(".env.local"),
+            "SECRET OF THE USER'S REPO\n",
+        )
+        .unwrap();
+        env.ok(&["create", "a"]);
+        env.ok(&["launch", "a"]);
+        env.ok(&["sync", &env.name("a")]);
+        env.ok(&["destroy", "--force", &env.name("a")]);
+        env.ok(&["repo", "remove", &env.repo]);
+        // Another repo, somebody else's, with the same name.
+        let other = env.dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        env.git(&other, &["init", "-q", "-b", "main"]);
+        std::fs::write(other.join(".dual.toml"), &config).unwrap();
+        env.git(&other, &["add", "."]);
+        env.git(&other, &["commit", "-qm", "hostile"]);
+        let url = format!("file://{}", other.display());
+        env.ok(&["add", &url, "--name", &env.repo]);
+        env.ok(&["create", "b"]);
+        env.ok(&["launch", "b"]);
+        let _ = env.run(&["sync", &env.name("b")]);
+        let leaked = env.clone_path("b").join(".env.local");
+        assert!(
+            !leaked.exists(),
+            "{}",
+            std::fs::read_to_string(&leaked).unwrap_or_default()
+        );
+    });
+}
+
+/// A `.dual.toml` whose unknown key is an escape sequence (a quoted key may
+/// hold any character): `dual launch`'s error quoted it to the user's
+/// terminal as it was.
+#[test]
+fn a_config_error_quotes_no_escape_sequence_of_the_branch() {
+    each_engine("config_escape", |kind| {
+        let image = ensure_test_image(kind);
+        let env = TestEnv::new(
+            Some(kind),
+            &format!("image = \"{image}\"\n\"\\u001b]52;c;ZWNobyBwd25lZAo=\\u0007\" = 1\n"),
+        );
+        env.ok(&["create", "a"]);
+        let output = env.run(&["launch", "a"]);
+        let said = stderr(&output);
+        assert!(!output.status.success(), "{said}");
+        assert!(said.contains("unknown field"), "{said}");
+        assert!(
+            !said.contains('\u{1b}') && !said.contains('\u{7}'),
+            "{said:?}"
+        );
+    });
+}

@@ -537,3 +537,104 @@ fn while_a_service_starts_its_502_says_so_and_to_reload() {
     // Then it listens, and is served.
     serves_own_name(port, &name);
 }
+
+/// A container that listens on many ports: each found port was a listener
+/// per worker and loopback address in the proxy, so a workspace listening
+/// on enough of them took every descriptor the proxy had, and another
+/// workspace was no longer served. Now only so many undeclared ports are
+/// routed per workspace.
+#[test]
+fn a_workspace_listening_on_many_ports_leaves_the_others_served() {
+    each_engine("control_many_ports", |kind| {
+        let web = free_port();
+        // b listens on 100 more ports than are routed, each as many
+        // listeners as the proxy has workers and loopback addresses.
+        let cap = 64;
+        let flood: Vec<u16> = (0..cap + 100).map(|_| free_port()).collect();
+        let flags: Vec<String> = flood.iter().map(|p| format!("--port {p}")).collect();
+        let config = format!(
+            "image = \"{}\"\nports = [{web}]\n[services.web]\ncommand = \"exec dual test-server --name $(hostname) --port {web} $(case $(hostname) in (*-b) echo {};; esac)\"\n",
+            ensure_test_image(kind),
+            flags.join(" ")
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "a"]);
+        env.ok(&["create", "b"]);
+        let (a, b) = (env.name("a"), env.name("b"));
+        let workers = 2 * std::thread::available_parallelism().map_or(1, usize::from);
+        let addresses = if std::net::TcpListener::bind(("::1", 0)).is_ok() {
+            2
+        } else {
+            1
+        };
+        let descriptors = workers * addresses * (cap + 2) + 200;
+        let _proxy = Proxy::spawn(&env, Some(u32::try_from(descriptors).unwrap()));
+        assert!(eventually(Duration::from_secs(15), || {
+            UnixStream::connect(socket(&env)).is_ok()
+        }));
+        env.ok(&["launch", "a"]);
+        serves_own_name(web, &a);
+        env.ok(&["launch", "b"]);
+        serves_own_name(web, &b);
+        let held = |port: &u16| std::net::TcpListener::bind(("127.0.0.1", *port)).is_err();
+        // Once the proxy found them all (b's server holds them in its
+        // container, not on the host: a port held here is the proxy's).
+        let found = eventually(Duration::from_secs(20), || {
+            let status = Client::connect(&env).ask("{\"v\":1,\"op\":\"status\"}\n");
+            status["workspaces"].as_array().is_some_and(|all| {
+                all.iter().any(|w| {
+                    w["name"] == b.as_str()
+                        && w["listening"]["reachable"]
+                            .as_array()
+                            .is_some_and(|ports| ports.len() > flood.len())
+                })
+            })
+        });
+        assert!(found, "the proxy never found b's ports");
+        std::thread::sleep(Duration::from_secs(2));
+        let routed = flood.iter().filter(|port| held(port)).count();
+        assert!(routed <= cap, "{routed} of b's ports routed");
+        serves_own_name(web, &a);
+        let status = Client::connect(&env).ask("{\"v\":1,\"op\":\"status\"}\n");
+        assert_eq!(status["reply"], "status", "{status}");
+    });
+}
+
+/// The CPU time (user and system, in clock ticks) process `pid` has used.
+fn cpu_ticks(pid: u64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The service logs directory is the container's to write: one filled with
+/// files made the proxy's watcher read and stat them all four times a
+/// second, a core of the host's CPU for as long as the directory was there.
+#[test]
+fn a_logs_directory_full_of_files_costs_the_proxy_nothing() {
+    each_engine("control_logs_flood", |kind| {
+        let config = format!(
+            "image = \"{}\"\n[services.web]\ncommand = \"cd /var/log/dual && seq 1 100000 | sed 's/$/.state/' | xargs touch; touch done; sleep 300\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "a"]);
+        let proxy = proxy_with_socket(&env);
+        env.ok(&["launch", "a"]);
+        let logs = env.dir.path().join("data/logs").join(env.name("a"));
+        crate::support::wait_until(Duration::from_secs(120), "the files to be made", || {
+            logs.join("done").exists()
+        });
+        let status = Client::connect(&env).ask("{\"v\":1,\"op\":\"status\"}\n");
+        let pid = status["pid"].as_u64().unwrap();
+        // Past the first passes over the new files.
+        std::thread::sleep(Duration::from_secs(1));
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_secs(4));
+        let used = cpu_ticks(pid) - before;
+        // 100 ticks a second: 40 would be a tenth of a core.
+        assert!(used < 40, "the proxy used {used} ticks in 4 s");
+        drop(proxy);
+    });
+}

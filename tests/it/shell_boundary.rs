@@ -779,3 +779,77 @@ fn the_browser_s_subshell_keeps_the_shims_first_whatever_bashrc_prepends() {
         );
     });
 }
+
+/// dual runs some programs of its own on the host by name (`ldd` for
+/// `dual verify`'s probe image, `ip` for the bridge, `xdg-open` for `open`).
+/// Run in a clone with the shims first on PATH (a workspace's tmux session),
+/// a repo that routed one answered dual from its container: its `ldd` named
+/// a host file, which `verify` copied onto itself (emptied it).
+#[test]
+fn a_repo_cannot_route_a_program_dual_runs_itself() {
+    each_engine("shell_boundary_own_programs", |kind| {
+        let base = ensure_test_image(kind);
+        let context = tempfile::tempdir().unwrap();
+        std::fs::write(
+            context.path().join("ldd"),
+            "#!/bin/sh\ncat \"$PWD/.ldd-answer\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            context.path().join("ldd"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            format!("FROM {base}\nCOPY ldd /usr/local/bin/ldd\n"),
+        )
+        .unwrap();
+        let image = "dual-test-ldd:latest";
+        let built = std::process::Command::new(kind.program())
+            .args(["build", "-q", "-t", image])
+            .arg(context.path())
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{}", both(&built));
+        let env = TestEnv::new(
+            Some(kind),
+            &format!("image = \"{image}\"\nextra_commands = [\"ldd\"]\n"),
+        );
+        env.ok(&["create", "a"]);
+        let launched = env.run(&["launch", "a"]);
+        let victim = env.home().join("victim");
+        std::fs::write(&victim, "THE USER'S FILE\n").unwrap();
+        let verify = launched.status.success().then(|| {
+            let clone = env.clone_path("a");
+            std::fs::write(
+                clone.join(".ldd-answer"),
+                format!("{}{}\n", "/..".repeat(40), victim.display()),
+            )
+            .unwrap();
+            // A dual of its own path: its probe image is built afresh.
+            let copy = context.path().join("dual");
+            std::fs::copy(dual_path(), &copy).unwrap();
+            bash_in(&env, &clone, &format!("{} verify", sh_quote(&copy)))
+        });
+        // The probe image that dual built, and the hostile one.
+        let probe = verify.as_ref().and_then(|verify| {
+            out(verify)
+                .split_whitespace()
+                .find(|word| word.starts_with("dual-probe:"))
+                .map(str::to_owned)
+        });
+        let _ = std::process::Command::new(kind.program())
+            .args(["image", "rm", "-f", image])
+            .args(probe)
+            .output();
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "THE USER'S FILE\n",
+            "{}",
+            verify.as_ref().map_or_else(String::new, both)
+        );
+        assert!(!launched.status.success(), "{}", both(&launched));
+        assert!(err(&launched).contains("`ldd`"), "{}", both(&launched));
+    });
+}
