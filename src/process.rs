@@ -180,7 +180,23 @@ impl Cmd {
 
     #[allow(clippy::disallowed_methods)]
     fn bare_expression(&self) -> duct::Expression {
-        let mut expression = duct::cmd(&self.program, &self.args).unchecked();
+        // A program named without a path is looked up, and runs, on the
+        // host's PATH: never one of dual's shims (a caller may still set a
+        // PATH of its own, as the user's shell in a workspace gets).
+        let host_path = host_path();
+        let program = match (host_path, self.program.to_str()) {
+            (Some(path), Some(name)) => find_in(name, path)
+                .map(OsString::from)
+                .unwrap_or_else(|| self.program.clone()),
+            _ => self.program.clone(),
+        };
+        let mut expression = duct::cmd(program, &self.args).unchecked();
+        // (duct's innermost setting wins: only where the caller sets none.)
+        if let Some(path) = host_path
+            && !self.env.iter().any(|(key, _)| key == "PATH")
+        {
+            expression = expression.env("PATH", path);
+        }
         for (key, value) in &self.env {
             expression = expression.env(key, value);
         }
@@ -490,9 +506,34 @@ pub fn quote(word: &str) -> String {
     }
 }
 
-/// Finds a program on PATH the way a shell would, without running it.
+/// Finds a program on the host's PATH (see `host_path`) the way a shell
+/// would, without running it.
 pub fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
-    find_in(program, &std::env::var_os("PATH")?)
+    find_in(program, host_path()?)
+}
+
+/// dual's PATH without dual's own shims directory. Every program dual runs
+/// by name (docker, podman, git, ldd, ip, tmux …) is the host's: a shim
+/// there, on the PATH of a shell in a workspace, would run whatever the
+/// workspace's container calls by that name and hand its answer to dual.
+pub fn host_path() -> Option<&'static OsStr> {
+    static HOST_PATH: std::sync::OnceLock<Option<OsString>> = std::sync::OnceLock::new();
+    HOST_PATH
+        .get_or_init(|| {
+            let path = std::env::var_os("PATH")?;
+            Some(path_without_dir(&path, &crate::paths::shims_dir()))
+        })
+        .as_deref()
+}
+
+/// `path` without `dir`, however it is spelt there (a trailing slash, a
+/// link to it).
+pub fn path_without_dir(path: &OsStr, dir: &std::path::Path) -> OsString {
+    let real = dir.canonicalize().ok();
+    let kept: Vec<std::path::PathBuf> = std::env::split_paths(path)
+        .filter(|entry| entry != dir && (real.is_none() || entry.canonicalize().ok() != real))
+        .collect();
+    std::env::join_paths(kept).unwrap_or_else(|_| path.to_owned())
 }
 
 /// Finds a program in the directories of a PATH-style list.

@@ -163,14 +163,10 @@ pub fn path_without(shims: &Path) -> Option<std::ffi::OsString> {
     Some(without_dir(&std::env::var_os("PATH")?, shims))
 }
 
-/// `path` without `dir`, however it is spelt there (a trailing slash, a
-/// link to it): a shim left on the host's PATH would run itself forever.
+/// `path` without `dir` (a shim left on the host's PATH would run itself
+/// forever).
 fn without_dir(path: &std::ffi::OsStr, dir: &Path) -> std::ffi::OsString {
-    let real = dir.canonicalize().ok();
-    let kept: Vec<PathBuf> = std::env::split_paths(path)
-        .filter(|entry| entry != dir && (real.is_none() || entry.canonicalize().ok() != real))
-        .collect();
-    std::env::join_paths(kept).unwrap_or_else(|_| path.to_owned())
+    crate::process::path_without_dir(path, dir)
 }
 
 /// How to start the user's interactive shell for a workspace (its tmux

@@ -853,3 +853,34 @@ fn a_repo_cannot_route_a_program_dual_runs_itself() {
         assert!(err(&launched).contains("`ldd`"), "{}", both(&launched));
     });
 }
+
+/// The programs dual runs by name are the host's, even from a shell whose
+/// PATH has the shims first: a shim there would run a program of the
+/// workspace's container and hand its answer to dual.
+#[test]
+fn dual_never_runs_a_program_of_its_own_shims_directory() {
+    let env = TestEnv::new(None, "");
+    let shims = shims(&env);
+    std::fs::create_dir_all(&shims).unwrap();
+    let marker = env.home().join("a-shim-ran");
+    for name in ["git", "docker", "podman"] {
+        let path = shims.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\ntouch {}\nexit 1\n", sh_quote(&marker)),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let created = env
+        .cmd(&["create", "feat/own-programs"])
+        .env("PATH", routed_path(&env))
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", both(&created));
+    assert!(
+        !marker.exists(),
+        "dual ran a program from its shims directory: {}",
+        both(&created)
+    );
+}
