@@ -4,7 +4,6 @@
 //! Exit statuses: 0 success; 1 the command failed (a failed check, an engine
 //! error); 2 bad usage (from clap); 130 interrupted by Ctrl-C.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -311,17 +310,5 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::log::debug(&format!("bridge {interface}: {pinned:?}"));
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// Writes to stdout; a closed pipe (`dual … | head`) is not an error.
-pub fn print(text: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
     }
 }

@@ -145,7 +145,7 @@ pub fn hint_of(error: &anyhow::Error) -> Option<String> {
 
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     let interrupted = error.chain().any(|cause| {
-        cause.is::<crate::verify::Interrupted>()
+        cause.is::<Interrupted>()
             || cause
                 .downcast_ref::<WithHint>()
                 .is_some_and(|carrier| carrier.interrupted)
@@ -189,4 +189,12 @@ mod tests {
         let error = anyhow::Error::new(Broken(std::io::Error::other("disk on fire")));
         assert!(!render(&error).contains("hint:"));
     }
+}
+
+/// Ctrl-C arrived during `dual verify`: the run stopped and its containers
+/// were removed (exit status 130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: verify stopped and removed the {removed} container(s) it had started")]
+pub struct Interrupted {
+    pub removed: usize,
 }

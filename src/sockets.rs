@@ -11,6 +11,9 @@ pub fn holder_of(port: u16) -> Option<String> {
     if inodes.is_empty() {
         return None;
     }
+    // Every process holding it: a server's forked workers (or a child
+    // between fork and exec) share the socket with the one that opened it.
+    let mut holders: Vec<(u32, Option<u32>, String)> = Vec::new();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -22,21 +25,38 @@ pub fn holder_of(port: u16) -> Option<String> {
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
             continue;
         };
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let target = target.to_string_lossy();
-            if inodes
-                .iter()
-                .any(|inode| target == format!("socket:[{inode}]"))
-            {
-                let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                return Some(format!("pid {pid} ({})", name.trim()));
-            }
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|target| {
+                let target = target.to_string_lossy();
+                inodes
+                    .iter()
+                    .any(|inode| target == format!("socket:[{inode}]"))
+            })
+        });
+        if holds {
+            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            holders.push((pid, parent_of(pid), name.trim().to_owned()));
         }
     }
-    None
+    // The one whose parent does not hold it too: the server, not a worker.
+    let pids: Vec<u32> = holders.iter().map(|(pid, _, _)| *pid).collect();
+    let chosen = holders
+        .iter()
+        .find(|(_, parent, _)| parent.is_none_or(|parent| !pids.contains(&parent)))
+        .or(holders.first())?;
+    Some(format!("pid {} ({})", chosen.0, chosen.2))
+}
+
+/// A process's parent, from `/proc/PID/stat` (`pid (comm) state ppid …`,
+/// read from the end of comm, which may hold spaces or parentheses).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// The TCP ports a network namespace listens on, split by whether they

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::cli::print;
+use super::print;
 use crate::printer::Printer;
 
 pub fn run(branch: &str, repo: Option<&str>, printer: &Printer) -> anyhow::Result<ExitCode> {

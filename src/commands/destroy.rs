@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::cli::print;
+use super::print;
 use crate::engine::EngineKind;
 use crate::printer::Printer;
 

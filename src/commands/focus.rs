@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::cli::print;
+use super::print;
 use crate::workspace::focus::{self, Applied};
 use crate::workspace::{self, Store};
 

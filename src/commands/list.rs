@@ -4,7 +4,7 @@
 use crate::error::HintExt as _;
 use std::process::ExitCode;
 
-use crate::cli::print;
+use super::print;
 use crate::engine::EngineKind;
 use crate::ops::status::{WorkspaceState, WorkspaceStatus, status};
 use crate::printer::Printer;

@@ -18,6 +18,8 @@ pub mod sync;
 pub mod urls;
 pub mod verify;
 
+use std::io::Write;
+
 use crate::engine::{Engine, EngineKind};
 use crate::workspace::Workspace;
 
@@ -28,4 +30,16 @@ pub(crate) fn engine_for(
 ) -> anyhow::Result<Engine> {
     use crate::error::HintExt as _;
     crate::ops::engine_for(flag, workspace).hinted()
+}
+
+/// Writes to stdout; a closed pipe (`dual … | head`) is not an error.
+pub fn print(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }

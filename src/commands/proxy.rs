@@ -3,7 +3,8 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{ProxyAction, print};
+use super::print;
+use crate::cli::ProxyAction;
 use crate::engine::{Engine, EngineKind};
 use crate::error::Hinted;
 use crate::proxy::instance::{self, log_path, running_pid, start_background, take_lock};

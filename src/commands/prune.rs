@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use crate::cli::print;
+use super::print;
 use crate::engine::EngineKind;
 use crate::printer::Printer;
 

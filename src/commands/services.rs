@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::print;
+use super::print;
 use crate::engine::EngineKind;
 use crate::printer::Printer;
 use crate::workspace::Store;

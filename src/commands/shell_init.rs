@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use crate::cli::print;
+use super::print;
 use crate::shell::user_config::UserConfig;
 use crate::shell::{self, Shell};
 use crate::workspace::config::Config;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{VerifyArgs, print};
+use super::print;
+use crate::cli::VerifyArgs;
 use crate::engine::EngineKind;
 use crate::verify::{self, render};
 

@@ -134,12 +134,7 @@ pub struct Options {
     pub ports: Vec<u16>,
 }
 
-/// Ctrl-C arrived: the run stopped and its containers were removed.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted: verify stopped and removed the {removed} container(s) it had started")]
-pub struct Interrupted {
-    pub removed: usize,
-}
+pub use crate::error::Interrupted;
 
 pub fn run(options: &Options) -> Result<Report, Interrupted> {
     let started = Instant::now();
