@@ -7,6 +7,7 @@
 mod view;
 
 use crate::error::HintExt as _;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
@@ -214,6 +215,7 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     // states follow as soon as the engines answer.
     let mut app = App::new(skeleton(&state));
     let mut terminal = ratatui::init();
+    end_when_the_terminal_hangs_up();
     terminal.draw(|frame| draw(frame, &app))?;
     let first = started.elapsed();
     let (updates_tx, updates) = mpsc::channel();
@@ -233,6 +235,20 @@ pub fn run(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
     ratatui::restore();
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A terminal that hung up (its tmux server killed, its window closed)
+/// reads as end-of-file forever, and crossterm's reader spins on that inside
+/// one call, at a core's worth of CPU, never back in `run_loop`. A thread
+/// that looks twice a second ends the browser then: there is no screen left
+/// to restore.
+fn end_when_the_terminal_hangs_up() {
+    std::thread::spawn(|| {
+        while std::io::stdin().is_terminal() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        std::process::exit(129);
+    });
 }
 
 fn run_loop(

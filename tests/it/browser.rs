@@ -228,3 +228,40 @@ fn without_a_terminal_dual_prints_the_list() {
     assert!(stdout.starts_with("WORKSPACE"), "{stdout}");
     assert!(stdout.contains(&env.name("piped")), "{stdout}");
 }
+
+/// A browser whose terminal goes away (its tmux server killed, its window
+/// closed) ends, rather than read end-of-file forever at a core's worth of
+/// CPU, as it did left over from every run of these tests.
+#[test]
+fn the_browser_ends_when_its_terminal_hangs_up() {
+    if dual::process::find_on_path("tmux").is_none() {
+        eprintln!("!!!!! SKIPPED the_browser_ends…: no tmux on PATH");
+        return;
+    }
+    let env = TestEnv::new(None, "");
+    let tmux = Tmux::new(env_of(&env)).expect("tmux, checked above");
+    let dual = dual_path();
+    tmux.start("gone", (100, 20), &[dual.to_str().unwrap()]);
+    tmux.wait_screen("gone", "the browser", |s| s.contains("No workspaces yet"));
+    let pid = String::from_utf8_lossy(
+        &tmux
+            .run(&["display-message", "-p", "-t", "gone", "#{pane_pid}"])
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    assert!(!pid.is_empty(), "no pane pid");
+    let _ = tmux.run(&["kill-server"]);
+    // Ended: gone, or a zombie no one reaps (its parent, tmux, is gone).
+    let ended = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    };
+    crate::support::wait_until(
+        std::time::Duration::from_secs(10),
+        "the browser to end after its terminal hung up",
+        ended,
+    );
+}
