@@ -49,7 +49,7 @@ pub fn holder_of(port: u16) -> Option<String> {
 
 /// A process's parent, from `/proc/PID/stat` (`pid (comm) state ppid …`,
 /// read from the end of comm, which may hold spaces or parentheses).
-fn parent_of(pid: u32) -> Option<u32> {
+pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(')')?
         .1

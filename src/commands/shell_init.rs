@@ -93,8 +93,7 @@ fn shim(name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
 
 /// The host's own `name`: the first on PATH that is not a shim.
 fn host_program(name: &str) -> Option<std::path::PathBuf> {
-    let host_path = shell::path_without(&crate::paths::shims_dir())?;
-    crate::process::find_in(name, &host_path)
+    crate::process::find_on_path(name)
 }
 
 /// Whether `workspace` routes `name`: one of dual's defaults, the user's

@@ -158,17 +158,6 @@ pub fn path_with_shims_first(shims: &Path, path: &std::ffi::OsStr) -> std::ffi::
     std::env::join_paths(dirs).unwrap_or_else(|_| path.to_owned())
 }
 
-/// PATH without the shims directory: where the host's own programs are.
-pub fn path_without(shims: &Path) -> Option<std::ffi::OsString> {
-    Some(without_dir(&std::env::var_os("PATH")?, shims))
-}
-
-/// `path` without `dir` (a shim left on the host's PATH would run itself
-/// forever).
-fn without_dir(path: &std::ffi::OsStr, dir: &Path) -> std::ffi::OsString {
-    crate::process::path_without_dir(path, dir)
-}
-
 /// How to start the user's interactive shell for a workspace (its tmux
 /// session, the browser's subshell) so that the shims come first however
 /// the user's rc files set PATH.
@@ -216,7 +205,7 @@ pub fn interactive(program: &Path, shims: &Path, rc_dir: &Path) -> std::io::Resu
     // program choosing shell code for the host. dual's rc adds the shims
     // after them. A shell dual has no rc file for gets them at once.
     let path = if matches!(name.as_str(), "bash" | "zsh" | "fish") {
-        without_dir(&current, shims)
+        crate::process::path_without_dir(&current, shims)
     } else {
         path_with_shims_first(shims, &current)
     };
@@ -446,7 +435,7 @@ mod tests {
             std::env::join_paths([shims.join(""), linked.clone(), PathBuf::from("/usr/bin")])
                 .unwrap();
         assert_eq!(
-            without_dir(&path, &shims),
+            crate::process::path_without_dir(&path, &shims),
             "/usr/bin",
             "a shim would run itself"
         );

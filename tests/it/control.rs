@@ -339,19 +339,7 @@ fn subscribers_see_a_launch_a_restart_and_a_new_port_within_a_second() {
             event["event"] == "services" && event["workspace"] == name.as_str()
         });
 
-        let second = free_port();
-        let started = env.engine(&[
-            "exec",
-            "-d",
-            &format!("dual-{name}"),
-            "dual",
-            "test-server",
-            "--name",
-            "second",
-            "--port",
-            &second.to_string(),
-        ]);
-        assert!(started.status.success(), "{started:?}");
+        let second = serve_by_hand(&env, &name);
         within_a_second("a new port", Instant::now(), &|event| {
             event["event"] == "listening"
                 && event["listening"][name.as_str()]["reachable"]
@@ -490,19 +478,7 @@ fn the_browser_shows_a_restart_a_launch_and_a_new_port_within_a_second() {
         assert!(took < Duration::from_secs(1), "{took:?}");
 
         // A port bound by hand in the container.
-        let second = free_port();
-        let started = env.engine(&[
-            "exec",
-            "-d",
-            &format!("dual-{seen}"),
-            "dual",
-            "test-server",
-            "--name",
-            "second",
-            "--port",
-            &second.to_string(),
-        ]);
-        assert!(started.status.success(), "{started:?}");
+        let second = serve_by_hand(&env, &seen);
         let took = tmux.until("the new port", |s| {
             row(s, "seen").contains(&second.to_string())
         });
@@ -637,4 +613,23 @@ fn a_logs_directory_full_of_files_costs_the_proxy_nothing() {
         assert!(used < 40, "the proxy used {used} ticks in 4 s");
         drop(proxy);
     });
+}
+
+/// A test server started by hand in workspace `name`'s container, on a port
+/// of its own; that port.
+fn serve_by_hand(env: &TestEnv, name: &str) -> u16 {
+    let port = free_port();
+    let started = env.engine(&[
+        "exec",
+        "-d",
+        &format!("dual-{name}"),
+        "dual",
+        "test-server",
+        "--name",
+        "second",
+        "--port",
+        &port.to_string(),
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    port
 }

@@ -598,12 +598,7 @@ fn children_running(parent: u32, word: &str) -> Vec<u32> {
         else {
             continue;
         };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        // `pid (comm) state ppid …`: comm may hold spaces, so from its end.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|ppid| ppid.parse::<u32>().ok());
+        let ppid = dual::sockets::parent_of(pid);
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(word) {
             found.push(pid);
