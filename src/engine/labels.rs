@@ -13,6 +13,12 @@ pub const MANAGED: &str = "dual.managed";
 pub const KIND: &str = "dual.kind";
 pub const KIND_PROBE: &str = "probe";
 pub const KIND_WORKSPACE: &str = "workspace";
+/// A workspace's sidecar (a database beside it, in its network namespace).
+pub const KIND_SIDECAR: &str = "sidecar";
+/// Which sidecar of its workspace a container (or a data volume) is.
+pub const SIDECAR: &str = "dual.sidecar";
+/// A sidecar's data volume: the name its config gives it.
+pub const VOLUME: &str = "dual.volume";
 /// Made (never started) to read an image's passwd and group, then removed.
 pub const KIND_ACCOUNTS: &str = "accounts";
 /// One probe run: every container of a `dual verify` carries its run id.
@@ -115,6 +121,52 @@ impl WorkspaceLabels {
     }
 }
 
+/// What the labels of a sidecar's container say: its workspace's labels
+/// (kind `sidecar`), its name and the hash of what it was made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarLabels {
+    pub workspace: WorkspaceLabels,
+    pub name: String,
+}
+
+impl SidecarLabels {
+    pub fn to_labels(&self) -> Labels {
+        let mut labels = self.workspace.to_labels();
+        labels.insert(KIND.to_owned(), KIND_SIDECAR.to_owned());
+        labels.insert(SIDECAR.to_owned(), self.name.clone());
+        labels.remove(PORTS);
+        labels
+    }
+
+    /// `None` unless the labels are a dual sidecar's.
+    pub fn from_labels(labels: &Labels) -> Option<SidecarLabels> {
+        if labels.get(KIND).map(String::as_str) != Some(KIND_SIDECAR) {
+            return None;
+        }
+        let mut as_workspace = labels.clone();
+        as_workspace.insert(KIND.to_owned(), KIND_WORKSPACE.to_owned());
+        Some(SidecarLabels {
+            workspace: WorkspaceLabels::from_labels(&as_workspace)?,
+            name: labels.get(SIDECAR)?.clone(),
+        })
+    }
+
+    /// The labels of one of its data volumes: its workspace's (so that
+    /// removing the workspace's volumes removes them), and which it is.
+    pub fn volume_labels(&self, volume: &str) -> Labels {
+        let mut labels = WorkspaceLabels {
+            ports: Vec::new(),
+            settings: String::new(),
+            user: None,
+            ..self.workspace.clone()
+        }
+        .to_labels();
+        labels.insert(SIDECAR.to_owned(), self.name.clone());
+        labels.insert(VOLUME.to_owned(), volume.to_owned());
+        labels
+    }
+}
+
 /// The engine filters for dual's workspaces: every installation's, or one's.
 /// (`Engine::ps` and `volume_names` check every filter again on what the
 /// engine sends, since podman 4.3 ORs label filters on `volume ls`.)
@@ -127,6 +179,18 @@ pub fn workspace_filters(owner: Option<&str>) -> Vec<(&str, &str)> {
 }
 
 impl WorkspaceLabels {
+    /// The filters for this workspace's sidecars' containers.
+    pub fn sidecar_filters(&self) -> Vec<(&str, &str)> {
+        vec![
+            MANAGED_FILTER,
+            (KIND, KIND_SIDECAR),
+            (OWNER, self.owner.as_str()),
+            (WORKSPACE, self.workspace.as_str()),
+            (REPO, self.repo.as_str()),
+            (BRANCH, self.branch.as_str()),
+        ]
+    }
+
     /// The filters for this workspace's objects (its container, its volumes).
     pub fn filters(&self) -> Vec<(&str, &str)> {
         let mut filters = workspace_filters(Some(&self.owner));

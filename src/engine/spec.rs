@@ -42,6 +42,13 @@ pub struct RunSpec {
     /// Paths mounted as world-writable tmpfs.
     pub tmpfs: Vec<String>,
     pub pull: Pull,
+    /// `--user=NAME`: a user of the image's, by name (a sidecar's); `user`
+    /// wins where both are set.
+    pub user_name: Option<String>,
+    /// `--entrypoint`: replaces the image's.
+    pub entrypoint: Option<String>,
+    /// `--restart=on-failure`: the engine starts it again when it crashes.
+    pub restart_on_failure: bool,
     pub command: Vec<String>,
 }
 
@@ -103,6 +110,46 @@ pub fn check_mount_field(what: &'static str, value: &Path) -> Result<(), SpecErr
     Ok(())
 }
 
+/// A container's name as `--network=container:NAME` takes it.
+fn check_container_name(name: &str) -> Result<(), SpecError> {
+    let ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::Refused {
+            what: "a container to join",
+            value: name.escape_debug().to_string(),
+            why: "a container name is letters, digits, `_`, `.` and `-`",
+        })
+    }
+}
+
+/// `--user=NAME[:GROUP]`: names or ids, never an option, never root.
+fn check_user_name(name: &str) -> Result<(), SpecError> {
+    let refused = |why| SpecError::Refused {
+        what: "a user",
+        value: name.escape_debug().to_string(),
+        why,
+    };
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && !part.starts_with('-')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    };
+    if !name.split(':').all(part_ok) || name.split(':').count() > 2 {
+        return Err(refused("a user is `name`, `uid` or `uid:gid`"));
+    }
+    if matches!(name.split(':').next(), Some("root" | "0")) {
+        return Err(refused("nothing dual starts runs as root"));
+    }
+    Ok(())
+}
+
 /// Whether `image` can stand as the image argument: an option-looking or
 /// blank value would be read as something else.
 pub fn check_image_argument(image: &str) -> Result<(), SpecError> {
@@ -140,6 +187,9 @@ pub enum Network {
     Default,
     /// Shares the host's namespace; only the probes use it, to show the conflict.
     Host,
+    /// Joins the namespace of this container (a sidecar joins its
+    /// workspace's): the two share `localhost`.
+    Container(String),
 }
 
 /// `-p host_ip:host_port:container_port`; host_port 0 lets the engine choose.
@@ -199,8 +249,26 @@ impl RunSpec {
         for (key, value) in &self.labels {
             args.push(format!("--label={key}={value}").into());
         }
-        if self.network == Network::Host {
-            args.push("--network=host".into());
+        match &self.network {
+            Network::Default => {}
+            Network::Host => args.push("--network=host".into()),
+            Network::Container(name) => {
+                check_container_name(name)?;
+                args.push(format!("--network=container:{name}").into());
+            }
+        }
+        if self.restart_on_failure {
+            args.push("--restart=on-failure".into());
+        }
+        if let Some(entrypoint) = &self.entrypoint {
+            if entrypoint.contains('\0') {
+                return Err(SpecError::Refused {
+                    what: "an entrypoint",
+                    value: entrypoint.escape_debug().to_string(),
+                    why: "it holds a NUL character",
+                });
+            }
+            args.push(format!("--entrypoint={entrypoint}").into());
         }
         for publish in &self.publish {
             let host_port = if publish.host_port == 0 {
@@ -229,6 +297,9 @@ impl RunSpec {
         }
         if let Some((uid, gid)) = self.user {
             args.push(format!("--user={uid}:{gid}").into());
+        } else if let Some(name) = &self.user_name {
+            check_user_name(name)?;
+            args.push(format!("--user={name}").into());
         }
         if self.keep_host_uid {
             args.push("--userns=keep-id".into());

@@ -16,13 +16,27 @@
 //! command = "pnpm dev"
 //! cwd = "web"                       # relative to the clone (default: its root)
 //! port = 5173                       # a hint; ports are found as they open
+//! depends_on = ["db"]               # started once these are ready
+//! ready = 5173                      # or a command: what "ready" means for it
+//! [sidecars.db]                     # see `sidecars`; also read from compose.yaml
+//! image = "postgres:16"
 //! ```
+//!
+//! Top-level keys besides: `after_start` (a command run in the container
+//! at each launch once the sidecars are ready, before the services: the
+//! place for migrations), `compose_file` (the compose file to read
+//! sidecars from, or `false` for none; default: the first of
+//! `compose.yaml`, `compose.yml`, `docker-compose.yml`, `docker-compose.yaml`)
+//! and `data_from` (the branch whose workspace a new workspace copies its
+//! sidecars' data from; default: the repo's default branch).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use super::sidecars::{RawReady, RawSidecar, Ready, Sidecar};
 
 pub const FILE_NAME: &str = ".dual.toml";
 /// A repo's `extra_commands` each put a shim on the user's PATH.
@@ -40,6 +54,27 @@ pub struct Config {
     pub anonymous_volumes: Vec<String>,
     pub shared_files: Vec<String>,
     pub services: BTreeMap<String, Service>,
+    pub sidecars: BTreeMap<String, Sidecar>,
+    pub after_start: Option<String>,
+    pub compose_file: ComposeFile,
+    /// The branch whose workspace's sidecar data a new workspace starts
+    /// with (`None`: the repo's default branch).
+    pub data_from: Option<String>,
+    /// What dual could not honour or chose not to (from the compose file):
+    /// one line each, shown by `launch` and `verify`.
+    pub notes: Vec<String>,
+}
+
+/// Which compose file sidecars come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ComposeFile {
+    /// The first of the usual names that the clone has.
+    #[default]
+    Usual,
+    /// This one, relative to the clone's root.
+    Named(String),
+    /// None: `compose_file = false`.
+    Off,
 }
 
 /// A long-running command (a dev server) that dual starts with the
@@ -51,6 +86,9 @@ pub struct Service {
     pub cwd: Option<String>,
     /// Where it listens, when known before it does: shown as a URL.
     pub port: Option<u16>,
+    /// Sidecars and services started (and ready) before it.
+    pub depends_on: Vec<String>,
+    pub ready: Option<Ready>,
 }
 
 /// `.dual.toml` as written, each value with where it stands in the text,
@@ -67,6 +105,17 @@ struct RawConfig {
     anonymous_volumes: Option<Vec<Spanned<String>>>,
     shared_files: Option<Vec<Spanned<String>>>,
     services: Option<BTreeMap<Spanned<String>, RawService>>,
+    sidecars: Option<BTreeMap<Spanned<String>, Spanned<RawSidecar>>>,
+    after_start: Option<Spanned<String>>,
+    compose_file: Option<Spanned<RawComposeFile>>,
+    data_from: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawComposeFile {
+    Off(bool),
+    Named(String),
 }
 
 #[derive(Deserialize)]
@@ -75,6 +124,9 @@ struct RawService {
     command: Spanned<String>,
     cwd: Option<Spanned<String>>,
     port: Option<Spanned<u16>>,
+    #[serde(default)]
+    depends_on: Vec<Spanned<String>>,
+    ready: Option<Spanned<RawReady>>,
 }
 
 /// Byte offsets into the text of `.dual.toml`.
@@ -91,11 +143,16 @@ impl Default for Config {
             anonymous_volumes: vec!["node_modules".into()],
             shared_files: Vec::new(),
             services: BTreeMap::new(),
+            sidecars: BTreeMap::new(),
+            after_start: None,
+            compose_file: ComposeFile::Usual,
+            data_from: None,
+            notes: Vec::new(),
         }
     }
 }
 
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 12] = [
     "image",
     "ports",
     "setup",
@@ -104,6 +161,10 @@ const KEYS: [&str; 8] = [
     "anonymous_volumes",
     "shared_files",
     "services",
+    "sidecars",
+    "after_start",
+    "compose_file",
+    "data_from",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -122,11 +183,54 @@ impl Config {
     /// The config of the clone at `dir`; defaults when it has none.
     pub fn load(dir: &Path) -> Result<Config, ConfigError> {
         let path = dir.join(FILE_NAME);
-        match read_config_text(dir) {
-            Ok(text) => Config::parse(&text, &path),
-            Err(error) if error.is_not_found() => Ok(Config::default()),
-            Err(source) => Err(ConfigError::Read { path, source }),
+        let mut config = match read_config_text(dir) {
+            Ok(text) => Config::parse(&text, &path)?,
+            Err(error) if error.is_not_found() => Config::default(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        config.add_compose_sidecars(dir)?;
+        Ok(config)
+    }
+
+    /// The sidecars of the compose file `compose_file` names, under those
+    /// `.dual.toml` declares (a name in both: `.dual.toml`'s).
+    fn add_compose_sidecars(&mut self, dir: &Path) -> Result<(), ConfigError> {
+        let Some(file) = super::compose::find(dir, &self.compose_file)? else {
+            return Ok(());
+        };
+        let stack = super::compose::load(dir, &file)?;
+        for (name, sidecar) in stack.sidecars {
+            if self.services.contains_key(&name) {
+                self.notes.push(format!(
+                    "compose service `{name}` ({file}) is not started: `.dual.toml` has a service of that name"
+                ));
+                continue;
+            }
+            self.sidecars.entry(name).or_insert(sidecar);
         }
+        self.notes.extend(stack.notes);
+        self.check_sidecar_graph(&dir.join(file))
+    }
+
+    /// Every `depends_on` names something that exists, without cycles.
+    fn check_sidecar_graph(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        super::sidecars::start_order(&self.sidecars).map_err(invalid)?;
+        for (name, service) in &self.services {
+            for dependency in &service.depends_on {
+                if !self.sidecars.contains_key(dependency)
+                    && !self.services.contains_key(dependency)
+                {
+                    return Err(invalid(format!(
+                        "`services.{name}.depends_on`: `{dependency}` is neither a sidecar nor a service"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A hash of what the container is made from (image, ports, env,
@@ -277,16 +381,74 @@ impl Config {
                     at(port.span())
                 )));
             }
+            let ready = match service.ready {
+                None => None,
+                Some(ready) => {
+                    let ready_at = at(ready.span());
+                    let key = format!("services.{name}.ready");
+                    Some(
+                        ready
+                            .into_inner()
+                            .check(&key)
+                            .map_err(|why| invalid(format!("{why}{ready_at}")))?,
+                    )
+                }
+            };
+            let depends_on = service
+                .depends_on
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect();
             services.insert(
                 name,
                 Service {
                     command: service.command.into_inner(),
                     cwd: service.cwd.map(Spanned::into_inner),
                     port: service.port.map(Spanned::into_inner),
+                    depends_on,
+                    ready,
                 },
             );
         }
-        Ok(Config {
+        let mut sidecars = BTreeMap::new();
+        for (name, sidecar) in raw.sidecars.unwrap_or_default() {
+            let sidecar_at = at(sidecar.span());
+            let name = name.into_inner();
+            if services.contains_key(&name) {
+                return Err(invalid(format!(
+                    "`sidecars.{name}`{sidecar_at}: a service has that name too (`dual logs` and `restart` name either)"
+                )));
+            }
+            let sidecar = sidecar
+                .into_inner()
+                .check(&name)
+                .map_err(|why| invalid(format!("{why}{sidecar_at}")))?;
+            sidecars.insert(name, sidecar);
+        }
+        let compose_file = match raw.compose_file.map(Spanned::into_inner) {
+            None | Some(RawComposeFile::Off(true)) => ComposeFile::Usual,
+            Some(RawComposeFile::Off(false)) => ComposeFile::Off,
+            Some(RawComposeFile::Named(file)) => {
+                if !is_inside_relative(&file) {
+                    return Err(invalid(format!(
+                        "`compose_file`: `{}` must be a relative path inside the repo, without `..`",
+                        file.escape_debug()
+                    )));
+                }
+                ComposeFile::Named(file)
+            }
+        };
+        let data_from = raw.data_from.map(Spanned::into_inner);
+        if let Some(branch) = &data_from {
+            super::names::validate_branch(branch)
+                .map_err(|error| invalid(format!("`data_from`: {error}")))?;
+        }
+        let config = Config {
+            sidecars,
+            after_start: raw.after_start.map(Spanned::into_inner),
+            compose_file,
+            data_from,
+            notes: Vec::new(),
             image,
             ports,
             setup: raw.setup,
@@ -298,7 +460,9 @@ impl Config {
             anonymous_volumes,
             shared_files: shared_files.into_iter().map(Spanned::into_inner).collect(),
             services,
-        })
+        };
+        config.check_sidecar_graph(path)?;
+        Ok(config)
     }
 
     /// The declared ports and the services' port hints, once each.
@@ -443,7 +607,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-fn is_env_name(name: &str) -> bool {
+pub fn is_env_name(name: &str) -> bool {
     !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')

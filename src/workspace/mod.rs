@@ -4,6 +4,7 @@
 //! or the current directory, the container a workspace runs in, and the
 //! errors a user can act on. The operations on workspaces live in `ops/`.
 
+pub mod compose;
 pub mod config;
 pub mod focus;
 pub mod git;
@@ -11,6 +12,7 @@ pub mod identity;
 pub mod names;
 pub mod revive;
 pub mod services;
+pub mod sidecars;
 pub mod state;
 
 use std::ffi::OsString;
