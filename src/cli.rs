@@ -53,6 +53,9 @@ pub enum Command {
         /// The repo [default: the one around the current directory, or the only one]
         #[arg(long)]
         repo: Option<String>,
+        /// The workspace whose sidecars' data (databases) this one starts with a copy of [default: `data_from` in .dual.toml, else the default branch's]
+        #[arg(long, value_name = "WORKSPACE")]
+        from: Option<String>,
     },
     /// Clone and start a workspace [default: the one around the current directory]
     Launch {
@@ -267,7 +270,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repo {
             action: RepoAction::List,
         } => c::add::list(),
-        Command::Create { branch, repo } => c::create::run(&branch, repo.as_deref(), &printer),
+        Command::Create { branch, repo, from } => {
+            c::create::run(&branch, repo.as_deref(), from.as_deref(), &printer)
+        }
         Command::Launch {
             workspace,
             recreate,
@@ -283,7 +288,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             service,
             follow,
             tail,
-        } => c::services::logs(workspace.as_deref(), service.as_deref(), follow, tail),
+        } => c::services::logs(
+            engine,
+            workspace.as_deref(),
+            service.as_deref(),
+            follow,
+            tail,
+        ),
         Command::Restart { workspace, service } => {
             c::services::restart(engine, workspace.as_deref(), service.as_deref(), &printer)
         }

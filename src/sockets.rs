@@ -135,6 +135,12 @@ pub fn socket_counts(pid: u32) -> Option<(u32, u32)> {
 }
 
 /// (local address in hex, port) of each listening socket in a table.
+/// The ports something listens on (any address) in a `/proc/net/tcp{,6}`
+/// table's text, as read from inside a container.
+pub fn listening_ports_in(table: &str) -> Vec<u16> {
+    listeners(table).map(|(_, port)| port).collect()
+}
+
 fn listeners(table: &str) -> impl Iterator<Item = (&str, u16)> {
     table.lines().skip(1).filter_map(|line| {
         let mut fields = line.split_whitespace();

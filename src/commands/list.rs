@@ -34,7 +34,9 @@ fn table(listed: &[WorkspaceStatus]) -> String {
     if listed.is_empty() {
         return "no workspaces yet: `dual create BRANCH`, then `dual launch`\n".into();
     }
-    let with_services = listed.iter().any(|l| !l.services.is_empty());
+    let with_services = listed
+        .iter()
+        .any(|l| !l.services.is_empty() || !l.sidecars.is_empty());
     let rows: Vec<[String; 6]> = listed
         .iter()
         .map(|l| {
@@ -42,6 +44,11 @@ fn table(listed: &[WorkspaceStatus]) -> String {
                 .services
                 .iter()
                 .map(|s| format!("{} {}", s.name, s.state))
+                .chain(
+                    l.sidecars
+                        .iter()
+                        .map(|s| format!("{} (sidecar) {}", s.name, s.state)),
+                )
                 .collect();
             [
                 if l.focus {

@@ -196,6 +196,7 @@ mod tests {
             user: None,
             stopped: false,
             routed: None,
+            data_from: None,
         };
         let found = |args: &[&str]| {
             let args: Vec<OsString> = args.iter().map(OsString::from).collect();

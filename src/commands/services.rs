@@ -30,6 +30,7 @@ pub fn restart(
 }
 
 pub fn logs(
+    flag: Option<EngineKind>,
     first: Option<&str>,
     second: Option<&str>,
     follow: bool,
@@ -37,6 +38,19 @@ pub fn logs(
 ) -> anyhow::Result<ExitCode> {
     let state = Store::open_default().load().hinted()?;
     let (workspace, config, service) = crate::ops::services::resolve(&state, first, second)?;
+    if let Some(sidecar) = service.as_deref().filter(|s| config.sidecars.contains_key(*s)) {
+        // A sidecar's log is its container's, kept by the engine.
+        let engine = crate::ops::engine_for(flag, Some(workspace)).hinted()?;
+        let container = crate::workspace::stack::container_name(workspace, sidecar);
+        let status = engine
+            .logs_cmd(&container, follow, tail)
+            .run_attached(false, |_| {})?;
+        return Ok(if status.success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let names: Vec<String> = match service {
         Some(service) => vec![service],
         None => config.services.keys().cloned().collect(),

@@ -178,6 +178,12 @@ pub fn workspace_filters(owner: Option<&str>) -> Vec<(&str, &str)> {
     filters
 }
 
+/// The filters for everything one installation made: its workspaces'
+/// containers and their sidecars.
+pub fn owner_filters(owner: &str) -> Vec<(&str, &str)> {
+    vec![MANAGED_FILTER, (OWNER, owner)]
+}
+
 impl WorkspaceLabels {
     /// The filters for this workspace's sidecars' containers.
     pub fn sidecar_filters(&self) -> Vec<(&str, &str)> {

@@ -8,6 +8,7 @@ pub mod bridge;
 pub mod error;
 pub mod facts;
 pub mod labels;
+mod lifecycle;
 pub mod model;
 pub mod spec;
 

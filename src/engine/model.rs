@@ -204,6 +204,11 @@ pub struct Container {
     pub running: bool,
     pub pid: u32,
     pub exit_code: i64,
+    /// When it last started, as the engine wrote it (RFC 3339).
+    pub started_at: String,
+    /// How often the engine started it again after it exited (its restart
+    /// policy).
+    pub restart_count: u32,
     pub labels: Labels,
     /// Every network the container is on, with its IPv4 address when it has one.
     pub networks: BTreeMap<String, Option<Ipv4Addr>>,
@@ -238,6 +243,8 @@ struct RawContainer {
     id: String,
     name: String,
     #[serde(default)]
+    restart_count: u32,
+    #[serde(default)]
     image_name: Option<String>,
     state: RawState,
     config: RawConfig,
@@ -253,6 +260,8 @@ struct RawState {
     pid: u32,
     #[serde(default)]
     exit_code: i64,
+    #[serde(default)]
+    started_at: String,
 }
 
 #[derive(Deserialize)]
@@ -336,6 +345,8 @@ fn container_from_raw(container: RawContainer, raw: &str) -> Result<Container, P
         running: container.state.running,
         pid: container.state.pid,
         exit_code: container.state.exit_code,
+        started_at: container.state.started_at,
+        restart_count: container.restart_count,
         labels: container.config.labels.unwrap_or_default(),
         networks,
         published,

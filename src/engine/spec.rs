@@ -39,6 +39,8 @@ pub struct RunSpec {
     pub nosuid_binds: bool,
     /// Named volumes: (volume, target path).
     pub volumes: Vec<(String, PathBuf)>,
+    /// Named volumes mounted read-only: (volume, target path).
+    pub readonly_volumes: Vec<(String, PathBuf)>,
     /// Paths mounted as world-writable tmpfs.
     pub tmpfs: Vec<String>,
     pub pull: Pull,
@@ -187,6 +189,8 @@ pub enum Network {
     Default,
     /// Shares the host's namespace; only the probes use it, to show the conflict.
     Host,
+    /// No network at all: only a loopback of its own.
+    None,
     /// Joins the namespace of this container (a sidecar joins its
     /// workspace's): the two share `localhost`.
     Container(String),
@@ -252,6 +256,7 @@ impl RunSpec {
         match &self.network {
             Network::Default => {}
             Network::Host => args.push("--network=host".into()),
+            Network::None => args.push("--network=none".into()),
             Network::Container(name) => {
                 check_container_name(name)?;
                 args.push(format!("--network=container:{name}").into());
@@ -320,11 +325,16 @@ impl RunSpec {
             }
             args.push(arg);
         }
-        for (volume, target) in &self.volumes {
+        let volumes = self.volumes.iter().map(|volume| (volume, false));
+        let readonly = self.readonly_volumes.iter().map(|volume| (volume, true));
+        for ((volume, target), readonly) in volumes.chain(readonly) {
             check_mount_field("a volume name", Path::new(volume))?;
             check_mount_field("a volume target", target)?;
             let mut arg = OsString::from(format!("--mount=type=volume,source={volume},target="));
             arg.push(target);
+            if readonly {
+                arg.push(",readonly");
+            }
             args.push(arg);
         }
         for path in &self.tmpfs {

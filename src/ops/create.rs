@@ -41,13 +41,38 @@ impl Created {
 /// Declares a workspace for `branch` of `repo` (else the repo around the
 /// current directory, else the only one). It prints nothing: the report
 /// says all (its `printer` is for symmetry with the other operations).
-pub fn create(branch: &str, repo: Option<&str>, _printer: &Printer) -> anyhow::Result<Created> {
+/// `from`: the workspace whose sidecars' data this one starts with (else
+/// the config's `data_from`, else the repo's default branch's).
+pub fn create(
+    branch: &str,
+    repo: Option<&str>,
+    from: Option<&str>,
+    _printer: &Printer,
+) -> anyhow::Result<Created> {
     names::validate_branch(branch)?;
     let root = crate::paths::workspace_root();
     let store = Store::open_default();
     let (workspace, renamed_because, repo_source, default_branch) =
         store.update(|state| -> Result<_, WithHint> {
             let repo = pick_repo(state, repo)?;
+            let data_from = match from {
+                None => None,
+                Some(from) => {
+                    let parent = crate::workspace::resolve(state, Some(from))?;
+                    if parent.repo != repo {
+                        return Err(crate::error::Hinted {
+                            message: format!(
+                                "`--from {from}`: `{}` is a workspace of `{}`, not of `{repo}`",
+                                parent.name(),
+                                parent.repo
+                            ),
+                            hint: format!("name a workspace of `{repo}` (`dual list`)"),
+                        }
+                        .into());
+                    }
+                    Some(parent.name())
+                }
+            };
             if let Some(existing) = state
                 .workspaces
                 .iter()
@@ -75,6 +100,7 @@ pub fn create(branch: &str, repo: Option<&str>, _printer: &Printer) -> anyhow::R
                 setup_done: false,
                 stopped: false,
                 routed: None,
+                data_from,
                 engine: None,
                 user: None,
             };

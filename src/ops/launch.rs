@@ -15,7 +15,7 @@ use crate::printer::Printer;
 use crate::workspace::config::{self, Config};
 use crate::workspace::identity::{self, HostUser};
 use crate::workspace::{
-    self, Repo, RepoSource, Store, Workspace, WorkspaceError, WorkspaceUrl, git, services,
+    self, Repo, RepoSource, Store, Workspace, WorkspaceError, WorkspaceUrl, git, services, stack,
 };
 
 use super::setup::SetupRecord;
@@ -156,12 +156,21 @@ pub fn launch(
         started.why()
     ));
 
+    for note in &config.notes {
+        printer.out(format!("note: {note}"));
+    }
+    // Before setup, so that migrations in it meet this branch's database.
+    let rejoin = !matches!(started, Started::AlreadyRunning);
+    start_sidecars(&engine, &workspace, &config, &state, rejoin, printer)?;
     match config.setup.as_deref().filter(|_| !workspace.setup_done) {
         Some(setup) => run_setup_once(&store, &engine, &workspace, setup, printer)?,
         // A failed setup that .dual.toml no longer has is nothing to report.
         None => {
             let _ = SetupRecord::clear(&workspace.name());
         }
+    }
+    if let Some(hook) = &config.after_start {
+        run_after_start(&engine, &workspace, hook, printer)?;
     }
     start_services(&engine, &workspace, &config, printer)?;
     let urls = workspace::urls(&workspace, &config.known_ports());
@@ -192,6 +201,80 @@ pub fn launch(
         urls,
         proxy,
     })
+}
+
+/// Starts the workspace's sidecars and waits until each is ready, saying
+/// what became of each.
+fn start_sidecars(
+    engine: &Engine,
+    workspace: &Workspace,
+    config: &Config,
+    state: &crate::workspace::State,
+    rejoin: bool,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let progress = |line: String| printer.progress(line);
+    if !config.sidecars.is_empty() {
+        printer.progress(format!(
+            "starting sidecars: {}",
+            config.sidecars.keys().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let ups = stack::ensure(engine, workspace, config, state, rejoin, &progress)
+        .hinted()
+        .with_context(|| format!("could not start the sidecars of `{}`", workspace.name()))?;
+    for up in ups {
+        let sidecar = &config.sidecars[&up.name];
+        let ports: Vec<String> = sidecar.ports.iter().map(|p| format!("localhost:{p}")).collect();
+        printer.out(format!(
+            "sidecar `{}`: {} ({}{})",
+            up.name,
+            up.how.describe(),
+            sidecar.image,
+            if ports.is_empty() {
+                String::new()
+            } else {
+                format!(", on {}", ports.join(" "))
+            }
+        ));
+        for copied in up.copied {
+            printer.out(format!(
+                "  data `{}` copied from `{}` in {:.1} s (its `{}` paused {:.1} s)",
+                copied.volume,
+                copied.parent,
+                copied.took.as_secs_f64(),
+                up.name,
+                copied.parent_paused.as_secs_f64()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `after_start`: at every launch, once the sidecars are ready and before
+/// the services start (migrations). A failure stops the launch.
+fn run_after_start(
+    engine: &Engine,
+    workspace: &Workspace,
+    hook: &str,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    printer.out(format!("running after_start: {hook}"));
+    let status = run_setup(engine, workspace, hook, printer)?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(crate::error::hinted(crate::error::Hinted {
+        message: format!(
+            "after_start `{hook}` failed in `{}` ({})",
+            workspace.name(),
+            crate::process::StatusText(status)
+        ),
+        hint: format!(
+            "fix it (or `after_start` in .dual.toml) and `dual launch {}` again; the services start once it succeeds",
+            workspace.name()
+        ),
+    }))
 }
 
 /// Runs `setup`, recording that it runs (and how it failed) for `dual
@@ -503,6 +586,9 @@ pub fn ensure_container(
         pull_image(engine, &config.image, &workspace.path, printer)?;
     }
     if replacing.is_some() {
+        // Its sidecars go first (they share its namespace) and are made
+        // again with it; their data volumes stay.
+        workspace::stack::remove_containers(engine, workspace).hinted()?;
         // `rm --volumes` removes anonymous volumes only: the named ones stay.
         engine.remove(&[&name]).hinted()?;
     }

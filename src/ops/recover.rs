@@ -133,6 +133,7 @@ pub fn recover(flag: Option<EngineKind>, _printer: &Printer) -> anyhow::Result<R
                     user: found.user,
                     // Read from the clone until its next launch.
                     routed: None,
+                    data_from: None,
                 });
                 workspaces_added += 1;
             }

@@ -40,9 +40,15 @@ pub fn resolve<'s>(
     let config = Config::load(&workspace.path)?;
     if let Some(service) = service
         && !config.services.contains_key(service)
+        && !config.sidecars.contains_key(service)
         && !services::log_file(&workspace.name(), service).exists()
     {
-        let known: Vec<&str> = config.services.keys().map(String::as_str).collect();
+        let known: Vec<&str> = config
+            .services
+            .keys()
+            .chain(config.sidecars.keys())
+            .map(String::as_str)
+            .collect();
         anyhow::bail!(crate::error::Hinted {
             message: format!(
                 "`{}` has no service `{service}`{}",
@@ -53,7 +59,7 @@ pub fn resolve<'s>(
                     format!(" (it has {})", known.join(", "))
                 }
             ),
-            hint: "services are `[services.NAME]` tables in .dual.toml".into(),
+            hint: "services are `[services.NAME]` tables in .dual.toml; sidecars `[sidecars.NAME]` or the compose file's services".into(),
         });
     }
     Ok((workspace, config, service.map(str::to_owned)))
@@ -69,6 +75,15 @@ pub fn restart(
     printer: &Printer,
 ) -> anyhow::Result<Restarted> {
     let (workspace, config, service) = resolve(state, first, second)?;
+    if let Some(name) = service.as_deref().filter(|s| config.sidecars.contains_key(*s)) {
+        let engine = super::engine_for(flag, Some(workspace)).hinted()?;
+        printer.detail(format!("restarting sidecar `{name}` of `{}`", workspace.name()));
+        crate::workspace::stack::restart(&engine, workspace, &config, name).hinted()?;
+        return Ok(Restarted {
+            workspace: workspace.name(),
+            services: vec![name.to_owned()],
+        });
+    }
     if config.services.is_empty() {
         anyhow::bail!(crate::error::Hinted {
             message: format!("`{}` has no services to restart", workspace.name()),

@@ -7,11 +7,12 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::engine::labels::{WorkspaceLabels, workspace_filters};
+use crate::engine::labels::{SidecarLabels, WorkspaceLabels, owner_filters};
 use crate::engine::model::ContainerState;
 use crate::engine::{ContainerSummary, Engine, EngineKind};
 use crate::printer::Printer;
 use crate::workspace::services::{self, ServiceState};
+use crate::workspace::stack::{self, SidecarStatus};
 use crate::workspace::{self, State, WorkspaceUrl};
 
 use super::setup::SetupRecord;
@@ -97,6 +98,8 @@ pub struct WorkspaceStatus {
     pub urls: Vec<WorkspaceUrl>,
     pub engine: Option<EngineKind>,
     pub services: Vec<ServiceStatus>,
+    /// Its sidecars (a database, a cache) and their containers' states.
+    pub sidecars: Vec<SidecarStatus>,
     /// The TCP ports it listens on, reachable through the proxy.
     pub listening: Vec<u16>,
     /// Ports it listens on at 127.0.0.1 only (unreachable from outside).
@@ -141,6 +144,8 @@ pub fn status(
     // workspace listens on, the focus. One round trip; none without a proxy.
     let live = crate::proxy::control::status();
     let mut containers: HashMap<EngineKind, Option<ByName>> = HashMap::new();
+    // Dual's sidecar containers on each engine (any workspace's).
+    let mut sidecar_containers: HashMap<EngineKind, Vec<ContainerSummary>> = HashMap::new();
     for kind in engines {
         let away = live.as_ref().is_some_and(|live| {
             live.engines
@@ -156,8 +161,9 @@ pub fn status(
             containers.insert(kind, None);
             continue;
         }
+        // One `ps` for the workspaces' containers and their sidecars.
         let found = Engine::new(kind)
-            .ps(&workspace_filters(Some(&owner)))
+            .ps(&owner_filters(&owner))
             .map_err(|error| {
                 // One line: what is wrong, and what to do.
                 let fix = error
@@ -167,7 +173,12 @@ pub fn status(
             })
             .ok()
             .map(|list| {
-                list.into_iter()
+                let (sidecars, workspaces): (Vec<_>, Vec<_>) = list
+                    .into_iter()
+                    .partition(|c| SidecarLabels::from_labels(&c.labels).is_some());
+                sidecar_containers.insert(kind, sidecars);
+                workspaces
+                    .into_iter()
                     .filter_map(|c| {
                         let labels = WorkspaceLabels::from_labels(&c.labels)?;
                         Some((labels.workspace.clone(), (labels, c)))
@@ -227,6 +238,10 @@ pub fn status(
                     },
                 })
                 .collect();
+            let sidecars = engine
+                .and_then(|kind| sidecar_containers.get(&kind))
+                .map(|found| stack::statuses(w, &config, found))
+                .unwrap_or_else(|| stack::statuses(w, &config, &[]));
             let found = listening
                 .get(&w.name())
                 .filter(|_| running)
@@ -251,6 +266,7 @@ pub fn status(
                 urls: workspace::urls(w, &ports),
                 engine,
                 services,
+                sidecars,
                 listening: found.reachable.into_iter().collect(),
                 loopback_only: found.loopback_only.into_iter().collect(),
                 focus: focus.as_deref() == Some(w.name().as_str()),
@@ -282,6 +298,7 @@ pub fn skeleton(dual_state: &State) -> Vec<WorkspaceStatus> {
             urls: workspace::urls(w, &workspace::declared_ports(dual_state, w)),
             engine: w.engine,
             services: Vec::new(),
+            sidecars: Vec::new(),
             listening: Vec::new(),
             loopback_only: Vec::new(),
             focus: focus.as_deref() == Some(w.name().as_str()),

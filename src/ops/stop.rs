@@ -29,6 +29,8 @@ pub fn stop(
     engine
         .stop(&workspace.container_name(), Duration::from_secs(grace))
         .hinted()?;
+    // After it: its services close their connections to them first.
+    workspace::stack::stop(&engine, workspace).hinted()?;
     let stopped = workspace.name();
     crate::tmux::end_session(&stopped);
     store.update(|state| -> Result<(), WithHint> {

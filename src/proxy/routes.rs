@@ -144,6 +144,8 @@ mod tests {
             running,
             pid: 1,
             exit_code: 0,
+            started_at: String::new(),
+            restart_count: 0,
             labels: WorkspaceLabels {
                 owner: "owner".into(),
                 workspace: name.to_owned(),

@@ -137,7 +137,7 @@ impl Work {
         use crate::ops;
         Ok(match self {
             Work::Create { branch, repo } => {
-                let created = ops::create::create(branch, repo.as_deref(), printer)?;
+                let created = ops::create::create(branch, repo.as_deref(), None, printer)?;
                 let name = created.workspace.name();
                 match created.branch_note() {
                     Some(note) => format!("created {name}: {note}"),

@@ -13,6 +13,7 @@ pub mod names;
 pub mod revive;
 pub mod services;
 pub mod sidecars;
+pub mod stack;
 pub mod state;
 
 use std::ffi::OsString;
@@ -394,6 +395,7 @@ mod tests {
             setup_done: false,
             stopped: false,
             routed: None,
+            data_from: None,
             engine: None,
             user: None,
         }

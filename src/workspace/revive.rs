@@ -24,6 +24,8 @@ pub enum ReviveError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("its sidecars did not start: {0}")]
+    Sidecars(#[from] super::stack::StackError),
     #[error("its services did not start: {0}")]
     Services(#[source] EngineError),
     #[error("panicked while starting it")]
@@ -49,7 +51,7 @@ pub fn revive_down(engine: &Engine, state: &State, containers: &[Container]) -> 
     std::thread::scope(|scope| {
         let started: Vec<_> = down
             .iter()
-            .map(|workspace| scope.spawn(|| revive(engine, workspace)))
+            .map(|workspace| scope.spawn(|| revive(engine, state, workspace)))
             .collect();
         started
             .into_iter()
@@ -62,8 +64,11 @@ pub fn revive_down(engine: &Engine, state: &State, containers: &[Container]) -> 
     })
 }
 
-fn revive(engine: &Engine, workspace: &Workspace) -> Result<(), ReviveError> {
+fn revive(engine: &Engine, state: &State, workspace: &Workspace) -> Result<(), ReviveError> {
     engine.start(&workspace.container_name())?;
+    let config = Config::load(&workspace.path)?;
+    // Its sidecars join the namespace the container has now.
+    super::stack::ensure(engine, workspace, &config, state, true, &|_| {})?;
     ensure_services(engine, workspace)
 }
 

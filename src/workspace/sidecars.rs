@@ -43,6 +43,9 @@ pub struct Sidecar {
     /// Paths mounted as tmpfs.
     pub tmpfs: Vec<String>,
     pub ready: Option<Ready>,
+    /// How long `launch` waits for it to be ready (default
+    /// `READY_TIMEOUT`, or what a compose healthcheck's retries give).
+    pub ready_timeout: Option<Duration>,
     pub depends_on: Vec<Dependency>,
     /// Where it listens inside the workspace (from `ports` or its ready
     /// port): shown, and offered to `dual forward`; never published.
@@ -154,6 +157,8 @@ pub(super) struct RawSidecar {
     #[serde(default)]
     tmpfs: Vec<String>,
     ready: Option<RawReady>,
+    /// Seconds.
+    ready_timeout: Option<u64>,
     #[serde(default)]
     depends_on: Vec<String>,
     #[serde(default)]
@@ -272,6 +277,7 @@ impl RawSidecar {
             volumes,
             tmpfs: self.tmpfs,
             ready,
+            ready_timeout: self.ready_timeout.map(Duration::from_secs),
             depends_on,
             ports,
             origin: Origin::DualToml,

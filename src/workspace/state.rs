@@ -123,6 +123,11 @@ pub struct Workspace {
     /// older dual (its clone's config is read instead).
     #[serde(default)]
     pub routed: Option<Vec<String>>,
+    /// The workspace (by name) whose sidecars' data this one's start
+    /// with (`dual create --from`); `None`: the config's `data_from`,
+    /// else the repo's default branch's workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_from: Option<String>,
 }
 
 impl Workspace {
@@ -360,6 +365,7 @@ mod tests {
             setup_done: false,
             stopped: false,
             routed: None,
+            data_from: None,
             engine: None,
             user: None,
         }
