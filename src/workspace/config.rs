@@ -722,6 +722,66 @@ mod tests {
         Config::parse(text, Path::new("/repo/.dual.toml")).map_err(|e| e.to_string())
     }
 
+    /// A clone holding `files`, as `Config::load` reads it.
+    fn load_clone(files: &[(&str, &str)]) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        Config::load(dir.path()).map_err(|e| e.to_string())
+    }
+
+    const COMPOSE: &str = "services:\n  db:\n    image: postgres:16\n  cache:\n    image: redis:7\n    privileged: true\n";
+
+    #[test]
+    fn compose_sidecars_join_those_of_dual_toml_which_win() {
+        let config = load_clone(&[
+            ("compose.yaml", COMPOSE),
+            (FILE_NAME, "[sidecars.db]\nimage = \"postgres:17\"\n"),
+        ])
+        .unwrap();
+        assert_eq!(config.sidecars["db"].image, "postgres:17");
+        assert_eq!(
+            config.sidecars["db"].origin,
+            super::super::sidecars::Origin::DualToml
+        );
+        assert_eq!(config.sidecars["cache"].image, "redis:7");
+        assert!(
+            config
+                .notes
+                .iter()
+                .any(|note| note.contains("`privileged` refused")),
+            "{:?}",
+            config.notes
+        );
+        let off = load_clone(&[
+            ("compose.yaml", COMPOSE),
+            (FILE_NAME, "compose_file = false\n"),
+        ])
+        .unwrap();
+        assert!(off.sidecars.is_empty() && off.notes.is_empty(), "{off:?}");
+        let named = load_clone(&[
+            ("compose.yaml", COMPOSE),
+            (
+                "ops/dev.yml",
+                "services:\n  search:\n    image: opensearch\n",
+            ),
+            (FILE_NAME, "compose_file = \"ops/dev.yml\"\n"),
+        ])
+        .unwrap();
+        assert_eq!(named.sidecars.keys().collect::<Vec<_>>(), ["search"]);
+        let missing = load_clone(&[(FILE_NAME, "compose_file = \"nope.yml\"\n")]).unwrap_err();
+        assert!(missing.contains("the clone has no `nope.yml`"), "{missing}");
+        let bad = load_clone(&[(
+            "compose.yaml",
+            "services:\n  db:\n    image: pg\n    user: root\n",
+        )])
+        .unwrap_err();
+        assert!(bad.contains("compose.yaml`: `services.db.user`"), "{bad}");
+    }
+
     #[test]
     fn defaults_and_a_full_file() {
         assert_eq!(parse("").unwrap(), Config::default());

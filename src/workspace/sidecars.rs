@@ -414,7 +414,7 @@ pub fn check_container_path(key: &str, path: &str) -> Result<(), String> {
     let plain = path
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c));
-    let absolute = path.starts_with('/') && path.trim_matches('/').len() > 0;
+    let absolute = path.starts_with('/') && !path.trim_matches('/').is_empty();
     let no_parent = !path.split('/').any(|part| part == "..");
     if !(plain && absolute && no_parent) {
         return Err(format!(
