@@ -61,6 +61,7 @@ impl<'r, 'a> Service<'r, 'a> {
             volumes: Vec::new(),
             tmpfs: Vec::new(),
             ready: None,
+            ready_timeout: None,
             depends_on: Vec::new(),
             ports: Vec::new(),
             origin: Origin::Compose {
