@@ -105,6 +105,11 @@ pub enum Command {
         #[arg(long, conflicts_with = "workspace")]
         clear: bool,
     },
+    /// Forward a port on 127.0.0.1 to a workspace container's PORT (raw TCP: Postgres, Redis, …)
+    #[command(
+        override_usage = "dual forward [WORKSPACE] PORT [--local N]\n       dual forward --list\n       dual forward --stop [LOCAL_PORT|WORKSPACE]"
+    )]
+    Forward(crate::commands::forward::Args),
     /// Attach its tmux session (created in the clone, with runtime commands routed)
     Attach { workspace: Option<String> },
     /// Stop a workspace's container (the clone stays)
@@ -282,6 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ShellInit { shell } => c::shell_init::run(shell),
         Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref(), &printer),
         Command::Focus { workspace, clear } => c::focus::run(workspace.as_deref(), clear),
+        Command::Forward(args) => c::forward::run(engine, &args, &printer),
         Command::Attach { workspace } => c::attach::run(engine, workspace.as_deref(), &printer),
         Command::Logs {
             workspace,

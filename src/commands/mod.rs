@@ -5,6 +5,7 @@ pub mod attach;
 pub mod create;
 pub mod destroy;
 pub mod focus;
+pub mod forward;
 pub mod launch;
 pub mod list;
 pub mod proxy;

@@ -8,6 +8,7 @@
 
 pub mod create;
 pub mod destroy;
+pub mod forward;
 pub mod launch;
 pub mod prune;
 pub mod recover;

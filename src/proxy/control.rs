@@ -18,6 +18,13 @@
 //! | `{"v":1,"op":"focus","set":"NAME"}`       | the same, sent once the new focus routes        |
 //! | `{"v":1,"op":"focus","clear":true}`       | the same                                        |
 //! | `{"v":1,"op":"subscribe"}`                | `{"v":1,"reply":"subscribed"}`, then events     |
+//! | `{"v":1,"op":"forward_add",…}`            | `{"v":1,"reply":"forwarded",…}`, or `"forward_refused"` with a `refusal` |
+//! | `{"v":1,"op":"forward_list"}`             | `{"v":1,"reply":"forwards","forwards":[…]}`     |
+//! | `{"v":1,"op":"forward_remove",…}`         | the same, of the forwards it stopped            |
+//!
+//! `forward_add` takes `workspace`, `port` and optionally `local`;
+//! `forward_remove` takes `local` or `workspace`, and stops all with neither
+//! (see `tcp_forward`).
 //!
 //! A request that cannot be read gets `{"v":1,"reply":"error","error":"…"}`
 //! and the connection stays open (but for a line over `MAX_LINE`, after
@@ -46,6 +53,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::conflicts::Conflict;
 use super::routes::Table;
+use super::tcp_forward::{Added, ForwardInfo, Refusal as ForwardRefusal};
 use super::{Posted, log};
 use crate::engine::EngineKind;
 use crate::sockets::Listening;
@@ -86,6 +94,22 @@ pub enum Request {
         clear: bool,
     },
     Subscribe,
+    /// A raw TCP forward from 127.0.0.1 to a workspace's port (see
+    /// `tcp_forward`); `local` by default: `port`, where it is free.
+    ForwardAdd {
+        workspace: String,
+        port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local: Option<u16>,
+    },
+    ForwardList,
+    /// The forwards on `local`, or to `workspace`; with neither, all.
+    ForwardRemove {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +128,13 @@ pub enum Answer {
     Subscribed,
     Error {
         error: String,
+    },
+    Forwarded(Added),
+    ForwardRefused {
+        refusal: ForwardRefusal,
+    },
+    Forwards {
+        forwards: Vec<ForwardInfo>,
     },
 }
 
@@ -516,6 +547,49 @@ pub fn set_focus(name: Option<&str>) -> Result<Option<String>, ControlError> {
     }
 }
 
+/// Asks the running proxy to forward 127.0.0.1:`local` (by default: `port`
+/// where it is free) to `workspace`'s `port`; the proxy's refusal is the
+/// inner error.
+pub fn forward_add(
+    workspace: &str,
+    port: u16,
+    local: Option<u16>,
+) -> Result<Result<Added, ForwardRefusal>, ControlError> {
+    let request = Request::ForwardAdd {
+        workspace: workspace.to_owned(),
+        port,
+        local,
+    };
+    match ask(&request)? {
+        Answer::Forwarded(added) => Ok(Ok(added)),
+        Answer::ForwardRefused { refusal } => Ok(Err(refusal)),
+        other => Err(ControlError::Garbled(format!("{other:?}"))),
+    }
+}
+
+/// The running proxy's forwards.
+pub fn forwards() -> Result<Vec<ForwardInfo>, ControlError> {
+    match ask(&Request::ForwardList)? {
+        Answer::Forwards { forwards } => Ok(forwards),
+        other => Err(ControlError::Garbled(format!("{other:?}"))),
+    }
+}
+
+/// Stops the forwards on `local`, or to `workspace`, or all; those stopped.
+pub fn forward_remove(
+    local: Option<u16>,
+    workspace: Option<&str>,
+) -> Result<Vec<ForwardInfo>, ControlError> {
+    let request = Request::ForwardRemove {
+        local,
+        workspace: workspace.map(str::to_owned),
+    };
+    match ask(&request)? {
+        Answer::Forwards { forwards } => Ok(forwards),
+        other => Err(ControlError::Garbled(format!("{other:?}"))),
+    }
+}
+
 /// The running proxy's events, as they come (blocking).
 pub struct Subscription {
     reader: std::io::BufReader<std::os::unix::net::UnixStream>,
@@ -579,6 +653,38 @@ mod tests {
             read_line::<Answer>(&mut reader).unwrap(),
             Some(Answer::Focus { focus: None })
         );
+    }
+
+    #[test]
+    fn forward_requests_are_lines_too() {
+        let text = line(Request::ForwardAdd {
+            workspace: "shop-a".into(),
+            port: 5432,
+            local: None,
+        });
+        assert_eq!(
+            text,
+            "{\"v\":1,\"op\":\"forward_add\",\"workspace\":\"shop-a\",\"port\":5432}\n"
+        );
+        assert_eq!(
+            parse_request(b"{\"v\":1,\"op\":\"forward_remove\",\"local\":15432}"),
+            Ok(Request::ForwardRemove {
+                local: Some(15432),
+                workspace: None
+            })
+        );
+        let refused = line(Answer::ForwardRefused {
+            refusal: ForwardRefusal::NotRunning {
+                workspace: "shop-a".into(),
+            },
+        });
+        let mut reader = std::io::Cursor::new(refused.into_bytes());
+        assert!(matches!(
+            read_line::<Answer>(&mut reader).unwrap(),
+            Some(Answer::ForwardRefused {
+                refusal: ForwardRefusal::NotRunning { .. }
+            })
+        ));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::control::{self, Answer, Asked, Event, Request};
 use super::engines::Outage;
 use super::listeners::Listeners;
 use super::routes::Table;
+use super::tcp_forward::{Forwards, Refusal as ForwardRefusal};
 use super::{Posted, log};
 use crate::engine::{Container, EngineKind};
 use crate::sockets::Listening;
@@ -59,6 +60,8 @@ pub(super) struct Core {
     pub(super) table_tx: watch::Sender<Arc<Table>>,
     pub(super) listeners: Listeners,
     pub(super) control: control::Server,
+    /// `dual forward`'s raw TCP forwards (see `tcp_forward`).
+    pub(super) forwards: Forwards,
 }
 
 impl Core {
@@ -186,6 +189,34 @@ impl Core {
             // Served by the connection itself (see `control`).
             Request::Subscribe => Answer::Error {
                 error: "subscribe is answered by the connection".into(),
+            },
+            Request::ForwardAdd {
+                workspace,
+                port,
+                local,
+            } => {
+                if workspace.is_empty() || workspace.len() > MAX_NAME {
+                    return Answer::ForwardRefused {
+                        refusal: ForwardRefusal::Invalid {
+                            error: format!("a workspace name of 1 to {MAX_NAME} bytes"),
+                        },
+                    };
+                }
+                let containers = self.containers.iter().flatten();
+                let http_ports = self.current.live_ports();
+                match self
+                    .forwards
+                    .add(&workspace, port, local, containers, &http_ports)
+                {
+                    Ok(added) => Answer::Forwarded(added),
+                    Err(refusal) => Answer::ForwardRefused { refusal },
+                }
+            }
+            Request::ForwardList => Answer::Forwards {
+                forwards: self.forwards.list(),
+            },
+            Request::ForwardRemove { local, workspace } => Answer::Forwards {
+                forwards: self.forwards.remove(local, workspace.as_deref()).await,
             },
         }
     }

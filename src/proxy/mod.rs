@@ -10,7 +10,9 @@
 //!   `files`: dual's own files that change what subscribers see.
 //! - `listeners`: the worker threads and a listener per port a running
 //!   workspace uses, on loopback only; `conflicts`: ports held by others.
-//! - `control`: the control socket (status, focus, events).
+//! - `control`: the control socket (status, focus, events, forwards).
+//! - `tcp_forward`: `dual forward`'s raw TCP forwards (not HTTP: that is
+//!   `forward`), run here because the route table follows the containers.
 //! - here: the control loop, which takes what those post over one channel
 //!   and never waits on an engine or on a walk of `/proc`, so that a hung
 //!   engine leaves focus, known routes, the control socket and Ctrl-C working.
@@ -28,6 +30,7 @@ pub mod instance;
 mod listeners;
 pub mod listening;
 pub mod routes;
+pub mod tcp_forward;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -149,6 +152,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
     let starting = forward::Starting::default();
     files::watch(Arc::clone(&starting), posted_tx.clone());
     let (table_tx, table_rx) = watch::channel(Arc::new(Table::default()));
+    let forwards = tcp_forward::Forwards::new(table_rx.clone());
     let shared = Arc::new(Shared {
         table: table_rx,
         head_timeout: conn::HEAD_TIMEOUT,
@@ -203,6 +207,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         table_tx,
         listeners,
         control,
+        forwards,
     };
     core.refresh().await;
     let interrupted = wait_for_interrupt();
@@ -220,6 +225,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             }
             () = &mut interrupted => {
                 log("stopping");
+                // Closed before the lock goes, so that a forward's port
+                // refuses once `dual proxy stop` returns.
+                core.forwards.remove(None, None).await;
                 core.control.remove();
                 return Ok(());
             }

@@ -355,7 +355,7 @@ fn now_utc() -> String {
 }
 
 /// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-fn format_utc(secs: u64) -> String {
+pub(crate) fn format_utc(secs: u64) -> String {
     let days = secs / 86_400;
     let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
     // Civil-from-days (Howard Hinnant's algorithm).

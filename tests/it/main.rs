@@ -11,6 +11,7 @@ mod control;
 mod differential;
 mod engine;
 mod errors;
+mod forward;
 mod ops;
 mod outage;
 mod parse;
