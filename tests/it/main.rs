@@ -17,6 +17,7 @@ mod outage;
 mod parse;
 mod proxy;
 mod services;
+mod sidecars;
 mod shell_boundary;
 mod supervisor;
 mod support;
