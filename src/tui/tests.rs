@@ -25,6 +25,7 @@ fn row(repo: &str, branch: &str, state: WorkspaceState) -> WorkspaceStatus {
         services: Vec::new(),
         listening: Vec::new(),
         loopback_only: Vec::new(),
+        tcp_ports: Vec::new(),
         focus: false,
     }
 }

@@ -56,6 +56,7 @@ pub fn check(target: SocketAddr, expected_body: &str) -> Vec<Check> {
                     listening: Default::default(),
                     engine: None,
                     targets: BTreeMap::from([(port, target)]),
+                    kinds: BTreeMap::new(),
                 },
             )]),
             focus: None,

@@ -29,6 +29,7 @@ impl Proxy {
             listening: Default::default(),
             engine: None,
             targets: BTreeMap::from([(port, upstream)]),
+            kinds: BTreeMap::new(),
         };
         let table = Table {
             routes: BTreeMap::from([("shop-a".to_owned(), route)]),

@@ -608,6 +608,7 @@ async fn proxy_relays(input: &[u8]) -> Result<Option<Answer>, String> {
         listening: Default::default(),
         engine: None,
         targets: [(80, target)].into(),
+        kinds: Default::default(),
     };
     let table = Table {
         routes: [("a".to_owned(), route)].into(),

@@ -14,6 +14,7 @@ mod errors;
 mod ops;
 mod outage;
 mod parse;
+mod port_kinds;
 mod proxy;
 mod services;
 mod shell_boundary;
