@@ -80,7 +80,7 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 /// A container on a local bridge accepts in microseconds.
 const CONNECT_WITHIN: Duration = Duration::from_secs(1);
 /// Probes at once, over every workspace.
-const AT_ONCE: usize = 8;
+const AT_ONCE: usize = 32;
 /// Probes of one port that found it unsure, before it stays as it is
 /// (routed) until it closes: 1+2+4+8+16+30+30 s, about 1.5 minutes.
 const MAX_ATTEMPTS: u32 = 8;
