@@ -60,11 +60,7 @@ fn table(listed: &[WorkspaceStatus]) -> String {
                 l.state.to_string(),
                 l.engine.map_or("-".to_owned(), |kind| kind.to_string()),
                 services.join(", "),
-                l.urls
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                urls_text(l),
             ]
         })
         .collect();
@@ -110,7 +106,23 @@ fn table(listed: &[WorkspaceStatus]) -> String {
                 .then(|| "\n* in focus: plain http://localhost:PORT reaches it\n".to_owned()),
         )
         .chain(loopback_notes(listed))
+        .chain(
+            listed
+                .iter()
+                .any(|l| !l.tcp_ports.is_empty())
+                .then(|| "\ntcp: not HTTP (a database, say): not routed by the proxy; reach it with `dual forward`\n".to_owned()),
+        )
         .collect()
+}
+
+/// Its URLs, then the ports that are not HTTP: never as a URL.
+fn urls_text(listed: &WorkspaceStatus) -> String {
+    let mut words: Vec<String> = listed.urls.iter().map(ToString::to_string).collect();
+    if !listed.tcp_ports.is_empty() {
+        let ports: Vec<String> = listed.tcp_ports.iter().map(u16::to_string).collect();
+        words.push(format!("tcp: {}", ports.join(" ")));
+    }
+    words.join(" ")
 }
 
 /// A port bound to 127.0.0.1 inside looks up but never answers through

@@ -3,7 +3,7 @@
 //! not one call per workspace; a container removed behind dual's back shows
 //! as down or stopped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -104,6 +104,9 @@ pub struct WorkspaceStatus {
     pub listening: Vec<u16>,
     /// Ports it listens on at 127.0.0.1 only (unreachable from outside).
     pub loopback_only: Vec<u16>,
+    /// Ports it listens on that do not speak HTTP (a database): no URL, not
+    /// routed by the proxy (see `proxy::port_kinds`).
+    pub tcp_ports: Vec<u16>,
     /// Plain `localhost` goes to it (`dual focus`).
     pub focus: bool,
 }
@@ -187,16 +190,30 @@ pub fn status(
             });
         containers.insert(kind, found);
     }
-    // The running proxy looks every second; without one, look now.
-    let (listening, focus) = match live {
+    // The running proxy looks every second, and knows which ports speak
+    // HTTP; without one, look now.
+    let (listening, focus): (HashMap<String, Found>, _) = match live {
         Some(live) => (
             live.workspaces
                 .into_iter()
-                .map(|w| (w.name, w.listening))
+                .map(|w| {
+                    let found = Found {
+                        routed: Some(w.routes.keys().copied().collect()),
+                        tcp: w.tcp_ports,
+                        listening: w.listening,
+                    };
+                    (w.name, found)
+                })
                 .collect(),
             live.focus,
         ),
-        None => (listening_ports(&containers), workspace::focus::read()),
+        None => (
+            listening_ports(&containers)
+                .into_iter()
+                .map(|(name, listening)| (name, Found::unprobed(listening)))
+                .collect(),
+            workspace::focus::read(),
+        ),
     };
     let mut listed: Vec<WorkspaceStatus> = workspaces
         .iter()
@@ -248,11 +265,17 @@ pub fn status(
                 .cloned()
                 .unwrap_or_default();
             let mut ports = config.known_ports();
-            for port in &found.reachable {
-                if !ports.contains(port) {
+            for port in &found.listening.reachable {
+                if !ports.contains(port) && found.is_web(*port) {
                     ports.push(*port);
                 }
             }
+            let tcp_ports = found
+                .tcp
+                .iter()
+                .copied()
+                .filter(|port| !ports.contains(port))
+                .collect();
             WorkspaceStatus {
                 name: w.name(),
                 repo: w.repo.clone(),
@@ -267,8 +290,9 @@ pub fn status(
                 engine,
                 services,
                 sidecars,
-                listening: found.reachable.into_iter().collect(),
-                loopback_only: found.loopback_only.into_iter().collect(),
+                listening: found.listening.reachable.into_iter().collect(),
+                loopback_only: found.listening.loopback_only.into_iter().collect(),
+                tcp_ports,
                 focus: focus.as_deref() == Some(w.name().as_str()),
             }
         })
@@ -301,9 +325,47 @@ pub fn skeleton(dual_state: &State) -> Vec<WorkspaceStatus> {
             sidecars: Vec::new(),
             listening: Vec::new(),
             loopback_only: Vec::new(),
+            tcp_ports: Vec::new(),
             focus: focus.as_deref() == Some(w.name().as_str()),
         })
         .collect()
+}
+
+/// What a workspace listens on, and which of those ports speak HTTP.
+#[derive(Debug, Clone, Default)]
+struct Found {
+    listening: crate::sockets::Listening,
+    /// The ports the running proxy routes; `None` without a proxy.
+    routed: Option<BTreeSet<u16>>,
+    /// The ports that do not speak HTTP.
+    tcp: Vec<u16>,
+}
+
+impl Found {
+    /// Without a proxy there is no probe: only the well-known database
+    /// ports are known not to be HTTP.
+    fn unprobed(listening: crate::sockets::Listening) -> Found {
+        let tcp = listening
+            .reachable
+            .iter()
+            .copied()
+            .filter(|port| crate::proxy::port_kinds::well_known_tcp(*port))
+            .collect();
+        Found {
+            listening,
+            routed: None,
+            tcp,
+        }
+    }
+
+    /// Whether a found port gets a URL: the proxy routes it (it speaks
+    /// HTTP), or without a proxy, it is not known not to.
+    fn is_web(&self, port: u16) -> bool {
+        match &self.routed {
+            Some(routed) => routed.contains(&port),
+            None => !self.tcp.contains(&port),
+        }
+    }
 }
 
 /// What the running workspace containers listen on, by workspace name: one

@@ -137,11 +137,15 @@ impl<C: ClientStream> Connection<C> {
                 deadline.as_mut().reset((now + head_timeout).into());
                 armed = now;
             }
-            // Parsed only once the buffer holds a head's end (or too much):
-            // a head trickled in byte by byte is not parsed again per byte.
-            let mut scanned = 0;
+            // Parsed only once the buffer holds a head's end (or too much),
+            // its request line's end, or bytes no request starts with: a
+            // head trickled in byte by byte is not parsed again per byte,
+            // and a client speaking another protocol (a database client
+            // sent to a port the proxy holds) is answered at once.
+            let mut scan = HeadScan::default();
             let head = loop {
-                if head_may_be_complete(&self.buf, &mut scanned) {
+                let worth_parsing = head_may_be_complete(&self.buf, &mut scan);
+                if worth_parsing || http1::hopeless_start(&self.buf).is_some() {
                     match http1::parse_request(&self.buf, &self.peer, &mut self.request_out) {
                         Ok(Some(head)) => break head,
                         Ok(None) => {}
@@ -567,15 +571,36 @@ where
     }
 }
 
-/// Whether `buf` may hold a whole head: it has a head's end (`\n\r\n`, or
-/// `\n\n`, which the parser also takes) past what was scanned before, or it
+/// How far the bytes of a head being read were looked at.
+#[derive(Default)]
+struct HeadScan {
+    scanned: usize,
+    /// Its request line's end was seen (and parsed then).
+    line_ended: bool,
+}
+
+/// Whether `buf` is worth parsing: it has a head's end (`\n\r\n`, or
+/// `\n\n`, which the parser also takes) past what was scanned before, the
+/// request line just ended (the parser then refuses a line that is not
+/// `METHOD SP target SP HTTP/x.y` without waiting for the headers), or it
 /// is over the limit (the parser then says so). Scans only new bytes.
-fn head_may_be_complete(buf: &[u8], scanned: &mut usize) -> bool {
+fn head_may_be_complete(buf: &[u8], scan: &mut HeadScan) -> bool {
     if buf.len() > http1::MAX_HEAD {
         return true;
     }
-    let from = scanned.saturating_sub(2);
-    *scanned = buf.len();
+    let from = scan.scanned.saturating_sub(2);
+    scan.scanned = buf.len();
+    if !scan.line_ended {
+        // Empty lines before the request line are not its end.
+        let lead = buf
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        if buf[from.max(lead)..].contains(&b'\n') {
+            scan.line_ended = true;
+            return true;
+        }
+    }
     buf[from..].windows(2).enumerate().any(|(i, pair)| {
         pair == b"\n\n" || (pair == b"\r\n" && from + i > 0 && buf[from + i - 1] == b'\n')
     })

@@ -167,7 +167,30 @@ pub struct WorkspaceStatus {
     /// What it was found listening on.
     pub listening: Listening,
     /// Each routed port and where it goes (`172.17.0.2:3000`).
+    #[serde(deserialize_with = "port_keys")]
     pub routes: BTreeMap<u16, String>,
+    /// Ports it listens on that do not speak HTTP (a database): not routed
+    /// (see `port_kinds`). Absent from a proxy before this field.
+    #[serde(default)]
+    pub tcp_ports: Vec<u16>,
+}
+
+/// A map keyed by port. JSON writes the keys as strings, and serde reads a
+/// tagged enum's fields (`Answer`, `Event`) through a buffer that hands
+/// them on as strings, which `u16` alone refused: every status with a
+/// route failed to read, and `dual list` fell back to reading `/proc`.
+fn port_keys<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<u16, String>, D::Error> {
+    let raw = BTreeMap::<String, String>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(port, target)| {
+            let port = port
+                .parse()
+                .map_err(|_| serde::de::Error::custom(format!("`{port}` is not a port number")))?;
+            Ok((port, target))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,6 +265,7 @@ pub(super) fn workspaces_of(table: &Table) -> Vec<WorkspaceStatus> {
                 .iter()
                 .map(|(port, target)| (*port, target.to_string()))
                 .collect(),
+            tcp_ports: route.tcp_ports(),
         })
         .collect()
 }
@@ -685,6 +709,41 @@ mod tests {
                 refusal: ForwardRefusal::NotRunning { .. }
             })
         ));
+    }
+
+    #[test]
+    fn a_status_from_a_proxy_before_tcp_ports_still_reads() {
+        let old = "{\"v\":1,\"reply\":\"status\",\"pid\":7,\"engines\":[],\"focus\":null,\"conflicts\":[],\"workspaces\":[{\"name\":\"a\",\"engine\":null,\"running\":true,\"ports\":[],\"listening\":{\"reachable\":[5432],\"loopback_only\":[]},\"routes\":{}}]}\n";
+        let mut reader = std::io::Cursor::new(old.as_bytes());
+        let Some(Answer::Status(status)) = read_line::<Answer>(&mut reader).unwrap() else {
+            panic!("not a status");
+        };
+        assert!(status.workspaces[0].tcp_ports.is_empty());
+    }
+
+    #[test]
+    fn a_status_with_routes_reads_back() {
+        let status = ProxyStatus {
+            pid: 7,
+            engines: Vec::new(),
+            workspaces: vec![WorkspaceStatus {
+                name: "a".into(),
+                engine: None,
+                running: true,
+                ports: vec![3000],
+                listening: Listening::default(),
+                routes: BTreeMap::from([(3000, "172.17.0.2:3000".to_owned())]),
+                tcp_ports: vec![5432],
+            }],
+            focus: None,
+            conflicts: Vec::new(),
+        };
+        let text = line(Answer::Status(status.clone()));
+        let mut reader = std::io::Cursor::new(text.into_bytes());
+        assert_eq!(
+            read_line::<Answer>(&mut reader).unwrap(),
+            Some(Answer::Status(status))
+        );
     }
 
     #[test]

@@ -3,30 +3,25 @@
 //! message is handled at once, from memory, with nothing awaited but the
 //! worker threads opening a listener.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
 use super::control::{self, Answer, Asked, Event, Request};
+use super::discovery::Found;
 use super::engines::Outage;
 use super::listeners::Listeners;
 use super::routes::Table;
 use super::tcp_forward::{Forwards, Refusal as ForwardRefusal};
 use super::{Posted, log};
 use crate::engine::{Container, EngineKind};
-use crate::sockets::Listening;
 
 /// The longest workspace name a focus request may carry.
 const MAX_NAME: usize = 255;
 
 /// The routes of every engine's containers in one table. A workspace seen
 /// on two engines (relaunched on the other) routes to the running one.
-fn merged_table(
-    kinds: &[EngineKind],
-    containers: &[Vec<Container>],
-    found: &HashMap<String, Listening>,
-) -> Table {
+fn merged_table(kinds: &[EngineKind], containers: &[Vec<Container>], found: &Found) -> Table {
     let mut table = Table::default();
     for (kind, containers) in kinds.iter().zip(containers) {
         let mut part = Table::from_containers(containers, found);
@@ -54,7 +49,7 @@ pub(super) struct Core {
     pub(super) containers: Vec<Vec<Container>>,
     /// Every engine's containers, for discovery.
     pub(super) containers_tx: watch::Sender<Arc<Vec<Container>>>,
-    pub(super) found: HashMap<String, Listening>,
+    pub(super) found: Found,
     pub(super) focus: Option<String>,
     pub(super) current: Arc<Table>,
     pub(super) table_tx: watch::Sender<Arc<Table>>,
@@ -110,7 +105,7 @@ impl Core {
             Posted::Found(found) => {
                 self.found = found;
                 self.control.publish(Event::Listening {
-                    listening: self.found.clone().into_iter().collect(),
+                    listening: self.found.listening.clone().into_iter().collect(),
                 });
                 self.refresh().await;
             }
@@ -151,7 +146,7 @@ impl Core {
                 conflicts: self.listeners.conflicts.values().cloned().collect(),
             }),
             Request::Listening => Answer::Listening {
-                listening: self.found.clone().into_iter().collect(),
+                listening: self.found.listening.clone().into_iter().collect(),
             },
             Request::Conflicts => Answer::Conflicts {
                 conflicts: self.listeners.conflicts.values().cloned().collect(),

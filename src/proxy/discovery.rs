@@ -1,14 +1,16 @@
 //! Which ports each running workspace container listens on, found from
 //! `/proc` (no engine call), on a blocking thread of its own so that the
-//! control loop never waits on a walk of the kernel's tables.
+//! control loop never waits on a walk of the kernel's tables; and what the
+//! undeclared ones speak (see `port_kinds`), probed off the loop too.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
 use super::Posted;
+use super::port_kinds::{Candidate, Classifier, PortKind};
 use crate::engine::Container;
 use crate::engine::labels::WorkspaceLabels;
 use crate::sockets::Listening;
@@ -21,6 +23,20 @@ pub(super) const DISCOVERY_INTERVAL: Duration = Duration::from_millis(500);
 const AFTER_EXEC: Duration = Duration::from_secs(15);
 /// The longest a container's socket tables go unread.
 const FULL_LOOK: Duration = Duration::from_secs(120);
+
+/// At most this many undeclared ports a container is probed on (the first,
+/// in port order): twice what is routed, so that a few databases below a
+/// dev server's port do not crowd it out.
+const MAX_PROBED: usize = 2 * super::routes::MAX_FOUND_PORTS;
+
+/// What discovery posts: the ports found listening, and what the
+/// undeclared ones speak as far as probes know (a port not in `kinds` is
+/// not judged yet), both by workspace name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Found {
+    pub listening: HashMap<String, Listening>,
+    pub kinds: HashMap<String, BTreeMap<u16, PortKind>>,
+}
 
 /// Containers something was just exec'd in (`dual run`, a shim), by id,
 /// with when: the engine watch records them, discovery reads them.
@@ -114,32 +130,68 @@ impl Discovery {
     }
 }
 
-/// Looks every `DISCOVERY_INTERVAL`, and at once when the containers
-/// change, posting what was found whenever it differs from the last.
+/// The undeclared ports each running workspace container listens on, with
+/// where the proxy would reach them: what the classifier judges.
+fn candidates(containers: &[Container], found: &HashMap<String, Listening>) -> Vec<Candidate> {
+    let mut all = Vec::new();
+    for container in containers.iter().filter(|c| c.running) {
+        let Some(labels) = WorkspaceLabels::from_labels(&container.labels) else {
+            continue;
+        };
+        let Some(listening) = found.get(&labels.workspace) else {
+            continue;
+        };
+        let undeclared = listening
+            .reachable
+            .iter()
+            .filter(|port| !labels.ports.contains(port))
+            .take(MAX_PROBED);
+        for &port in undeclared {
+            if let Some(target) = super::routes::target_of(container, port) {
+                all.push(Candidate {
+                    workspace: labels.workspace.clone(),
+                    container: container.id.clone(),
+                    port,
+                    target,
+                });
+            }
+        }
+    }
+    all
+}
+
+/// Looks every `DISCOVERY_INTERVAL`, at once when the containers change,
+/// and when a probe comes back, posting what was found whenever it differs
+/// from the last.
 pub(super) fn spawn(
     mut discovery: Discovery,
     mut containers: watch::Receiver<Arc<Vec<Container>>>,
     posted: mpsc::UnboundedSender<Posted>,
 ) {
     tokio::spawn(async move {
-        let mut last: Option<HashMap<String, Listening>> = None;
+        let (mut classifier, mut probed) = Classifier::new();
+        let mut last: Option<Found> = None;
         let mut looking = tokio::time::interval(DISCOVERY_INTERVAL);
         looking.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = looking.tick() => {}
                 changed = containers.changed() => if changed.is_err() { return },
+                Some(result) = probed.recv() => classifier.take(result),
             }
             let now = Arc::clone(&containers.borrow_and_update());
+            let walking = Arc::clone(&now);
             let walked = tokio::task::spawn_blocking(move || {
-                let found = discovery.discover(now.iter());
+                let found = discovery.discover(walking.iter());
                 (discovery, found)
             })
             .await;
-            let Ok((back, found)) = walked else {
+            let Ok((back, listening)) = walked else {
                 return;
             };
             discovery = back;
+            let kinds = classifier.update(&candidates(&now, &listening));
+            let found = Found { listening, kinds };
             if last.as_ref() != Some(&found) {
                 last = Some(found.clone());
                 if posted.send(Posted::Found(found)).is_err() {

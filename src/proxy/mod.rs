@@ -7,7 +7,8 @@
 //! - `engines`: one task per engine reads its containers (events, plus a
 //!   periodic reconcile in case an event is missed or the engine restarts)
 //!   and tells its outages; `discovery`: the ports found in containers;
-//!   `files`: dual's own files that change what subscribers see.
+//!   `files`: dual's own files that change what subscribers see;
+//!   `port_kinds`: which found ports speak HTTP (a database is not routed).
 //! - `listeners`: the worker threads and a listener per port a running
 //!   workspace uses, on loopback only; `conflicts`: ports held by others.
 //! - `control`: the control socket (status, focus, events, forwards).
@@ -29,10 +30,10 @@ pub mod http1;
 pub mod instance;
 mod listeners;
 pub mod listening;
+pub mod port_kinds;
 pub mod routes;
 pub mod tcp_forward;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +43,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::engine::{Container, Engine, EngineKind};
-use crate::sockets::Listening;
 use control::{Asked, Event};
 use control_loop::Core;
 pub use discovery::discover;
@@ -93,8 +93,8 @@ enum Posted {
     },
     /// An engine stopped answering, or answers again.
     Reachable { engine: usize, reachable: bool },
-    /// What discovery found listening, when it changed.
-    Found(HashMap<String, Listening>),
+    /// What discovery found listening (and what it speaks), when it changed.
+    Found(discovery::Found),
     /// Who holds a port the proxy could not have.
     Holder {
         port: u16,
@@ -200,7 +200,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         outages,
         containers: first_read,
         containers_tx,
-        found: HashMap::new(),
+        found: discovery::Found::default(),
         // The choice a proxy before this one was told (see `workspace::focus`).
         focus: crate::workspace::focus::read(),
         current: Arc::new(Table::default()),

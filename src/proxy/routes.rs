@@ -2,9 +2,11 @@
 //! Built from the engine's own view of dual's labelled containers, never
 //! from anything a request says, so the proxy can only reach those.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
+use super::discovery::Found;
+use super::port_kinds::PortKind;
 use crate::engine::Container;
 use crate::engine::labels::WorkspaceLabels;
 use crate::sockets::Listening;
@@ -16,14 +18,31 @@ use crate::sockets::Listening;
 pub const MAX_FOUND_PORTS: usize = 64;
 
 /// The ports routed to a workspace: those it declares, and the first
-/// `MAX_FOUND_PORTS` others it listens on.
-fn routed_ports(ports: &[u16], listening: &Listening) -> BTreeSet<u16> {
+/// `MAX_FOUND_PORTS` others it listens on that speak HTTP (see
+/// `port_kinds`; one not judged yet is not routed).
+fn routed_ports(
+    ports: &[u16],
+    listening: &Listening,
+    kinds: &BTreeMap<u16, PortKind>,
+) -> BTreeSet<u16> {
     let found = listening
         .reachable
         .iter()
-        .filter(|port| !ports.contains(port))
+        .filter(|port| !ports.contains(port) && kinds.get(port) == Some(&PortKind::Http))
         .take(MAX_FOUND_PORTS);
     ports.iter().chain(found).copied().collect()
+}
+
+/// Where the proxy reaches a container's `port` from the host: the port it
+/// is published on at 127.0.0.1, else the container's IP.
+pub(super) fn target_of(container: &Container, port: u16) -> Option<SocketAddr> {
+    let published = container
+        .published_port(port)
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], p.host_port)));
+    let by_ip = container
+        .ipv4()
+        .map(|ip| SocketAddr::new(IpAddr::V4(ip), port));
+    published.or(by_ip)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +58,35 @@ pub struct Route {
     /// Where each port is reached from the host: the container's IP where
     /// the host can route to it, else a port published on 127.0.0.1.
     pub targets: BTreeMap<u16, SocketAddr>,
+    /// What its undeclared listening ports speak, as far as known (see
+    /// `port_kinds`): only `Http` ones are routed.
+    pub kinds: BTreeMap<u16, PortKind>,
+    /// Where its ports that do not speak HTTP are reached: never by the
+    /// HTTP proxy, only by `dual forward`.
+    pub tcp_targets: BTreeMap<u16, SocketAddr>,
+}
+
+impl Route {
+    /// Where a raw TCP connection to `port` goes (`dual forward`): HTTP
+    /// ports and the others alike.
+    pub fn raw_target(&self, port: u16) -> Option<SocketAddr> {
+        self.targets
+            .get(&port)
+            .or_else(|| self.tcp_targets.get(&port))
+            .copied()
+    }
+
+    /// Ports it listens on that do not speak HTTP: never routed, listed apart.
+    pub fn tcp_ports(&self) -> Vec<u16> {
+        self.listening
+            .reachable
+            .iter()
+            .copied()
+            .filter(|port| {
+                !self.ports.contains(port) && self.kinds.get(port) == Some(&PortKind::Tcp)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,8 +98,8 @@ pub struct Table {
 
 impl Table {
     /// The routes to `containers`: their declared ports, and the ports
-    /// `found` (by workspace name) listening in them.
-    pub fn from_containers(containers: &[Container], found: &HashMap<String, Listening>) -> Table {
+    /// `found` (by workspace name) listening in them that speak HTTP.
+    pub(super) fn from_containers(containers: &[Container], found: &Found) -> Table {
         let mut routes = BTreeMap::new();
         for container in containers {
             let Some(WorkspaceLabels {
@@ -64,20 +112,30 @@ impl Table {
             };
             let mut targets = BTreeMap::new();
             let listening = found
+                .listening
                 .get(&name)
                 .filter(|_| container.running)
                 .cloned()
                 .unwrap_or_default();
+            let kinds = found
+                .kinds
+                .get(&name)
+                .filter(|_| container.running)
+                .cloned()
+                .unwrap_or_default();
+            let mut tcp_targets = BTreeMap::new();
             if container.running {
-                for port in routed_ports(&ports, &listening) {
-                    let published = container
-                        .published_port(port)
-                        .map(|p| SocketAddr::from(([127, 0, 0, 1], p.host_port)));
-                    let by_ip = container
-                        .ipv4()
-                        .map(|ip| SocketAddr::new(IpAddr::V4(ip), port));
-                    if let Some(target) = published.or(by_ip) {
+                for port in routed_ports(&ports, &listening, &kinds) {
+                    if let Some(target) = target_of(container, port) {
                         targets.insert(port, target);
+                    }
+                }
+                let tcp = listening.reachable.iter().filter(|port| {
+                    !targets.contains_key(port) && kinds.get(port) == Some(&PortKind::Tcp)
+                });
+                for &port in tcp.take(MAX_FOUND_PORTS) {
+                    if let Some(target) = target_of(container, port) {
+                        tcp_targets.insert(port, target);
                     }
                 }
             }
@@ -90,6 +148,8 @@ impl Table {
                     listening,
                     engine: None,
                     targets,
+                    kinds,
+                    tcp_targets,
                 },
             );
         }
@@ -106,7 +166,7 @@ impl Table {
             .routes
             .values()
             .filter(|r| r.running)
-            .flat_map(|r| routed_ports(&r.ports, &r.listening))
+            .flat_map(|r| routed_ports(&r.ports, &r.listening, &r.kinds))
             .collect();
         ports.sort_unstable();
         ports.dedup();
@@ -117,6 +177,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn declared_ports_and_only_so_many_found_ones_are_routed() {
@@ -124,9 +185,37 @@ mod tests {
             reachable: (10_000..12_000).chain([3000]).collect(),
             ..Listening::default()
         };
-        let routed = routed_ports(&[3000, 5173], &listening);
+        let kinds = (10_000..12_000).map(|p| (p, PortKind::Http)).collect();
+        let routed = routed_ports(&[3000, 5173], &listening, &kinds);
         assert_eq!(routed.len(), 2 + MAX_FOUND_PORTS);
         assert!(routed.contains(&3000) && routed.contains(&5173));
+    }
+
+    #[test]
+    fn only_found_ports_that_speak_http_are_routed() {
+        let listening = Listening {
+            reachable: BTreeSet::from([3000, 5432, 6379, 8080, 9000]),
+            ..Listening::default()
+        };
+        let kinds = BTreeMap::from([
+            (5432, PortKind::Tcp),
+            (6379, PortKind::Tcp),
+            (8080, PortKind::Http),
+        ]);
+        // 9000: not judged yet, so neither routed nor listed as TCP.
+        let routed = routed_ports(&[3000], &listening, &kinds);
+        assert_eq!(routed, BTreeSet::from([3000, 8080]));
+        let route = Route {
+            name: "a".into(),
+            running: true,
+            ports: vec![3000],
+            listening,
+            engine: None,
+            targets: BTreeMap::new(),
+            kinds,
+            tcp_targets: BTreeMap::new(),
+        };
+        assert_eq!(route.tcp_ports(), [5432, 6379]);
     }
     use crate::engine::model::PublishedPort;
 
@@ -174,7 +263,7 @@ mod tests {
                 container("shop-b", true, None, Some(40001)),
                 container("shop-c", false, Some([172, 17, 0, 4]), None),
             ],
-            &HashMap::new(),
+            &Found::default(),
         );
         assert_eq!(
             table.routes["shop-a"].targets[&3000],
@@ -198,7 +287,7 @@ mod tests {
 
     #[test]
     fn ports_found_listening_are_routed_while_running() {
-        let found = HashMap::from([
+        let listening = HashMap::from([
             (
                 "shop-a".to_owned(),
                 Listening {
@@ -214,12 +303,22 @@ mod tests {
                 },
             ),
         ]);
+        let kinds = HashMap::from([
+            (
+                "shop-a".to_owned(),
+                BTreeMap::from([(5000, PortKind::Http)]),
+            ),
+            (
+                "shop-c".to_owned(),
+                BTreeMap::from([(6000, PortKind::Http)]),
+            ),
+        ]);
         let table = Table::from_containers(
             &[
                 container("shop-a", true, Some([172, 17, 0, 2]), None),
                 container("shop-c", false, Some([172, 17, 0, 4]), None),
             ],
-            &found,
+            &Found { listening, kinds },
         );
         assert_eq!(
             table.routes["shop-a"].targets[&5000],

@@ -327,7 +327,7 @@ pub(super) fn reach<'c>(
             workspace: workspace.to_owned(),
         });
     }
-    if let Some(target) = route.targets.get(&port) {
+    if let Some(target) = route.raw_target(port) {
         return Ok(Reach::Routed {
             target: target.to_string(),
         });
@@ -358,10 +358,7 @@ pub(super) fn reach<'c>(
 /// Where a new connection to `workspace`'s `port` goes now, if anywhere.
 fn target_of(table: &Table, workspace: &str, port: u16) -> Option<SocketAddr> {
     let route = table.routes.get(workspace)?;
-    route
-        .running
-        .then(|| route.targets.get(&port).copied())
-        .flatten()
+    route.running.then(|| route.raw_target(port)).flatten()
 }
 
 /// Counts a connection open while it lives.
@@ -534,6 +531,8 @@ mod tests {
             running,
             pid: 1,
             exit_code: 0,
+            started_at: String::new(),
+            restart_count: 0,
             labels: WorkspaceLabels {
                 owner: "owner".into(),
                 workspace: name.to_owned(),
@@ -565,6 +564,8 @@ mod tests {
                 .iter()
                 .map(|(port, to)| (*port, to.parse().unwrap()))
                 .collect(),
+            kinds: BTreeMap::new(),
+            tcp_targets: BTreeMap::new(),
         }
     }
 

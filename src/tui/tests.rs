@@ -23,8 +23,10 @@ fn row(repo: &str, branch: &str, state: WorkspaceState) -> WorkspaceStatus {
         state,
         engine: None,
         services: Vec::new(),
+        sidecars: Vec::new(),
         listening: Vec::new(),
         loopback_only: Vec::new(),
+        tcp_ports: Vec::new(),
         focus: false,
     }
 }

@@ -77,7 +77,18 @@ fn services_text(listed: &WorkspaceStatus) -> String {
 }
 
 fn ports_text(listed: &WorkspaceStatus) -> String {
-    let mut ports: Vec<String> = listed.listening.iter().map(|p| format!(":{p}")).collect();
+    // A port that is not HTTP (a database) has no URL: marked so.
+    let mut ports: Vec<String> = listed
+        .listening
+        .iter()
+        .map(|p| {
+            if listed.tcp_ports.contains(p) {
+                format!(":{p}/tcp")
+            } else {
+                format!(":{p}")
+            }
+        })
+        .collect();
     ports.extend(listed.loopback_only.iter().map(|p| format!(":{p}!")));
     ports.join(" ")
 }

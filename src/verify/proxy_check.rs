@@ -56,6 +56,8 @@ pub fn check(target: SocketAddr, expected_body: &str) -> Vec<Check> {
                     listening: Default::default(),
                     engine: None,
                     targets: BTreeMap::from([(port, target)]),
+                    kinds: BTreeMap::new(),
+                    tcp_targets: BTreeMap::new(),
                 },
             )]),
             focus: None,

@@ -29,6 +29,8 @@ impl Proxy {
             listening: Default::default(),
             engine: None,
             targets: BTreeMap::from([(port, upstream)]),
+            kinds: BTreeMap::new(),
+            tcp_targets: BTreeMap::new(),
         };
         let table = Table {
             routes: BTreeMap::from([("shop-a".to_owned(), route)]),

@@ -608,6 +608,8 @@ async fn proxy_relays(input: &[u8]) -> Result<Option<Answer>, String> {
         listening: Default::default(),
         engine: None,
         targets: [(80, target)].into(),
+        kinds: Default::default(),
+        tcp_targets: Default::default(),
     };
     let table = Table {
         routes: [("a".to_owned(), route)].into(),

@@ -15,6 +15,7 @@ mod forward;
 mod ops;
 mod outage;
 mod parse;
+mod port_kinds;
 mod proxy;
 mod services;
 mod sidecars;

@@ -1,7 +1,7 @@
 //! Message heads: parsed, checked as strictly as a strict server would,
 //! and rewritten for the next hop; the framing they declare for the body.
 
-use super::{Framing, HeadError, MAX_HEAD, MAX_HEADERS, is_target_byte, is_tchar};
+use super::{Framing, HeadError, MAX_HEAD, MAX_HEADERS, MAX_METHOD, is_target_byte, is_tchar};
 
 /// A request head, parsed; the head to send upstream is in the caller's buffer.
 #[derive(Debug)]
@@ -224,6 +224,31 @@ fn head_length(
     }
 }
 
+/// Why the first bytes of `buf` can never begin an HTTP/1 request, from as
+/// few bytes as show it: a first byte no method has (Postgres's SSLRequest
+/// starts `00 00 00 08`, a TLS ClientHello `16 03`), a method followed by
+/// something other than a space (Redis's `*1\r\n`), or more method bytes
+/// than any method has. Such a client is answered 400 at once, rather than
+/// waiting for a head's end that never comes, until the head deadline.
+/// Empty lines before the request line are skipped (RFC 9112 §2.2), as
+/// httparse does.
+pub fn hopeless_start(buf: &[u8]) -> Option<&'static str> {
+    const NOT_HTTP: &str = "not an HTTP/1.x request";
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let method = &buf[start..];
+    match method
+        .iter()
+        .take(MAX_METHOD + 1)
+        .position(|&b| !is_tchar(b))
+    {
+        Some(0) => Some(NOT_HTTP),
+        Some(end) if method[end] != b' ' => Some(NOT_HTTP),
+        Some(_) => None,
+        None if method.len() > MAX_METHOD => Some("a method longer than any HTTP method"),
+        None => None,
+    }
+}
+
 /// Parses a request head at the start of `buf`; on success the head to
 /// send upstream is appended to `out` (cleared first). `Ok(None)`: the head
 /// is not complete yet.
@@ -232,6 +257,9 @@ pub fn parse_request(
     client: &str,
     out: &mut Vec<u8>,
 ) -> Result<Option<RequestHead>, HeadError> {
+    if let Some(why) = hopeless_start(buf) {
+        return Err(HeadError::Invalid(why));
+    }
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut storage);
     let Some(len) = head_length(request.parse(buf), buf.len(), "not an HTTP/1.x request")? else {
@@ -473,6 +501,37 @@ mod tests {
             .unwrap()
             .unwrap();
         (head, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn bytes_that_cannot_start_a_request_are_refused_before_a_line_ends() {
+        // Postgres's SSLRequest, Redis's PING, a TLS ClientHello.
+        for start in [
+            &b"\x00\x00\x00\x08\x04\xd2\x16\x2f"[..],
+            b"*1\r\n$4\r\nPING\r\n",
+            b"\x16\x03\x01\x02\x00",
+            b" GET / HTTP/1.1",
+            b"GET\t/",
+            b"\r\n\x00",
+            &[b'A'; MAX_METHOD + 1],
+        ] {
+            assert!(hopeless_start(start).is_some(), "{start:?}");
+            assert!(
+                parse_request(start, "127.0.0.1", &mut Vec::new()).is_err(),
+                "{start:?}"
+            );
+        }
+        for start in [
+            &b""[..],
+            b"G",
+            b"GET",
+            b"GET /",
+            b"\r\nPOST / HTTP/1.1\r\n",
+            b"UPDATEREDIRECTREF",
+            &[b'A'; MAX_METHOD],
+        ] {
+            assert_eq!(hopeless_start(start), None, "{start:?}");
+        }
     }
 
     #[test]

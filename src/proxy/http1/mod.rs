@@ -10,13 +10,18 @@ mod header;
 
 pub use body::{BodyEnd, Chunked};
 pub use header::{
-    ClientHop, RequestHead, ResponseHead, finish_response_head, parse_request, parse_response,
+    ClientHop, RequestHead, ResponseHead, finish_response_head, hopeless_start, parse_request,
+    parse_response,
 };
 
 /// Most headers a head may carry; more is answered 431.
 const MAX_HEADERS: usize = 100;
 /// Largest head accepted, request or response.
 pub const MAX_HEAD: usize = 64 * 1024;
+/// Longest method accepted: the longest registered one is 17 bytes
+/// (`UPDATEREDIRECTREF`, IANA's method registry); a client that sends more
+/// token bytes than this without a space is not sending a request line.
+pub const MAX_METHOD: usize = 32;
 
 /// How a message's body is delimited (RFC 9112 §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
