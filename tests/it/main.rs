@@ -16,6 +16,7 @@ mod outage;
 mod parse;
 mod proxy;
 mod services;
+mod services_order;
 mod shell_boundary;
 mod supervisor;
 mod support;
