@@ -65,12 +65,15 @@ fn service_stamps(logs: &Path) -> BTreeMap<String, Vec<(PathBuf, Stamp)>> {
 }
 
 /// Until when (seconds since the epoch) a workspace counts as starting:
-/// while a service of it restarts, and for a few seconds after one started.
+/// while a service of it restarts, waits for what it depends on or is not
+/// ready yet, and for a few seconds after one started.
 fn starting_until(states: &[(String, ServiceState)]) -> Option<u64> {
     states
         .iter()
         .filter_map(|(_, state)| match state {
-            ServiceState::Restarting { .. } => Some(u64::MAX),
+            ServiceState::Restarting { .. }
+            | ServiceState::Waiting { .. }
+            | ServiceState::Starting { .. } => Some(u64::MAX),
             ServiceState::Running { since, .. } => Some(since.saturating_add(STARTING_FOR)),
             _ => None,
         })

@@ -230,7 +230,49 @@ impl Config {
                 }
             }
         }
+        if let Some(cycle) = self.service_cycle() {
+            return Err(invalid(format!(
+                "services depend on each other in a cycle: {}; none of them would ever start",
+                cycle.join(" → ")
+            )));
+        }
         Ok(())
+    }
+
+    /// A cycle of services through their `depends_on` (from a service back
+    /// to it), if there is one; sidecars end a path (theirs have no
+    /// services in them).
+    fn service_cycle(&self) -> Option<Vec<&str>> {
+        fn visit<'a>(
+            name: &'a str,
+            services: &'a BTreeMap<String, Service>,
+            path: &mut Vec<&'a str>,
+            done: &mut Vec<&'a str>,
+        ) -> Option<Vec<&'a str>> {
+            if let Some(start) = path.iter().position(|on| *on == name) {
+                let mut cycle = path[start..].to_vec();
+                cycle.push(name);
+                return Some(cycle);
+            }
+            if done.contains(&name) {
+                return None;
+            }
+            path.push(name);
+            for dependency in &services[name].depends_on {
+                if let Some((dependency, _)) = services.get_key_value(dependency)
+                    && let Some(cycle) = visit(dependency, services, path, done)
+                {
+                    return Some(cycle);
+                }
+            }
+            path.pop();
+            done.push(name);
+            None
+        }
+        let (mut path, mut done) = (Vec::new(), Vec::new());
+        self.services
+            .keys()
+            .find_map(|name| visit(name, &self.services, &mut path, &mut done))
     }
 
     /// A hash of what the container is made from (image, ports, env,
@@ -780,6 +822,41 @@ mod tests {
         )])
         .unwrap_err();
         assert!(bad.contains("compose.yaml`: `services.db.user`"), "{bad}");
+    }
+
+    #[test]
+    fn services_that_depend_on_each_other_in_a_cycle_are_refused() {
+        let service = |name: &str, on: &str| {
+            format!("[services.{name}]\ncommand = \"run\"\ndepends_on = [{on}]\n")
+        };
+        let cycle = [
+            service("api", "\"web\""),
+            service("web", "\"worker\", \"db\""),
+            service("worker", "\"api\""),
+            "[sidecars.db]\nimage = \"postgres:16\"\n".to_owned(),
+        ]
+        .concat();
+        let error = parse(&cycle).unwrap_err();
+        assert!(
+            error.contains("services depend on each other in a cycle: api → web → worker → api"),
+            "{error}"
+        );
+        let itself = service("web", "\"web\"");
+        assert!(parse(&itself).unwrap_err().contains("web → web"));
+        // A diamond is no cycle.
+        let diamond = [
+            service("a", "\"b\", \"c\""),
+            service("b", "\"d\""),
+            service("c", "\"d\""),
+            service("d", ""),
+        ]
+        .concat();
+        assert_eq!(
+            parse(&diamond).unwrap().services["a"].depends_on,
+            ["b", "c"]
+        );
+        let unknown = service("web", "\"nope\"");
+        assert!(parse(&unknown).unwrap_err().contains("`nope` is neither"));
     }
 
     #[test]

@@ -23,7 +23,9 @@
 //! - `/run/dual/services/NAME/` ([`SUPERVISION_DIR`]): a supervisor's own
 //!   directory; creating it is the lock that makes one supervisor per
 //!   service. It holds `cmd` and `cwd` (what to run where; `cwd` is written
-//!   last and says the two are whole), `child` (the pid of the service's
+//!   last and says the others are whole), `ready` (its ready check: `port N`
+//!   or `command LINE`, see [`ready_check`]), `after` (what it waits for, see
+//!   [`waits_for`]), `child` (the pid of the service's
 //!   main process, which is also its process group where the image has
 //!   `setsid`), `out` (the FIFO from the service to its logger) and `stop`
 //!   (created to ask the supervisor to stop for good). The supervisor
@@ -33,12 +35,35 @@
 //!   lines; the current file rolls over to `.1` at [`LOG_LIMIT`], so a
 //!   service keeps at most twice that on disk.
 //! - `LOGS/NAME.state`: one line of `key=value` fields, replaced whole:
-//!   `state=running restarts=N since=UNIX pid=PID`,
+//!   `state=waiting restarts=N since=UNIX on=DEPENDENCY` (not started: what
+//!   it depends on is not ready),
+//!   `state=starting restarts=N since=UNIX pid=PID` (started; its ready
+//!   check has not passed yet),
+//!   `state=running restarts=N since=UNIX pid=PID [ready=UNIX]` (ready: its
+//!   check passed, or it has none),
 //!   `state=restarting restarts=N since=UNIX code=STATUS` (the main process
 //!   ended with STATUS, 128+signal when killed) or
 //!   `state=stopped restarts=N since=UNIX`. The entry clears them at each
-//!   container start: a state from the previous run is stale.
+//!   container start: a state from the previous run is stale. Supervisors
+//!   read each other's: a service is ready for its dependents while its
+//!   line says `running`.
 //! - `/run/dual/ready`: see `identity::READY_FILE`.
+//!
+//! Ordering and readiness happen in the supervisor, not in dual: before
+//! each start (the first, and each restart) it waits until what the service
+//! `depends_on` is ready, so the order also holds when the engine or the
+//! proxy starts the container again, and a service that exits while its
+//! database is down waits for it instead of restarting in a loop. A
+//! service dependency is ready when its state says `running`; a sidecar
+//! one when something listens on its first port (read from
+//! `/proc/net/tcp{,6}`: the sidecar shares the network namespace, and no
+//! image needs `nc`). A sidecar's own ready check runs inside the sidecar,
+//! which the supervisor cannot reach: a sidecar without a port counts as
+//! ready, as `launch` already waited for it. `launch` does not wait for
+//! services to be ready (a dev server's first build can take minutes, and
+//! a check that never passes would look like a hung launch): `dual list`,
+//! the browser and the proxy's starting page say `starting` until they are,
+//! and the log says why every 10 s.
 //!
 //! `dual-supervise` gets its settings in its environment (`dual_base`,
 //! `dual_logs`, `dual_limit`, `dual_grace`, lower-case: the container's, never
@@ -48,7 +73,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::Workspace;
-use super::config::Config;
+use super::config::{Config, Service, is_service_name};
+use super::sidecars::Ready;
 use crate::engine::{Engine, EngineError};
 
 /// Where the logs directory is mounted in the container.
@@ -115,7 +141,8 @@ pub fn control(
     let mut command = control_args(SUPERVISION_DIR, LOG_MOUNT, LOG_LIMIT);
     command.push(mode.into());
     command.push(only.into());
-    for (name, service) in &config.services {
+    for name in start_order(config) {
+        let service = &config.services[name];
         let dir = match &service.cwd {
             Some(cwd) => workspace.path.join(cwd),
             None => workspace.path.clone(),
@@ -123,15 +150,91 @@ pub fn control(
         command.push(name.into());
         command.push(dir.into());
         command.push(service.command.clone().into());
+        command.push(ready_check(service).into());
+        command.push(waits_for(config, service).into());
     }
     engine
         .exec_spec(&super::exec_spec(workspace, &command, false))
         .map(drop)
 }
 
+/// The services in the order to start them in: each after the services it
+/// depends on, else by name. (`Config` refuses a cycle; one here would
+/// only change the order.)
+fn start_order(config: &Config) -> Vec<&str> {
+    fn visit<'a>(
+        name: &'a str,
+        config: &'a Config,
+        seen: &mut Vec<&'a str>,
+        order: &mut Vec<&'a str>,
+    ) {
+        if seen.contains(&name) {
+            return;
+        }
+        seen.push(name);
+        for dependency in &config.services[name].depends_on {
+            if let Some((dependency, _)) = config.services.get_key_value(dependency) {
+                visit(dependency, config, seen, order);
+            }
+        }
+        order.push(name);
+    }
+    let (mut seen, mut order) = (Vec::new(), Vec::new());
+    for name in config.services.keys() {
+        visit(name, config, &mut seen, &mut order);
+    }
+    order
+}
+
+/// The service's ready check as its supervisor reads it: `port N`,
+/// `command LINE` (run with `sh -c` in the service's directory: the words
+/// of `ready = "..."`, quoted back into a line) or empty (ready once
+/// started).
+fn ready_check(service: &Service) -> String {
+    match &service.ready {
+        None => String::new(),
+        Some(Ready::Port(port)) => format!("port {port}"),
+        Some(Ready::Command(check)) => match check.test.as_slice() {
+            [sh, dash_c, line] if sh == "sh" && dash_c == "-c" => format!("command {line}"),
+            words => format!("command {}", shell_words::join(words)),
+        },
+    }
+}
+
+/// What the service waits for before it starts, as its supervisor reads
+/// it: `NAME` for a service, `NAME:PORT` for a sidecar with a port (its
+/// first). A sidecar without one is left out: `launch` waited for it.
+fn waits_for(config: &Config, service: &Service) -> String {
+    let mut words = Vec::new();
+    for name in service
+        .depends_on
+        .iter()
+        .filter(|name| is_service_name(name))
+    {
+        if config.services.contains_key(name) {
+            words.push(name.clone());
+        } else if let Some(port) = config.sidecars.get(name).and_then(|s| s.ports.first()) {
+            words.push(format!("{name}:{port}"));
+        }
+    }
+    words.join(" ")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum ServiceState {
+    /// Not started: what it depends on is not ready (`on`: the first that
+    /// is not).
+    Waiting {
+        restarts: u32,
+        on: String,
+    },
+    /// Started; its ready check has not passed yet.
+    Starting {
+        restarts: u32,
+        since: u64,
+    },
+    /// Ready: its check passed, or it has none and started.
     Running {
         restarts: u32,
         since: u64,
@@ -153,6 +256,9 @@ pub enum ServiceState {
 impl std::fmt::Display for ServiceState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ServiceState::Waiting { on, .. } => write!(f, "waiting for {on}"),
+            ServiceState::Starting { restarts: 0, .. } => f.write_str("starting"),
+            ServiceState::Starting { restarts, .. } => write!(f, "starting ({restarts} restarts)"),
             ServiceState::Running { restarts: 0, .. } => f.write_str("running"),
             ServiceState::Running { restarts, .. } => write!(f, "running ({restarts} restarts)"),
             ServiceState::Restarting { code, .. } => write!(f, "restarting (exited {code})"),
@@ -253,6 +359,18 @@ fn parse_state(text: &str) -> ServiceState {
     let number = |key: &str| field(key).and_then(|value| value.parse().ok());
     let restarts = number("restarts").and_then(|n: u64| u32::try_from(n).ok());
     match (field("state"), restarts) {
+        (Some("waiting"), Some(restarts)) => ServiceState::Waiting {
+            restarts,
+            // A name of the config's, written back by the container.
+            on: field("on")
+                .filter(|on| is_service_name(on))
+                .unwrap_or("?")
+                .to_owned(),
+        },
+        (Some("starting"), Some(restarts)) => ServiceState::Starting {
+            restarts,
+            since: number("since").unwrap_or(0),
+        },
         (Some("running"), Some(restarts)) => ServiceState::Running {
             restarts,
             since: number("since").unwrap_or(0),
@@ -364,14 +482,14 @@ mod tests {
         let cwd = dir.path().display().to_string();
         // Exits at once the first time, then stays up.
         let command = "echo hello $(pwd); if [ -e ran ]; then exec sleep 30; fi; touch ran; exit 3";
-        scratch.control("ensure", &["web", &cwd, command]);
+        scratch.control("ensure", &["web", &cwd, command, "", ""]);
         let state = scratch.logs.join("web.state");
         let running = until(&state, "state=running restarts=1 ");
         let log = std::fs::read_to_string(scratch.logs.join("web.log")).unwrap();
         assert!(log.contains(&format!("hello {cwd}")), "{log}");
         assert!(log.contains("exited (3); restarting in 1 s"), "{log}");
         // Ensure again: already running, left alone.
-        scratch.control("ensure", &["web", &cwd, command]);
+        scratch.control("ensure", &["web", &cwd, command, "", ""]);
         assert_eq!(std::fs::read_to_string(&state).unwrap(), running);
         let child: u32 = fields(&running)["pid"].parse().unwrap();
         // Gone from the config: stopped, its process group too.
@@ -397,7 +515,7 @@ mod tests {
         let scratch = Scratch::new(&dir, LOG_LIMIT);
         let cwd = dir.path().display().to_string();
         let command = "sleep 300 & echo $! > child.pid; exec sleep 300";
-        scratch.control("ensure", &["web", &cwd, command]);
+        scratch.control("ensure", &["web", &cwd, command, "", ""]);
         let state = scratch.logs.join("web.state");
         let running = until(&state, "state=running restarts=0 ");
         let main: i32 = fields(&running)["pid"].parse().unwrap();
@@ -461,7 +579,7 @@ mod tests {
         let scratch = Scratch::new(&dir, limit);
         let command = "yes 0123456789 | head -c 450000; exec sleep 30";
         let cwd = dir.path().display().to_string();
-        scratch.control("ensure", &["chat", &cwd, command]);
+        scratch.control("ensure", &["chat", &cwd, command, "", ""]);
         let log = scratch.logs.join("chat.log");
         let older = scratch.logs.join("chat.log.1");
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
@@ -488,6 +606,191 @@ mod tests {
                 .all(|line| *line == "0123456789")
         );
         scratch.control("ensure", &[]);
+    }
+
+    /// Polls `path` until it contains `what`, for up to `seconds`; its text.
+    fn until_contains(path: &Path, what: &str, seconds: u64) -> String {
+        for _ in 0..seconds * 20 {
+            if let Ok(text) = std::fs::read_to_string(path)
+                && text.contains(what)
+            {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("never {what}: {:?}", std::fs::read_to_string(path));
+    }
+
+    /// `b` waits for service `a`, which is `starting` until its ready
+    /// command passes (a file the test creates): only then is `a` running
+    /// and `b` started, which sees the file.
+    #[test]
+    fn a_service_starts_once_the_service_it_depends_on_is_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(&dir, LOG_LIMIT);
+        let cwd = dir.path().display().to_string();
+        let b = "if [ -e gate ]; then echo saw the gate; fi; exec sleep 30";
+        scratch.control(
+            "ensure",
+            &[
+                "a",
+                &cwd,
+                "exec sleep 30",
+                "command test -e gate",
+                "",
+                "b",
+                &cwd,
+                b,
+                "",
+                "a",
+            ],
+        );
+        let (a_state, b_state) = (scratch.logs.join("a.state"), scratch.logs.join("b.state"));
+        until(&a_state, "state=starting restarts=0 ");
+        let waiting = until(&b_state, "state=waiting restarts=0 ");
+        assert_eq!(fields(&waiting)["on"], "a");
+        // Still waiting a while later: not a race the test won.
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        assert!(
+            std::fs::read_to_string(&b_state)
+                .unwrap()
+                .starts_with("state=waiting")
+        );
+        std::fs::write(dir.path().join("gate"), "").unwrap();
+        let running = until(&a_state, "state=running restarts=0 ");
+        assert!(fields(&running).contains_key("ready"), "{running}");
+        until(&b_state, "state=running restarts=0 ");
+        let log = until_contains(&scratch.logs.join("b.log"), "saw the gate", 5);
+        assert!(log.contains("waiting for service a"), "{log}");
+        let a_log = std::fs::read_to_string(scratch.logs.join("a.log")).unwrap();
+        assert!(a_log.contains("ready after"), "{a_log}");
+        scratch.control("ensure", &[]);
+        until(&b_state, "state=stopped");
+    }
+
+    /// A sidecar's port, and a service's own `ready` port, are read from
+    /// /proc/net/tcp (here the host's, the test's listeners): `web` waits
+    /// for `db`, then is `starting` until it listens itself. When `db` is
+    /// gone and `web` exits, it waits for `db` again instead of restarting.
+    #[test]
+    fn ports_are_found_listening_in_proc_and_a_dependent_waits_for_its_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(&dir, LOG_LIMIT);
+        let cwd = dir.path().display().to_string();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (db_port, web_port) = (free(), free());
+        let ready = format!("port {web_port}");
+        let after = format!("db:{db_port}");
+        scratch.control("ensure", &["web", &cwd, "exec sleep 30", &ready, &after]);
+        let state = scratch.logs.join("web.state");
+        let waiting = until(&state, "state=waiting restarts=0 ");
+        assert_eq!(fields(&waiting)["on"], "db");
+        let db = std::net::TcpListener::bind(("127.0.0.1", db_port)).unwrap();
+        let starting = until(&state, "state=starting restarts=0 ");
+        let web = std::net::TcpListener::bind(("::1", web_port))
+            .or_else(|_| std::net::TcpListener::bind(("127.0.0.1", web_port)))
+            .unwrap();
+        until(&state, "state=running restarts=0 ");
+        drop((db, web));
+        let pid: i32 = fields(&starting)["pid"].parse().unwrap();
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        until(&state, "state=restarting restarts=1 ");
+        let waiting = until(&state, "state=waiting restarts=1 ");
+        assert_eq!(fields(&waiting)["on"], "db");
+        let log = std::fs::read_to_string(scratch.logs.join("web.log")).unwrap();
+        assert_eq!(log.matches("start: ").count(), 1, "{log}");
+        assert!(
+            log.contains(&format!("waiting for sidecar db (localhost:{db_port})")),
+            "{log}"
+        );
+        scratch.control("ensure", &[]);
+        until(&state, "state=stopped");
+    }
+
+    /// A check that never passes: `starting` for good, one line about it
+    /// in the log every 10 s, and a check that hangs is ended.
+    #[test]
+    fn a_ready_check_that_never_passes_leaves_the_service_starting_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::new(&dir, LOG_LIMIT);
+        let cwd = dir.path().display().to_string();
+        scratch.control(
+            "ensure",
+            &["web", &cwd, "exec sleep 60", "command sleep 20", ""],
+        );
+        let log_path = scratch.logs.join("web.log");
+        let log = until_contains(&log_path, "not ready after", 20);
+        assert!(
+            log.contains("`sleep 20` exited 137; still starting"),
+            "{log}"
+        );
+        assert_eq!(log.matches("not ready after").count(), 1, "{log}");
+        let state = std::fs::read_to_string(scratch.logs.join("web.state")).unwrap();
+        assert!(state.starts_with("state=starting restarts=0 "), "{state}");
+        scratch.control("ensure", &[]);
+        until(&scratch.logs.join("web.state"), "state=stopped");
+        // The watcher's check went with it.
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        assert!(log.ends_with("stopped\n"), "{log}");
+    }
+
+    #[test]
+    fn services_start_after_theirs_and_tell_their_supervisor_what_to_wait_for() {
+        let text = r#"
+            [services.web]
+            command = "serve"
+            depends_on = ["api", "db", "cache"]
+            ready = "curl -sf 'localhost:3000/up'"
+            [services.api]
+            command = "api"
+            depends_on = ["db"]
+            ready = 4000
+            [services.worker]
+            command = "work"
+            ready = ["sh", "-c", "test -e up || exit 1"]
+            [sidecars.db]
+            image = "postgres:16"
+            ready = 5432
+            [sidecars.cache]
+            image = "redis:7"
+            ready = "redis-cli ping"
+        "#;
+        let config = Config::parse(text, Path::new(".dual.toml")).unwrap();
+        assert_eq!(start_order(&config), ["api", "web", "worker"]);
+        let service = |name: &str| &config.services[name];
+        assert_eq!(waits_for(&config, service("web")), "api db:5432");
+        assert_eq!(waits_for(&config, service("worker")), "");
+        assert_eq!(ready_check(service("api")), "port 4000");
+        assert_eq!(
+            ready_check(service("web")),
+            "command curl -sf localhost:3000/up"
+        );
+        assert_eq!(
+            ready_check(service("worker")),
+            "command test -e up || exit 1"
+        );
+        assert_eq!(
+            parse_state("state=waiting restarts=0 since=5 on=api").to_string(),
+            "waiting for api"
+        );
+        assert_eq!(
+            parse_state("state=waiting restarts=0 since=5 on=\x1b[2J").to_string(),
+            "waiting for ?"
+        );
+        assert_eq!(
+            parse_state("state=starting restarts=2 since=5 pid=9"),
+            ServiceState::Starting {
+                restarts: 2,
+                since: 5
+            }
+        );
     }
 
     /// A scratch directory standing in for the container's: the

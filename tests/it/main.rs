@@ -19,6 +19,7 @@ mod port_kinds;
 mod proxy;
 mod services;
 mod sidecars;
+mod services_order;
 mod shell_boundary;
 mod supervisor;
 mod support;
