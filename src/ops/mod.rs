@@ -8,6 +8,7 @@
 
 pub mod create;
 pub mod destroy;
+pub mod keep;
 pub mod launch;
 pub mod prune;
 pub mod recover;
