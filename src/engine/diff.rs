@@ -100,6 +100,17 @@ fn is_within(path: &str, root: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// Files every engine bind-mounts (or writes) into each container without
+/// listing them among its mounts: a change of their directory (`C /etc`,
+/// which rootless podman reports alone) is the engine's.
+pub const ENGINE_FILES: [&str; 5] = [
+    "/etc/hosts",
+    "/etc/hostname",
+    "/etc/resolv.conf",
+    "/.dockerenv",
+    "/run/.containerenv",
+];
+
 /// Files podman itself writes in a container's layer: it adds the
 /// container's user and group to the image's passwd and group (creating
 /// them where the image has none) unless told `--passwd=false`.
@@ -207,6 +218,14 @@ mod tests {
     fn only_what_the_user_wrote_outside_mounts_is_reported() {
         assert_eq!(written_outside(&changes(DOCKER), &mounts()), ["/tmp/keep"]);
         assert_eq!(written_outside(&changes(PODMAN), &mounts()), ["/tmp/keep"]);
+    }
+
+    #[test]
+    fn the_engine_s_own_files_are_not_the_user_s() {
+        let raw = "C /etc\nA /.dockerenv\n";
+        let targets: Vec<String> = ENGINE_FILES.map(String::from).to_vec();
+        assert!(written_outside(&changes(raw), &targets).is_empty());
+        assert_eq!(written_outside(&changes(raw), &[]), ["/etc", "/.dockerenv"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::engine::diff::PODMAN_WRITES;
+use crate::engine::diff::{ENGINE_FILES, PODMAN_WRITES};
 use crate::engine::labels::{KEPT, KIND, KIND_KEPT, MANAGED};
 use crate::engine::model::Labels;
 use crate::engine::{Engine, EngineError, EngineKind};
@@ -70,6 +70,7 @@ pub fn keep_writes(
     let program = engine.kind().program();
     let written = engine.mount_targets(container).and_then(|mut targets| {
         targets.extend(mounts.iter().cloned());
+        targets.extend(ENGINE_FILES.map(String::from));
         if engine.kind() == EngineKind::Podman {
             targets.extend(PODMAN_WRITES.map(String::from));
         }
