@@ -114,10 +114,10 @@ pub enum Command {
     Attach { workspace: Option<String> },
     /// Stop a workspace's container (the clone stays)
     Stop { workspace: Option<String> },
-    /// Remove a workspace: its container, its volumes and its clone
+    /// Remove a workspace: its sidecars, its container, its volumes (named, with their sizes), its kept images and its clone
     Destroy {
         workspace: Option<String>,
-        /// Also when the clone has uncommitted or unpushed work
+        /// Also when the clone has uncommitted or unpushed work, and delete sidecars' data without asking
         #[arg(long)]
         force: bool,
     },

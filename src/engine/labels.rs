@@ -26,6 +26,10 @@ pub const PROBE_RUN: &str = "dual.probe.run";
 /// The pid of the dual process that created a probe container, so that a later
 /// run can tell an abandoned one (its creator died) from one in use.
 pub const OWNER_PID: &str = "dual.pid";
+/// An image of what a workspace's (or sidecar's) container wrote outside
+/// its mounts, kept when it was recreated; its value is the container.
+pub const KEPT: &str = "dual.kept";
+pub const KIND_KEPT: &str = "kept";
 
 pub const MANAGED_FILTER: (&str, &str) = (MANAGED, "true");
 

@@ -5,12 +5,14 @@
 //! is parsed in [`model`]. Every call goes through [`crate::process::Cmd`].
 
 pub mod bridge;
+pub mod diff;
 pub mod error;
 pub mod facts;
 pub mod labels;
 mod lifecycle;
 pub mod model;
 pub mod spec;
+pub mod volumes;
 
 use std::ffi::OsString;
 use std::fmt;

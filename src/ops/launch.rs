@@ -495,10 +495,12 @@ pub enum Started {
     },
     Restarted,
     AlreadyRunning,
-    /// Removed and made again (the clone and the volumes kept).
+    /// Removed and made again (the clone and the volumes kept, and what
+    /// it wrote outside them as an image, where it wrote anything).
     Recreated {
         forced: bool,
         user: (u32, u32),
+        kept: bool,
     },
 }
 
@@ -514,9 +516,27 @@ impl Started {
 
     fn why(&self) -> &'static str {
         match self {
-            Started::Recreated { forced: true, .. } => " (--recreate; clone and volumes kept)",
-            Started::Recreated { forced: false, .. } => {
-                ": its .dual.toml changed (image, ports, env or volumes); clone and volumes kept"
+            Started::Recreated {
+                forced: true,
+                kept: false,
+                ..
+            } => " (--recreate; clone and volumes kept)",
+            Started::Recreated {
+                forced: true,
+                kept: true,
+                ..
+            } => " (--recreate; clone and volumes kept, its own files as an image)",
+            Started::Recreated {
+                forced: false,
+                kept: false,
+                ..
+            } => ": its .dual.toml changed (image, ports, env or volumes); clone and volumes kept",
+            Started::Recreated {
+                forced: false,
+                kept: true,
+                ..
+            } => {
+                ": its .dual.toml changed (image, ports, env or volumes); clone and volumes kept, its own files as an image"
             }
             _ => "",
         }
@@ -585,13 +605,19 @@ pub fn ensure_container(
     if image_id.is_none() {
         pull_image(engine, &config.image, &workspace.path, printer)?;
     }
-    if replacing.is_some() {
+    let kept = if replacing.is_some() {
+        // What it wrote outside its mounts would go with it: kept as an
+        // image first (or, where that fails, it is not removed).
+        let kept = super::keep::keep_writes(engine, &name, &[], printer).hinted()?;
         // Its sidecars go first (they share its namespace) and are made
         // again with it; their data volumes stay.
         workspace::stack::remove_containers(engine, workspace).hinted()?;
         // `rm --volumes` removes anonymous volumes only: the named ones stay.
         engine.remove(&[&name]).hinted()?;
-    }
+        kept.is_some()
+    } else {
+        false
+    };
     let mode = workspace::host_mode(engine).hinted()?;
     let labels = workspace::labels(workspace, None).to_labels();
     for dir in &config.anonymous_volumes {
@@ -673,6 +699,7 @@ pub fn ensure_container(
         Some(forced) => Started::Recreated {
             forced,
             user: mode.ids,
+            kept,
         },
         None => Started::Created { user: mode.ids },
     })

@@ -9,6 +9,7 @@
 pub mod create;
 pub mod destroy;
 pub mod forward;
+pub mod keep;
 pub mod launch;
 pub mod prune;
 pub mod recover;

@@ -85,7 +85,13 @@ pub fn remove(
                 Engine::new(*engine).volume_remove(&[name]).hinted()?;
             }
             Leftover::Workspace { name, .. } => {
-                let destroyed = super::destroy::destroy(flag, Some(name), false, printer)?;
+                let destroyed = super::destroy::destroy(
+                    flag,
+                    Some(name),
+                    false,
+                    super::destroy::Consent::Nobody,
+                    printer,
+                )?;
                 printer.out(format!("destroyed `{}`", destroyed.workspace));
             }
         }

@@ -162,7 +162,13 @@ impl Work {
                 )
             }
             Work::Destroy(name) => {
-                let destroyed = ops::destroy::destroy(flag, Some(name), false, printer)?;
+                let destroyed = ops::destroy::destroy(
+                    flag,
+                    Some(name),
+                    false,
+                    ops::destroy::Consent::Nobody,
+                    printer,
+                )?;
                 format!("destroyed {}", destroyed.workspace)
             }
             Work::Open(name) => match ops::urls::open(Some(name), printer)? {
