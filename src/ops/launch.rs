@@ -220,7 +220,16 @@ fn start_sidecars(
             config.sidecars.keys().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
-    let ups = stack::ensure(engine, workspace, config, state, rejoin, &progress)
+    let keep = |container: &str, mounts: &[String]| {
+        super::keep::keep_writes(engine, container, mounts, printer)
+            .map(drop)
+            .map_err(|error| error.to_string())
+    };
+    let hooks = stack::Hooks {
+        progress: &progress,
+        before_recreate: Some(&keep),
+    };
+    let ups = stack::ensure(engine, workspace, config, state, rejoin, &hooks)
         .hinted()
         .with_context(|| format!("could not start the sidecars of `{}`", workspace.name()))?;
     for up in ups {

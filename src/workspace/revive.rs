@@ -68,7 +68,11 @@ fn revive(engine: &Engine, state: &State, workspace: &Workspace) -> Result<(), R
     engine.start(&workspace.container_name())?;
     let config = Config::load(&workspace.path)?;
     // Its sidecars join the namespace the container has now.
-    super::stack::ensure(engine, workspace, &config, state, true, &|_| {})?;
+    let hooks = super::stack::Hooks {
+        progress: &|_| {},
+        before_recreate: None,
+    };
+    super::stack::ensure(engine, workspace, &config, state, true, &hooks)?;
     ensure_services(engine, workspace)
 }
 

@@ -76,6 +76,8 @@ pub enum StackError {
     },
     #[error("{0}")]
     Config(String),
+    #[error("sidecar `{name}` was not recreated: {why}")]
+    Keep { name: String, why: String },
     #[error("could not copy the data of sidecar `{name}` from `{parent}`: {why}")]
     Copy {
         name: String,
@@ -122,6 +124,9 @@ impl Hint for StackError {
                 "its whole log: `dual logs {workspace} {name}`; fix its config and `dual launch {workspace}` again"
             )),
             StackError::Config(_) => Some("fix .dual.toml or the compose file".into()),
+            StackError::Keep { .. } => Some(
+                "copy what it wrote out by hand (`docker cp`), remove its container, and launch again".into(),
+            ),
             StackError::Copy { .. } => Some(
                 "`dual create BRANCH --from WORKSPACE` names where data comes from; a workspace whose copy failed starts empty after `dual destroy` and a new create".into(),
             ),
@@ -171,6 +176,17 @@ pub struct Copied {
     pub parent_paused: Duration,
 }
 
+/// What the caller does at two moments of `ensure`.
+pub struct Hooks<'a> {
+    /// A line of progress.
+    pub progress: &'a dyn Fn(String),
+    /// Before a sidecar whose config changed is removed to be made again
+    /// (its container's name and mount targets): keep what it wrote
+    /// outside its volumes. `None`: do not recreate now (a revival starts
+    /// what exists; the next launch recreates).
+    pub before_recreate: Option<&'a dyn Fn(&str, &[String]) -> Result<(), String>>,
+}
+
 /// Starts `config`'s sidecars of `workspace` that do not run (in
 /// dependency order, each waited for until ready), recreates those whose
 /// config changed, and removes those it no longer names (their data
@@ -183,8 +199,9 @@ pub fn ensure(
     config: &Config,
     state: &State,
     rejoin: bool,
-    progress: &dyn Fn(String),
+    hooks: &Hooks,
 ) -> Result<Vec<Up>, StackError> {
+    let progress = hooks.progress;
     let mine = super::labels(workspace, None);
     let existing = existing_sidecars(engine, &mine)?;
     for (name, container) in &existing {
@@ -217,7 +234,7 @@ pub fn ensure(
             state,
             config,
             rejoin,
-            progress,
+            hooks,
         )?;
         ups.push(up);
     }
@@ -264,8 +281,9 @@ fn ensure_one(
     state: &State,
     config: &Config,
     rejoin: bool,
-    progress: &dyn Fn(String),
+    hooks: &Hooks,
 ) -> Result<Up, StackError> {
+    let progress = hooks.progress;
     let Wanted {
         workspace,
         name,
@@ -294,7 +312,7 @@ fn ensure_one(
     if let Some(existing) = existing {
         let same = SidecarLabels::from_labels(&existing.labels)
             .is_some_and(|labels| labels.workspace.settings == settings);
-        if same {
+        if same || hooks.before_recreate.is_none() {
             let stale = rejoin || in_another_namespace(existing, host);
             if existing.running && !stale {
                 return Ok(Up {
@@ -320,6 +338,13 @@ fn ensure_one(
         progress(format!(
             "sidecar `{name}`: its config changed; recreating it (its data volumes kept)"
         ));
+        if let Some(keep) = hooks.before_recreate {
+            let mounts: Vec<String> = sidecar.volumes.iter().map(|v| v.target.clone()).collect();
+            keep(&container, &mounts).map_err(|why| StackError::Keep {
+                name: name.to_owned(),
+                why,
+            })?;
+        }
         engine.remove(&[&container])?;
         how = UpHow::Recreated;
     }
