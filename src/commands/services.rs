@@ -42,6 +42,15 @@ pub fn logs(
         // A sidecar's log is its container's, kept by the engine.
         let engine = crate::ops::engine_for(flag, Some(workspace)).hinted()?;
         let container = crate::workspace::stack::container_name(workspace, sidecar);
+        if !follow {
+            // One stream, as a service's log is (the engine keeps the
+            // process's stdout and stderr apart).
+            let text = engine
+                .logs_tail(&container, tail)
+                .hinted()?;
+            print(&text)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let status = engine
             .logs_cmd(&container, follow, tail)
             .run_attached(false, |_| {})?;

@@ -41,11 +41,10 @@ impl Engine {
         self.run(&cmd).map(drop)
     }
 
-    /// The last `lines` lines a container's main process printed (stdout
-    /// and stderr, interleaved as the engine keeps them).
-    pub fn logs_tail(&self, container: &str, lines: usize) -> Result<String, EngineError> {
-        let lines = lines.to_string();
-        let cmd = self.cmd(["logs", "--tail", &lines, container]);
+    /// The last `lines` lines (else all) a container's main process
+    /// printed: its stdout, then its stderr (the engine keeps them apart).
+    pub fn logs_tail(&self, container: &str, lines: Option<usize>) -> Result<String, EngineError> {
+        let cmd = self.cmd(logs_args(container, false, lines));
         let output = self.run_tolerating(&cmd, only_missing_objects)?;
         Ok(format!("{}{}", output.stdout, output.stderr))
     }

@@ -333,7 +333,8 @@ impl RunSpec {
             let mut arg = OsString::from(format!("--mount=type=volume,source={volume},target="));
             arg.push(target);
             if readonly {
-                arg.push(",readonly");
+                // Both engines read `ro` on a volume; podman refuses `readonly` there.
+                arg.push(",ro");
             }
             args.push(arg);
         }

@@ -507,7 +507,7 @@ fn wait_ready(
         name: name.to_owned(),
         workspace: workspace.name(),
         why,
-        log: engine.logs_tail(container, LOG_LINES).unwrap_or_default(),
+        log: engine.logs_tail(container, Some(LOG_LINES)).unwrap_or_default(),
     };
     let mut restarts = None;
     loop {
