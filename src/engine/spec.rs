@@ -51,6 +51,8 @@ pub struct RunSpec {
     pub entrypoint: Option<String>,
     /// `--restart=on-failure`: the engine starts it again when it crashes.
     pub restart_on_failure: bool,
+    /// `--add-host=NAME:ADDRESS`: names its `/etc/hosts` resolves.
+    pub hosts: Vec<(String, std::net::IpAddr)>,
     pub command: Vec<String>,
 }
 
@@ -288,6 +290,21 @@ impl RunSpec {
                 )
                 .into(),
             );
+        }
+        for (name, address) in &self.hosts {
+            let plain = !name.is_empty()
+                && !name.starts_with('-')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+            if !plain {
+                return Err(SpecError::Refused {
+                    what: "a host name",
+                    value: name.escape_debug().to_string(),
+                    why: "a host name is letters, digits, `-`, `_` and `.`",
+                });
+            }
+            args.push(format!("--add-host={name}:{address}").into());
         }
         if let Some(hostname) = &self.hostname {
             args.push(format!("--hostname={hostname}").into());

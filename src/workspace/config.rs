@@ -280,13 +280,26 @@ impl Config {
     /// `setup`, `extra_commands` and `shared_files` act on the host or once,
     /// so a change to them keeps the container.
     pub fn container_hash(&self) -> String {
-        let made_from = serde_json::json!([
-            self.image,
-            self.ports,
-            self.env,
-            self.anonymous_volumes,
-            CONTAINER_LAYOUT
-        ]);
+        // Sidecars' names: the host names its `/etc/hosts` gives them.
+        let sidecars: Vec<&String> = self.sidecars.keys().collect();
+        let made_from = if sidecars.is_empty() {
+            serde_json::json!([
+                self.image,
+                self.ports,
+                self.env,
+                self.anonymous_volumes,
+                CONTAINER_LAYOUT
+            ])
+        } else {
+            serde_json::json!([
+                self.image,
+                self.ports,
+                self.env,
+                self.anonymous_volumes,
+                CONTAINER_LAYOUT,
+                sidecars
+            ])
+        };
         super::names::long_hash(&made_from.to_string())
     }
 

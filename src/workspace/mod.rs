@@ -269,6 +269,13 @@ pub fn container_spec(
             .push((volume_name(workspace, dir), workspace.path.join(dir)));
     }
     spec.tmpfs.push(RUN_DIR.into());
+    // `db:5432`, as the compose file's app reaches its database, is this
+    // workspace's own sidecar too: it listens on the shared localhost.
+    spec.hosts = config
+        .sidecars
+        .keys()
+        .map(|name| (name.clone(), std::net::Ipv4Addr::LOCALHOST.into()))
+        .collect();
     spec.command = identity::entry_command();
     spec
 }

@@ -13,7 +13,7 @@ use crate::workspaces::TestEnv;
 
 /// Stops the background proxy a test made `dual forward` start, however the
 /// test ends.
-struct StopsProxy<'a>(&'a TestEnv);
+pub struct StopsProxy<'a>(pub &'a TestEnv);
 
 impl Drop for StopsProxy<'_> {
     fn drop(&mut self) {

@@ -74,7 +74,10 @@ fn have_stack_images(kind: EngineKind, test: &str) -> bool {
 /// A repo whose `.dual.toml` names only the workspace image, and whose
 /// compose file is `COMPOSE`.
 fn compose_env(kind: EngineKind) -> TestEnv {
-    let env = TestEnv::new(Some(kind), &format!("image = \"{STACK}\"\nports = [3000]\n"));
+    let env = TestEnv::new(
+        Some(kind),
+        &format!("image = \"{STACK}\"\nports = [3000]\n"),
+    );
     let source = env.source();
     std::fs::write(source.join("compose.yaml"), COMPOSE).unwrap();
     env.git(&source, &["add", "compose.yaml"]);
@@ -180,11 +183,18 @@ fn each_workspace_has_its_own_postgres_and_redis_from_the_compose_file() {
         }
         for branch in branches {
             psql(&env, branch, "create table owner (name text)");
-            psql(&env, branch, &format!("insert into owner values ('{branch}')"));
+            psql(
+                &env,
+                branch,
+                &format!("insert into owner values ('{branch}')"),
+            );
             redis(&env, branch, &["set", "owner", branch]);
         }
         for branch in branches {
-            assert_eq!(psql(&env, branch, "select string_agg(name, ',') from owner"), branch);
+            assert_eq!(
+                psql(&env, branch, "select string_agg(name, ',') from owner"),
+                branch
+            );
             assert_eq!(redis(&env, branch, &["get", "owner"]), branch);
             assert_eq!(
                 sidecar_states(&env, &env.name(branch)),
@@ -194,6 +204,79 @@ fn each_workspace_has_its_own_postgres_and_redis_from_the_compose_file() {
                 ]
             );
         }
+        // Compose's app reaches its database by the service's name: the
+        // workspace's own one.
+        let by_name = env.run_in(
+            "b",
+            "",
+            &[
+                "env",
+                "PGPASSWORD=devsecret",
+                "psql",
+                "-h",
+                "db",
+                "-U",
+                "postgres",
+                "-d",
+                "app",
+                "-tAc",
+                "select name from owner",
+            ],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&by_name.stdout).trim(),
+            "b",
+            "{by_name:?}"
+        );
+        // The host reaches one workspace's database through `dual forward`
+        // (which starts the proxy), with the host's own psql.
+        env.ok(&["proxy", "start"]);
+        let _proxy = crate::forward::StopsProxy(&env);
+        let local = crate::proxy::free_port();
+        let forwarded = env.ok(&[
+            "forward",
+            &env.name("a"),
+            "5432",
+            "--local",
+            &local.to_string(),
+        ]);
+        assert!(
+            forwarded.contains(&format!("127.0.0.1:{local}")),
+            "{forwarded}"
+        );
+        let host_psql = std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &local.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "app",
+            ])
+            .args(["-tAc", "select name from owner"])
+            .env("PGPASSWORD", "devsecret")
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("psql on the host (scripts/setup-engines installs postgresql-client)");
+        assert_eq!(
+            String::from_utf8_lossy(&host_psql.stdout).trim(),
+            "a",
+            "{host_psql:?}"
+        );
+        // With the proxy running, their ports are found, judged not HTTP,
+        // and listed apart: never a URL, never bound on the host.
+        let a = env.name("a");
+        crate::support::wait_until(
+            Duration::from_secs(20),
+            "5432 and 6379 listed as tcp",
+            || {
+                let list = env.list();
+                let tcp = &list.iter().find(|w| w["name"] == a.as_str()).unwrap()["tcp_ports"];
+                *tcp == serde_json::json!([5432, 6379])
+            },
+        );
         // Nothing is published on the host for them, and no URL offers
         // them as web pages.
         for branch in branches {
@@ -228,7 +311,10 @@ fn data_is_branched_from_the_parent_and_survives_stop_recreate_and_an_image_chan
         assert!(created.contains("copy of"), "{created}");
         let launched = env.ok(&["launch", &env.name("feat")]);
         assert!(launched.contains("copied from"), "{launched}");
-        assert_eq!(psql(&env, "feat", "select string_agg(v, ',') from rows"), "from-main");
+        assert_eq!(
+            psql(&env, "feat", "select string_agg(v, ',') from rows"),
+            "from-main"
+        );
         // The parent runs on, and the two diverge.
         psql(&env, "feat", "insert into rows values ('feat-only')");
         psql(&env, "main", "insert into rows values ('main-only')");
@@ -288,10 +374,16 @@ fn a_sidecar_that_never_gets_ready_fails_the_launch_with_its_log_and_leaves_noth
         env.ok(&["create", "main"]);
         let name = env.name("main");
         let error = env.fails(&["launch", &name]);
-        assert!(error.contains("sidecar `broken` did not become ready"), "{error}");
+        assert!(
+            error.contains("sidecar `broken` did not become ready"),
+            "{error}"
+        );
         assert!(error.contains("nothing listened on port 5999"), "{error}");
         assert!(error.contains("preparing the answer"), "{error}");
-        assert!(error.contains(&format!("dual logs {name} broken")), "{error}");
+        assert!(
+            error.contains(&format!("dual logs {name} broken")),
+            "{error}"
+        );
         let debris: Vec<String> = env
             .containers()
             .into_iter()
@@ -305,7 +397,10 @@ fn a_sidecar_that_never_gets_ready_fails_the_launch_with_its_log_and_leaves_noth
         let fixed = config.replace("ready = 5999\nready_timeout = 3\n", "");
         std::fs::write(clone.join(".dual.toml"), fixed).unwrap();
         let error = env.fails(&["launch", &name]);
-        assert!(error.contains("sidecar `crashing` did not become ready"), "{error}");
+        assert!(
+            error.contains("sidecar `crashing` did not become ready"),
+            "{error}"
+        );
         assert!(error.contains("exited with status 3"), "{error}");
         assert!(error.contains("config file missing"), "{error}");
     });
@@ -354,5 +449,84 @@ fn the_compose_file_gives_two_sidecars_and_skips_the_app() {
         config.sidecars["db"].env["POSTGRES_PASSWORD"], "devsecret",
         "the default of ${{DB_PASSWORD:-devsecret}}"
     );
-    assert!(config.notes.iter().any(|note| note.contains("`app`")), "{:?}", config.notes);
+    assert!(
+        config.notes.iter().any(|note| note.contains("`app`")),
+        "{:?}",
+        config.notes
+    );
+}
+
+/// The images a rootless user needs, in that user's own storage (where
+/// `scripts/sidecar-images` did not put them): copied from root's podman.
+fn load_for(user: &str) {
+    let present = "cd / && podman image exists postgres:16 && podman image exists redis:7 \
+                   && podman image exists dual-test-stack:latest";
+    let listed = std::process::Command::new("su")
+        .args([user, "-s", "/bin/sh", "-c", present])
+        .status()
+        .unwrap();
+    if listed.success() {
+        return;
+    }
+    let script = format!(
+        "podman save {POSTGRES} {REDIS} {STACK} | su {user} -s /bin/sh -c 'cd / && podman load -q'"
+    );
+    let loaded = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+}
+
+/// What the rootless test's user runs: `.dual.toml` with a Postgres and a
+/// Redis, two workspaces, the second branched from the first.
+const ROOTLESS_SCRIPT: &str = r#"export XDG_DATA_HOME=$(getent passwd "$(id -un)" | cut -d: -f6)/.local/share
+cd "$T/src"
+printf '%s\n' 'image = "dual-test-stack:latest"' '[sidecars.db]' 'image = "postgres:16"' \
+  'env = { POSTGRES_PASSWORD = "dev", POSTGRES_DB = "app" }' \
+  'volumes = ["pgdata:/var/lib/postgresql/data"]' 'ready = "pg_isready -h localhost -U postgres"' \
+  '[sidecars.cache]' 'image = "redis:7"' 'ready = 6379' > .dual.toml
+git -c user.email=t@t -c user.name=t commit -qam sidecars
+"$DUAL" add --name rl >/dev/null && "$DUAL" create main >/dev/null && "$DUAL" launch rl-main >/dev/null
+cd "$T/root/rl/main"
+"$DUAL" run -- env PGPASSWORD=dev psql -h localhost -U postgres -d app -tAc "create table t (v text); insert into t values ('from-main')" >/dev/null
+echo "redis=$("$DUAL" run -- redis-cli -h cache ping)"
+echo "db-dir=$("$DUAL" run -- env PGPASSWORD=dev psql -h localhost -U postgres -d app -tAc "select current_setting('data_directory')")"
+cd / && "$DUAL" create feat --from rl-main >/dev/null && "$DUAL" launch rl-feat
+cd "$T/root/rl/feat"
+echo "feat=$("$DUAL" run -- env PGPASSWORD=dev psql -h db -U postgres -d app -tAc "select v from t")"
+cd / && "$DUAL" destroy rl-feat --force >/dev/null && "$DUAL" destroy rl-main --force >/dev/null && echo destroyed
+echo "left=$(podman ps -aq --filter label=dual.repo=rl | wc -l)/$(podman volume ls -q --filter label=dual.repo=rl | wc -l)"
+"#;
+
+/// Sidecars as an ordinary user on rootless podman: each runs as its image's
+/// user, the workspace reaches both on localhost and by name, and a branch
+/// starts with a copy of its parent's data (the parent's sidecar stopped for
+/// the copy where rootless podman cannot pause it).
+#[test]
+fn rootless_podman_runs_sidecars_and_branches_their_data() {
+    let Some(user) = crate::support::rootless_user("rootless_podman_sidecars") else {
+        return;
+    };
+    if !have_stack_images(EngineKind::Podman, "rootless_podman_sidecars") {
+        return;
+    }
+    load_for(&user);
+    let (output, _dir) = crate::support::as_user(&user, EngineKind::Podman, ROOTLESS_SCRIPT);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for expected in [
+        "redis=PONG\n",
+        "db-dir=/var/lib/postgresql/data\n",
+        "copied from `rl-main`",
+        "feat=from-main\n",
+        "destroyed\n",
+        "left=0/0\n",
+    ] {
+        assert!(stdout.contains(expected), "no `{expected}` in:\n{stdout}");
+    }
 }
