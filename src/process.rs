@@ -202,6 +202,10 @@ impl Cmd {
         }
         if let Some(dir) = &self.dir {
             expression = expression.dir(dir);
+        } else if std::env::current_dir().is_err() {
+            // Run from a directory that was deleted (the clone `dual
+            // destroy` just removed): podman refuses to start there.
+            expression = expression.dir("/");
         }
         expression
     }

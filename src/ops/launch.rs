@@ -395,9 +395,19 @@ fn start_services(
     services::control(engine, workspace, config, services::Control::Ensure)
         .hinted()
         .with_context(|| format!("could not start the services of `{}`", workspace.name()))?;
-    for name in config.services.keys() {
+    for (name, service) in &config.services {
+        let when = if service.depends_on.is_empty() {
+            "started".to_owned()
+        } else {
+            let verb = if service.depends_on.len() == 1 {
+                "is"
+            } else {
+                "are"
+            };
+            format!("starts once {} {verb} ready", service.depends_on.join(", "))
+        };
         printer.out(format!(
-            "service `{name}`: started; its output: dual logs {} {name}",
+            "service `{name}`: {when}; its output: dual logs {} {name}",
             workspace.name()
         ));
     }
