@@ -186,11 +186,11 @@ pub struct Hooks<'a> {
     /// (its container's name and mount targets): keep what it wrote
     /// outside its volumes. `None`: do not recreate now (a revival starts
     /// what exists; the next launch recreates).
-    pub before_recreate: Option<&'a KeepWrites>,
+    pub before_recreate: Option<&'a KeepWrites<'a>>,
 }
 
 /// Keeps what container `.0` wrote outside mounts `.1`; the error says why not.
-pub type KeepWrites = dyn Fn(&str, &[String]) -> Result<(), String>;
+pub type KeepWrites<'a> = dyn Fn(&str, &[String]) -> Result<(), String> + 'a;
 
 /// Starts `config`'s sidecars of `workspace` that do not run (in
 /// dependency order, each waited for until ready), recreates those whose
