@@ -78,12 +78,13 @@ fn logs_args(container: &str, follow: bool, tail: Option<usize>) -> Vec<OsString
 
 impl Engine {
     /// Runs a container to its end, removing it after (`run --rm`), with
-    /// what it printed; `timeout` bounds it.
+    /// what it printed; `timeout` bounds it, and Ctrl-C ends it where the
+    /// engine is cancellable (the caller removes a container cut short).
     pub fn run_to_end(&self, spec: &RunSpec, timeout: Duration) -> Result<Output, EngineError> {
         let mut args = spec.create_args()?;
         args[0] = "run".into();
         args.insert(1, "--rm".into());
-        let cmd = self.cmd(args).timeout(timeout).uncancellable();
+        let cmd = self.cmd(args).timeout(timeout);
         cmd.output().map_err(|error| self.classify(error))
     }
 }

@@ -148,7 +148,8 @@ fn check_user_name(name: &str) -> Result<(), SpecError> {
     if !name.split(':').all(part_ok) || name.split(':').count() > 2 {
         return Err(refused("a user is `name`, `uid` or `uid:gid`"));
     }
-    if matches!(name.split(':').next(), Some("root" | "0")) {
+    let user = name.split(':').next().unwrap_or_default();
+    if user == "root" || (user.bytes().all(|b| b.is_ascii_digit()) && user.parse() == Ok(0u32)) {
         return Err(refused("nothing dual starts runs as root"));
     }
     Ok(())

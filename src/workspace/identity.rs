@@ -171,6 +171,27 @@ pub fn hand_over_volumes(
         })
 }
 
+/// The uid `user` (`name`, `uid` or either with `:group`) stands for in
+/// `image`: a number as the kernel reads it (`00` is 0), a name through the
+/// image's own passwd (where `postgres` may be uid 0). `None` where the
+/// image has no such name: the engine then refuses to start it.
+pub fn image_uid(
+    engine: &Engine,
+    image: &str,
+    image_id: &str,
+    user: &str,
+) -> Result<Option<u32>, IdentityError> {
+    let name = user.split(':').next().unwrap_or_default();
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(Some(name.parse().unwrap_or(u32::MAX)));
+    }
+    let (passwd, _) = image_accounts(engine, image, image_id)?;
+    Ok(passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then(|| fields.nth(1)?.parse().ok())?
+    }))
+}
+
 /// The image's passwd and group files, read from a container made (never
 /// started) for that, and removed after.
 fn image_accounts(

@@ -382,7 +382,9 @@ pub fn check_user(key: &str, user: &str) -> Result<(), String> {
             user.escape_debug()
         ));
     }
-    if user.split(':').next() == Some("root") || user.split(':').next() == Some("0") {
+    let name = user.split(':').next().unwrap_or_default();
+    let zero = name.bytes().all(|b| b.is_ascii_digit()) && name.parse() == Ok(0u32);
+    if name == "root" || zero {
         return Err(format!(
             "`{key}`: dual runs nothing as root in a workspace; name the image's own user"
         ));
@@ -501,6 +503,8 @@ mod tests {
         let refused = [
             r#"image = "--privileged""#,
             "image = \"pg\"\nuser = \"root\"",
+            "image = \"pg\"\nuser = \"00\"",
+            "image = \"pg\"\nuser = \"000:0\"",
             "image = \"pg\"\nuser = \"--privileged\"",
             "image = \"pg\"\nvolumes = [\"x:/data,type=bind,source=/\"]",
             "image = \"pg\"\nvolumes = [\"../x:/data\"]",

@@ -28,6 +28,9 @@ use crate::error::Hint;
 const SIDECAR_LAYOUT: u32 = 1;
 /// How long a sidecar gets to stop on SIGTERM (or its image's stop signal).
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a sidecar with no ready check and no port must keep running
+/// to count as started.
+const SETTLE: Duration = Duration::from_secs(1);
 /// Lines of a sidecar's log an error shows.
 const LOG_LINES: usize = 20;
 
@@ -88,6 +91,20 @@ pub enum StackError {
     },
 }
 
+/// Text a container wrote, as shown on the user's terminal: its control
+/// characters escaped (but newlines and tabs).
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' && c != '\n' {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn log_tail(log: &str) -> String {
     if log.trim().is_empty() {
         return "\n  (its log is empty)".into();
@@ -97,17 +114,7 @@ fn log_tail(log: &str) -> String {
         text.push_str("\n  | ");
         // The sidecar's own words: control characters reach the terminal
         // escaped.
-        let shown: String = line
-            .chars()
-            .map(|c| {
-                if c.is_control() && c != '\t' {
-                    c.escape_debug().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect();
-        text.push_str(&shown);
+        text.push_str(&shown(line));
     }
     text
 }
@@ -296,23 +303,35 @@ fn ensure_one(
         host,
     } = wanted;
     let image_id = image_or_pull(engine, name, sidecar)?;
+    let root = || StackError::Root {
+        name: name.to_owned(),
+        origin: sidecar.origin.to_string(),
+        image: sidecar.image.clone(),
+    };
     let user = match &sidecar.user {
         Some(user) => user.clone(),
-        None => match engine.image_user(&sidecar.image)? {
-            Some(user) if !is_root(&user) => user,
-            _ => {
-                return Err(StackError::Root {
-                    name: name.to_owned(),
-                    origin: sidecar.origin.to_string(),
-                    image: sidecar.image.clone(),
-                });
-            }
-        },
+        None => engine.image_user(&sidecar.image)?.ok_or_else(root)?,
     };
+    let container = container_name(workspace, name);
+    if is_root(&user) {
+        return Err(root());
+    }
+    // Before anything of it runs: a name the image's passwd maps to uid 0,
+    // or `00`, is root too. (A running sidecar was checked when made.)
+    if existing.is_none_or(|c| !c.running) {
+        let uid = super::identity::image_uid(engine, &sidecar.image, &image_id, &user)
+            .map_err(|error| StackError::Config(format!("sidecar `{name}`: {error}")))?;
+        if uid == Some(0) {
+            return Err(root());
+        }
+    }
+    if let Some(paused) = existing.filter(|c| c.status == "paused") {
+        // A copy of its data for a branch ended without resuming it.
+        engine.unpause(&paused.name)?;
+    }
     let settings = names::long_hash(
         &serde_json::json!([sidecar, image_id, user, host.id, SIDECAR_LAYOUT]).to_string(),
     );
-    let container = container_name(workspace, name);
     let mut how = UpHow::Created;
     if let Some(existing) = existing {
         let same = SidecarLabels::from_labels(&existing.labels)
@@ -404,7 +423,10 @@ fn ensure_one(
 }
 
 fn is_root(user: &str) -> bool {
-    matches!(user.split(':').next(), Some("root" | "0" | ""))
+    let name = user.split(':').next().unwrap_or_default().trim();
+    name.is_empty()
+        || name == "root"
+        || (name.bytes().all(|b| b.is_ascii_digit()) && name.parse() == Ok(0u32))
 }
 
 /// The sidecar's `run` arguments: see the module's doc.
@@ -531,7 +553,9 @@ fn wait_ready(
                 engine.exec(container, &argv)?.success()
             }
             (_, Some(port)) => listens(engine, &now, host, port),
-            (_, None) => now.running,
+            // Nothing to ask: ready once it has kept running a moment (an
+            // image that fails at once fails here, not after setup).
+            (_, None) => now.running && started.elapsed() >= SETTLE,
         };
         if ready {
             return Ok(());
@@ -588,9 +612,12 @@ pub fn data_parent<'s>(
 /// Copies the parent's data volume `volume` of sidecar `name` into this
 /// workspace's (made just now, empty): with the parent's sidecar paused
 /// (frozen, so its files are consistent as after a power cut, which a
-/// database recovers from), or stopped where the engine cannot pause it.
-/// The copy runs in a container of the sidecar's own image, as its user,
-/// with no network. `None`: the parent has no such volume.
+/// database recovers from), or stopped where the engine cannot pause it,
+/// and resumed however the copy ends. The copy runs in a container of the
+/// parent's own image (the branch's image is the branch's to choose: its
+/// `cp` could hold the parent paused), as that image's user, with no
+/// network, bounded by `COPY_TIMEOUT`. `None`: the parent has no such
+/// volume.
 #[allow(clippy::too_many_arguments)]
 fn copy_data(
     engine: &Engine,
@@ -616,27 +643,42 @@ fn copy_data(
         parent: parent.name(),
         why,
     };
+    let parent_container = container_name(parent, name);
+    let parent_now = engine.inspect(&[&parent_container])?.pop();
+    // The parent's image and its user where the parent's sidecar exists;
+    // else this one's (nothing of the parent's is paused then).
+    let (image, user) = match &parent_now {
+        Some(found) => {
+            let image_user = engine.image_user(&found.image).ok().flatten();
+            (
+                found.image.clone(),
+                image_user.unwrap_or_else(|| user.to_owned()),
+            )
+        }
+        None => (sidecar.image.clone(), user.to_owned()),
+    };
+    if is_root(&user) {
+        return Err(failed(format!("the image `{image}` would copy it as root")));
+    }
     progress(format!(
         "sidecar `{name}`: copying `{}` from `{}`",
         volume.name,
         parent.name()
     ));
-    let parent_container = container_name(parent, name);
-    let running = engine
-        .inspect(&[&parent_container])?
-        .first()
-        .is_some_and(|c| c.running);
+    let running = parent_now.as_ref().is_some_and(|c| c.running);
+    let copier = format!("{target}.copy");
+    let _ = engine.remove(&[&copier]);
     let paused_at = Instant::now();
-    let mut stopped = false;
-    if running && engine.pause(&parent_container).is_err() {
-        engine.stop(&parent_container, STOP_GRACE)?;
-        stopped = true;
-    }
+    let held = if running {
+        Some(HeldParent::hold(engine, &parent_container)?)
+    } else {
+        None
+    };
     let started = Instant::now();
-    let mut spec = RunSpec::new(format!("{target}.copy"), sidecar.image.clone());
+    let mut spec = RunSpec::new(&copier, image.clone());
     spec.labels = labels_of(workspace, &format!("{name}.copy")).to_labels();
     spec.network = Network::None;
-    spec.user_name = Some(user.to_owned());
+    spec.user_name = Some(user);
     spec.pull = Pull::Never;
     spec.readonly_volumes
         .push((source.clone(), PathBuf::from(FROM_MOUNT)));
@@ -652,31 +694,25 @@ fn copy_data(
     ];
     let copied = engine.run_to_end(&spec, COPY_TIMEOUT);
     let took = started.elapsed();
-    if running {
-        let resumed = if stopped {
-            engine.start(&parent_container)
-        } else {
-            engine.unpause(&parent_container)
-        };
-        if let Err(error) = resumed {
-            progress(format!(
-                "sidecar `{name}` of `{}` did not resume after the copy: {error}",
-                parent.name()
-            ));
-        }
-    }
+    // A copy cut short (its time, Ctrl-C) leaves its container running.
+    let _ = engine.remove(&[&copier]);
+    let resumed = held.map(HeldParent::resume);
     let parent_paused = if running {
         paused_at.elapsed()
     } else {
         Duration::ZERO
     };
+    if let Some(Err(error)) = resumed {
+        progress(format!(
+            "sidecar `{name}` of `{}` did not resume after the copy: {error}",
+            parent.name()
+        ));
+    }
     let output = copied.map_err(|error| failed(error.to_string()))?;
     if !output.success() {
-        let _ = engine.remove(&[&format!("{target}.copy")]);
         return Err(failed(format!(
-            "`cp` in `{}` said: {}",
-            sidecar.image,
-            output.stderr.trim()
+            "`cp` in `{image}` said: {}",
+            shown(output.stderr.trim())
         )));
     }
     Ok(Some(Copied {
@@ -687,9 +723,59 @@ fn copy_data(
     }))
 }
 
+/// A parent's sidecar held still for a copy: paused, or stopped where the
+/// engine cannot pause (rootless podman on cgroups v1). Dropping it
+/// resumes it, however the copy ended.
+struct HeldParent<'e> {
+    engine: &'e Engine,
+    container: String,
+    stopped: bool,
+    resumed: bool,
+}
+
+impl<'e> HeldParent<'e> {
+    fn hold(engine: &'e Engine, container: &str) -> Result<Self, EngineError> {
+        let stopped = if engine.pause(container).is_ok() {
+            false
+        } else {
+            engine.stop(container, STOP_GRACE)?;
+            true
+        };
+        Ok(HeldParent {
+            engine,
+            container: container.to_owned(),
+            stopped,
+            resumed: false,
+        })
+    }
+
+    fn resume(mut self) -> Result<(), EngineError> {
+        self.resumed = true;
+        if self.stopped {
+            self.engine.start(&self.container)
+        } else {
+            self.engine.unpause(&self.container)
+        }
+    }
+}
+
+impl Drop for HeldParent<'_> {
+    fn drop(&mut self) {
+        if !self.resumed {
+            let _ = if self.stopped {
+                self.engine.start(&self.container)
+            } else {
+                self.engine.unpause(&self.container)
+            };
+        }
+    }
+}
+
 /// Where the copy container sees the parent's volume.
 const FROM_MOUNT: &str = "/dual-copy-from";
-const COPY_TIMEOUT: Duration = Duration::from_secs(1800);
+/// The longest a parent's sidecar is held for a copy (a 1 GiB database
+/// copies in seconds; see research/sidecars.md).
+const COPY_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Restarts sidecar `name` of a running workspace and waits until it is
 /// ready again.
