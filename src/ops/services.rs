@@ -75,9 +75,15 @@ pub fn restart(
     printer: &Printer,
 ) -> anyhow::Result<Restarted> {
     let (workspace, config, service) = resolve(state, first, second)?;
-    if let Some(name) = service.as_deref().filter(|s| config.sidecars.contains_key(*s)) {
+    if let Some(name) = service
+        .as_deref()
+        .filter(|s| config.sidecars.contains_key(*s))
+    {
         let engine = super::engine_for(flag, Some(workspace)).hinted()?;
-        printer.detail(format!("restarting sidecar `{name}` of `{}`", workspace.name()));
+        printer.detail(format!(
+            "restarting sidecar `{name}` of `{}`",
+            workspace.name()
+        ));
         crate::workspace::stack::restart(&engine, workspace, &config, name).hinted()?;
         return Ok(Restarted {
             workspace: workspace.name(),
@@ -117,4 +123,17 @@ pub fn restart(
         workspace: workspace.name(),
         services: which,
     })
+}
+
+/// The last `lines` lines (else all) sidecar `name` of `workspace` printed:
+/// its container's log, which the engine keeps (a service's is a file).
+pub fn sidecar_log(
+    flag: Option<EngineKind>,
+    workspace: &Workspace,
+    name: &str,
+    lines: Option<usize>,
+) -> anyhow::Result<String> {
+    let engine = super::engine_for(flag, Some(workspace)).hinted()?;
+    let container = crate::workspace::stack::container_name(workspace, name);
+    Ok(engine.logs_tail(&container, lines).hinted()?)
 }
