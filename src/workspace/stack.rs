@@ -52,7 +52,9 @@ fn labels_of(workspace: &Workspace, name: &str) -> SidecarLabels {
 pub enum StackError {
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("sidecar `{name}` ({origin}): the image `{image}` is not on {kind} and cannot be pulled")]
+    #[error(
+        "sidecar `{name}` ({origin}): the image `{image}` is not on {kind} and cannot be pulled"
+    )]
     ImageMissing {
         name: String,
         origin: String,
@@ -291,19 +293,7 @@ fn ensure_one(
         host,
     } = wanted;
     let image_id = image_or_pull(engine, name, sidecar)?;
-    let user = match &sidecar.user {
-        Some(user) => user.clone(),
-        None => match engine.image_user(&sidecar.image)? {
-            Some(user) if !is_root(&user) => user,
-            _ => {
-                return Err(StackError::Root {
-                    name: name.to_owned(),
-                    origin: sidecar.origin.to_string(),
-                    image: sidecar.image.clone(),
-                });
-            }
-        },
-    };
+    let user = user_of(engine, name, sidecar)?;
     let settings = names::long_hash(
         &serde_json::json!([sidecar, image_id, user, host.id, SIDECAR_LAYOUT]).to_string(),
     );
@@ -363,7 +353,9 @@ fn ensure_one(
         engine.volume_create(&volume_name, &labels.volume_labels(&volume.name))?;
         fresh.push(volume_name.clone());
         if let Some(parent) = parent.filter(|p| p.engine == Some(engine.kind())) {
-            match copy_data(engine, parent, workspace, name, sidecar, &user, volume, progress) {
+            match copy_data(
+                engine, parent, workspace, name, sidecar, &user, volume, progress,
+            ) {
                 Ok(Some(done)) => copied.push(done),
                 Ok(None) => {}
                 Err(error) => {
@@ -396,17 +388,28 @@ fn ensure_one(
     })
 }
 
+/// Who sidecar `name` runs as: its `user`, else its image's own user,
+/// which must not be root (`dual verify` asks the same).
+pub fn user_of(engine: &Engine, name: &str, sidecar: &Sidecar) -> Result<String, StackError> {
+    if let Some(user) = &sidecar.user {
+        return Ok(user.clone());
+    }
+    match engine.image_user(&sidecar.image)? {
+        Some(user) if !is_root(&user) => Ok(user),
+        _ => Err(StackError::Root {
+            name: name.to_owned(),
+            origin: sidecar.origin.to_string(),
+            image: sidecar.image.clone(),
+        }),
+    }
+}
+
 fn is_root(user: &str) -> bool {
     matches!(user.split(':').next(), Some("root" | "0" | ""))
 }
 
 /// The sidecar's `run` arguments: see the module's doc.
-fn run_spec(
-    workspace: &Workspace,
-    name: &str,
-    sidecar: &Sidecar,
-    user: &str,
-) -> RunSpec {
+fn run_spec(workspace: &Workspace, name: &str, sidecar: &Sidecar, user: &str) -> RunSpec {
     let mut spec = RunSpec::new(container_name(workspace, name), sidecar.image.clone());
     spec.network = Network::Container(workspace.container_name());
     spec.pull = Pull::Never;
@@ -507,7 +510,9 @@ fn wait_ready(
         name: name.to_owned(),
         workspace: workspace.name(),
         why,
-        log: engine.logs_tail(container, Some(LOG_LINES)).unwrap_or_default(),
+        log: engine
+            .logs_tail(container, Some(LOG_LINES))
+            .unwrap_or_default(),
     };
     let mut restarts = None;
     loop {
@@ -540,10 +545,7 @@ fn wait_ready(
                 (_, Some(port)) => format!("nothing listened on port {port}"),
                 (_, None) => "it did not keep running".into(),
             };
-            return Err(not_ready(format!(
-                "{what} within {} s",
-                deadline.as_secs()
-            )));
+            return Err(not_ready(format!("{what} within {} s", deadline.as_secs())));
         }
         std::thread::sleep(pause);
     }
@@ -570,7 +572,9 @@ pub fn data_parent<'s>(
     config: &Config,
 ) -> Option<&'s Workspace> {
     if let Some(parent) = &workspace.data_from {
-        return state.workspace(parent).filter(|p| p.name() != workspace.name());
+        return state
+            .workspace(parent)
+            .filter(|p| p.name() != workspace.name());
     }
     let branch = config
         .data_from
