@@ -135,5 +135,5 @@ pub fn sidecar_log(
 ) -> anyhow::Result<String> {
     let engine = super::engine_for(flag, Some(workspace)).hinted()?;
     let container = crate::workspace::stack::container_name(workspace, name);
-    Ok(engine.logs_tail(&container, lines).hinted()?)
+    engine.logs_tail(&container, lines).hinted()
 }
