@@ -42,16 +42,17 @@ pub fn logs(
         .as_deref()
         .filter(|s| config.sidecars.contains_key(*s))
     {
-        // A sidecar's log is its container's, kept by the engine.
-        let engine = crate::ops::engine_for(flag, Some(workspace)).hinted()?;
-        let container = crate::workspace::stack::container_name(workspace, sidecar);
         if !follow {
             // One stream, as a service's log is (the engine keeps the
             // process's stdout and stderr apart).
-            let text = engine.logs_tail(&container, tail).hinted()?;
-            print(&text)?;
+            print(&crate::ops::services::sidecar_log(
+                flag, workspace, sidecar, tail,
+            )?)?;
             return Ok(ExitCode::SUCCESS);
         }
+        // Followed: the engine's own `logs --follow`, on the terminal.
+        let engine = crate::ops::engine_for(flag, Some(workspace)).hinted()?;
+        let container = crate::workspace::stack::container_name(workspace, sidecar);
         let status = engine
             .logs_cmd(&container, follow, tail)
             .run_attached(false, |_| {})?;

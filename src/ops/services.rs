@@ -124,3 +124,16 @@ pub fn restart(
         services: which,
     })
 }
+
+/// The last `lines` lines (else all) sidecar `name` of `workspace` printed:
+/// its container's log, which the engine keeps (a service's is a file).
+pub fn sidecar_log(
+    flag: Option<EngineKind>,
+    workspace: &Workspace,
+    name: &str,
+    lines: Option<usize>,
+) -> anyhow::Result<String> {
+    let engine = super::engine_for(flag, Some(workspace)).hinted()?;
+    let container = crate::workspace::stack::container_name(workspace, name);
+    engine.logs_tail(&container, lines).hinted()
+}

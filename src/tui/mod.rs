@@ -113,6 +113,11 @@ enum Update {
         text: String,
         attach: Option<String>,
     },
+    /// The last lines of a workspace's sidecars' logs (see `SidecarLogs`).
+    SidecarLogs {
+        workspace: String,
+        lines: Vec<String>,
+    },
 }
 
 /// An operation the browser runs on a thread of its own, as the command
@@ -127,6 +132,8 @@ pub enum Work {
     Launch(String),
     Stop(String),
     Restart(String),
+    /// Its sidecars, each after what it depends on.
+    RestartSidecars(String),
     Destroy(String),
     Open(String),
 }
@@ -160,6 +167,23 @@ impl Work {
                     restarted.services.join(", "),
                     restarted.workspace
                 )
+            }
+            Work::RestartSidecars(name) => {
+                let state = Store::open_default().load().hinted()?;
+                let workspace = workspace::resolve(&state, Some(name)).hinted()?;
+                let config = crate::workspace::config::Config::load(&workspace.path)?;
+                let order = crate::workspace::sidecars::start_order(&config.sidecars)
+                    .map_err(anyhow::Error::msg)?;
+                if order.is_empty() {
+                    anyhow::bail!(crate::error::Hinted {
+                        message: format!("`{name}` has no sidecars to restart"),
+                        hint: "sidecars are `[sidecars.NAME]` tables in .dual.toml, or the compose file's services".into(),
+                    });
+                }
+                for sidecar in &order {
+                    ops::services::restart(flag, &state, Some(name), Some(sidecar), printer)?;
+                }
+                format!("restarted {} in {name}", order.join(", "))
             }
             Work::Destroy(name) => {
                 let destroyed = ops::destroy::destroy(
@@ -265,7 +289,16 @@ fn run_loop(
     updates_tx: &mpsc::Sender<Update>,
 ) -> anyhow::Result<()> {
     let mut dirty = true;
+    let mut sidecar_logs: Option<SidecarLogs> = None;
     loop {
+        // The sidecars' logs are followed while the logs pane is open.
+        let wanted = match &app.mode {
+            Mode::Logs { workspace, .. } => Some(workspace.as_str()),
+            _ => None,
+        };
+        if wanted != sidecar_logs.as_ref().map(|f| f.workspace.as_str()) {
+            sidecar_logs = wanted.map(|name| SidecarLogs::follow(flag, name, updates_tx.clone()));
+        }
         if dirty {
             terminal.draw(|frame| draw(frame, app))?;
             dirty = false;
@@ -278,6 +311,13 @@ fn run_loop(
             match update {
                 Update::Rows(rows) => app.replace_rows(rows),
                 Update::Progress(line) => app.message = Some(progress_line(line)),
+                Update::SidecarLogs { workspace, lines } => {
+                    if let Some(following) =
+                        sidecar_logs.as_mut().filter(|f| f.workspace == workspace)
+                    {
+                        following.lines = lines;
+                    }
+                }
                 Update::Done { ok, text, attach } => {
                     app.message = Some((!ok, text));
                     if let (true, Some(name)) = (ok, attach) {
@@ -287,7 +327,8 @@ fn run_loop(
             }
         }
         if let Mode::Logs { workspace, lines } = &mut app.mode {
-            let fresh = log_lines(workspace);
+            let sidecars = sidecar_logs.as_ref().map_or(&[][..], |f| &f.lines[..]);
+            let fresh = all_log_lines(workspace, log_lines(workspace), sidecars);
             if fresh != *lines {
                 *lines = fresh;
                 dirty = true;
@@ -389,6 +430,10 @@ fn handle_key(
                 (KeyCode::Char('r'), Some((name, _))) => {
                     background(flag, Work::Restart(name), updates);
                 }
+                (KeyCode::Char('R'), Some((name, _))) => {
+                    app.message = Some((false, format!("restarting the sidecars of {name}…")));
+                    background(flag, Work::RestartSidecars(name), updates);
+                }
                 (KeyCode::Char('o'), Some((name, _))) => {
                     background(flag, Work::Open(name), updates);
                 }
@@ -405,7 +450,7 @@ fn handle_key(
                 },
                 (KeyCode::Char('l'), Some((name, _))) => {
                     app.mode = Mode::Logs {
-                        lines: log_lines(&name),
+                        lines: all_log_lines(&name, log_lines(&name), &[]),
                         workspace: name,
                     };
                 }
@@ -503,12 +548,24 @@ fn subshell(workspace: &workspace::Workspace) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the logs pane shows: its services' lines, then its sidecars'.
+pub fn all_log_lines(name: &str, services: Vec<String>, sidecars: &[String]) -> Vec<String> {
+    if services.is_empty() && sidecars.is_empty() {
+        return vec![format!(
+            "no logs yet: `{name}`'s services and sidecars printed nothing (or it has none)"
+        )];
+    }
+    let mut lines = services;
+    lines.extend_from_slice(sidecars);
+    lines
+}
+
 /// The last lines of every service log of a workspace.
 fn log_lines(name: &str) -> Vec<String> {
     let dir = workspace::services::logs_dir(name);
     let mut lines = Vec::new();
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        return vec![format!("no logs: `{name}` has no services")];
+        return lines;
     };
     let mut logs: Vec<_> = entries
         .flatten()
@@ -526,6 +583,74 @@ fn log_lines(name: &str) -> Vec<String> {
         let all: Vec<&str> = text.lines().collect();
         for line in &all[all.len().saturating_sub(200)..] {
             lines.push(format!("{service} | {line}"));
+        }
+    }
+    lines
+}
+
+/// Lines of a sidecar's log the logs pane keeps.
+const SIDECAR_LOG_LINES: usize = 200;
+
+/// A workspace's sidecars' logs, followed on a thread of their own: they
+/// are the engine's (`logs`, one call per sidecar), too slow to ask on
+/// every turn of the loop. Dropped, it stops.
+struct SidecarLogs {
+    workspace: String,
+    lines: Vec<String>,
+    /// Its thread ends once this is gone.
+    _stop: mpsc::Sender<()>,
+}
+
+impl SidecarLogs {
+    fn follow(flag: Option<EngineKind>, name: &str, updates: mpsc::Sender<Update>) -> SidecarLogs {
+        let (stop_tx, stop) = mpsc::channel::<()>();
+        let workspace = name.to_owned();
+        std::thread::spawn(move || {
+            loop {
+                let lines = sidecar_log_lines(flag, &workspace);
+                let update = Update::SidecarLogs {
+                    workspace: workspace.clone(),
+                    lines,
+                };
+                if updates.send(update).is_err() {
+                    return;
+                }
+                // Once a second, until the pane closes.
+                if stop.recv_timeout(Duration::from_secs(1)) != Err(mpsc::RecvTimeoutError::Timeout)
+                {
+                    return;
+                }
+            }
+        });
+        SidecarLogs {
+            workspace: name.to_owned(),
+            lines: Vec::new(),
+            _stop: stop_tx,
+        }
+    }
+}
+
+/// The last lines of each sidecar's log of workspace `name`, marked as a
+/// sidecar's (as the table shows them).
+fn sidecar_log_lines(flag: Option<EngineKind>, name: &str) -> Vec<String> {
+    let Ok(state) = Store::open_default().load() else {
+        return Vec::new();
+    };
+    let Some(workspace) = state.workspace(name) else {
+        return Vec::new();
+    };
+    let config = workspace::config_for_listing(&state, workspace);
+    let mut lines = Vec::new();
+    for sidecar in config.sidecars.keys() {
+        match crate::ops::services::sidecar_log(flag, workspace, sidecar, Some(SIDECAR_LOG_LINES)) {
+            Ok(text) => lines.extend(
+                text.lines()
+                    .map(|line| format!("{sidecar} (sidecar) | {line}")),
+            ),
+            Err(error) => lines.push(format!(
+                "{sidecar} (sidecar) | no log: {}",
+                failure_line(&error)
+            )),
         }
     }
     lines

@@ -7,6 +7,7 @@ use ratatui::backend::TestBackend;
 use super::{App, Mode, draw};
 use crate::ops::status::{ServiceStatus, WorkspaceState, WorkspaceStatus};
 use crate::workspace::services::ServiceState;
+use crate::workspace::stack::SidecarStatus;
 
 fn row(repo: &str, branch: &str, state: WorkspaceState) -> WorkspaceStatus {
     let name = format!("{repo}-{branch}");
@@ -49,13 +50,26 @@ fn several() -> Vec<WorkspaceStatus> {
             },
         },
     ];
-    web.listening = vec![3000, 5173];
+    web.sidecars = vec![SidecarStatus {
+        name: "db".into(),
+        image: "postgres:16".into(),
+        state: "running".into(),
+        ports: vec![5432],
+    }];
+    web.listening = vec![3000, 5173, 5432];
+    web.tcp_ports = vec![5432];
     web.loopback_only = vec![9229];
     web.focus = true;
     let mut stopped = row("shop", "feat-auth", WorkspaceState::Stopped);
     stopped.services = vec![ServiceStatus {
         name: "web".into(),
         state: ServiceState::Stopped,
+    }];
+    stopped.sidecars = vec![SidecarStatus {
+        name: "db".into(),
+        image: "postgres:16".into(),
+        state: "exited".into(),
+        ports: vec![5432],
     }];
     vec![
         web,
@@ -174,4 +188,69 @@ fn a_hint_of_several_lines_shows_on_the_one_message_line() {
         line,
         "workspace `shop-a` has work that is not pushed: unpushed: 1a2b3c4 wip — hint: push or stash it first, or throw it away with `dual destroy shop-a --force`"
     );
+}
+
+#[test]
+fn sidecars_show_beside_the_services_with_their_state() {
+    let app = App::new(several());
+    let screen = render(&app, 120, 14);
+    let lines: Vec<&str> = screen.lines().collect();
+    // On the line under its services, with its TCP port beside it.
+    let main = lines.iter().position(|l| l.contains("main *")).unwrap();
+    assert!(
+        lines[main].contains("web running, api restarting (exited 1)"),
+        "{screen}"
+    );
+    assert!(lines[main + 1].contains("db (sidecar) running"), "{screen}");
+    assert!(lines[main + 1].contains(":5432/tcp"), "{screen}");
+    let stopped = lines.iter().position(|l| l.contains("feat-auth")).unwrap();
+    assert!(
+        lines[stopped + 1].contains("db (sidecar) exited"),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_tcp_port_the_listing_lacks_still_shows() {
+    let mut lone = row("shop", "main", WorkspaceState::Running);
+    lone.tcp_ports = vec![6379];
+    let screen = render(&App::new(vec![lone]), 120, 8);
+    assert!(screen.contains(":6379/tcp"), "{screen}");
+}
+
+#[test]
+fn the_logs_pane_shows_the_sidecars_after_the_services() {
+    let lines = super::all_log_lines(
+        "shop-main",
+        vec!["web | listening on :3000".into()],
+        &["db (sidecar) | database system is ready".into()],
+    );
+    assert_eq!(
+        lines,
+        [
+            "web | listening on :3000",
+            "db (sidecar) | database system is ready"
+        ]
+    );
+    let mut app = App::new(several());
+    app.mode = Mode::Logs {
+        workspace: "shop-main".into(),
+        lines,
+    };
+    let screen = render(&app, 100, 8);
+    assert!(
+        screen.contains("db (sidecar) | database system is ready"),
+        "{screen}"
+    );
+    // Nothing yet from either: said so, not a blank pane.
+    let none = super::all_log_lines("shop-main", Vec::new(), &[]);
+    assert!(none[0].starts_with("no logs yet"), "{none:?}");
+}
+
+#[test]
+fn the_help_offers_restarting_the_sidecars() {
+    let mut app = App::new(several());
+    app.mode = Mode::Help;
+    let screen = render(&app, 100, 20);
+    assert!(screen.contains("R  restart its sidecars"), "{screen}");
 }

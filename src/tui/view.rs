@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
 use super::{App, Mode};
@@ -19,7 +19,8 @@ pub const KEYS: &[(&str, &str)] = &[
     ("o", "open its first URL"),
     ("s", "stop"),
     ("r", "restart its services"),
-    ("l", "its logs, following"),
+    ("R", "restart its sidecars"),
+    ("l", "its logs and its sidecars', following"),
     ("f", "focus: plain localhost goes to it"),
     ("c", "create a workspace (asks for the branch)"),
     ("d", "destroy (asks first; refuses unpushed work)"),
@@ -67,30 +68,49 @@ fn state_text(state: &WorkspaceState) -> String {
     }
 }
 
-fn services_text(listed: &WorkspaceStatus) -> String {
-    listed
+/// Its services, and on a line of their own its sidecars (a database, a
+/// cache) with the engine's word for their containers: both on one line
+/// would not fit the column.
+fn services_lines(listed: &WorkspaceStatus) -> Vec<String> {
+    let services: Vec<String> = listed
         .services
         .iter()
         .map(|s| format!("{} {}", s.name, s.state))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    let sidecars: Vec<String> = listed
+        .sidecars
+        .iter()
+        .map(|s| format!("{} (sidecar) {}", s.name, s.state))
+        .collect();
+    match (services.is_empty(), sidecars.is_empty()) {
+        (_, true) => vec![services.join(", ")],
+        (true, false) => vec![sidecars.join(", ")],
+        (false, false) => vec![services.join(", "), sidecars.join(", ")],
+    }
 }
 
-fn ports_text(listed: &WorkspaceStatus) -> String {
-    // A port that is not HTTP (a database) has no URL: marked so.
-    let mut ports: Vec<String> = listed
+/// Its ports: those with a URL (and those on 127.0.0.1 only, marked `!`),
+/// then those that do not speak HTTP (a database: no URL, marked `/tcp`),
+/// on a second line where the row has one (its sidecars').
+fn ports_lines(listed: &WorkspaceStatus, two: bool) -> Vec<String> {
+    let mut web: Vec<String> = listed
         .listening
         .iter()
-        .map(|p| {
-            if listed.tcp_ports.contains(p) {
-                format!(":{p}/tcp")
-            } else {
-                format!(":{p}")
-            }
-        })
+        .filter(|p| !listed.tcp_ports.contains(p))
+        .map(|p| format!(":{p}"))
         .collect();
-    ports.extend(listed.loopback_only.iter().map(|p| format!(":{p}!")));
-    ports.join(" ")
+    web.extend(listed.loopback_only.iter().map(|p| format!(":{p}!")));
+    let tcp: Vec<String> = listed
+        .tcp_ports
+        .iter()
+        .map(|p| format!(":{p}/tcp"))
+        .collect();
+    if two {
+        vec![web.join(" "), tcp.join(" ")]
+    } else {
+        web.extend(tcp);
+        vec![web.join(" ")]
+    }
 }
 
 fn draw_table(frame: &mut Frame, area: Rect, app: &App) {
@@ -129,14 +149,18 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App) {
         if listed.focus {
             name.push_str(" *");
         }
+        let services = services_lines(listed);
+        let height = services.len();
+        let text =
+            |lines: Vec<String>| Text::from(lines.into_iter().map(Line::from).collect::<Vec<_>>());
         let mut cells = vec![
-            Line::from(name),
-            Line::from(Span::styled(
+            Text::from(name),
+            Text::from(Span::styled(
                 state_text(&listed.state),
                 state_style(&listed.state),
             )),
-            Line::from(services_text(listed)),
-            Line::from(ports_text(listed)),
+            text(services),
+            text(ports_lines(listed, height > 1)),
         ];
         if !narrow {
             // The scheme says nothing here; the room is better spent on the name.
@@ -144,9 +168,9 @@ fn draw_table(frame: &mut Frame, area: Rect, app: &App) {
                 .urls
                 .first()
                 .map_or(String::new(), |u| format!("{}:{}", u.host, u.port));
-            cells.push(Line::from(url));
+            cells.push(Text::from(url));
         }
-        rows.push(Row::new(cells));
+        rows.push(Row::new(cells).height(height as u16));
     }
     let mut widths = vec![
         Constraint::Fill(2),

@@ -10,6 +10,7 @@ pub mod image;
 pub mod probes;
 mod proxy_check;
 pub mod render;
+mod sidecars;
 
 use std::time::Instant;
 
@@ -159,6 +160,8 @@ pub fn run(options: &Options) -> Result<Report, Interrupted> {
         None => skip_container_checks(&mut checks, None, "needs a reachable engine"),
     }
     checks.extend(host::checks(&options.ports));
+    // In a workspace's clone: its sidecars and its compose file's notes.
+    checks.extend(sidecars::checks(options.engine));
 
     Ok(Report {
         engine: engine_report,

@@ -308,10 +308,7 @@ fn ensure_one(
         origin: sidecar.origin.to_string(),
         image: sidecar.image.clone(),
     };
-    let user = match &sidecar.user {
-        Some(user) => user.clone(),
-        None => engine.image_user(&sidecar.image)?.ok_or_else(root)?,
-    };
+    let user = user_of(engine, name, sidecar)?;
     let container = container_name(workspace, name);
     if is_root(&user) {
         return Err(root());
@@ -420,6 +417,22 @@ fn ensure_one(
         how,
         copied,
     })
+}
+
+/// Who sidecar `name` runs as: its `user`, else its image's own user,
+/// which must not be root (`dual verify` asks the same).
+pub fn user_of(engine: &Engine, name: &str, sidecar: &Sidecar) -> Result<String, StackError> {
+    if let Some(user) = &sidecar.user {
+        return Ok(user.clone());
+    }
+    match engine.image_user(&sidecar.image)? {
+        Some(user) if !is_root(&user) => Ok(user),
+        _ => Err(StackError::Root {
+            name: name.to_owned(),
+            origin: sidecar.origin.to_string(),
+            image: sidecar.image.clone(),
+        }),
+    }
 }
 
 fn is_root(user: &str) -> bool {

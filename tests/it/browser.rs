@@ -265,3 +265,64 @@ fn the_browser_ends_when_its_terminal_hangs_up() {
         ended,
     );
 }
+
+/// A workspace's sidecar in the browser: its state beside the (absent)
+/// services, its log in the logs pane, and `R` restarts it.
+#[test]
+fn the_browser_shows_a_sidecar_its_log_and_restarts_it() {
+    if dual::process::find_on_path("tmux").is_none() {
+        eprintln!("!!!!! SKIPPED the_browser_shows_a_sidecar…: no tmux on PATH");
+        return;
+    }
+    each_engine("browser sidecar", |kind| {
+        let image = ensure_test_image(kind);
+        // busybox's httpd prints nothing: a line first, for the logs pane.
+        let config = format!(
+            "image = \"{image}\"\n[sidecars.db]\nimage = \"{image}\"\nuser = \"1000:1000\"\n\
+             command = [\"sh\", \"-c\", \"echo db-sidecar-up; exec httpd -f -p 5999\"]\n\
+             ready = 5999\n"
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "main"]);
+        env.ok(&["launch", &env.name("main")]);
+        let name = env.name("main");
+        let container = format!("dual-{name}.db");
+        let started_at = || {
+            let output = env.engine(&["inspect", "--format", "{{.State.StartedAt}}", &container]);
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        };
+        let first_start = started_at();
+        // The same log as `dual logs` prints (one op for both).
+        let logs = env.ok(&["logs", &name, "db", "--tail", "5"]);
+        assert_eq!(logs.trim(), "db-sidecar-up", "{kind}");
+
+        let tmux = Tmux::new(env_of(&env)).expect("tmux, checked above");
+        let dual = dual_path();
+        tmux.start("side", (120, 30), &[dual.to_str().unwrap()]);
+        let sidecar_running = |s: &str| {
+            s.lines().any(|l| {
+                l.starts_with('│') && l.contains(" main ") && l.contains("db (sidecar) running")
+            })
+        };
+        tmux.keys_when("side", "the sidecar running", sidecar_running, &["l"]);
+        tmux.keys_when(
+            "side",
+            "the sidecar's log",
+            |s| {
+                s.contains(&format!("logs of {name}")) && s.contains("db (sidecar) | db-sidecar-up")
+            },
+            &["Escape"],
+        );
+        tmux.keys_when("side", "the table again", sidecar_running, &["R"]);
+        tmux.wait_screen("side", "the sidecar restarted", |s| {
+            s.contains(&format!("restarted db in {name}")) && sidecar_running(s)
+        });
+        assert_ne!(
+            started_at(),
+            first_start,
+            "{kind}: R started the sidecar again"
+        );
+        tmux.keys("side", &["q"]);
+    });
+}

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use crate::support::{
-    EngineKind, Sandbox, containers_with_label, dual, dual_path, each_engine, heavy, signal,
-    wait_until,
+    EngineKind, Sandbox, containers_with_label, dual, dual_path, each_engine, ensure_test_image,
+    heavy, signal, wait_until,
 };
+use crate::workspaces::TestEnv;
 
 /// `dual verify --json EXTRA` on `kind`, required to pass; its report.
 /// Fails too when it left any of its own probe containers (labelled with
@@ -255,4 +256,155 @@ fn verify_passes_on_rootless_podman() {
     ] {
         assert_eq!(status(check), "pass", "rootless {check}: {report:#}");
     }
+}
+
+/// `dual verify --json` run in the clone of `branch`: exit status and report.
+fn verify_in(env: &TestEnv, branch: &str) -> (Option<i32>, serde_json::Value) {
+    let output = env
+        .cmd(&["verify", "--json"])
+        .current_dir(env.clone_path(branch))
+        .output()
+        .unwrap();
+    (output.status.code(), crate::support::json_report(&output))
+}
+
+/// In a workspace's clone, verify reports each sidecar (its image, its
+/// user, its container, its network namespace) and every compose key
+/// dual ignored; a sidecar that would run as root fails, with the fix.
+#[test]
+fn verify_in_a_workspace_reports_its_sidecars_and_compose_notes() {
+    each_engine("verify sidecars", |kind| {
+        let _heavy = heavy();
+        let image = ensure_test_image(kind);
+        let config = format!(
+            "image = \"{image}\"\n\
+             [sidecars.web]\nimage = \"{image}\"\nuser = \"1000:1000\"\n\
+             command = [\"httpd\", \"-f\", \"-p\", \"5999\"]\nready = 5999\n"
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "main"]);
+        env.ok(&["launch", &env.name("main")]);
+        // Then, in the clone: a sidecar whose image names no user (root),
+        // and a compose file with two services dual does not start.
+        let clone = env.clone_path("main");
+        let root =
+            format!("\n[sidecars.rooty]\nimage = \"{image}\"\ncommand = [\"sleep\", \"600\"]\n");
+        std::fs::write(clone.join(".dual.toml"), format!("{config}{root}")).unwrap();
+        std::fs::write(
+            clone.join("compose.yaml"),
+            "services:\n  app:\n    build: .\n  later:\n    image: x\n    profiles: [debug]\n",
+        )
+        .unwrap();
+
+        let (status, report) = verify_in(&env, "main");
+        assert_eq!(status, Some(1), "a root sidecar fails verify: {report:#}");
+        let checks = report["checks"].as_array().unwrap();
+        let check = |name: &str| {
+            checks
+                .iter()
+                .find(|c| c["name"] == name)
+                .unwrap_or_else(|| panic!("{kind}: no check `{name}`: {report:#}"))
+        };
+        let text =
+            |check: &serde_json::Value, key: &str| check[key].as_str().unwrap_or("").to_owned();
+
+        let web = check("sidecar-web");
+        assert_eq!(web["status"], "pass", "{kind}: {web}");
+        for says in [
+            &format!("image `{image}` on {kind}"),
+            "runs as `1000:1000`",
+            "running",
+            "in the workspace's network namespace",
+        ] {
+            assert!(
+                text(web, "detail").contains(says),
+                "{kind}: `{says}` in {web}"
+            );
+        }
+
+        let rooty = check("sidecar-rooty");
+        assert_eq!(rooty["status"], "fail", "{kind}: {rooty}");
+        assert!(
+            text(rooty, "detail").contains("would run as root"),
+            "{kind}: {rooty}"
+        );
+        assert!(
+            text(rooty, "fix").contains("`user = \"…\"` under `[sidecars.rooty]`"),
+            "{kind}: {rooty}"
+        );
+
+        let notes: Vec<String> = checks
+            .iter()
+            .filter(|c| c["name"] == "compose")
+            .map(|c| {
+                assert_eq!(c["status"], "warn", "{kind}: {c}");
+                text(c, "detail")
+            })
+            .collect();
+        assert_eq!(
+            notes.len(),
+            2,
+            "{kind}: each ignored service once: {notes:?}"
+        );
+        assert!(
+            notes[0].contains("service `app` runs the repo's own code"),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].contains("service `later` is not started"),
+            "{notes:?}"
+        );
+
+        // The table shows the fix under the failure.
+        let table = env.cmd(&["verify"]).current_dir(&clone).output().unwrap();
+        let table = String::from_utf8_lossy(&table.stdout);
+        let line = table
+            .lines()
+            .position(|l| l.contains("FAIL  sidecar-rooty"))
+            .unwrap_or_else(|| panic!("{table}"));
+        assert!(
+            table
+                .lines()
+                .nth(line + 1)
+                .is_some_and(|l| l.contains("fix: name the image's own user")),
+            "{table}"
+        );
+
+        // Its workspace container started again behind dual's back: a new
+        // namespace, which the running sidecar is not in.
+        let restarted = env.engine(&["restart", &format!("dual-{}", env.name("main"))]);
+        assert!(restarted.status.success(), "{restarted:?}");
+        let (_, report) = verify_in(&env, "main");
+        let web = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "sidecar-web")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(web["status"], "fail", "{kind}: {web}");
+        assert!(
+            text(&web, "detail").contains("in another network namespace"),
+            "{kind}: {web}"
+        );
+        assert!(text(&web, "fix").contains("dual launch"), "{kind}: {web}");
+
+        // Outside a workspace: none of it.
+        let (_, report) = {
+            let output = env.cmd(&["verify", "--json"]).output().unwrap();
+            (output.status.code(), crate::support::json_report(&output))
+        };
+        let names: Vec<&str> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("sidecar") || *n == "compose"),
+            "{names:?}"
+        );
+    });
 }
