@@ -38,16 +38,17 @@ pub fn logs(
 ) -> anyhow::Result<ExitCode> {
     let state = Store::open_default().load().hinted()?;
     let (workspace, config, service) = crate::ops::services::resolve(&state, first, second)?;
-    if let Some(sidecar) = service.as_deref().filter(|s| config.sidecars.contains_key(*s)) {
+    if let Some(sidecar) = service
+        .as_deref()
+        .filter(|s| config.sidecars.contains_key(*s))
+    {
         // A sidecar's log is its container's, kept by the engine.
         let engine = crate::ops::engine_for(flag, Some(workspace)).hinted()?;
         let container = crate::workspace::stack::container_name(workspace, sidecar);
         if !follow {
             // One stream, as a service's log is (the engine keeps the
             // process's stdout and stderr apart).
-            let text = engine
-                .logs_tail(&container, tail)
-                .hinted()?;
+            let text = engine.logs_tail(&container, tail).hinted()?;
             print(&text)?;
             return Ok(ExitCode::SUCCESS);
         }

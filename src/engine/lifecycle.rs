@@ -13,7 +13,14 @@ impl Engine {
     /// The user an image's processes run as (`.Config.User`), `None` when
     /// it sets none (root).
     pub fn image_user(&self, image: &str) -> Result<Option<String>, EngineError> {
-        let cmd = self.cmd(["image", "inspect", "--format", "{{.Config.User}}", "--", image]);
+        let cmd = self.cmd([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.User}}",
+            "--",
+            image,
+        ]);
         let output = self.run(&cmd)?;
         let user = output.stdout.trim();
         Ok((!user.is_empty()).then(|| user.to_owned()))

@@ -217,7 +217,12 @@ fn start_sidecars(
     if !config.sidecars.is_empty() {
         printer.progress(format!(
             "starting sidecars: {}",
-            config.sidecars.keys().cloned().collect::<Vec<_>>().join(", ")
+            config
+                .sidecars
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let keep = |container: &str, mounts: &[String]| {
@@ -228,13 +233,18 @@ fn start_sidecars(
     let hooks = stack::Hooks {
         progress: &progress,
         before_recreate: Some(&keep),
+        terminal: printer.is_terminal() && std::io::stderr().is_terminal(),
     };
     let ups = stack::ensure(engine, workspace, config, state, rejoin, &hooks)
         .hinted()
         .with_context(|| format!("could not start the sidecars of `{}`", workspace.name()))?;
     for up in ups {
         let sidecar = &config.sidecars[&up.name];
-        let ports: Vec<String> = sidecar.ports.iter().map(|p| format!("localhost:{p}")).collect();
+        let ports: Vec<String> = sidecar
+            .ports
+            .iter()
+            .map(|p| format!("localhost:{p}"))
+            .collect();
         printer.out(format!(
             "sidecar `{}`: {} ({}{})",
             up.name,

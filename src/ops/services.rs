@@ -75,9 +75,15 @@ pub fn restart(
     printer: &Printer,
 ) -> anyhow::Result<Restarted> {
     let (workspace, config, service) = resolve(state, first, second)?;
-    if let Some(name) = service.as_deref().filter(|s| config.sidecars.contains_key(*s)) {
+    if let Some(name) = service
+        .as_deref()
+        .filter(|s| config.sidecars.contains_key(*s))
+    {
         let engine = super::engine_for(flag, Some(workspace)).hinted()?;
-        printer.detail(format!("restarting sidecar `{name}` of `{}`", workspace.name()));
+        printer.detail(format!(
+            "restarting sidecar `{name}` of `{}`",
+            workspace.name()
+        ));
         crate::workspace::stack::restart(&engine, workspace, &config, name).hinted()?;
         return Ok(Restarted {
             workspace: workspace.name(),

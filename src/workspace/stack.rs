@@ -52,7 +52,9 @@ fn labels_of(workspace: &Workspace, name: &str) -> SidecarLabels {
 pub enum StackError {
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("sidecar `{name}` ({origin}): the image `{image}` is not on {kind} and cannot be pulled")]
+    #[error(
+        "sidecar `{name}` ({origin}): the image `{image}` is not on {kind} and cannot be pulled"
+    )]
     ImageMissing {
         name: String,
         origin: String,
@@ -76,6 +78,8 @@ pub enum StackError {
     },
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Build(Box<super::sidecar_build::SidecarBuildError>),
     #[error("sidecar `{name}` was not recreated: {why}")]
     Keep { name: String, why: String },
     #[error("could not copy the data of sidecar `{name}` from `{parent}`: {why}")]
@@ -124,6 +128,7 @@ impl Hint for StackError {
                 "its whole log: `dual logs {workspace} {name}`; fix its config and `dual launch {workspace}` again"
             )),
             StackError::Config(_) => Some("fix .dual.toml or the compose file".into()),
+            StackError::Build(error) => error.hint(),
             StackError::Keep { .. } => Some(
                 "copy what it wrote out by hand (`docker cp`), remove its container, and launch again".into(),
             ),
@@ -176,6 +181,10 @@ pub struct Copied {
     pub parent_paused: Duration,
 }
 
+/// Keeps what a container (named, with its mount targets) wrote outside
+/// its mounts.
+pub type KeepWrites<'a> = dyn Fn(&str, &[String]) -> Result<(), String> + 'a;
+
 /// What the caller does at two moments of `ensure`.
 pub struct Hooks<'a> {
     /// A line of progress.
@@ -184,7 +193,10 @@ pub struct Hooks<'a> {
     /// (its container's name and mount targets): keep what it wrote
     /// outside its volumes. `None`: do not recreate now (a revival starts
     /// what exists; the next launch recreates).
-    pub before_recreate: Option<&'a dyn Fn(&str, &[String]) -> Result<(), String>>,
+    pub before_recreate: Option<&'a KeepWrites<'a>>,
+    /// The engine's own output (a sidecar image's build) may go to dual's
+    /// stderr: it is the terminal the user watches, no other face's.
+    pub terminal: bool,
 }
 
 /// Starts `config`'s sidecars of `workspace` that do not run (in
@@ -290,6 +302,28 @@ fn ensure_one(
         sidecar,
         host,
     } = wanted;
+    // A compose service's `build:` runs from the image of its context's
+    // content: in its settings too, so a changed context recreates it.
+    let built;
+    let sidecar = match &sidecar.build {
+        Some(build) => {
+            let image = super::sidecar_build::prepare(
+                engine,
+                workspace,
+                name,
+                build,
+                progress,
+                hooks.terminal,
+            )
+            .map_err(|error| StackError::Build(Box::new(error)))?;
+            built = Sidecar {
+                image,
+                ..sidecar.clone()
+            };
+            &built
+        }
+        None => sidecar,
+    };
     let image_id = image_or_pull(engine, name, sidecar)?;
     let user = match &sidecar.user {
         Some(user) => user.clone(),
@@ -363,7 +397,9 @@ fn ensure_one(
         engine.volume_create(&volume_name, &labels.volume_labels(&volume.name))?;
         fresh.push(volume_name.clone());
         if let Some(parent) = parent.filter(|p| p.engine == Some(engine.kind())) {
-            match copy_data(engine, parent, workspace, name, sidecar, &user, volume, progress) {
+            match copy_data(
+                engine, parent, workspace, name, sidecar, &user, volume, progress,
+            ) {
                 Ok(Some(done)) => copied.push(done),
                 Ok(None) => {}
                 Err(error) => {
@@ -401,12 +437,7 @@ fn is_root(user: &str) -> bool {
 }
 
 /// The sidecar's `run` arguments: see the module's doc.
-fn run_spec(
-    workspace: &Workspace,
-    name: &str,
-    sidecar: &Sidecar,
-    user: &str,
-) -> RunSpec {
+fn run_spec(workspace: &Workspace, name: &str, sidecar: &Sidecar, user: &str) -> RunSpec {
     let mut spec = RunSpec::new(container_name(workspace, name), sidecar.image.clone());
     spec.network = Network::Container(workspace.container_name());
     spec.pull = Pull::Never;
@@ -507,7 +538,9 @@ fn wait_ready(
         name: name.to_owned(),
         workspace: workspace.name(),
         why,
-        log: engine.logs_tail(container, Some(LOG_LINES)).unwrap_or_default(),
+        log: engine
+            .logs_tail(container, Some(LOG_LINES))
+            .unwrap_or_default(),
     };
     let mut restarts = None;
     loop {
@@ -540,10 +573,7 @@ fn wait_ready(
                 (_, Some(port)) => format!("nothing listened on port {port}"),
                 (_, None) => "it did not keep running".into(),
             };
-            return Err(not_ready(format!(
-                "{what} within {} s",
-                deadline.as_secs()
-            )));
+            return Err(not_ready(format!("{what} within {} s", deadline.as_secs())));
         }
         std::thread::sleep(pause);
     }
@@ -570,7 +600,9 @@ pub fn data_parent<'s>(
     config: &Config,
 ) -> Option<&'s Workspace> {
     if let Some(parent) = &workspace.data_from {
-        return state.workspace(parent).filter(|p| p.name() != workspace.name());
+        return state
+            .workspace(parent)
+            .filter(|p| p.name() != workspace.name());
     }
     let branch = config
         .data_from

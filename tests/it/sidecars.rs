@@ -74,7 +74,10 @@ fn have_stack_images(kind: EngineKind, test: &str) -> bool {
 /// A repo whose `.dual.toml` names only the workspace image, and whose
 /// compose file is `COMPOSE`.
 fn compose_env(kind: EngineKind) -> TestEnv {
-    let env = TestEnv::new(Some(kind), &format!("image = \"{STACK}\"\nports = [3000]\n"));
+    let env = TestEnv::new(
+        Some(kind),
+        &format!("image = \"{STACK}\"\nports = [3000]\n"),
+    );
     let source = env.source();
     std::fs::write(source.join("compose.yaml"), COMPOSE).unwrap();
     env.git(&source, &["add", "compose.yaml"]);
@@ -180,11 +183,18 @@ fn each_workspace_has_its_own_postgres_and_redis_from_the_compose_file() {
         }
         for branch in branches {
             psql(&env, branch, "create table owner (name text)");
-            psql(&env, branch, &format!("insert into owner values ('{branch}')"));
+            psql(
+                &env,
+                branch,
+                &format!("insert into owner values ('{branch}')"),
+            );
             redis(&env, branch, &["set", "owner", branch]);
         }
         for branch in branches {
-            assert_eq!(psql(&env, branch, "select string_agg(name, ',') from owner"), branch);
+            assert_eq!(
+                psql(&env, branch, "select string_agg(name, ',') from owner"),
+                branch
+            );
             assert_eq!(redis(&env, branch, &["get", "owner"]), branch);
             assert_eq!(
                 sidecar_states(&env, &env.name(branch)),
@@ -228,7 +238,10 @@ fn data_is_branched_from_the_parent_and_survives_stop_recreate_and_an_image_chan
         assert!(created.contains("copy of"), "{created}");
         let launched = env.ok(&["launch", &env.name("feat")]);
         assert!(launched.contains("copied from"), "{launched}");
-        assert_eq!(psql(&env, "feat", "select string_agg(v, ',') from rows"), "from-main");
+        assert_eq!(
+            psql(&env, "feat", "select string_agg(v, ',') from rows"),
+            "from-main"
+        );
         // The parent runs on, and the two diverge.
         psql(&env, "feat", "insert into rows values ('feat-only')");
         psql(&env, "main", "insert into rows values ('main-only')");
@@ -288,10 +301,16 @@ fn a_sidecar_that_never_gets_ready_fails_the_launch_with_its_log_and_leaves_noth
         env.ok(&["create", "main"]);
         let name = env.name("main");
         let error = env.fails(&["launch", &name]);
-        assert!(error.contains("sidecar `broken` did not become ready"), "{error}");
+        assert!(
+            error.contains("sidecar `broken` did not become ready"),
+            "{error}"
+        );
         assert!(error.contains("nothing listened on port 5999"), "{error}");
         assert!(error.contains("preparing the answer"), "{error}");
-        assert!(error.contains(&format!("dual logs {name} broken")), "{error}");
+        assert!(
+            error.contains(&format!("dual logs {name} broken")),
+            "{error}"
+        );
         let debris: Vec<String> = env
             .containers()
             .into_iter()
@@ -305,7 +324,10 @@ fn a_sidecar_that_never_gets_ready_fails_the_launch_with_its_log_and_leaves_noth
         let fixed = config.replace("ready = 5999\nready_timeout = 3\n", "");
         std::fs::write(clone.join(".dual.toml"), fixed).unwrap();
         let error = env.fails(&["launch", &name]);
-        assert!(error.contains("sidecar `crashing` did not become ready"), "{error}");
+        assert!(
+            error.contains("sidecar `crashing` did not become ready"),
+            "{error}"
+        );
         assert!(error.contains("exited with status 3"), "{error}");
         assert!(error.contains("config file missing"), "{error}");
     });
@@ -354,5 +376,9 @@ fn the_compose_file_gives_two_sidecars_and_skips_the_app() {
         config.sidecars["db"].env["POSTGRES_PASSWORD"], "devsecret",
         "the default of ${{DB_PASSWORD:-devsecret}}"
     );
-    assert!(config.notes.iter().any(|note| note.contains("`app`")), "{:?}", config.notes);
+    assert!(
+        config.notes.iter().any(|note| note.contains("`app`")),
+        "{:?}",
+        config.notes
+    );
 }
