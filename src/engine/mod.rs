@@ -5,6 +5,7 @@
 //! is parsed in [`model`]. Every call goes through [`crate::process::Cmd`].
 
 pub mod bridge;
+pub mod build;
 pub mod diff;
 pub mod error;
 pub mod facts;

@@ -233,6 +233,7 @@ fn start_sidecars(
     let hooks = stack::Hooks {
         progress: &progress,
         before_recreate: Some(&keep),
+        terminal: printer.is_terminal() && std::io::stderr().is_terminal(),
     };
     let ups = stack::ensure(engine, workspace, config, state, rejoin, &hooks)
         .hinted()

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod names;
 pub mod revive;
 pub mod services;
+pub mod sidecar_build;
 pub mod sidecars;
 pub mod stack;
 pub mod state;

@@ -71,6 +71,7 @@ fn revive(engine: &Engine, state: &State, workspace: &Workspace) -> Result<(), R
     let hooks = super::stack::Hooks {
         progress: &|_| {},
         before_recreate: None,
+        terminal: false,
     };
     super::stack::ensure(engine, workspace, &config, state, true, &hooks)?;
     ensure_services(engine, workspace)

@@ -81,6 +81,8 @@ pub enum StackError {
     },
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Build(Box<super::sidecar_build::SidecarBuildError>),
     #[error("sidecar `{name}` was not recreated: {why}")]
     Keep { name: String, why: String },
     #[error("could not copy the data of sidecar `{name}` from `{parent}`: {why}")]
@@ -133,6 +135,7 @@ impl Hint for StackError {
                 "its whole log: `dual logs {workspace} {name}`; fix its config and `dual launch {workspace}` again"
             )),
             StackError::Config(_) => Some("fix .dual.toml or the compose file".into()),
+            StackError::Build(error) => error.hint(),
             StackError::Keep { .. } => Some(
                 "copy what it wrote out by hand (`docker cp`), remove its container, and launch again".into(),
             ),
@@ -185,6 +188,10 @@ pub struct Copied {
     pub parent_paused: Duration,
 }
 
+/// Keeps what a container (named, with its mount targets) wrote outside
+/// its mounts.
+pub type KeepWrites<'a> = dyn Fn(&str, &[String]) -> Result<(), String> + 'a;
+
 /// What the caller does at two moments of `ensure`.
 pub struct Hooks<'a> {
     /// A line of progress.
@@ -194,10 +201,10 @@ pub struct Hooks<'a> {
     /// outside its volumes. `None`: do not recreate now (a revival starts
     /// what exists; the next launch recreates).
     pub before_recreate: Option<&'a KeepWrites<'a>>,
+    /// The engine's own output (a sidecar image's build) may go to dual's
+    /// stderr: it is the terminal the user watches, no other face's.
+    pub terminal: bool,
 }
-
-/// Keeps what container `.0` wrote outside mounts `.1`; the error says why not.
-pub type KeepWrites<'a> = dyn Fn(&str, &[String]) -> Result<(), String> + 'a;
 
 /// Starts `config`'s sidecars of `workspace` that do not run (in
 /// dependency order, each waited for until ready), recreates those whose
@@ -302,6 +309,28 @@ fn ensure_one(
         sidecar,
         host,
     } = wanted;
+    // A compose service's `build:` runs from the image of its context's
+    // content: in its settings too, so a changed context recreates it.
+    let built;
+    let sidecar = match &sidecar.build {
+        Some(build) => {
+            let image = super::sidecar_build::prepare(
+                engine,
+                workspace,
+                name,
+                build,
+                progress,
+                hooks.terminal,
+            )
+            .map_err(|error| StackError::Build(Box::new(error)))?;
+            built = Sidecar {
+                image,
+                ..sidecar.clone()
+            };
+            &built
+        }
+        None => sidecar,
+    };
     let image_id = image_or_pull(engine, name, sidecar)?;
     let root = || StackError::Root {
         name: name.to_owned(),

@@ -21,6 +21,7 @@ mod proxy;
 mod services;
 mod services_order;
 mod shell_boundary;
+mod sidecar_build;
 mod sidecars;
 mod supervisor;
 mod support;
