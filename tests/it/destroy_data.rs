@@ -326,3 +326,25 @@ fn destroy_completes_when_measuring_hangs_and_leaves_no_container() {
         assert!(env.containers().is_empty(), "{:?}", env.containers());
     });
 }
+
+/// A compose file nesting `${…}` 5000 deep once overflowed dual's stack
+/// wherever a workspace's config is read: now it is an error value, which
+/// `list` and `destroy` pass over.
+#[test]
+fn a_hostile_compose_file_does_not_crash_list_or_destroy() {
+    let env = TestEnv::new(None, "");
+    let source = env.source();
+    let value = format!("{}x{}", "${A:-".repeat(5000), "}".repeat(5000));
+    std::fs::write(
+        source.join("compose.yaml"),
+        format!("services:\n  db:\n    image: pg\n    environment:\n      X: '{value}'\n"),
+    )
+    .unwrap();
+    env.git(&source, &["add", "."]);
+    env.git(&source, &["commit", "-qm", "nested"]);
+    env.ok(&["create", "feat/nested"]);
+    let listed = env.list();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    env.ok(&["destroy", "feat/nested", "--force"]);
+    assert!(env.list().is_empty());
+}
