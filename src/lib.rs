@@ -21,5 +21,6 @@ pub mod sockets;
 pub mod testserver;
 pub mod tmux;
 pub mod tui;
+pub mod untrusted;
 pub mod verify;
 pub mod workspace;

@@ -14,6 +14,8 @@
 //! - `DUAL_ENGINE`: `docker` or `podman` when `--engine` is not given.
 //! - `DUAL_ENGINE_TIMEOUT`: seconds a status call (`ps`, `inspect`, `info`)
 //!   may take before the engine counts as hung.
+//! - `DUAL_MEASURE_TIMEOUT`: seconds `destroy` may spend measuring one
+//!   volume's size before it reports the size as unknown (default 20).
 //! - `DUAL_LOG`: `debug` prints every external command, as `-v` does.
 //! - `DUAL_BUSYBOX`: the static busybox `dual verify` copies into probes.
 //! - `DUAL_PROXY_AUTOSTART`: `0` keeps `launch` from starting the proxy.
@@ -39,6 +41,7 @@ pub const HOME: &str = "DUAL_HOME";
 pub const WORKSPACE_ROOT: &str = "DUAL_WORKSPACE_ROOT";
 pub const ENGINE: &str = "DUAL_ENGINE";
 pub const ENGINE_TIMEOUT: &str = "DUAL_ENGINE_TIMEOUT";
+pub const MEASURE_TIMEOUT: &str = "DUAL_MEASURE_TIMEOUT";
 pub const LOG: &str = "DUAL_LOG";
 pub const BUSYBOX: &str = "DUAL_BUSYBOX";
 pub const PROXY_AUTOSTART: &str = "DUAL_PROXY_AUTOSTART";
@@ -69,6 +72,11 @@ pub fn engine() -> Option<String> {
 /// `DUAL_ENGINE_TIMEOUT`: how long a status call may take.
 pub fn engine_timeout() -> Option<Duration> {
     parsed(ENGINE_TIMEOUT, parse_seconds)
+}
+
+/// `DUAL_MEASURE_TIMEOUT`: how long measuring one volume may take.
+pub fn measure_timeout() -> Option<Duration> {
+    parsed(MEASURE_TIMEOUT, parse_seconds)
 }
 
 /// `DUAL_LOG=debug`: print every external command.

@@ -21,6 +21,8 @@ pub const SIDECAR: &str = "dual.sidecar";
 pub const VOLUME: &str = "dual.volume";
 /// Made (never started) to read an image's passwd and group, then removed.
 pub const KIND_ACCOUNTS: &str = "accounts";
+/// Runs `du` on a volume for `destroy` (named `{volume}.size`), then removed.
+pub const KIND_MEASURE: &str = "measure";
 /// One probe run: every container of a `dual verify` carries its run id.
 pub const PROBE_RUN: &str = "dual.probe.run";
 /// The pid of the dual process that created a probe container, so that a later

@@ -11,18 +11,27 @@
 //! keeps its files mode 0700 to itself), with no network, no capabilities,
 //! a read-only root and the volume mounted read-only. ~0.5-1 s each; a size
 //! that cannot be had is [`Size::Unknown`], never an error.
+//!
+//! The image is the repo's, so its `du` may never end: the measuring
+//! container has a known name (`{volume}.size`) and is removed when the
+//! measurement fails or times out (a timeout kills the engine's client, not
+//! the container, which would hold the volume and fail `volume rm`). It
+//! carries the pid of the dual that made it, so `prune` removes one a
+//! killed `destroy` left.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::labels::{KIND, KIND_MEASURE, MANAGED, OWNER_PID};
 use super::model::{self, Labels, ParseError, Volume};
 use super::{Engine, EngineError, has_labels};
 
-/// How long one measurement may take: a volume of millions of files is
-/// reported as of unknown size rather than holding up `destroy`.
-const MEASURE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one measurement may take: a volume of millions of files (or
+/// an image whose `du` hangs) is reported as of unknown size rather than
+/// holding up `destroy`.
+pub const MEASURE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Where the volume is mounted in the measuring container.
 const MEASURE_TARGET: &str = "/dual-volume";
@@ -71,6 +80,11 @@ pub struct Measurer {
     pub user: String,
 }
 
+/// The measuring container of `volume`.
+pub fn measure_container(volume: &str) -> String {
+    format!("{volume}.size")
+}
+
 /// The `run` arguments that measure `volume` with `measurer`, or `None`
 /// where a value cannot be given to the engine as it is.
 pub fn measure_args(volume: &str, measurer: &Measurer) -> Option<Vec<String>> {
@@ -83,7 +97,10 @@ pub fn measure_args(volume: &str, measurer: &Measurer) -> Option<Vec<String>> {
     };
     // A volume name is the engine's charset; an image id is hex with an
     // optional `sha256:`; a user is `name`, `uid`, `uid:gid` or `name:group`.
-    if !plain(volume, "") || !plain(&measurer.image, ":") {
+    // The container's name starts as the volume's, and must start with a
+    // letter or digit.
+    let named = volume.starts_with(|c: char| c.is_ascii_alphanumeric());
+    if !named || !plain(volume, "") || !plain(&measurer.image, ":") {
         return None;
     }
     if !measurer.user.is_empty() && !plain(&measurer.user, ":") {
@@ -97,11 +114,16 @@ pub fn measure_args(volume: &str, measurer: &Measurer) -> Option<Vec<String>> {
         "--cap-drop=ALL",
         "--security-opt=no-new-privileges",
         "--read-only",
-        "--label=dual.managed=true",
         "--entrypoint=du",
     ]
     .map(String::from)
     .to_vec();
+    args.extend([
+        format!("--name={}", measure_container(volume)),
+        format!("--label={MANAGED}=true"),
+        format!("--label={KIND}={KIND_MEASURE}"),
+        format!("--label={OWNER_PID}={}", std::process::id()),
+    ]);
     if !measurer.user.is_empty() {
         args.push(format!("--user={}", measurer.user));
     }
@@ -211,15 +233,42 @@ impl Engine {
     }
 
     /// `volume`'s size, measured with the first of `measurers` that can
-    /// read all of it (else the largest partial answer); never fails.
-    pub fn volume_size(&self, volume: &str, measurers: &[Measurer]) -> Size {
+    /// read all of it (else the largest partial answer), each try given
+    /// `timeout`; never fails, and leaves no container behind.
+    pub fn volume_size(&self, volume: &str, measurers: &[Measurer], timeout: Duration) -> Size {
+        let container = measure_container(volume);
+        // Removing is part of undoing a measurement: Ctrl-C must not stop it.
+        let cleanup = self.for_cleanup();
+        let remove = || {
+            if let Err(error) = cleanup.remove(&[&container]) {
+                crate::log::debug(&format!("removing `{container}`: {error}"));
+            }
+        };
+        let tries: Vec<Vec<String>> = measurers
+            .iter()
+            .filter_map(|measurer| measure_args(volume, measurer))
+            .collect();
+        if !tries.is_empty() {
+            // One a killed dual left (its name would be taken); each try
+            // below removes its own unless it ended well.
+            remove();
+        }
         let mut best = Size::Unknown;
-        for measurer in measurers {
-            let Some(args) = measure_args(volume, measurer) else {
-                continue;
+        for args in tries {
+            let cmd = self.cmd(args).timeout(timeout).uncancellable();
+            let output = match cmd.output() {
+                Ok(output) => output,
+                Err(error) => {
+                    crate::log::debug(&format!("measuring volume {volume}: {error}"));
+                    remove();
+                    continue;
+                }
             };
-            let cmd = self.cmd(args).timeout(MEASURE_TIMEOUT).uncancellable();
-            let Ok(output) = cmd.output() else { continue };
+            if !output.success() {
+                // `--rm` removes it once it ends; the engine may have failed
+                // before that.
+                remove();
+            }
             match parse_du(&output.stdout) {
                 Some(bytes) if output.success() => return Size::Bytes(bytes),
                 // Files its user may not read: du says so and counts the rest.
@@ -325,8 +374,11 @@ mod tests {
                 "--cap-drop=ALL",
                 "--security-opt=no-new-privileges",
                 "--read-only",
-                "--label=dual.managed=true",
                 "--entrypoint=du",
+                "--name=dual-shop-main.db-pgdata.size",
+                "--label=dual.managed=true",
+                "--label=dual.kind=measure",
+                &format!("--label=dual.pid={}", std::process::id()),
                 "--user=999:999",
                 "--volume=dual-shop-main.db-pgdata:/dual-volume:ro",
                 "--",
@@ -348,6 +400,7 @@ mod tests {
         assert!(odd("v", "--privileged", "").is_none());
         assert!(odd("v", "img", "--privileged").is_none());
         assert!(odd("v", "img", "").is_some(), "no user: the image's own");
+        assert!(odd("_v", "img", "").is_none(), "not a container's name");
     }
 
     #[test]

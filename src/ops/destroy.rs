@@ -199,6 +199,8 @@ impl Found {
             .iter()
             .map(|(sidecar, c)| (sidecar.clone(), engine.measurer(c)))
             .collect();
+        let measure_timeout =
+            crate::settings::measure_timeout().unwrap_or(crate::engine::volumes::MEASURE_TIMEOUT);
         let volumes = crate::parallel::map(&volumes, 4, |volume| {
             let sidecar = volume.labels.get(SIDECAR).cloned();
             let mut measurers: Vec<Measurer> = sidecar_measurers
@@ -216,7 +218,7 @@ impl Found {
                     .map_or_else(|| volume.name.clone(), |(_, dir)| dir.clone()),
             };
             FoundVolume {
-                size: engine.volume_size(&volume.name, &measurers),
+                size: engine.volume_size(&volume.name, &measurers, measure_timeout),
                 name: volume.name.clone(),
                 description,
                 sidecar,

@@ -119,7 +119,8 @@ fn describe_writes(container: &str, paths: &[String]) -> String {
     );
     for path in paths.iter().take(SHOWN_PATHS) {
         text.push_str("\n  ");
-        text.push_str(path);
+        // Named by the container: shown escaped, one per line.
+        text.push_str(&crate::untrusted::shown_line(path));
     }
     if paths.len() > SHOWN_PATHS {
         text.push_str(&format!("\n  … and {} more", paths.len() - SHOWN_PATHS));
@@ -258,5 +259,18 @@ mod tests {
         assert!(text.contains("\n  /opt/f9\n  … and 2 more"), "{text}");
         assert!(!text.contains("/opt/f10"));
         assert!(describe_writes("c", &paths[..1]).contains("wrote 1 path "));
+    }
+
+    #[test]
+    fn paths_reach_the_terminal_escaped() {
+        let paths = [
+            "/tmp/\u{1b}]0;pwned\u{7}".to_owned(),
+            "/a\n  /forged".to_owned(),
+        ];
+        let text = describe_writes("c", &paths);
+        assert!(
+            text.ends_with("\n  /tmp/\\u{1b}]0;pwned\\u{7}\n  /a\\u{a}  /forged"),
+            "{text}"
+        );
     }
 }

@@ -278,14 +278,19 @@ fn run_after_start(
     hook: &str,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    printer.out(format!("running after_start: {hook}"));
-    let status = run_setup(engine, workspace, hook, printer)?;
+    let status = {
+        // The repo's text: shown escaped, run as it is.
+        let shown = crate::untrusted::shown(hook);
+        printer.out(format!("running after_start: {shown}"));
+        run_setup(engine, workspace, hook, printer)?
+    };
     if status.success() {
         return Ok(());
     }
     Err(crate::error::hinted(crate::error::Hinted {
         message: format!(
-            "after_start `{hook}` failed in `{}` ({})",
+            "after_start `{}` failed in `{}` ({})",
+            crate::untrusted::shown(hook),
             workspace.name(),
             crate::process::StatusText(status)
         ),
@@ -306,7 +311,7 @@ fn run_setup_once(
     printer: &Printer,
 ) -> anyhow::Result<()> {
     let name = workspace.name();
-    printer.out(format!("running setup: {setup}"));
+    printer.out(format!("running setup: {}", crate::untrusted::shown(setup)));
     let record = |record: SetupRecord| {
         if let Err(error) = record.write(&name) {
             printer.warn(format!(
@@ -332,7 +337,7 @@ fn run_setup_once(
         });
         return Err(crate::error::hinted(SetupFailed {
             workspace: name,
-            setup: setup.to_owned(),
+            setup: crate::untrusted::shown(setup),
             status,
         }));
     }

@@ -4,8 +4,8 @@
 //! deleted upstream (when they hold no uncommitted or unpushed work).
 
 use crate::engine::labels::{
-    KIND, KIND_ACCOUNTS, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER, WorkspaceLabels,
-    workspace_filters,
+    KIND, KIND_ACCOUNTS, KIND_MEASURE, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER, SidecarLabels,
+    WorkspaceLabels, workspace_filters,
 };
 use crate::engine::model::ContainerState;
 use crate::engine::{Engine, EngineKind};
@@ -101,30 +101,40 @@ pub fn remove(
 
 fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftover>> {
     let kind = engine.kind();
-    let known = |name: &str| state.workspace(name).is_some();
     let owner = crate::workspace::owner_id();
     let mut found = Vec::new();
     for container in engine.ps(&[MANAGED_FILTER]).hinted()? {
-        let workspace = WorkspaceLabels::from_labels(&container.labels);
+        // A sidecar's container is its workspace's as much as the
+        // workspace's own (and so is one made to copy a sidecar's data).
+        let sidecar = SidecarLabels::from_labels(&container.labels);
+        let workspace = WorkspaceLabels::from_labels(&container.labels)
+            .or_else(|| sidecar.as_ref().map(|s| s.workspace.clone()));
         let why = match (container.labels.get(KIND).map(String::as_str), workspace) {
             // Another installation's (another user, another DUAL_HOME): not ours to judge.
             (_, Some(labels)) if labels.owner != owner => None,
             // Its name may be in the state for another repo's branch.
-            (_, Some(labels))
-                if !state
-                    .workspace(&labels.workspace)
-                    .is_some_and(|w| crate::workspace::labels(w, None).same_workspace(&labels)) =>
-            {
-                Some(format!(
-                    "its workspace `{}` (branch `{}` of `{}`) no longer exists",
-                    labels.workspace, labels.branch, labels.repo
-                ))
-            }
+            (_, Some(labels)) if !is_live(state, &labels) => Some(format!(
+                "its workspace `{}` (branch `{}` of `{}`) no longer exists",
+                labels.workspace, labels.branch, labels.repo
+            )),
             (Some(KIND_PROBE), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
                 Some("a probe container whose `dual verify` is gone".into())
             }
             (Some(KIND_ACCOUNTS), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
                 Some("made to read an image's accounts by a `dual launch` that is gone".into())
+            }
+            (Some(KIND_MEASURE), _) if crate::verify::cleanup::is_abandoned(&container.labels) => {
+                Some("made to measure a volume by a `dual destroy` that is gone".into())
+            }
+            // A copy of a sidecar's data runs once to its end: one that
+            // ended and is still there is one a killed launch left.
+            _ if sidecar.as_ref().is_some_and(|s| s.name.ends_with(".copy"))
+                && matches!(
+                    container.state,
+                    ContainerState::Exited | ContainerState::Dead
+                ) =>
+            {
+                Some("made to copy a sidecar's data by a `dual launch` that did not finish".into())
             }
             (Some(KIND_WORKSPACE), _) if container.state == ContainerState::Created => {
                 Some("stuck in `created`: it never started".into())
@@ -139,24 +149,33 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
             });
         }
     }
-    for volume in engine
-        .volume_names(&workspace_filters(Some(&owner)))
-        .hinted()?
-    {
-        // Named `dual-{workspace}-v{hash}` (see workspace::volume_name).
-        let workspace = volume
-            .strip_prefix("dual-")
-            .and_then(|rest| rest.rsplit_once("-v"))
-            .map(|(name, _)| name);
-        if !workspace.is_some_and(known) {
+    // Owned as destroy owns them: by their labels, never by their names
+    // (a sidecar's data volume is `dual-{ws}.{sidecar}.{volume}`). A volume
+    // of a workspace in the state stays, whatever its config says now.
+    for volume in engine.volumes(&workspace_filters(Some(&owner))).hinted()? {
+        let Some(labels) = WorkspaceLabels::from_labels(&volume.labels) else {
+            continue;
+        };
+        if !is_live(state, &labels) {
             found.push(Leftover::Volume {
                 engine: kind,
-                name: volume,
-                why: "its workspace no longer exists".into(),
+                name: volume.name,
+                why: format!(
+                    "its workspace `{}` (branch `{}` of `{}`) no longer exists",
+                    labels.workspace, labels.branch, labels.repo
+                ),
             });
         }
     }
     Ok(found)
+}
+
+/// Whether the workspace `labels` name is one in the state (its name may
+/// be there for another repo's branch: every label must agree).
+fn is_live(state: &State, labels: &WorkspaceLabels) -> bool {
+    state
+        .workspace(&labels.workspace)
+        .is_some_and(|w| crate::workspace::labels(w, None).same_workspace(labels))
 }
 
 fn finished_workspaces(state: &State) -> Vec<Leftover> {

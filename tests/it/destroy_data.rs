@@ -3,7 +3,9 @@
 //! asks before a sidecar's data goes, and removes sidecars before the
 //! container whose network they joined.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use dual::engine::labels::{SidecarLabels, WorkspaceLabels};
 
@@ -136,7 +138,7 @@ fn a_recreated_container_s_own_files_are_kept_as_an_image() {
 }
 
 /// The labels dual gives sidecar `name` of the workspace of `branch`.
-fn sidecar_labels(env: &TestEnv, branch: &str, name: &str) -> SidecarLabels {
+pub fn sidecar_labels(env: &TestEnv, branch: &str, name: &str) -> SidecarLabels {
     let owner = env.owner_label();
     SidecarLabels {
         workspace: WorkspaceLabels {
@@ -235,4 +237,114 @@ fn destroy_names_sidecar_data_refuses_without_a_yes_and_removes_sidecars_first()
         assert!(env.containers().is_empty(), "{:?}", env.containers());
         assert!(env.list().is_empty());
     });
+}
+
+/// Builds `dual-test-hung-du:latest`: the test image whose `du` never ends
+/// (as a hostile sidecar image's may not).
+fn hung_du_image(kind: EngineKind) -> &'static str {
+    let base = ensure_test_image(kind);
+    let context = tempfile::tempdir().unwrap();
+    let du = context.path().join("du");
+    std::fs::write(&du, "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    std::fs::set_permissions(&du, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!("FROM {base}\nCOPY du /usr/local/bin/du\n"),
+    )
+    .unwrap();
+    let image = "dual-test-hung-du:latest";
+    let built = Command::new(kind.program())
+        .args(["build", "-q", "-t", image])
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    image
+}
+
+/// Removes a measuring container the test may leave when it fails.
+struct Measuring {
+    kind: EngineKind,
+    name: String,
+}
+
+impl Measuring {
+    fn exists(&self) -> bool {
+        let output = Command::new(self.kind.program())
+            .args(["container", "inspect", &self.name])
+            .output()
+            .unwrap();
+        output.status.success()
+    }
+}
+
+impl Drop for Measuring {
+    fn drop(&mut self) {
+        let _ = Command::new(self.kind.program())
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+#[test]
+fn destroy_completes_when_measuring_hangs_and_leaves_no_container() {
+    each_engine("destroy_hung_du", |kind| {
+        // The workspace's image is the only one its volumes are measured
+        // with (no sidecar container runs), and its `du` hangs.
+        let image = hung_du_image(kind);
+        let env = TestEnv::new(Some(kind), &format!("image = \"{image}\"\n"));
+        env.ok(&["create", "feat/hung"]);
+        env.ok(&["launch", "feat/hung"]);
+        let volume = format!("dual-{}.db.pgdata", env.name("feat/hung"));
+        dual::engine::Engine::new(kind)
+            .volume_create(
+                &volume,
+                &sidecar_labels(&env, "feat/hung", "db").volume_labels("pgdata"),
+            )
+            .unwrap();
+        let measuring = Measuring {
+            kind,
+            name: format!("{volume}.size"),
+        };
+
+        let started = Instant::now();
+        let destroyed = env
+            .cmd(&["destroy", "feat/hung", "--force"])
+            .env("DUAL_MEASURE_TIMEOUT", "2")
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let (stdout, stderr) = (text(&destroyed), String::from_utf8_lossy(&destroyed.stderr));
+        assert!(destroyed.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("db: pgdata (size unknown)"),
+            "{stdout}\n{stderr}"
+        );
+        assert!(took < Duration::from_secs(40), "{took:?}");
+        assert!(!measuring.exists(), "the measuring container is removed");
+        assert!(env.volumes().is_empty(), "{:?}", env.volumes());
+        assert!(env.containers().is_empty(), "{:?}", env.containers());
+    });
+}
+
+/// A compose file nesting `${…}` 5000 deep once overflowed dual's stack
+/// wherever a workspace's config is read: now it is an error value, which
+/// `list` and `destroy` pass over.
+#[test]
+fn a_hostile_compose_file_does_not_crash_list_or_destroy() {
+    let env = TestEnv::new(None, "");
+    let source = env.source();
+    let value = format!("{}x{}", "${A:-".repeat(5000), "}".repeat(5000));
+    std::fs::write(
+        source.join("compose.yaml"),
+        format!("services:\n  db:\n    image: pg\n    environment:\n      X: '{value}'\n"),
+    )
+    .unwrap();
+    env.git(&source, &["add", "."]);
+    env.git(&source, &["commit", "-qm", "nested"]);
+    env.ok(&["create", "feat/nested"]);
+    let listed = env.list();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    env.ok(&["destroy", "feat/nested", "--force"]);
+    assert!(env.list().is_empty());
 }

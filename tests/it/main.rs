@@ -18,6 +18,7 @@ mod outage;
 mod parse;
 mod port_kinds;
 mod proxy;
+mod prune_sidecars;
 mod services;
 mod services_order;
 mod shell_boundary;

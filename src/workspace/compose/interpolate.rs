@@ -7,70 +7,41 @@ use std::collections::BTreeSet;
 /// Where a variable's value comes from (`None`: unset).
 pub type Lookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
+/// How deep `${…}` may nest in defaults: real compose files nest two or
+/// three; the bound keeps a hostile file (`${A:-` five thousand times) from
+/// exhausting the stack of `dual list` or the proxy, which read every
+/// workspace's config.
+pub const MAX_NESTING: usize = 10;
+
 /// `text` with `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
 /// `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`, `${VAR+alt}` replaced
-/// and `$$` made `$`; defaults nest and are expanded only when used. A
-/// variable that is unset and has no default becomes empty and is added to
-/// `unset`. The error says what is wrong, for the caller to place.
+/// and `$$` made `$`; defaults nest (at most [`MAX_NESTING`] deep) and are
+/// expanded only when used. A variable that is unset and has no default
+/// becomes empty and is added to `unset`. The error says what is wrong, for
+/// the caller to place. One pass over the text: linear in its length.
 pub fn expand(text: &str, lookup: &Lookup, unset: &mut BTreeSet<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(dollar) = rest.find('$') {
-        out.push_str(&rest[..dollar]);
-        let after = &rest[dollar + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if after.starts_with('{') {
-            let close = closing_brace(after).ok_or_else(|| invalid(text))?;
-            out.push_str(&braced(&after[1..close], text, lookup, unset)?);
-            rest = &after[close + 1..];
-        } else {
-            let length = name_length(after);
-            if length == 0 {
-                return Err(invalid(text));
-            }
-            let name = &after[..length];
-            out.push_str(&value_or_empty(name, lookup, unset));
-            rest = &after[length..];
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
+    let mut expander = Expander {
+        text,
+        lookup,
+        unset,
+    };
+    let (value, _) = expander.word(0, 0, true)?;
+    Ok(value)
 }
 
 fn invalid(text: &str) -> String {
+    // The whole of a long hostile value would flood the terminal.
+    const SHOWN: usize = 80;
+    let shown: String = text.chars().take(SHOWN).collect();
+    let more = if text.chars().nth(SHOWN).is_some() {
+        "…"
+    } else {
+        ""
+    };
     format!(
-        "`{}` is not a valid interpolation (write `$$` for a `$`)",
-        text.escape_debug()
+        "`{}{more}` is not a valid interpolation (write `$$` for a `$`)",
+        shown.escape_debug()
     )
-}
-
-/// The index of the `}` that closes the `{` `after` starts with, nested
-/// `${…}` counted.
-fn closing_brace(after: &str) -> Option<usize> {
-    let bytes = after.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'$' if bytes.get(i + 1) == Some(&b'$') => i += 1,
-            b'$' if bytes.get(i + 1) == Some(&b'{') => {
-                depth += 1;
-                i += 1;
-            }
-            b'{' if i == 0 => depth += 1,
-            b'}' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
 }
 
 /// How many bytes of `text` make a variable name (`[A-Za-z_][A-Za-z0-9_]*`).
@@ -86,62 +57,142 @@ fn name_length(text: &str) -> usize {
     length
 }
 
-fn value_or_empty(name: &str, lookup: &Lookup, unset: &mut BTreeSet<String>) -> String {
-    lookup(name).unwrap_or_else(|| {
-        unset.insert(name.to_owned());
-        String::new()
-    })
+/// One text being expanded.
+struct Expander<'a, 'b> {
+    text: &'a str,
+    lookup: &'b Lookup<'b>,
+    unset: &'b mut BTreeSet<String>,
 }
 
-/// The value of `${body}`.
-fn braced(
-    body: &str,
-    text: &str,
-    lookup: &Lookup,
-    unset: &mut BTreeSet<String>,
-) -> Result<String, String> {
-    let length = name_length(body);
-    if length == 0 {
-        return Err(invalid(text));
+impl Expander<'_, '_> {
+    /// The word starting at byte `start`: to the end of the text at `depth`
+    /// 0, else to the `}` that closes the `${` it is inside. Its value
+    /// (empty unless `used`: an unused default is read for its end, never
+    /// looked up) and the index where it ends (that `}`, or the text's
+    /// length).
+    fn word(&mut self, start: usize, depth: usize, used: bool) -> Result<(String, usize), String> {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let mut value = String::new();
+        let mut at = start;
+        loop {
+            let next = bytes[at..]
+                .iter()
+                .position(|&b| b == b'$' || (depth > 0 && b == b'}'))
+                .map(|offset| at + offset);
+            let Some(special) = next else {
+                if depth > 0 {
+                    return Err(invalid(text));
+                }
+                if used {
+                    value.push_str(&text[at..]);
+                }
+                return Ok((value, text.len()));
+            };
+            if used {
+                value.push_str(&text[at..special]);
+            }
+            if bytes[special] == b'}' {
+                return Ok((value, special));
+            }
+            match bytes.get(special + 1) {
+                Some(b'$') => {
+                    if used {
+                        value.push('$');
+                    }
+                    at = special + 2;
+                }
+                Some(b'{') => {
+                    let (braced, close) = self.braced(special + 2, depth + 1, used)?;
+                    value.push_str(&braced);
+                    at = close + 1;
+                }
+                _ => {
+                    let length = name_length(&text[special + 1..]);
+                    if length == 0 {
+                        return Err(invalid(text));
+                    }
+                    if used {
+                        let name = &text[special + 1..special + 1 + length];
+                        value.push_str(&self.value_or_empty(name));
+                    }
+                    at = special + 1 + length;
+                }
+            }
+        }
     }
-    let (name, operation) = body.split_at(length);
-    if operation.is_empty() {
-        return Ok(value_or_empty(name, lookup, unset));
-    }
-    let value = lookup(name);
-    // `:` makes an empty value count as unset.
-    let (colon, operation) = match operation.strip_prefix(':') {
-        Some(rest) => (true, rest),
-        None => (false, operation),
-    };
-    let usable = value.as_ref().filter(|value| !colon || !value.is_empty());
-    let mut word = |word: &str| expand(word, lookup, unset);
-    match operation.split_at(operation.len().min(1)) {
-        ("-", default) => match usable {
-            Some(value) => Ok(value.clone()),
-            None => word(default),
-        },
-        ("+", alternative) => match usable {
-            Some(_) => word(alternative),
-            None => Ok(String::new()),
-        },
-        ("?", error) => match usable {
-            Some(value) => Ok(value.clone()),
-            None => {
-                let why = word(error)?;
+
+    /// The value of the `${…}` whose body starts at byte `start`, `depth`
+    /// levels deep, and the index of its `}`.
+    fn braced(
+        &mut self,
+        start: usize,
+        depth: usize,
+        used: bool,
+    ) -> Result<(String, usize), String> {
+        if depth > MAX_NESTING {
+            return Err(format!("`${{…}}` nests deeper than {MAX_NESTING} levels"));
+        }
+        let text = self.text;
+        let length = name_length(&text[start..]);
+        if length == 0 {
+            return Err(invalid(text));
+        }
+        let name = &text[start..start + length];
+        let mut at = start + length;
+        let bytes = text.as_bytes();
+        if bytes.get(at) == Some(&b'}') {
+            let value = if used {
+                self.value_or_empty(name)
+            } else {
+                String::new()
+            };
+            return Ok((value, at));
+        }
+        let value = if used { (self.lookup)(name) } else { None };
+        // `:` makes an empty value count as unset.
+        let colon = bytes.get(at) == Some(&b':');
+        if colon {
+            at += 1;
+        }
+        let usable = value.as_ref().filter(|value| !colon || !value.is_empty());
+        let operation = bytes.get(at).copied();
+        let word_used = used
+            && match operation {
+                Some(b'+') => usable.is_some(),
+                _ => usable.is_none(),
+            };
+        if !matches!(operation, Some(b'-' | b'+' | b'?')) {
+            return Err(invalid(text));
+        }
+        let (word, close) = self.word(at + 1, depth, word_used)?;
+        if !used {
+            return Ok((String::new(), close));
+        }
+        let result = match (operation, usable) {
+            (Some(b'-' | b'?'), Some(value)) => value.clone(),
+            (Some(b'-' | b'+'), _) => word,
+            _ => {
                 let state = if value.is_some() {
                     "is empty"
                 } else {
                     "is not set"
                 };
-                Err(format!(
+                return Err(format!(
                     "the variable `{name}` {state}{}{}",
-                    if why.is_empty() { "" } else { ": " },
-                    why.escape_debug()
-                ))
+                    if word.is_empty() { "" } else { ": " },
+                    word.escape_debug()
+                ));
             }
-        },
-        _ => Err(invalid(text)),
+        };
+        Ok((result, close))
+    }
+
+    fn value_or_empty(&mut self, name: &str) -> String {
+        (self.lookup)(name).unwrap_or_else(|| {
+            self.unset.insert(name.to_owned());
+            String::new()
+        })
     }
 }
 
@@ -338,6 +389,42 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_reading_is_linear() {
+        let nested = |depth: usize| format!("{}x{}", "${A:-".repeat(depth), "}".repeat(depth));
+        assert_eq!(with(&[], &nested(MAX_NESTING)).0.as_deref(), Ok("x"));
+        let error = with(&[], &nested(MAX_NESTING + 1)).0.unwrap_err();
+        assert!(error.contains("nests deeper than 10 levels"), "{error}");
+        // A hostile file: once a stack overflow that aborted dual.
+        let error = with(&[], &nested(5000)).0.unwrap_err();
+        assert!(error.contains("nests deeper"), "{error}");
+        let unclosed = with(&[], &"${A:-".repeat(5000)).0.unwrap_err();
+        assert!(unclosed.contains("nests deeper"), "{unclosed}");
+        // Nested in a default that is not used: bounded all the same.
+        let error = with(&[("A", "set")], &nested(5000)).0.unwrap_err();
+        assert!(error.contains("nests deeper"), "{error}");
+
+        // Long and flat: a megabyte in well under a second (was a rescan
+        // of the rest of the text at every `${`).
+        let started = std::time::Instant::now();
+        let flat = "${A:-${B:-x}}$$ $C ".repeat(60_000);
+        let (value, unset) = with(&[], &flat);
+        assert_eq!(value.unwrap().len(), "x$  ".len() * 60_000);
+        assert_eq!(unset.into_iter().collect::<Vec<_>>(), ["C"]);
+        let open = format!("{}${{A:-{}", "${B}".repeat(100_000), "y".repeat(500_000));
+        let error = with(&[], &open).0.unwrap_err();
+        assert!(error.contains("not a valid interpolation"), "{error}");
+        assert!(
+            error.len() < 200,
+            "the message shows the start only: {error}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -57,6 +57,7 @@ use self::interpolate::EnvFile;
 use self::yaml::Node;
 use super::config::{ComposeFile, ConfigError};
 use super::sidecars::Sidecar;
+use crate::untrusted::shown;
 
 /// What a compose file gives dual.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -162,17 +163,6 @@ fn invalid(path: &Path, message: String) -> ConfigError {
         path: path.to_owned(),
         message: shown(&message),
     }
-}
-
-/// Text of the repo's with its control characters (but newlines) escaped.
-fn shown(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '\n' => c.to_string(),
-            c if c.is_control() => c.escape_debug().to_string(),
-            c => c.to_string(),
-        })
-        .collect()
 }
 
 /// What becomes of a compose service.

@@ -604,6 +604,25 @@ fn variables_come_from_dot_env_never_from_the_host() {
 }
 
 #[test]
+fn deeply_nested_variables_are_an_error_naming_file_and_key() {
+    let value = format!("{}x{}", "${A:-".repeat(5000), "}".repeat(5000));
+    let error = read(&format!(
+        "services:\n  db:\n    image: pg\n    environment:\n      X: '{value}'\n"
+    ))
+    .unwrap_err();
+    assert!(error.contains("compose.yaml"), "{error}");
+    assert!(
+        error.contains("`services.db.environment.X`: `${…}` nests deeper than 10 levels"),
+        "{error}"
+    );
+    let error = read_with("services: {}\n", &[(".env", &format!("X={value}\n"))]).unwrap_err();
+    assert!(
+        error.contains(".env") && error.contains("line 1: "),
+        "{error}"
+    );
+}
+
+#[test]
 fn hostile_files_are_bounded_and_shown_safely() {
     let big = format!("x-pad: \"{}\"\nservices: {{}}\n", "a".repeat(1024 * 1024));
     let error = read(&big).unwrap_err();
