@@ -41,6 +41,9 @@ use super::sidecars::{RawReady, RawSidecar, Ready, Sidecar};
 pub const FILE_NAME: &str = ".dual.toml";
 /// A repo's `extra_commands` each put a shim on the user's PATH.
 const MAX_EXTRA_COMMANDS: usize = 32;
+/// Each is a container beside the workspace's; the bound also keeps the
+/// walk of their `depends_on` shallow.
+const MAX_SIDECARS: usize = 64;
 /// Used when `.dual.toml` names no image.
 pub const DEFAULT_IMAGE: &str = "node:22-bookworm";
 
@@ -218,6 +221,12 @@ impl Config {
             path: path.to_owned(),
             message,
         };
+        if self.sidecars.len() > MAX_SIDECARS {
+            return Err(invalid(format!(
+                "{} sidecars; dual starts at most {MAX_SIDECARS} beside a workspace",
+                self.sidecars.len()
+            )));
+        }
         super::sidecars::start_order(&self.sidecars).map_err(invalid)?;
         for (name, service) in &self.services {
             for dependency in &service.depends_on {

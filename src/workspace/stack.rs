@@ -22,6 +22,7 @@ use crate::engine::labels::{SidecarLabels, WorkspaceLabels};
 use crate::engine::spec::{Network, Pull, RunSpec};
 use crate::engine::{Container, Engine, EngineError, EngineKind};
 use crate::error::Hint;
+use crate::untrusted::shown;
 
 /// What a recreate of a sidecar is made from besides its config: a new
 /// layout makes every sidecar again at its next launch.
@@ -91,20 +92,6 @@ pub enum StackError {
         parent: String,
         why: String,
     },
-}
-
-/// Text a container wrote, as shown on the user's terminal: its control
-/// characters escaped (but newlines and tabs).
-fn shown(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() && c != '\t' && c != '\n' {
-                c.escape_debug().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 fn log_tail(log: &str) -> String {
@@ -719,6 +706,11 @@ fn copy_data(
     let started = Instant::now();
     let mut spec = RunSpec::new(&copier, image.clone());
     spec.labels = labels_of(workspace, &format!("{name}.copy")).to_labels();
+    // Whose it is: `dual prune` removes one whose dual is gone.
+    spec.labels.insert(
+        crate::engine::labels::OWNER_PID.into(),
+        std::process::id().to_string(),
+    );
     spec.network = Network::None;
     spec.user_name = Some(user);
     spec.pull = Pull::Never;
