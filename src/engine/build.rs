@@ -94,6 +94,9 @@ impl BuildSpec {
         // user's back, and rootless podman's RUN steps otherwise need
         // slirp4netns.
         argv.push("--network=none".into());
+        // A failed step's container goes too (docker's legacy builder keeps
+        // it otherwise, one per failed build).
+        argv.push("--force-rm".into());
         if buildkit {
             argv.push("--progress=plain".into());
         }
@@ -341,6 +344,7 @@ mod tests {
                 "--file=/data/build/ctx/docker/Dockerfile.dev",
                 "--tag=dual-build/shop-echo:0123456789abcdef",
                 "--network=none",
+                "--force-rm",
                 "--target=dev",
                 "--build-arg=A=x=y z",
                 "--build-arg=B=--privileged",
