@@ -708,8 +708,15 @@ pub fn ensure_container(
     spec.keep_host_uid = mode.keep_host_uid;
     spec.nosuid_binds = engine.kind() == EngineKind::Podman;
     if mode.publish_ports {
-        spec.publish
-            .extend(config.ports.iter().map(|&port| Publish::loopback(0, port)));
+        // The host reaches nothing in it but what is published: its
+        // sidecars' ports too, for `dual forward` (never the proxy's HTTP
+        // routes: they do not speak HTTP).
+        spec.publish.extend(
+            config
+                .published_ports()
+                .into_iter()
+                .map(|port| Publish::loopback(0, port)),
+        );
     }
     match engine.run_detached(&spec) {
         Ok(_) => {}

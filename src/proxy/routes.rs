@@ -138,6 +138,17 @@ impl Table {
                         tcp_targets.insert(port, target);
                     }
                 }
+                // A port published on loopback (rootless podman's sidecars,
+                // whose listeners this host may not see) is reached there by
+                // `dual forward`, found listening or not.
+                for published in container.published.iter().filter(|p| p.protocol == "tcp") {
+                    let port = published.container_port;
+                    if !targets.contains_key(&port)
+                        && let Some(target) = target_of(container, port)
+                    {
+                        tcp_targets.entry(port).or_insert(target);
+                    }
+                }
             }
             routes.insert(
                 name.clone(),

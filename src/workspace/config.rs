@@ -289,8 +289,13 @@ impl Config {
     /// `setup`, `extra_commands` and `shared_files` act on the host or once,
     /// so a change to them keeps the container.
     pub fn container_hash(&self) -> String {
-        // Sidecars' names: the host names its `/etc/hosts` gives them.
-        let sidecars: Vec<&String> = self.sidecars.keys().collect();
+        // Sidecars' names (the host names its `/etc/hosts` gives them) and
+        // ports (published where the host cannot reach it by address).
+        let sidecars: Vec<(&String, &Vec<u16>)> = self
+            .sidecars
+            .iter()
+            .map(|(name, sidecar)| (name, &sidecar.ports))
+            .collect();
         let made_from = if sidecars.is_empty() {
             serde_json::json!([
                 self.image,
@@ -527,6 +532,19 @@ impl Config {
         };
         config.check_sidecar_graph(path)?;
         Ok(config)
+    }
+
+    /// What a container that the host cannot reach by address (rootless
+    /// podman) publishes on loopback: the declared ports and the ports its
+    /// sidecars listen on, once each.
+    pub fn published_ports(&self) -> Vec<u16> {
+        let mut ports = self.ports.clone();
+        for port in self.sidecars.values().flat_map(|s| s.ports.iter().copied()) {
+            if !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        ports
     }
 
     /// The declared ports and the services' port hints, once each.

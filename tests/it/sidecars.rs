@@ -484,7 +484,7 @@ const ROOTLESS_SCRIPT: &str = r#"export XDG_DATA_HOME=$(getent passwd "$(id -un)
 cd "$T/src"
 printf '%s\n' 'image = "dual-test-stack:latest"' '[sidecars.db]' 'image = "postgres:16"' \
   'env = { POSTGRES_PASSWORD = "dev", POSTGRES_DB = "app" }' \
-  'volumes = ["pgdata:/var/lib/postgresql/data"]' 'ready = "pg_isready -h localhost -U postgres"' \
+  'volumes = ["pgdata:/var/lib/postgresql/data"]' 'ready = "pg_isready -h localhost -U postgres"' 'ports = [5432]' \
   '[sidecars.cache]' 'image = "redis:7"' 'ready = 6379' > .dual.toml
 git -c user.email=t@t -c user.name=t commit -qam sidecars
 "$DUAL" add --name rl >/dev/null && "$DUAL" create main >/dev/null && "$DUAL" launch rl-main >/dev/null
@@ -492,6 +492,9 @@ cd "$T/root/rl/main"
 "$DUAL" run -- env PGPASSWORD=dev psql -h localhost -U postgres -d app -tAc "create table t (v text); insert into t values ('from-main')" >/dev/null
 echo "redis=$("$DUAL" run -- redis-cli -h cache ping)"
 echo "db-dir=$("$DUAL" run -- env PGPASSWORD=dev psql -h localhost -U postgres -d app -tAc "select current_setting('data_directory')")"
+"$DUAL" proxy start >/dev/null && "$DUAL" forward rl-main 5432 --local "$FORWARD_PORT" >/dev/null
+echo "forwarded=$(PGPASSWORD=dev PGCONNECT_TIMEOUT=10 psql -h 127.0.0.1 -p "$FORWARD_PORT" -U postgres -d app -tAc "select v from t")"
+"$DUAL" proxy stop >/dev/null
 cd / && "$DUAL" create feat --from rl-main >/dev/null && "$DUAL" launch rl-feat
 cd "$T/root/rl/feat"
 echo "feat=$("$DUAL" run -- env PGPASSWORD=dev psql -h db -U postgres -d app -tAc "select v from t")"
@@ -500,7 +503,9 @@ echo "left=$(podman ps -aq --filter label=dual.repo=rl | wc -l)/$(podman volume 
 "#;
 
 /// Sidecars as an ordinary user on rootless podman: each runs as its image's
-/// user, the workspace reaches both on localhost and by name, and a branch
+/// user, the workspace reaches both on localhost and by name, the host
+/// reaches the database through `dual forward` (its port published on
+/// loopback, the only way in there), and a branch
 /// starts with a copy of its parent's data (the parent's sidecar stopped for
 /// the copy where rootless podman cannot pause it).
 #[test]
@@ -512,7 +517,12 @@ fn rootless_podman_runs_sidecars_and_branches_their_data() {
         return;
     }
     load_for(&user);
-    let (output, _dir) = crate::support::as_user(&user, EngineKind::Podman, ROOTLESS_SCRIPT);
+    // The host reaches a rootless sidecar only where it is published.
+    let script = format!(
+        "FORWARD_PORT={}\n{ROOTLESS_SCRIPT}",
+        crate::proxy::free_port()
+    );
+    let (output, _dir) = crate::support::as_user(&user, EngineKind::Podman, &script);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -522,6 +532,7 @@ fn rootless_podman_runs_sidecars_and_branches_their_data() {
     for expected in [
         "redis=PONG\n",
         "db-dir=/var/lib/postgresql/data\n",
+        "forwarded=from-main\n",
         "copied from `rl-main`",
         "feat=from-main\n",
         "destroyed\n",
