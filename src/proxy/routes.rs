@@ -267,6 +267,27 @@ mod tests {
     }
 
     #[test]
+    fn a_published_port_is_reached_raw_though_no_listener_was_seen() {
+        // Rootless podman: no address, and no socket of its visible here.
+        let mut rootless = container("a", true, None, Some(40001));
+        rootless.published.push(PublishedPort {
+            container_port: 5432,
+            protocol: "tcp".into(),
+            host_ip: "127.0.0.1".into(),
+            host_port: 40002,
+        });
+        let table = Table::from_containers(&[rootless], &Found::default());
+        let route = &table.routes["a"];
+        assert_eq!(
+            route.raw_target(5432),
+            Some("127.0.0.1:40002".parse().unwrap())
+        );
+        // Never an HTTP route, nor listed as a port it listens on.
+        assert!(!route.targets.contains_key(&5432));
+        assert!(route.tcp_ports().is_empty());
+    }
+
+    #[test]
     fn routes_follow_ip_or_published_port_and_running_state() {
         let table = Table::from_containers(
             &[
