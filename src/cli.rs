@@ -287,7 +287,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ShellInit { shell } => c::shell_init::run(shell),
         Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref(), &printer),
         Command::Focus { workspace, clear } => c::focus::run(workspace.as_deref(), clear),
-        Command::Forward(args) => c::forward::run(engine, &args, &printer),
+        Command::Forward(args) => c::forward::run(engine, &args, &printer).or_else(|error| {
+            let usage = error.downcast::<c::forward::Usage>()?;
+            use clap::CommandFactory as _;
+            let cli = Cli::command();
+            let forward = cli.find_subcommand("forward").cloned().unwrap_or(cli);
+            let _ = forward
+                .bin_name("dual forward")
+                .error(usage.kind, usage.message)
+                .print();
+            Ok(ExitCode::from(2))
+        }),
         Command::Attach { workspace } => c::attach::run(engine, workspace.as_deref(), &printer),
         Command::Logs {
             workspace,

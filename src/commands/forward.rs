@@ -70,17 +70,22 @@ pub fn run(flag: Option<EngineKind>, args: &Args, printer: &Printer) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
-/// A usage error as clap prints its own (exit status 2): the positionals
-/// are read here, as `[WORKSPACE] PORT` is not a shape clap parses.
+/// A usage error: `[WORKSPACE] PORT` is not a shape clap parses, so the
+/// positionals are read here, and the command line prints the error as
+/// clap prints its own (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Usage {
+    pub kind: clap::error::ErrorKind,
+    pub message: String,
+}
+
 fn usage(kind: clap::error::ErrorKind, message: &str) -> anyhow::Result<ExitCode> {
-    use clap::CommandFactory as _;
-    let cli = crate::cli::Cli::command();
-    let forward = cli.find_subcommand("forward").cloned().unwrap_or(cli);
-    let _ = forward
-        .bin_name("dual forward")
-        .error(kind, message)
-        .print();
-    Ok(ExitCode::from(2))
+    Err(Usage {
+        kind,
+        message: message.to_owned(),
+    }
+    .into())
 }
 
 fn list() -> anyhow::Result<ExitCode> {

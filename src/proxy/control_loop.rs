@@ -8,9 +8,9 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::control::{self, Answer, Asked, Event, Request};
-use super::discovery::Found;
 use super::engines::Outage;
 use super::listeners::Listeners;
+use super::routes::Found;
 use super::routes::Table;
 use super::tcp_forward::{Forwards, Refusal as ForwardRefusal};
 use super::{Posted, log};

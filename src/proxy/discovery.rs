@@ -3,14 +3,15 @@
 //! control loop never waits on a walk of the kernel's tables; and what the
 //! undeclared ones speak (see `port_kinds`), probed off the loop too.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
 use super::Posted;
-use super::port_kinds::{Candidate, Classifier, PortKind};
+use super::port_kinds::{Candidate, Classifier};
+use super::routes::Found;
 use crate::engine::Container;
 use crate::engine::labels::WorkspaceLabels;
 use crate::sockets::Listening;
@@ -28,15 +29,6 @@ const FULL_LOOK: Duration = Duration::from_secs(120);
 /// in port order): twice what is routed, so that a few databases below a
 /// dev server's port do not crowd it out.
 const MAX_PROBED: usize = 2 * super::routes::MAX_FOUND_PORTS;
-
-/// What discovery posts: the ports found listening, and what the
-/// undeclared ones speak as far as probes know (a port not in `kinds` is
-/// not judged yet), both by workspace name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(super) struct Found {
-    pub listening: HashMap<String, Listening>,
-    pub kinds: HashMap<String, BTreeMap<u16, PortKind>>,
-}
 
 /// Containers something was just exec'd in (`dual run`, a shim), by id,
 /// with when: the engine watch records them, discovery reads them.

@@ -94,7 +94,7 @@ enum Posted {
     /// An engine stopped answering, or answers again.
     Reachable { engine: usize, reachable: bool },
     /// What discovery found listening (and what it speaks), when it changed.
-    Found(discovery::Found),
+    Found(routes::Found),
     /// Who holds a port the proxy could not have.
     Holder {
         port: u16,
@@ -200,7 +200,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         outages,
         containers: first_read,
         containers_tx,
-        found: discovery::Found::default(),
+        found: routes::Found::default(),
         // The choice a proxy before this one was told (see `workspace::focus`).
         focus: crate::workspace::focus::read(),
         current: Arc::new(Table::default()),

@@ -2,14 +2,22 @@
 //! Built from the engine's own view of dual's labelled containers, never
 //! from anything a request says, so the proxy can only reach those.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-use super::discovery::Found;
 use super::port_kinds::PortKind;
 use crate::engine::Container;
 use crate::engine::labels::WorkspaceLabels;
 use crate::sockets::Listening;
+
+/// What discovery posts: the ports found listening, and what the
+/// undeclared ones speak as far as probes know (a port not in `kinds` is
+/// not judged yet), both by workspace name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Found {
+    pub listening: HashMap<String, Listening>,
+    pub kinds: HashMap<String, BTreeMap<u16, PortKind>>,
+}
 
 /// At most this many ports a workspace listens on but does not declare are
 /// routed. Each is a listener per worker and loopback address on the host:

@@ -31,14 +31,17 @@
 //! sidecars' data from; default: the repo's default branch).
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use super::compose::ComposeFile;
+pub use super::config_file::{
+    ConfigError, FILE_NAME, check_image_reference, is_env_name, is_service_name,
+};
 use super::sidecars::{RawReady, RawSidecar, Ready, Sidecar};
 
-pub const FILE_NAME: &str = ".dual.toml";
 /// A repo's `extra_commands` each put a shim on the user's PATH.
 const MAX_EXTRA_COMMANDS: usize = 32;
 /// Each is a container beside the workspace's; the bound also keeps the
@@ -66,18 +69,6 @@ pub struct Config {
     /// What dual could not honour or chose not to (from the compose file):
     /// one line each, shown by `launch` and `verify`.
     pub notes: Vec<String>,
-}
-
-/// Which compose file sidecars come from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum ComposeFile {
-    /// The first of the usual names that the clone has.
-    #[default]
-    Usual,
-    /// This one, relative to the clone's root.
-    Named(String),
-    /// None: `compose_file = false`.
-    Off,
 }
 
 /// A long-running command (a dev server) that dual starts with the
@@ -169,18 +160,6 @@ const KEYS: [&str; 12] = [
     "compose_file",
     "data_from",
 ];
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("could not read `{}`", .path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: crate::confined::ConfinedError,
-    },
-    #[error("`{}`: {message}", .path.display())]
-    Invalid { path: PathBuf, message: String },
-}
 
 impl Config {
     /// The config of the clone at `dir`; defaults when it has none.
@@ -566,14 +545,6 @@ impl Config {
 /// capabilities, no new privileges, `.git` read-only.
 const CONTAINER_LAYOUT: u32 = 3;
 
-pub fn is_service_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 40
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 /// Checks the paths of `anonymous_volumes` or `shared_files`; the error
 /// names the first bad one and where it is.
 fn check_paths(
@@ -689,12 +660,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-pub fn is_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// The characters a volume or shared-file path may hold: enough for real
 /// directory names, none that means something to `--mount` or a shell.
 fn is_plain_path(path: &str) -> bool {
@@ -706,86 +671,6 @@ fn touches_git_dir(path: &str) -> bool {
     Path::new(path)
         .components()
         .any(|component| component.as_os_str() == ".git")
-}
-
-/// An image reference as the engines read one:
-/// `[host[:port]/]path[:tag][@algorithm:hex]`, path components lower-case.
-/// Checked here so that a repo's `image` can only ever name an image (an
-/// `image` starting with `-` would otherwise be an option to the engine).
-pub fn check_image_reference(image: &str) -> Result<(), &'static str> {
-    if image.len() > 512 {
-        return Err("longer than 512 characters");
-    }
-    let (name_and_tag, digest) = match image.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest)),
-        None => (image, None),
-    };
-    if let Some(digest) = digest {
-        let (algorithm, hex) = digest
-            .split_once(':')
-            .ok_or("a digest is `algorithm:hex`")?;
-        let algorithm_ok = algorithm.starts_with(|c: char| c.is_ascii_alphabetic())
-            && algorithm
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+.-_".contains(c));
-        if !algorithm_ok || hex.len() < 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err("a digest is `algorithm:hex`");
-        }
-    }
-    let last_slash = name_and_tag.rfind('/').map_or(0, |i| i + 1);
-    let (name, tag) = match name_and_tag[last_slash..].rfind(':') {
-        Some(i) => (
-            &name_and_tag[..last_slash + i],
-            Some(&name_and_tag[last_slash + i + 1..]),
-        ),
-        None => (name_and_tag, None),
-    };
-    if let Some(tag) = tag {
-        let tag_ok = tag.len() <= 128
-            && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            && tag
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !tag_ok {
-            return Err("a tag is letters, digits, `_`, `.` and `-`");
-        }
-    }
-    let mut components: Vec<&str> = name.split('/').collect();
-    if components.len() > 1 {
-        let first = components[0];
-        let is_host = first.contains(['.', ':']) || first == "localhost";
-        if is_host {
-            let (host, port) = match first.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (first, None),
-            };
-            let host_ok = host.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && host
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c));
-            let port_ok =
-                port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-            if !host_ok || !port_ok {
-                return Err("a registry is `host` or `host:port`");
-            }
-            components.remove(0);
-        }
-    }
-    let component_ok = |part: &str| {
-        let bytes = part.as_bytes();
-        !bytes.is_empty()
-            && bytes[0].is_ascii_lowercase() | bytes[0].is_ascii_digit()
-            && bytes[bytes.len() - 1].is_ascii_lowercase() | bytes[bytes.len() - 1].is_ascii_digit()
-            && part
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-    };
-    if components.is_empty() || !components.iter().all(|part| component_ok(part)) {
-        return Err(
-            "a name is lower-case letters, digits and `.`, `_`, `-` between them, in parts separated by `/`",
-        );
-    }
-    Ok(())
 }
 
 fn is_inside_relative(path: &str) -> bool {

@@ -6,6 +6,7 @@
 
 pub mod compose;
 pub mod config;
+pub mod config_file;
 pub mod focus;
 pub mod git;
 pub mod identity;

@@ -133,7 +133,7 @@ pub enum Origin {
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Origin::DualToml => write!(f, "{}", super::config::FILE_NAME),
+            Origin::DualToml => write!(f, "{}", super::config_file::FILE_NAME),
             Origin::Compose { file, service } => write!(f, "{file}, service `{service}`"),
         }
     }
@@ -319,7 +319,7 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
 /// A sidecar's name becomes part of its container's and volumes' names and
 /// of `dual logs WS NAME`: the same rule as a service's.
 pub fn check_sidecar_name(name: &str) -> Result<(), String> {
-    if super::config::is_service_name(name) {
+    if super::config_file::is_service_name(name) {
         Ok(())
     } else {
         Err(format!(
@@ -330,7 +330,7 @@ pub fn check_sidecar_name(name: &str) -> Result<(), String> {
 }
 
 pub fn check_image(key: &str, image: &str) -> Result<(), String> {
-    super::config::check_image_reference(image).map_err(|why| {
+    super::config_file::check_image_reference(image).map_err(|why| {
         format!(
             "`{key}`: `{}` is not an image reference ({why})",
             image.escape_debug()
@@ -340,7 +340,7 @@ pub fn check_image(key: &str, image: &str) -> Result<(), String> {
 
 /// `--env=NAME=value`: the name as a shell's, no NUL anywhere.
 pub fn check_env(key: &str, name: &str, value: &str) -> Result<(), String> {
-    if !super::config::is_env_name(name) {
+    if !super::config_file::is_env_name(name) {
         return Err(format!(
             "`{key}`: `{}` is not an environment variable name (letters, digits and `_`, not starting with a digit)",
             name.escape_debug()

@@ -55,9 +55,21 @@ use std::path::{Component, Path, PathBuf};
 
 use self::interpolate::EnvFile;
 use self::yaml::Node;
-use super::config::{ComposeFile, ConfigError};
+use super::config_file::ConfigError;
 use super::sidecars::Sidecar;
 use crate::untrusted::shown;
+
+/// Which compose file sidecars come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ComposeFile {
+    /// The first of the usual names that the clone has.
+    #[default]
+    Usual,
+    /// This one, relative to the clone's root.
+    Named(String),
+    /// None: `compose_file = false`.
+    Off,
+}
 
 /// What a compose file gives dual.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -93,7 +105,7 @@ pub fn find(dir: &Path, setting: &ComposeFile) -> Result<Option<String>, ConfigE
                 Ok(Some(file.clone()))
             } else {
                 Err(invalid(
-                    &dir.join(super::config::FILE_NAME),
+                    &dir.join(super::config_file::FILE_NAME),
                     format!(
                         "`compose_file`: the clone has no `{file}`\nhint: name the repo's compose file, or write `compose_file = false`"
                     ),
