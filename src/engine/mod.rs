@@ -469,20 +469,7 @@ impl Engine {
     /// several label filters on `volume ls`, so the engine filters on the
     /// first and dual checks all of them itself.
     pub fn volume_names(&self, labels: &[(&str, &str)]) -> Result<Vec<String>, EngineError> {
-        let mut args: Vec<String> = vec!["volume".into(), "ls".into()];
-        if let Some((key, value)) = labels.first() {
-            args.push("--filter".into());
-            args.push(format!("label={key}={value}"));
-        }
-        args.push("--format".into());
-        args.push(self.json_format().into());
-        let output = self.run(&self.cmd(args))?;
-        let volumes = self.parse(model::parse_volumes(self.kind, &output.stdout))?;
-        Ok(volumes
-            .into_iter()
-            .filter(|v| has_labels(&v.labels, labels))
-            .map(|v| v.name)
-            .collect())
+        Ok(self.volumes(labels)?.into_iter().map(|v| v.name).collect())
     }
 
     pub fn volume_remove(&self, names: &[&str]) -> Result<(), EngineError> {

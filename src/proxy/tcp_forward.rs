@@ -361,6 +361,37 @@ fn target_of(table: &Table, workspace: &str, port: u16) -> Option<SocketAddr> {
     route.running.then(|| route.raw_target(port)).flatten()
 }
 
+/// How long a connection waits for a running workspace's port to be found
+/// (discovery looks every 500 ms, then judges what the port speaks): a
+/// `psql` typed right after `dual forward` gets through.
+const TARGET_WAIT: Duration = Duration::from_millis(1500);
+
+/// Where a new connection goes: now, or once the route table has the
+/// port, within `TARGET_WAIT`. To a workspace that is down: nowhere, at
+/// once, never left waiting.
+async fn target_soon(
+    table: &mut watch::Receiver<Arc<Table>>,
+    workspace: &str,
+    port: u16,
+) -> Option<SocketAddr> {
+    let deadline = tokio::time::Instant::now() + TARGET_WAIT;
+    loop {
+        {
+            let now = table.borrow_and_update();
+            if let Some(target) = target_of(&now, workspace, port) {
+                return Some(target);
+            }
+            if !now.routes.get(workspace).is_some_and(|route| route.running) {
+                return None;
+            }
+        }
+        match tokio::time::timeout_at(deadline, table.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return None,
+        }
+    }
+}
+
 /// Counts a connection open while it lives.
 struct Open(Arc<AtomicUsize>);
 
@@ -404,15 +435,15 @@ async fn accept_loop(
             ));
             continue;
         }
-        // Looked up for each connection: the container may have moved.
-        let target = target_of(&table.borrow(), &workspace, port);
-        let Some(target) = target else {
-            // Down, or nothing listens: closed at once, never left waiting.
-            continue;
-        };
         let guard = Open::new(&open);
+        let mut table = table.clone();
+        let workspace = workspace.clone();
         connections.spawn(async move {
             let _guard = guard;
+            // Looked up for each connection: the container may have moved.
+            let Some(target) = target_soon(&mut table, &workspace, port).await else {
+                return;
+            };
             let Ok(Ok(mut upstream)) =
                 tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await
             else {

@@ -244,26 +244,28 @@ fn each_workspace_has_its_own_postgres_and_redis_from_the_compose_file() {
             forwarded.contains(&format!("127.0.0.1:{local}")),
             "{forwarded}"
         );
-        let host_psql = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &local.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "app",
-            ])
-            .args(["-tAc", "select name from owner"])
-            .env("PGPASSWORD", "devsecret")
-            .env("PGCONNECT_TIMEOUT", "10")
-            .output()
-            .expect("psql on the host (scripts/setup-engines installs postgresql-client)");
+        // Right after the forward, as a user would type it.
+        let host_psql = || {
+            std::process::Command::new("psql")
+                .args(["-h", "127.0.0.1", "-p", &local.to_string()])
+                .args([
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "app",
+                    "-tAc",
+                    "select name from owner",
+                ])
+                .env("PGPASSWORD", "devsecret")
+                .env("PGCONNECT_TIMEOUT", "10")
+                .output()
+                .expect("psql on the host (scripts/setup-engines installs postgresql-client)")
+        };
+        let first = host_psql();
         assert_eq!(
-            String::from_utf8_lossy(&host_psql.stdout).trim(),
+            String::from_utf8_lossy(&first.stdout).trim(),
             "a",
-            "{host_psql:?}"
+            "{first:?}"
         );
         // With the proxy running, their ports are found, judged not HTTP,
         // and listed apart: never a URL, never bound on the host.
