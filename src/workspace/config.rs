@@ -29,8 +29,20 @@
 //! `compose.yaml`, `compose.yml`, `docker-compose.yml`, `docker-compose.yaml`)
 //! and `data_from` (the branch whose workspace a new workspace copies its
 //! sidecars' data from; default: the repo's default branch).
+//!
+//! And for a repo as it is: `build = { dockerfile, context, args, target }`
+//! (the image is built from the repo's Dockerfile), `path` (directories of
+//! the clone put first on PATH inside), `caches` (`"repo"`, `"user"` or
+//! `false`: package managers' downloads in volumes shared by the repo's or
+//! all of the user's workspaces), `seed` (dependency directories a new
+//! workspace copies from its parent before `setup`) and `devcontainer`
+//! (which `.devcontainer/NAME/devcontainer.json` to read, or `false`).
+//!
+//! Where the clone has no `.dual.toml`, its devcontainer.json gives the
+//! settings; where it has both, `.dual.toml` wins key by key. With neither,
+//! what `detect` finds in the repo's files (see `ConfigOrigin`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 
 use serde::Deserialize;
@@ -40,7 +52,10 @@ pub use super::compose::ComposeFile;
 pub use super::config_file::{
     ConfigError, FILE_NAME, check_image_reference, is_env_name, is_service_name,
 };
-use super::sidecars::{RawReady, RawSidecar, Ready, Sidecar};
+use super::config_file::{is_plain_relative, is_stage_name};
+use super::layer::ConfigLayer;
+pub use super::lifecycle::Lifecycle;
+use super::sidecars::{Build, RawReady, RawSidecar, Ready, Sidecar, Volume};
 
 /// A repo's `extra_commands` each put a shim on the user's PATH.
 const MAX_EXTRA_COMMANDS: usize = 32;
@@ -69,6 +84,65 @@ pub struct Config {
     /// What dual could not honour or chose not to (from the compose file):
     /// one line each, shown by `launch` and `verify`.
     pub notes: Vec<String>,
+    /// The repo's Dockerfile: `launch` builds it and runs the image built
+    /// (`image` is then the tag it was built under).
+    pub build: Option<Build>,
+    /// Directories of the clone (relative) put first on PATH inside.
+    pub path: Vec<String>,
+    /// Where package managers' downloads are kept.
+    pub caches: CacheScope,
+    /// Dependency directories (relative to the clone) a new workspace
+    /// copies from its parent workspace before `setup`.
+    pub seed: Vec<String>,
+    /// Commands run at moments of the container's life (devcontainer.json).
+    pub lifecycle: Lifecycle,
+    /// Named volumes mounted in the workspace (devcontainer.json `mounts`).
+    pub mounts: Vec<Volume>,
+    /// Names for ports, shown beside their URLs.
+    pub port_labels: BTreeMap<u16, String>,
+    /// Which devcontainer.json is read.
+    pub devcontainer: DevcontainerChoice,
+    /// Where these settings came from.
+    pub origin: ConfigOrigin,
+}
+
+/// Whose workspaces share package managers' caches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CacheScope {
+    /// The workspaces of one repo.
+    #[default]
+    Repo,
+    /// All of the user's workspaces.
+    User,
+    Off,
+}
+
+/// Which devcontainer.json of a clone is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DevcontainerChoice {
+    /// `.devcontainer/devcontainer.json`, else `.devcontainer.json`, else
+    /// the only `.devcontainer/NAME/devcontainer.json` (several: an error
+    /// that lists them), else `DUAL_DEVCONTAINER`'s NAME.
+    #[default]
+    Usual,
+    /// `.devcontainer/NAME/devcontainer.json`.
+    Named(String),
+    Off,
+}
+
+/// Where a workspace's settings came from, for `launch` and `verify`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    /// dual's defaults: nothing in the repo said or suggested anything.
+    #[default]
+    Defaults,
+    /// `.dual.toml`, with the devcontainer.json under it, if any (its path,
+    /// relative to the clone).
+    DualToml { devcontainer: Option<String> },
+    /// A devcontainer.json alone.
+    Devcontainer(String),
+    /// Guessed from the repo's files: one line saying what.
+    Detected(String),
 }
 
 /// A long-running command (a dev server) that dual starts with the
@@ -103,6 +177,33 @@ struct RawConfig {
     after_start: Option<Spanned<String>>,
     compose_file: Option<Spanned<RawComposeFile>>,
     data_from: Option<Spanned<String>>,
+    build: Option<Spanned<RawBuild>>,
+    path: Option<Vec<Spanned<String>>>,
+    caches: Option<Spanned<RawCaches>>,
+    seed: Option<Vec<Spanned<String>>>,
+    devcontainer: Option<Spanned<RawComposeFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    #[serde(default = "current_dir")]
+    context: String,
+    dockerfile: Option<String>,
+    #[serde(default)]
+    args: BTreeMap<String, String>,
+    target: Option<String>,
+}
+
+fn current_dir() -> String {
+    ".".into()
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCaches {
+    Switch(bool),
+    Scope(String),
 }
 
 #[derive(Deserialize)]
@@ -142,11 +243,20 @@ impl Default for Config {
             compose_file: ComposeFile::Usual,
             data_from: None,
             notes: Vec::new(),
+            build: None,
+            path: Vec::new(),
+            caches: CacheScope::Repo,
+            seed: Vec::new(),
+            lifecycle: Lifecycle::default(),
+            mounts: Vec::new(),
+            port_labels: BTreeMap::new(),
+            devcontainer: DevcontainerChoice::Usual,
+            origin: ConfigOrigin::Defaults,
         }
     }
 }
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 17] = [
     "image",
     "ports",
     "setup",
@@ -159,19 +269,109 @@ const KEYS: [&str; 12] = [
     "after_start",
     "compose_file",
     "data_from",
+    "build",
+    "path",
+    "caches",
+    "seed",
+    "devcontainer",
 ];
 
 impl Config {
-    /// The config of the clone at `dir`; defaults when it has none.
+    /// The config of the clone at `dir`: its `.dual.toml` over its
+    /// devcontainer.json; with neither, what detection finds; else the
+    /// defaults.
     pub fn load(dir: &Path) -> Result<Config, ConfigError> {
         let path = dir.join(FILE_NAME);
-        let mut config = match read_config_text(dir) {
-            Ok(text) => Config::parse(&text, &path)?,
-            Err(error) if error.is_not_found() => Config::default(),
+        let (mut config, set) = match read_config_text(dir) {
+            Ok(text) => {
+                let (config, set) = Config::parse_keys(&text, &path)?;
+                (config, Some(set))
+            }
+            Err(error) if error.is_not_found() => (Config::default(), None),
             Err(source) => return Err(ConfigError::Read { path, source }),
         };
+        let devcontainer = super::devcontainer::load(dir, &config.devcontainer)?;
+        match (&set, devcontainer) {
+            (Some(set), devcontainer) => {
+                let file = devcontainer.map(|loaded| {
+                    config.fill_from(loaded.layer, set);
+                    loaded.file
+                });
+                config.origin = ConfigOrigin::DualToml { devcontainer: file };
+            }
+            (None, Some(loaded)) => {
+                config.fill_from(loaded.layer, &BTreeSet::new());
+                config.origin = ConfigOrigin::Devcontainer(loaded.file);
+            }
+            (None, None) => {
+                if let Some(detected) = super::detect::detect(dir) {
+                    config.fill_from(detected.layer, &BTreeSet::new());
+                    config.origin = ConfigOrigin::Detected(detected.summary);
+                }
+            }
+        }
+        // `node_modules` in a volume is for Node projects only.
+        let volumes_set = set
+            .as_ref()
+            .is_some_and(|set| set.contains("anonymous_volumes"))
+            || config.anonymous_volumes != Config::default().anonymous_volumes;
+        if !volumes_set && !super::detect::is_node_project(dir) {
+            config.anonymous_volumes.clear();
+        }
         config.add_compose_sidecars(dir)?;
         Ok(config)
+    }
+
+    /// Takes from `layer` each setting `.dual.toml` did not set (`set`:
+    /// the keys it did); `env`, `services` and `sidecars` entry by entry.
+    pub fn fill_from(&mut self, layer: ConfigLayer, set: &BTreeSet<&'static str>) {
+        let unset = |key: &str| !set.contains(key);
+        if let Some(image) = layer.image.filter(|_| unset("image")) {
+            self.image = image;
+        }
+        if let Some(build) = layer.build.filter(|_| unset("build")) {
+            self.build = Some(build);
+        }
+        if let Some(ports) = layer.ports.filter(|_| unset("ports")) {
+            self.ports = ports;
+        }
+        if let Some(setup) = layer.setup.filter(|_| unset("setup")) {
+            self.setup = Some(setup);
+        }
+        if let Some(hook) = layer.after_start.filter(|_| unset("after_start")) {
+            self.after_start = Some(hook);
+        }
+        if let Some(volumes) = layer
+            .anonymous_volumes
+            .filter(|_| unset("anonymous_volumes"))
+        {
+            self.anonymous_volumes = volumes;
+        }
+        if let Some(path) = layer.path.filter(|_| unset("path")) {
+            self.path = path;
+        }
+        if let Some(seed) = layer.seed.filter(|_| unset("seed")) {
+            self.seed = seed;
+        }
+        for (name, value) in layer.env {
+            self.env.entry(name).or_insert(value);
+        }
+        for (name, service) in layer.services {
+            if !self.sidecars.contains_key(&name) {
+                self.services.entry(name).or_insert(service);
+            }
+        }
+        for (name, sidecar) in layer.sidecars {
+            if !self.services.contains_key(&name) {
+                self.sidecars.entry(name).or_insert(sidecar);
+            }
+        }
+        self.lifecycle = layer.lifecycle;
+        self.mounts = layer.mounts;
+        for (port, label) in layer.port_labels {
+            self.port_labels.entry(port).or_insert(label);
+        }
+        self.notes.extend(layer.notes);
     }
 
     /// The sidecars of the compose file `compose_file` names, under those
@@ -275,28 +475,57 @@ impl Config {
             .iter()
             .map(|(name, sidecar)| (name, &sidecar.ports))
             .collect();
-        let made_from = if sidecars.is_empty() {
-            serde_json::json!([
-                self.image,
-                self.ports,
-                self.env,
-                self.anonymous_volumes,
-                CONTAINER_LAYOUT
-            ])
-        } else {
-            serde_json::json!([
-                self.image,
-                self.ports,
-                self.env,
-                self.anonymous_volumes,
-                CONTAINER_LAYOUT,
-                sidecars
-            ])
-        };
+        let mut made_from = serde_json::json!([
+            self.image,
+            self.ports,
+            self.env,
+            self.anonymous_volumes,
+            CONTAINER_LAYOUT
+        ]);
+        // Appended only when set, so that containers made before these
+        // existed are not recreated for nothing.
+        let mounts: Vec<(&String, &String)> =
+            self.mounts.iter().map(|v| (&v.name, &v.target)).collect();
+        let extras = [
+            (
+                "sidecars",
+                (!sidecars.is_empty()).then(|| serde_json::json!(sidecars)),
+            ),
+            (
+                "path",
+                (!self.path.is_empty()).then(|| serde_json::json!(self.path)),
+            ),
+            (
+                "mounts",
+                (!mounts.is_empty()).then(|| serde_json::json!(mounts)),
+            ),
+            (
+                "caches",
+                (self.caches != CacheScope::Repo)
+                    .then(|| serde_json::json!(format!("{:?}", self.caches))),
+            ),
+        ];
+        for (key, value) in extras {
+            if let (Some(value), Some(list)) = (value, made_from.as_array_mut()) {
+                if key == "sidecars" {
+                    list.push(value);
+                } else {
+                    list.push(serde_json::json!({ key: value }));
+                }
+            }
+        }
         super::names::long_hash(&made_from.to_string())
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::parse_keys(text, path).map(|(config, _)| config)
+    }
+
+    /// `parse`, and the top-level keys the text set.
+    fn parse_keys(
+        text: &str,
+        path: &Path,
+    ) -> Result<(Config, BTreeSet<&'static str>), ConfigError> {
         // The file is the branch's: a control character of it (a key or a
         // line quoted in the message) reaches the user's terminal escaped.
         let invalid = |message: String| ConfigError::Invalid {
@@ -317,6 +546,19 @@ impl Config {
             }
             invalid(message)
         })?;
+        let set: BTreeSet<&'static str> = [
+            ("image", raw.image.is_some()),
+            ("ports", raw.ports.is_some()),
+            ("setup", raw.setup.is_some()),
+            ("after_start", raw.after_start.is_some()),
+            ("anonymous_volumes", raw.anonymous_volumes.is_some()),
+            ("build", raw.build.is_some()),
+            ("path", raw.path.is_some()),
+            ("seed", raw.seed.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, present)| present.then_some(key))
+        .collect();
         let at = |span: Span| {
             let (line, column) = position(text, span.start);
             format!(" (line {line}, column {column})")
@@ -491,7 +733,59 @@ impl Config {
             super::names::validate_branch(branch)
                 .map_err(|error| invalid(format!("`data_from`: {error}")))?;
         }
+        let build = match raw.build {
+            None => None,
+            Some(build) => {
+                let build_at = at(build.span());
+                Some(
+                    check_build(build.into_inner())
+                        .map_err(|why| invalid(format!("{why}{build_at}")))?,
+                )
+            }
+        };
+        let dir_path = raw.path.unwrap_or_default();
+        check_paths("path", &dir_path, &at).map_err(invalid)?;
+        let seed = raw.seed.unwrap_or_default();
+        check_paths("seed", &seed, &at).map_err(invalid)?;
+        let caches = match raw.caches {
+            None => CacheScope::Repo,
+            Some(caches) => match caches.get_ref() {
+                RawCaches::Switch(true) => CacheScope::Repo,
+                RawCaches::Switch(false) => CacheScope::Off,
+                RawCaches::Scope(scope) if scope == "repo" => CacheScope::Repo,
+                RawCaches::Scope(scope) if scope == "user" => CacheScope::User,
+                RawCaches::Scope(other) => {
+                    return Err(invalid(format!(
+                        "`caches`{}: `{}` is not a scope: `\"repo\"`, `\"user\"` or `false`",
+                        at(caches.span()),
+                        other.escape_debug()
+                    )));
+                }
+            },
+        };
+        let devcontainer = match raw.devcontainer.map(Spanned::into_inner) {
+            None | Some(RawComposeFile::Off(true)) => DevcontainerChoice::Usual,
+            Some(RawComposeFile::Off(false)) => DevcontainerChoice::Off,
+            Some(RawComposeFile::Named(name)) => {
+                if !is_service_name(&name) {
+                    return Err(invalid(format!(
+                        "`devcontainer`: `{}` is not the name of a directory of `.devcontainer` (letters, digits, `_` and `-`)",
+                        name.escape_debug()
+                    )));
+                }
+                DevcontainerChoice::Named(name)
+            }
+        };
         let config = Config {
+            build,
+            path: dir_path.into_iter().map(Spanned::into_inner).collect(),
+            caches,
+            seed: seed.into_iter().map(Spanned::into_inner).collect(),
+            lifecycle: Lifecycle::default(),
+            mounts: Vec::new(),
+            port_labels: BTreeMap::new(),
+            devcontainer,
+            origin: ConfigOrigin::DualToml { devcontainer: None },
             sidecars,
             after_start: raw.after_start.map(Spanned::into_inner),
             compose_file,
@@ -510,7 +804,7 @@ impl Config {
             services,
         };
         config.check_sidecar_graph(path)?;
-        Ok(config)
+        Ok((config, set))
     }
 
     /// What a container that the host cannot reach by address (rootless
@@ -544,6 +838,38 @@ impl Config {
 /// 3: no root inside (the user known by files put in before start), no
 /// capabilities, no new privileges, `.git` read-only.
 const CONTAINER_LAYOUT: u32 = 3;
+
+/// `build = { … }`: a context and Dockerfile inside the clone, plain
+/// build args, a stage name.
+fn check_build(raw: RawBuild) -> Result<Build, String> {
+    if !is_plain_relative(&raw.context) {
+        return Err(format!(
+            "`build.context`: `{}` must be a relative path inside the repo, without `..`, of letters, digits and `/._-+@`",
+            raw.context.escape_debug()
+        ));
+    }
+    if let Some(dockerfile) = raw.dockerfile.as_ref().filter(|d| !is_plain_relative(d)) {
+        return Err(format!(
+            "`build.dockerfile`: `{}` must be a relative path inside the context, without `..`, of letters, digits and `/._-+@`",
+            dockerfile.escape_debug()
+        ));
+    }
+    for (name, value) in &raw.args {
+        super::sidecars::check_env("build.args", name, value)?;
+    }
+    if let Some(target) = raw.target.as_ref().filter(|t| !is_stage_name(t)) {
+        return Err(format!(
+            "`build.target`: `{}` is not a build stage name",
+            target.escape_debug()
+        ));
+    }
+    Ok(Build {
+        context: raw.context,
+        dockerfile: raw.dockerfile,
+        args: raw.args,
+        target: raw.target,
+    })
+}
 
 /// Checks the paths of `anonymous_volumes` or `shared_files`; the error
 /// names the first bad one and where it is.
@@ -786,7 +1112,15 @@ mod tests {
 
     #[test]
     fn defaults_and_a_full_file() {
-        assert_eq!(parse("").unwrap(), Config::default());
+        let empty = parse("").unwrap();
+        assert_eq!(empty.origin, ConfigOrigin::DualToml { devcontainer: None });
+        assert_eq!(
+            Config {
+                origin: ConfigOrigin::Defaults,
+                ..empty
+            },
+            Config::default()
+        );
         let config = parse(
             "image = \"dual-test:latest\"\nports = [3000, 5173]\nsetup = \"npm ci\"\nextra_commands = [\"just\"]\nanonymous_volumes = [\"node_modules\", \"web/.next\"]\nshared_files = [\".env.local\"]\n[env]\nNODE_ENV = \"development\"\n",
         )

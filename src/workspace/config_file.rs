@@ -2,7 +2,7 @@
 //! compose file): the file's name, the error that names a file, and the
 //! syntax its values are checked against before they reach an engine.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 pub const FILE_NAME: &str = ".dual.toml";
 
@@ -116,4 +116,30 @@ pub fn check_image_reference(image: &str) -> Result<(), &'static str> {
         );
     }
     Ok(())
+}
+
+/// A relative path without `..`, of plain characters, no part starting
+/// with `-` (it may become an argument): a build context or Dockerfile.
+pub fn is_plain_relative(path: &str) -> bool {
+    let components_ok = Path::new(path)
+        .components()
+        .all(|component| match component {
+            Component::Normal(part) => !part.to_string_lossy().starts_with('-'),
+            Component::CurDir => true,
+            _ => false,
+        });
+    !path.is_empty()
+        && components_ok
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
+}
+
+/// A Dockerfile stage's name (`--target=NAME`).
+pub fn is_stage_name(target: &str) -> bool {
+    !target.starts_with('-')
+        && !target.is_empty()
+        && target
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }

@@ -7,9 +7,13 @@
 pub mod compose;
 pub mod config;
 pub mod config_file;
+pub mod detect;
+pub mod devcontainer;
 pub mod focus;
 pub mod git;
 pub mod identity;
+pub mod layer;
+pub mod lifecycle;
 pub mod names;
 pub mod revive;
 pub mod services;

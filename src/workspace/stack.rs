@@ -571,10 +571,7 @@ fn wait_ready(
         // crash, which waiting longer would only repeat.
         let first_restarts = *restarts.get_or_insert(now.restart_count);
         if !now.running || now.status == "restarting" || now.restart_count > first_restarts {
-            return Err(not_ready(format!(
-                "it exited with status {}",
-                now.exit_code
-            )));
+            return Err(not_ready(exit_reason(engine, container, now)));
         }
         let ready = match (&sidecar.ready, port) {
             (Some(Ready::Command(check)), _) => {
@@ -601,6 +598,27 @@ fn wait_ready(
         }
         std::thread::sleep(pause);
     }
+}
+
+/// Why a sidecar that exited is not ready. One already started again by its
+/// restart policy shows exit code 0 while it runs, so wait a moment for it
+/// to be down again (the engine's back-off grows) to read the real status.
+fn exit_reason(engine: &Engine, container: &str, mut now: Container) -> String {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while now.running && now.status != "restarting" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        match engine.inspect_one(container) {
+            Ok(again) => now = again,
+            Err(_) => break,
+        }
+    }
+    if now.running && now.status != "restarting" {
+        return format!(
+            "it kept exiting (restarted {} times by the engine)",
+            now.restart_count
+        );
+    }
+    format!("it exited with status {}", now.exit_code)
 }
 
 /// Whether something listens on `port` in the namespace the sidecar shares

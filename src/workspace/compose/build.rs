@@ -2,12 +2,11 @@
 //! launcher to build (it replaces the placeholder image with a tag of the
 //! context's content).
 
-use std::collections::BTreeMap;
-use std::path::{Component, Path};
-
 use super::service::Service;
 use super::yaml::Node;
+use crate::workspace::config_file::{is_plain_relative, is_stage_name};
 use crate::workspace::sidecars::{self, Build};
+use std::collections::BTreeMap;
 
 impl Service<'_, '_> {
     /// `build:` as a context inside the clone.
@@ -37,12 +36,7 @@ impl Service<'_, '_> {
                         "args" => self.build_args(value, &mut build.args)?,
                         "target" => {
                             let target = self.text(value, "build.target")?;
-                            let plain = !target.starts_with('-')
-                                && !target.is_empty()
-                                && target
-                                    .chars()
-                                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-                            if !plain {
+                            if !is_stage_name(&target) {
                                 return Err(format!(
                                     "`{key}.target`: `{}` is not a build stage name",
                                     target.escape_debug()
@@ -122,21 +116,4 @@ impl Service<'_, '_> {
         self.note_without_value("build.args", &without_value);
         Ok(())
     }
-}
-
-/// A relative path without `..`, of plain characters, no part starting
-/// with `-` (it may become an argument).
-fn is_plain_relative(path: &str) -> bool {
-    let components_ok = Path::new(path)
-        .components()
-        .all(|component| match component {
-            Component::Normal(part) => !part.to_string_lossy().starts_with('-'),
-            Component::CurDir => true,
-            _ => false,
-        });
-    !path.is_empty()
-        && components_ok
-        && path
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
 }
