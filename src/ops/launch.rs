@@ -103,7 +103,8 @@ pub fn launch(
     warn_if_config_is_not_committed(&repo, &workspace, printer);
     let started = Config::load(&workspace.path)
         .map_err(anyhow::Error::from)
-        .and_then(|config| {
+        .and_then(|mut config| {
+            super::image::resolve_build(&engine, &workspace, &mut config, printer)?;
             let started = ensure_container(&engine, &workspace, &config, recreate, printer)?;
             Ok((config, started))
         });
@@ -162,6 +163,10 @@ pub fn launch(
     // Before setup, so that migrations in it meet this branch's database.
     let rejoin = !matches!(started, Started::AlreadyRunning);
     start_sidecars(&engine, &workspace, &config, &state, rejoin, printer)?;
+    if started.made_for().is_some() {
+        super::seed::seed(&engine, &workspace, &config, &state, printer)?;
+    }
+    super::lifecycle::run_at_launch(&engine, &workspace, &config, rejoin, printer)?;
     match config.setup.as_deref().filter(|_| !workspace.setup_done) {
         Some(setup) => run_setup_once(&store, &engine, &workspace, setup, printer)?,
         // A failed setup that .dual.toml no longer has is nothing to report.

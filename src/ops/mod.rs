@@ -9,11 +9,14 @@
 pub mod create;
 pub mod destroy;
 pub mod forward;
+pub mod image;
 pub mod keep;
 pub mod launch;
+pub mod lifecycle;
 pub mod prune;
 pub mod recover;
 pub mod repos;
+pub mod seed;
 pub mod services;
 pub mod setup;
 pub mod status;

@@ -4,11 +4,13 @@
 //! or the current directory, the container a workspace runs in, and the
 //! errors a user can act on. The operations on workspaces live in `ops/`.
 
+pub mod caches;
 pub mod compose;
 pub mod config;
 pub mod config_file;
 pub mod detect;
 pub mod devcontainer;
+pub mod env;
 pub mod focus;
 pub mod git;
 pub mod identity;
@@ -21,6 +23,7 @@ pub mod sidecar_build;
 pub mod sidecars;
 pub mod stack;
 pub mod state;
+pub mod trust;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -252,8 +255,7 @@ pub fn container_spec(
     if let Some(user) = user {
         spec.env.push(("USER".into(), user.name.clone()));
     }
-    spec.env
-        .extend(config.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    spec.env.extend(env::expanded(workspace, config));
     spec.bind_mounts.push(BindMount::new(home_source, home));
     spec.bind_mounts
         .push(BindMount::new(&workspace.path, &workspace.path));
@@ -275,6 +277,8 @@ pub fn container_spec(
             .push((volume_name(workspace, dir), workspace.path.join(dir)));
     }
     spec.tmpfs.push(RUN_DIR.into());
+    caches::apply(&mut spec, workspace, config);
+    trust::apply(&mut spec);
     // `db:5432`, as the compose file's app reaches its database, is this
     // workspace's own sidecar too: it listens on the shared localhost.
     spec.hosts = config
