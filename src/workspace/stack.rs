@@ -83,7 +83,7 @@ pub enum StackError {
     #[error("{0}")]
     Config(String),
     #[error(transparent)]
-    Build(Box<super::sidecar_build::SidecarBuildError>),
+    Build(Box<super::image_build::ImageBuildError>),
     #[error("sidecar `{name}` was not recreated: {why}")]
     Keep { name: String, why: String },
     #[error("could not copy the data of sidecar `{name}` from `{parent}`: {why}")]
@@ -301,10 +301,10 @@ fn ensure_one(
     let built;
     let sidecar = match &sidecar.build {
         Some(build) => {
-            let image = super::sidecar_build::prepare(
+            let image = super::image_build::prepare(
                 engine,
                 workspace,
-                name,
+                &super::image_build::Owner::Sidecar(name.to_owned()),
                 build,
                 progress,
                 hooks.terminal,
