@@ -187,9 +187,16 @@ impl<'a> Context<'a> {
                 HASH_FORMAT_USED,
             ),
         };
+        // The clone's own `.git` differs from clone to clone and changes
+        // with every git command: never part of the context.
+        let at_root = !self
+            .relative
+            .components()
+            .any(|part| matches!(part, Component::Normal(_)));
         let mut walk = Walk {
             ignore: &self.ignore,
             sources,
+            skip_git: at_root,
             keep,
             hasher: Sha256::new(),
             files: 0,
@@ -306,6 +313,8 @@ struct Walk<'a> {
     ignore: &'a Ignore,
     /// What the Dockerfile takes (`None`: everything).
     sources: Option<&'a [Source]>,
+    /// Leave out `.git` at the context's root (the clone's).
+    skip_git: bool,
     /// Always part of the context (relative to it), whatever
     /// `.dockerignore` says: the engine needs them.
     keep: Vec<PathBuf>,
@@ -339,6 +348,9 @@ impl Walk<'_> {
                 continue;
             };
             let path = top.path.join(&name);
+            if self.skip_git && depth == 1 && name == ".git" {
+                continue;
+            }
             let io = |error: Errno| WalkError::Io(path.clone(), error.into());
             self.visited += 1;
             if self.visited > MAX_VISITED {
@@ -874,6 +886,33 @@ mod tests {
     }
 
     #[test]
+    fn the_clone_s_git_directory_is_not_part_of_the_context() {
+        let clone = clone();
+        let path = clone.path();
+        std::fs::write(path.join("Dockerfile"), "FROM x\nCOPY . /app\n").unwrap();
+        std::fs::create_dir_all(path.join(".git/refs")).unwrap();
+        std::fs::write(path.join(".git/index"), "one").unwrap();
+        let root = build(".");
+        let first = hash(path, &root).unwrap();
+        std::fs::write(path.join(".git/index"), "two").unwrap();
+        std::fs::write(path.join(".git/refs/x"), "new").unwrap();
+        assert_eq!(first, hash(path, &root).unwrap());
+        let copy = tempfile::tempdir().unwrap();
+        Context::new(path, &ECHO, &root)
+            .unwrap()
+            .digest(Some(copy.path()))
+            .unwrap();
+        assert!(!copy.path().join(".git").exists());
+        assert!(copy.path().join("ctx/app.txt").exists());
+        // Below the root, a `.git` is the context's own content.
+        std::fs::create_dir_all(path.join("ctx/.git")).unwrap();
+        let ctx = build("ctx");
+        let before = hash(path, &ctx).unwrap();
+        std::fs::write(path.join("ctx/.git/HEAD"), "ref").unwrap();
+        assert_ne!(before, hash(path, &ctx).unwrap());
+    }
+
+    #[test]
     fn a_context_over_the_limit_is_refused_naming_its_size() {
         let clone = clone();
         let ctx = build("ctx");
@@ -881,6 +920,7 @@ mod tests {
         let mut walk = Walk {
             ignore: &context.ignore,
             sources: None,
+            skip_git: false,
             keep: Vec::new(),
             hasher: Sha256::new(),
             files: MAX_CONTEXT_FILES - 1,

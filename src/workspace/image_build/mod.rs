@@ -9,7 +9,10 @@
 //! is refused; a link inside it is part of its content as a link (its
 //! target's text), never followed, so a link to `/etc/passwd` is neither an
 //! error nor a read of the host's file. FIFOs, sockets and devices are left
-//! out.
+//! out, and so is the clone's own `.git` (a context at the clone's root):
+//! it differs from clone to clone and changes with every git command, so
+//! no two workspaces would share an image, and a `git status` would rebuild
+//! one.
 //!
 //! Only what the Dockerfile uses counts: its `COPY` and `ADD` sources are
 //! read from its text (`dockerfile`), and only the files they name (after
