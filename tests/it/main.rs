@@ -6,6 +6,7 @@
 
 mod boundary;
 mod browser;
+mod builds;
 mod conn;
 mod control;
 mod destroy_data;
