@@ -326,10 +326,12 @@ impl Config {
     /// the keys it did); `env`, `services` and `sidecars` entry by entry.
     pub fn fill_from(&mut self, layer: ConfigLayer, set: &BTreeSet<&'static str>) {
         let unset = |key: &str| !set.contains(key);
-        if let Some(image) = layer.image.filter(|_| unset("image")) {
+        if let Some(image) = layer.image.filter(|_| unset("image") && unset("build")) {
             self.image = image;
         }
-        if let Some(build) = layer.build.filter(|_| unset("build")) {
+        // An image `.dual.toml` names wins over a layer's build, as its
+        // build wins over a layer's image.
+        if let Some(build) = layer.build.filter(|_| unset("build") && unset("image")) {
             self.build = Some(build);
         }
         if let Some(ports) = layer.ports.filter(|_| unset("ports")) {
