@@ -107,11 +107,15 @@ fn taken(config: &Config) -> String {
     if !hooks.is_empty() {
         parts.push(format!("runs {}", hooks.join(", ")));
     }
+    let counted = |count: usize, what: &str| match count {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    };
     if !config.env.is_empty() {
-        parts.push(format!("{} environment variables", config.env.len()));
+        parts.push(counted(config.env.len(), "environment variable"));
     }
     if !config.mounts.is_empty() {
-        parts.push(format!("{} volumes", config.mounts.len()));
+        parts.push(counted(config.mounts.len(), "volume"));
     }
     if !config.sidecars.is_empty() {
         let names: Vec<&str> = config.sidecars.keys().map(String::as_str).collect();

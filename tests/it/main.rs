@@ -9,6 +9,7 @@ mod browser;
 mod conn;
 mod control;
 mod destroy_data;
+mod devcontainer;
 mod differential;
 mod engine;
 mod errors;
