@@ -323,6 +323,23 @@ impl Config {
         if !volumes_set && !super::detect::is_node_project(dir) {
             config.anonymous_volumes.clear();
         }
+        // A directory is one volume: an anonymous volume's wins over a
+        // devcontainer mount at the same place (the engine refuses two).
+        let volume_dirs: Vec<std::path::PathBuf> = config
+            .anonymous_volumes
+            .iter()
+            .map(|d| dir.join(d))
+            .collect();
+        config.mounts.retain(|mount| {
+            let twice = volume_dirs.iter().any(|d| *d == Path::new(&mount.target));
+            if twice {
+                config.notes.push(format!(
+                    "the volume `{}` at `{}` is not mounted: `anonymous_volumes` keeps that directory in a volume already",
+                    mount.name, mount.target
+                ));
+            }
+            !twice
+        });
         config.add_compose_sidecars(dir)?;
         Ok(config)
     }

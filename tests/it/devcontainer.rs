@@ -35,6 +35,7 @@ fn devcontainer_json(image: &str) -> String {
     "two": ["sh", "-c", "echo two >> created.log"],
   }},
   "postStartCommand": "echo start >> started.log",
+  "mounts": ["source=cache,target=/var/cache/shop,type=volume"],
   "customizations": {{ "vscode": {{ "extensions": ["x.y"] }} }},
   "features": {{ "ghcr.io/devcontainers/features/node:1": {{}} }},
 }}
@@ -222,12 +223,24 @@ fn a_repo_with_only_a_devcontainer_json_launches_as_it_says() {
             ["one", "two"],
             "{kind}"
         );
-        // A container made anew runs the create commands again.
+        // A container made anew runs the create commands again, and keeps
+        // the workspace's volume.
+        let wrote = env.run_in("main", "", &["sh", "-c", "echo kept > /var/cache/shop/f"]);
+        assert!(
+            wrote.status.success(),
+            "{kind}: the volume is the user's: {wrote:?}"
+        );
         env.ok(&["launch", "--recreate", &name]);
         assert_eq!(
             sorted(lines(&clone.join("created.log"))),
             ["one", "one", "two", "two"],
             "{kind}"
+        );
+        let read = env.run_in("main", "", &["cat", "/var/cache/shop/f"]);
+        assert_eq!(
+            String::from_utf8_lossy(&read.stdout),
+            "kept\n",
+            "{kind}: {read:?}"
         );
 
         // verify in the clone names the file and each note once.
@@ -254,6 +267,21 @@ fn a_repo_with_only_a_devcontainer_json_launches_as_it_says() {
             .filter(|c| detail(c).contains("`customizations` is for editors"))
             .count();
         assert_eq!(customizations, 1, "{kind}: {checks:#?}");
+
+        // The volume is the workspace's (labelled as its own), and goes
+        // with it.
+        let volume = format!("dual-{name}-m-cache");
+        assert!(
+            env.volumes().contains(&volume),
+            "{kind}: {:?}",
+            env.volumes()
+        );
+        env.ok(&["destroy", "--force", &name]);
+        let gone = env.engine(&["volume", "inspect", &volume]);
+        assert!(
+            !gone.status.success(),
+            "{kind}: {volume} outlived its workspace"
+        );
     });
 }
 

@@ -955,3 +955,28 @@ fn own_notes_are_told_from_a_compose_files() {
     ));
     assert!(!is_own_note(file, ".devcontainer/devcontainer.jsonx: y"));
 }
+
+#[test]
+fn a_mount_where_an_anonymous_volume_is_already_is_dropped_with_a_note() {
+    let dir = clone(&[
+        ("package.json", "{}"),
+        (
+            ".devcontainer/devcontainer.json",
+            r#"{ "image": "x", "mounts": [
+                 "source=deps,target=${containerWorkspaceFolder}/node_modules,type=volume",
+                 "source=history,target=/commandhistory,type=volume" ] }"#,
+        ),
+    ]);
+    let config = Config::load(dir.path()).unwrap();
+    assert_eq!(config.anonymous_volumes, ["node_modules"]);
+    let names: Vec<&str> = config.mounts.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["history"]);
+    assert!(
+        config
+            .notes
+            .iter()
+            .any(|n| n.contains("the volume `deps`") && n.contains("`anonymous_volumes`")),
+        "{:?}",
+        config.notes
+    );
+}
