@@ -41,6 +41,7 @@
 //! `workspaceFolder` (dual keeps the host path), other `runArgs`, and each
 //! key dual does not use.
 
+mod build;
 mod compose;
 mod find;
 mod hooks;

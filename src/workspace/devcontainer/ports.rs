@@ -28,12 +28,11 @@ pub(super) fn forward_ports(reader: &mut Reader, value: &Value) -> Result<(), St
                     let port = port("forwardPorts", &Value::String(number.to_owned()))?;
                     add_port(reader, port)?;
                 }
-                Some((host, number)) if number.parse::<u16>().is_ok_and(|p| p != 0) => {
+                Some((_, number)) if number.parse::<u16>().is_ok_and(|p| p != 0) => {
                     reader.note(&format!(
                         "`forwardPorts`: `{}` is not forwarded: a sidecar listens on the workspace's own localhost (`localhost:{number}` inside); from the host, `dual forward WORKSPACE {number}`",
                         text.escape_debug()
                     ));
-                    let _ = host;
                 }
                 _ => {
                     return Err(format!(
