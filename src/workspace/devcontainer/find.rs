@@ -107,7 +107,7 @@ fn listed(names: &[String]) -> String {
 
 /// The NAMEs of the clone's `.devcontainer/NAME/devcontainer.json`, sorted:
 /// only names `devcontainer = "NAME"` can choose, only real directories.
-pub fn candidates(dir: &Path) -> Vec<String> {
+fn candidates(dir: &Path) -> Vec<String> {
     let directory = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let Ok(root) = rustix::fs::open(dir, directory, Mode::empty()) else {
         return Vec::new();

@@ -59,8 +59,6 @@ use super::config::{ConfigError, DevcontainerChoice};
 use super::layer::ConfigLayer;
 use super::lifecycle::Hook;
 
-pub use find::candidates;
-
 /// A devcontainer.json larger than this is refused (real ones are a few
 /// KiB; the bound keeps a hostile one from filling memory).
 const MAX_FILE_BYTES: u64 = 256 * 1024;
