@@ -63,6 +63,9 @@ pub enum Command {
         /// Make its container again even when .dual.toml did not change (clone and volumes kept)
         #[arg(long)]
         recreate: bool,
+        /// Launch without the devcontainer.json's `initializeCommand`, which would run on this host (this launch only)
+        #[arg(long)]
+        skip_initialize_command: bool,
     },
     /// Every workspace, its state and its URLs
     List {
@@ -281,7 +284,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Launch {
             workspace,
             recreate,
-        } => c::launch::run(engine, workspace.as_deref(), recreate, &printer),
+            skip_initialize_command,
+        } => {
+            let options = crate::ops::launch::LaunchOptions {
+                recreate,
+                skip_initialize_command,
+            };
+            c::launch::run(engine, workspace.as_deref(), options, &printer)
+        }
         Command::List { json } => c::list::run(engine, json, &printer),
         Command::Run { workspace, command } => c::run::run(engine, workspace.as_deref(), &command),
         Command::ShellInit { shell } => c::shell_init::run(shell),

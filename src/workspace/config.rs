@@ -104,6 +104,9 @@ pub struct Config {
     pub devcontainer: DevcontainerChoice,
     /// Where these settings came from.
     pub origin: ConfigOrigin,
+    /// What the devcontainer.json asks to run on the host: `launch`
+    /// refuses it (see `ops::lifecycle`).
+    pub initialize_command: Option<super::devcontainer::HostCommand>,
 }
 
 /// Whose workspaces share package managers' caches.
@@ -120,9 +123,10 @@ pub enum CacheScope {
 /// Which devcontainer.json of a clone is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum DevcontainerChoice {
+    /// The user's `DUAL_DEVCONTAINER=NAME` where the clone has it, else
     /// `.devcontainer/devcontainer.json`, else `.devcontainer.json`, else
     /// the only `.devcontainer/NAME/devcontainer.json` (several: an error
-    /// that lists them), else `DUAL_DEVCONTAINER`'s NAME.
+    /// that lists them).
     #[default]
     Usual,
     /// `.devcontainer/NAME/devcontainer.json`.
@@ -252,6 +256,7 @@ impl Default for Config {
             port_labels: BTreeMap::new(),
             devcontainer: DevcontainerChoice::Usual,
             origin: ConfigOrigin::Defaults,
+            initialize_command: None,
         }
     }
 }
@@ -318,6 +323,23 @@ impl Config {
         if !volumes_set && !super::detect::is_node_project(dir) {
             config.anonymous_volumes.clear();
         }
+        // A directory is one volume: an anonymous volume's wins over a
+        // devcontainer mount at the same place (the engine refuses two).
+        let volume_dirs: Vec<std::path::PathBuf> = config
+            .anonymous_volumes
+            .iter()
+            .map(|d| dir.join(d))
+            .collect();
+        config.mounts.retain(|mount| {
+            let twice = volume_dirs.iter().any(|d| *d == Path::new(&mount.target));
+            if twice {
+                config.notes.push(format!(
+                    "the volume `{}` at `{}` is not mounted: `anonymous_volumes` keeps that directory in a volume already",
+                    mount.name, mount.target
+                ));
+            }
+            !twice
+        });
         config.add_compose_sidecars(dir)?;
         Ok(config)
     }
@@ -326,14 +348,19 @@ impl Config {
     /// the keys it did); `env`, `services` and `sidecars` entry by entry.
     pub fn fill_from(&mut self, layer: ConfigLayer, set: &BTreeSet<&'static str>) {
         let unset = |key: &str| !set.contains(key);
-        if let Some(image) = layer.image.filter(|_| unset("image") && unset("build")) {
+        // The image and its build are one choice: `.dual.toml`'s either
+        // one wins over both of the layer's.
+        let image_unset = unset("image") && unset("build");
+        if let Some(image) = layer.image.filter(|_| image_unset) {
             self.image = image;
         }
-        // An image `.dual.toml` names wins over a layer's build, as its
-        // build wins over a layer's image.
-        if let Some(build) = layer.build.filter(|_| unset("build") && unset("image")) {
+        if let Some(build) = layer.build.filter(|_| image_unset) {
             self.build = Some(build);
         }
+        if let Some(compose) = layer.compose_file.filter(|_| unset("compose_file")) {
+            self.compose_file = compose;
+        }
+        self.initialize_command = layer.initialize_command;
         if let Some(ports) = layer.ports.filter(|_| unset("ports")) {
             self.ports = ports;
         }
@@ -561,6 +588,7 @@ impl Config {
             ("build", raw.build.is_some()),
             ("path", raw.path.is_some()),
             ("seed", raw.seed.is_some()),
+            ("compose_file", raw.compose_file.is_some()),
         ]
         .into_iter()
         .filter_map(|(key, present)| present.then_some(key))
@@ -792,6 +820,7 @@ impl Config {
             port_labels: BTreeMap::new(),
             devcontainer,
             origin: ConfigOrigin::DualToml { devcontainer: None },
+            initialize_command: None,
             sidecars,
             after_start: raw.after_start.map(Spanned::into_inner),
             compose_file,

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use super::compose::ComposeFile;
 use super::config::Service;
+use super::devcontainer::HostCommand;
 use super::lifecycle::Lifecycle;
 use super::sidecars::{Build, Sidecar, Volume};
 
@@ -31,4 +33,10 @@ pub struct ConfigLayer {
     pub port_labels: BTreeMap<u16, String>,
     /// What could not be honoured, one line each.
     pub notes: Vec<String>,
+    /// Where sidecars come from besides the layer's own (`Off`: the layer
+    /// read the compose file it names itself).
+    pub compose_file: Option<ComposeFile>,
+    /// A command the config asks to run on the host (devcontainer.json's
+    /// `initializeCommand`), which `launch` refuses.
+    pub initialize_command: Option<HostCommand>,
 }

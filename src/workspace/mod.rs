@@ -223,6 +223,12 @@ pub fn volume_name(workspace: &Workspace, dir: &str) -> String {
     format!("{}-v{}", workspace.container_name(), names::short_hash(dir))
 }
 
+/// The named volume a config's `mounts` entry `name` is (devcontainer.json
+/// `mounts`): the workspace's own.
+pub fn mount_volume_name(workspace: &Workspace, name: &str) -> String {
+    format!("{}-m-{name}", workspace.container_name())
+}
+
 /// The container a workspace runs in. The clone is mounted at its own host
 /// path, and the user's home path holds a per-workspace home, so paths in
 /// errors and stack traces read the same inside and out. The clone's `.git`
@@ -275,6 +281,12 @@ pub fn container_spec(
     for dir in &config.anonymous_volumes {
         spec.volumes
             .push((volume_name(workspace, dir), workspace.path.join(dir)));
+    }
+    for mount in &config.mounts {
+        spec.volumes.push((
+            mount_volume_name(workspace, &mount.name),
+            mount.target.clone().into(),
+        ));
     }
     spec.tmpfs.push(RUN_DIR.into());
     caches::apply(&mut spec, workspace, config);
