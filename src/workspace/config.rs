@@ -310,6 +310,7 @@ impl Config {
                 }
             }
         }
+        super::env::check_loaded(dir, &config)?;
         // `node_modules` in a volume is for Node projects only.
         let volumes_set = set
             .as_ref()
