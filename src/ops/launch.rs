@@ -157,6 +157,12 @@ pub fn launch(
         started.why()
     ));
 
+    if let config::ConfigOrigin::Detected(summary) = &config.origin {
+        printer.out(format!(
+            "detected {summary}; `dual init` in the repo writes this to {}, to pin or change it",
+            config::FILE_NAME
+        ));
+    }
     for note in &config.notes {
         printer.out(format!("note: {note}"));
     }

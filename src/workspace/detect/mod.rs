@@ -15,6 +15,7 @@ mod python;
 mod ruby;
 mod rust;
 mod version;
+pub mod written;
 
 use std::collections::BTreeMap;
 use std::path::Path;
