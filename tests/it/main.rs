@@ -9,6 +9,7 @@ mod browser;
 mod conn;
 mod control;
 mod destroy_data;
+mod detect;
 mod differential;
 mod engine;
 mod errors;
