@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{EngineKind, each_engine, ensure_test_image, wait_for};
+use crate::support::{EngineKind, each_engine, ensure_test_image, have_debian_images, wait_for};
 use crate::workspaces::{TestEnv, text};
 
 /// A registered repo holding `files` (a path ending in `bin/…` made
@@ -255,42 +255,6 @@ fn a_config_naming_a_host_variable_is_refused_before_anything_runs() {
     });
 }
 
-/// Whether the dev image `image` (an official image's name, built locally
-/// by `scripts/dev-images`) is on `kind`; says loudly why not.
-fn have_dev_image(kind: EngineKind, image: &str, test: &str) -> bool {
-    let present = || {
-        std::process::Command::new(kind.program())
-            .args(["image", "inspect", image])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if present() {
-        return true;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dev-images");
-    if script.exists() {
-        let built = std::process::Command::new(&script)
-            .env("DUAL_ENGINE", kind.program())
-            .output()
-            .expect("scripts/dev-images runs");
-        assert!(
-            built.status.success(),
-            "scripts/dev-images on {kind}: {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        if present() {
-            return true;
-        }
-    }
-    let why =
-        format!("{test}: `{image}` is not on {kind}: run `DUAL_ENGINE={kind} scripts/dev-images`");
-    if script.exists() && std::env::var("DUAL_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
-        panic!("{why}");
-    }
-    eprintln!("!!!!! SKIPPED {why}");
-    false
-}
-
 /// `GET /` at the container's own address, with the Host header the proxy
 /// would send: status and body.
 fn get_from_container(env: &TestEnv, name: &str, port: u16) -> Result<(u16, String), String> {
@@ -331,8 +295,10 @@ fn get_from_container(env: &TestEnv, name: &str, port: u16) -> Result<(u16, Stri
 /// its page on `port`; returns what launch printed.
 fn launch_and_get(env: &TestEnv, port: u16, page: &str) -> String {
     env.ok(&["create", "main"]);
+    let started = std::time::Instant::now();
     let launched = env.ok(&["launch", "main"]);
     let name = env.name("main");
+    let launch_took = started.elapsed();
     wait_for(
         Duration::from_secs(90),
         &format!("{name} to serve its page"),
@@ -340,6 +306,10 @@ fn launch_and_get(env: &TestEnv, port: u16, page: &str) -> String {
             Ok((200, body)) if body.contains(page) => Ok(()),
             other => Err(other),
         },
+    );
+    eprintln!(
+        "{name}: launch took {launch_took:.1?}, its page served {:.1?} after create",
+        started.elapsed()
     );
     let urls = env.ok(&["urls", &name, "--json"]);
     assert!(
@@ -352,7 +322,7 @@ fn launch_and_get(env: &TestEnv, port: u16, page: &str) -> String {
 #[test]
 fn a_django_project_with_no_config_launches_as_detected() {
     each_engine("django_detected", |kind| {
-        if !have_dev_image(kind, "python:3.11-bookworm", "django_detected") {
+        if !have_debian_images(kind, "django_detected", &["python:3.11-bookworm"]) {
             return;
         }
         let env = repo_as_it_is(Some(kind), DJANGO);
@@ -394,7 +364,7 @@ fn a_django_project_with_no_config_launches_as_detected() {
 #[test]
 fn a_node_project_with_no_config_launches_as_detected() {
     each_engine("node_detected", |kind| {
-        if !have_dev_image(kind, "node:18-bookworm", "node_detected") {
+        if !have_debian_images(kind, "node_detected", &["node:18-bookworm"]) {
             return;
         }
         let env = repo_as_it_is(Some(kind), NODE);

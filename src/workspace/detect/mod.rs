@@ -70,6 +70,21 @@ pub struct Detected {
     pub reasons: Vec<(&'static str, String)>,
 }
 
+/// Why detection gave `key` (`image`, `setup`, `services`) its value, in
+/// the clone at `dir`, where its settings are detection's (no
+/// devcontainer.json gives them).
+pub fn reason(dir: &Path, key: &str) -> Option<String> {
+    let choice = super::config::DevcontainerChoice::Usual;
+    if !matches!(super::devcontainer::load(dir, &choice), Ok(None)) {
+        return None;
+    }
+    let detected = detect(dir)?;
+    detected
+        .reasons
+        .into_iter()
+        .find_map(|(k, why)| (k == key).then_some(why))
+}
+
 /// Whether the clone at `dir` is a Node project (a `package.json` at its
 /// root): the default `node_modules` volume is for those only.
 pub fn is_node_project(dir: &Path) -> bool {

@@ -817,3 +817,19 @@ fn one_stack_is_chosen_the_one_with_a_dev_server_and_the_others_said() {
     assert!(vite_with_scripts.summary.starts_with("a Vite project"));
     assert!(vite_with_scripts.layer.notes[0].starts_with("this is also a Python project"));
 }
+
+#[test]
+fn an_image_that_cannot_be_pulled_says_it_was_guessed_and_from_what() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("package.json"), "{}").unwrap();
+    std::fs::write(dir.path().join(".nvmrc"), "20").unwrap();
+    assert_eq!(
+        crate::workspace::config::origin_of("image", dir.path()),
+        "guessed from the repo's files: Node 20, from .nvmrc; `dual init` writes it to .dual.toml"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        crate::workspace::config::origin_of("image", empty.path()),
+        "the default: the clone has no .dual.toml"
+    );
+}
