@@ -80,9 +80,10 @@ impl<'d> RepoFiles<'d> {
         match serde_json::from_str(&text) {
             Ok(value) => Some(value),
             Err(error) => {
-                self.refused
-                    .borrow_mut()
-                    .push(format!("`{name}` does not parse as JSON ({error})"));
+                self.refused.borrow_mut().push(format!(
+                    "`{name}` does not parse as JSON ({})",
+                    crate::untrusted::shown_line(&error.to_string())
+                ));
                 None
             }
         }
@@ -94,7 +95,9 @@ impl<'d> RepoFiles<'d> {
         match text.parse::<toml::Table>() {
             Ok(table) => Some(table),
             Err(error) => {
-                let first = error.message().lines().next().unwrap_or("").to_owned();
+                // The parser's words may quote the file's (a key).
+                let first =
+                    crate::untrusted::shown_line(error.message().lines().next().unwrap_or(""));
                 self.refused
                     .borrow_mut()
                     .push(format!("`{name}` does not parse as TOML ({first})"));
@@ -112,6 +115,22 @@ impl<'d> RepoFiles<'d> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_that_does_not_parse_is_passed_over_with_the_reason_on_one_clean_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pyproject.toml"),
+            "\"\\u001b]0;pwned\\u0007\" = 1\n\"\\u001b]0;pwned\\u0007\" = 2\n",
+        )
+        .unwrap();
+        let files = RepoFiles::new(dir.path());
+        assert_eq!(files.toml("pyproject.toml"), None);
+        let refused = files.refused.borrow().clone();
+        assert_eq!(refused.len(), 1);
+        assert!(!refused[0].chars().any(char::is_control), "{refused:?}");
+        assert!(refused[0].starts_with("`pyproject.toml` does not parse as TOML"));
+    }
 
     #[test]
     fn links_fifos_and_huge_files_are_passed_over_and_said() {

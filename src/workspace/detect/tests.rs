@@ -495,6 +495,10 @@ fn unreadable_manifests_are_passed_over() {
     assert_eq!(detect_in(&[("README.md", "hello")]), None);
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     assert_eq!(detect_in(&[("package.json", &deep)]), None);
+    let deep_toml = format!("a = {}{}\n", "[".repeat(200_000), "]".repeat(200_000));
+    let python = found(&[("pyproject.toml", &deep_toml)]);
+    assert_eq!(python.layer.image.as_deref(), Some("python:3.12-bookworm"));
+    assert!(python.layer.notes[0].starts_with("`pyproject.toml` does not parse as TOML"));
     let huge = format!(r#"{{"description": "{}"}}"#, "x".repeat(600 * 1024));
     assert_eq!(detect_in(&[("package.json", &huge)]), None);
 
