@@ -1,6 +1,8 @@
 //! A Rust package (`Cargo.toml`): the toolchain its `rust-toolchain.toml`
 //! names (else the stable image), `cargo fetch`, and `cargo run` where it
-//! has a binary at `src/main.rs`.
+//! has a binary at `src/main.rs`. The image's `CARGO_HOME` is kept (the
+//! official image makes it writable by all, and the caches put cargo's
+//! registry there).
 
 use super::files::RepoFiles;
 use super::version;
@@ -36,9 +38,6 @@ pub fn detect(files: &RepoFiles) -> Option<Plan> {
         setup_why: "cargo, from Cargo.toml".to_owned(),
         ..Plan::default()
     };
-    // The image's CARGO_HOME is root's: the registry goes to the home.
-    plan.env
-        .insert("CARGO_HOME".into(), "${HOME}/.cargo".into());
     if let Some(source) = files.text("src/main.rs") {
         plan.port = ports::in_address(&source);
         plan.service_why = "a binary, from src/main.rs".to_owned();
