@@ -129,11 +129,10 @@ pub fn detect(files: &RepoFiles) -> Option<Plan> {
     // Nothing to install: no registry is asked (and none need answer).
     let setup = (!dependencies.is_empty()).then(|| manager.install(lock.is_some()));
     let setup_why = match lock {
-        Some(lock) => format!(
-            "{}, {manager_why}, installing what {lock} pins",
-            manager.name()
-        ),
-        None => format!("{}, {manager_why}", manager.name()),
+        Some(lock) if manager_why != format!("from {lock}") => {
+            format!("{}, {manager_why}, locked by {lock}", manager.name())
+        }
+        _ => format!("{}, {manager_why}", manager.name()),
     };
     let mut plan = Plan {
         what: "a Node project".to_owned(),

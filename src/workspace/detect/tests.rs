@@ -94,7 +94,7 @@ fn node_package_managers_from_package_manager_or_the_lock_file() {
     );
     assert_eq!(
         npm.summary,
-        "a Vite project (Node 22, the default; npm, from package-lock.json, installing what package-lock.json pins; `npm run dev -- --host 0.0.0.0` on :5173)"
+        "a Vite project (Node 22, the default; npm, from package-lock.json; `npm run dev -- --host 0.0.0.0` on :5173)"
     );
     let no_lock = found(&[("package.json", VITE)]);
     assert_eq!(no_lock.layer.setup.as_deref(), Some("npm install"));
@@ -121,6 +121,21 @@ fn node_package_managers_from_package_manager_or_the_lock_file() {
     assert_eq!(
         essentials(&pnpm_lock).2.as_deref(),
         Some("corepack pnpm run dev --host 0.0.0.0")
+    );
+
+    let pinned_and_locked = found(&[
+        (
+            "package.json",
+            r#"{"packageManager": "pnpm@9.1.0", "dependencies": {"a": "1"}}"#,
+        ),
+        ("pnpm-lock.yaml", ""),
+    ]);
+    assert_eq!(
+        pinned_and_locked.reasons[1],
+        (
+            "setup",
+            "pnpm, from packageManager, locked by pnpm-lock.yaml".into()
+        )
     );
 
     let yarn = found(&[("package.json", VITE), ("yarn.lock", "")]);
