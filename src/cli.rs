@@ -42,6 +42,17 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Write what dual guesses for a repo with no config into its .dual.toml, to review and commit
+    Init {
+        /// The repo's directory [default: the repo around the current directory]
+        dir: Option<PathBuf>,
+        /// Replace an existing .dual.toml
+        #[arg(long)]
+        force: bool,
+        /// Only print what it would write
+        #[arg(long)]
+        print: bool,
+    },
     /// Registered repos: list them, or unregister one
     Repo {
         #[command(subcommand)]
@@ -272,6 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match command {
         Command::Add { source, name } => c::add::run(source.as_deref(), name.as_deref(), &printer),
+        Command::Init { dir, force, print } => c::init::run(dir.as_deref(), force, print, &printer),
         Command::Repo {
             action: RepoAction::Remove { name },
         } => c::add::remove(&name, &printer),

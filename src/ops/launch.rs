@@ -185,6 +185,12 @@ pub fn launch_with(
         started.why()
     ));
 
+    if let config::ConfigOrigin::Detected(summary) = &config.origin {
+        printer.out(format!(
+            "detected {summary}; `dual init` in the repo writes this to {}, to pin or change it",
+            config::FILE_NAME
+        ));
+    }
     report_notes(&config, printer);
     // Before setup, so that migrations in it meet this branch's database.
     let rejoin = !matches!(started, Started::AlreadyRunning);

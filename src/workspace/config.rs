@@ -315,6 +315,7 @@ impl Config {
                 }
             }
         }
+        super::env::check_loaded(dir, &config)?;
         // `node_modules` in a volume is for Node projects only.
         let volumes_set = set
             .as_ref()
@@ -975,7 +976,14 @@ fn rejected_key<'t>(text: &'t str, error: &toml::de::Error) -> Option<&'t str> {
 pub fn origin_of(key: &str, dir: &Path) -> String {
     let path = dir.join(FILE_NAME);
     let Ok(text) = read_config_text(dir) else {
-        return format!("the default: the clone has no {FILE_NAME}");
+        return super::detect::reason(dir, key).map_or_else(
+            || format!("the default: the clone has no {FILE_NAME}"),
+            |why| {
+                format!(
+                    "guessed from the repo's files: {why}; `dual init` writes it to {FILE_NAME}"
+                )
+            },
+        );
     };
     // Only the top-level keys, so that a file with other problems still
     // says where `key` is.

@@ -261,7 +261,9 @@ pub fn container_spec(
     if let Some(user) = user {
         spec.env.push(("USER".into(), user.name.clone()));
     }
-    spec.env.extend(env::expanded(workspace, config));
+    // `${HOME}` and `${USER}` in `[env]` are the container's, set above.
+    let expanded = env::expanded(workspace, config, &spec.env);
+    spec.env.extend(expanded);
     spec.bind_mounts.push(BindMount::new(home_source, home));
     spec.bind_mounts
         .push(BindMount::new(&workspace.path, &workspace.path));
@@ -298,7 +300,7 @@ pub fn container_spec(
         .keys()
         .map(|name| (name.clone(), std::net::Ipv4Addr::LOCALHOST.into()))
         .collect();
-    spec.command = identity::entry_command();
+    spec.command = identity::entry_command(&env::path_prefix(workspace, config));
     spec
 }
 
@@ -461,7 +463,7 @@ mod tests {
             spec.bind_mounts
                 .contains(&BindMount::new("/data/accounts/k/passwd", "/etc/passwd").readonly())
         );
-        assert_eq!(spec.command, identity::entry_command());
+        assert_eq!(spec.command, identity::entry_command(""));
         assert_eq!(
             spec.workdir.as_deref(),
             Some(Path::new("/home/u/dual/shop/feat-auth"))

@@ -10,6 +10,7 @@ mod builds;
 mod conn;
 mod control;
 mod destroy_data;
+mod detect;
 mod devcontainer;
 mod differential;
 mod engine;

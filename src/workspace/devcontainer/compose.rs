@@ -107,7 +107,12 @@ pub(super) fn read(reader: &mut Reader, entries: &Map<String, Value>) -> Result<
             None => reader.layer.image = Some(app.image),
         }
         for (name, value) in app.env {
-            reader.layer.env.entry(name).or_insert(value);
+            // Interpolated already: literal text to `[env]`'s expansion.
+            reader
+                .layer
+                .env
+                .entry(name)
+                .or_insert(value.replace('$', "$$"));
         }
         for port in app.ports {
             super::ports::add_port(reader, port)?;

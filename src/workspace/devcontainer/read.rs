@@ -300,7 +300,10 @@ impl Reader<'_> {
             sidecars::check_env(key, name, value)?;
             if let Some(value) = self.resolve(&entry, value, Context::Value, true) {
                 sidecars::check_env(key, name, &value)?;
-                self.layer.env.insert(name.clone(), value);
+                // Resolved already: literal text to `[env]`'s expansion.
+                self.layer
+                    .env
+                    .insert(name.clone(), value.replace('$', "$$"));
             }
         }
         Ok(())

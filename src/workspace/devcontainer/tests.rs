@@ -368,8 +368,8 @@ fn the_environment_comes_from_both_keys_and_never_from_the_host() {
         "the image's PATH is not known yet"
     );
     assert_eq!(
-        env["SHELLISH"], "${HOME}/x",
-        "other `${{…}}` stay as written"
+        env["SHELLISH"], "$${HOME}/x",
+        "other `${{…}}` stay as written: escaped for `[env]`'s expansion"
     );
     let notes = &loaded.layer.notes;
     assert!(
