@@ -836,7 +836,7 @@ fn pull_image(
         };
         crate::error::hinted(ImageUnavailable {
             image: image.to_owned(),
-            origin: config::origin_of("image", clone),
+            origin: crate::workspace::sources::origin_of("image", clone),
             kind: engine.kind(),
             reason: Reason(reason),
         })

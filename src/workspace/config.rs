@@ -53,7 +53,6 @@ pub use super::config_file::{
     ConfigError, FILE_NAME, check_image_reference, is_env_name, is_service_name,
 };
 use super::config_file::{is_plain_relative, is_stage_name};
-use super::layer::ConfigLayer;
 pub use super::lifecycle::Lifecycle;
 use super::sidecars::{Build, RawReady, RawSidecar, Ready, Sidecar, Volume};
 
@@ -106,7 +105,7 @@ pub struct Config {
     pub origin: ConfigOrigin,
     /// What the devcontainer.json asks to run on the host: `launch`
     /// refuses it (see `ops::lifecycle`).
-    pub initialize_command: Option<super::devcontainer::HostCommand>,
+    pub initialize_command: Option<super::lifecycle::HostCommand>,
 }
 
 /// Whose workspaces share package managers' caches.
@@ -282,131 +281,9 @@ const KEYS: [&str; 17] = [
 ];
 
 impl Config {
-    /// The config of the clone at `dir`: its `.dual.toml` over its
-    /// devcontainer.json; with neither, what detection finds; else the
-    /// defaults.
-    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
-        let path = dir.join(FILE_NAME);
-        let (mut config, set) = match read_config_text(dir) {
-            Ok(text) => {
-                let (config, set) = Config::parse_keys(&text, &path)?;
-                (config, Some(set))
-            }
-            Err(error) if error.is_not_found() => (Config::default(), None),
-            Err(source) => return Err(ConfigError::Read { path, source }),
-        };
-        let devcontainer = super::devcontainer::load(dir, &config.devcontainer)?;
-        match (&set, devcontainer) {
-            (Some(set), devcontainer) => {
-                let file = devcontainer.map(|loaded| {
-                    config.fill_from(loaded.layer, set);
-                    loaded.file
-                });
-                config.origin = ConfigOrigin::DualToml { devcontainer: file };
-            }
-            (None, Some(loaded)) => {
-                config.fill_from(loaded.layer, &BTreeSet::new());
-                config.origin = ConfigOrigin::Devcontainer(loaded.file);
-            }
-            (None, None) => {
-                if let Some(detected) = super::detect::detect(dir) {
-                    config.fill_from(detected.layer, &BTreeSet::new());
-                    config.origin = ConfigOrigin::Detected(detected.summary);
-                }
-            }
-        }
-        super::env::check_loaded(dir, &config)?;
-        // `node_modules` in a volume is for Node projects only.
-        let volumes_set = set
-            .as_ref()
-            .is_some_and(|set| set.contains("anonymous_volumes"))
-            || config.anonymous_volumes != Config::default().anonymous_volumes;
-        if !volumes_set && !super::detect::is_node_project(dir) {
-            config.anonymous_volumes.clear();
-        }
-        // A directory is one volume: an anonymous volume's wins over a
-        // devcontainer mount at the same place (the engine refuses two).
-        let volume_dirs: Vec<std::path::PathBuf> = config
-            .anonymous_volumes
-            .iter()
-            .map(|d| dir.join(d))
-            .collect();
-        config.mounts.retain(|mount| {
-            let twice = volume_dirs.iter().any(|d| *d == Path::new(&mount.target));
-            if twice {
-                config.notes.push(format!(
-                    "the volume `{}` at `{}` is not mounted: `anonymous_volumes` keeps that directory in a volume already",
-                    mount.name, mount.target
-                ));
-            }
-            !twice
-        });
-        config.add_compose_sidecars(dir)?;
-        Ok(config)
-    }
-
-    /// Takes from `layer` each setting `.dual.toml` did not set (`set`:
-    /// the keys it did); `env`, `services` and `sidecars` entry by entry.
-    pub fn fill_from(&mut self, layer: ConfigLayer, set: &BTreeSet<&'static str>) {
-        let unset = |key: &str| !set.contains(key);
-        // The image and its build are one choice: `.dual.toml`'s either
-        // one wins over both of the layer's.
-        let image_unset = unset("image") && unset("build");
-        if let Some(image) = layer.image.filter(|_| image_unset) {
-            self.image = image;
-        }
-        if let Some(build) = layer.build.filter(|_| image_unset) {
-            self.build = Some(build);
-        }
-        if let Some(compose) = layer.compose_file.filter(|_| unset("compose_file")) {
-            self.compose_file = compose;
-        }
-        self.initialize_command = layer.initialize_command;
-        if let Some(ports) = layer.ports.filter(|_| unset("ports")) {
-            self.ports = ports;
-        }
-        if let Some(setup) = layer.setup.filter(|_| unset("setup")) {
-            self.setup = Some(setup);
-        }
-        if let Some(hook) = layer.after_start.filter(|_| unset("after_start")) {
-            self.after_start = Some(hook);
-        }
-        if let Some(volumes) = layer
-            .anonymous_volumes
-            .filter(|_| unset("anonymous_volumes"))
-        {
-            self.anonymous_volumes = volumes;
-        }
-        if let Some(path) = layer.path.filter(|_| unset("path")) {
-            self.path = path;
-        }
-        if let Some(seed) = layer.seed.filter(|_| unset("seed")) {
-            self.seed = seed;
-        }
-        for (name, value) in layer.env {
-            self.env.entry(name).or_insert(value);
-        }
-        for (name, service) in layer.services {
-            if !self.sidecars.contains_key(&name) {
-                self.services.entry(name).or_insert(service);
-            }
-        }
-        for (name, sidecar) in layer.sidecars {
-            if !self.services.contains_key(&name) {
-                self.sidecars.entry(name).or_insert(sidecar);
-            }
-        }
-        self.lifecycle = layer.lifecycle;
-        self.mounts = layer.mounts;
-        for (port, label) in layer.port_labels {
-            self.port_labels.entry(port).or_insert(label);
-        }
-        self.notes.extend(layer.notes);
-    }
-
     /// The sidecars of the compose file `compose_file` names, under those
     /// `.dual.toml` declares (a name in both: `.dual.toml`'s).
-    fn add_compose_sidecars(&mut self, dir: &Path) -> Result<(), ConfigError> {
+    pub(super) fn add_compose_sidecars(&mut self, dir: &Path) -> Result<(), ConfigError> {
         let Some(file) = super::compose::find(dir, &self.compose_file)? else {
             return Ok(());
         };
@@ -556,7 +433,7 @@ impl Config {
     }
 
     /// `parse`, and the top-level keys the text set.
-    fn parse_keys(
+    pub(super) fn parse_keys(
         text: &str,
         path: &Path,
     ) -> Result<(Config, BTreeSet<&'static str>), ConfigError> {
@@ -971,37 +848,29 @@ fn rejected_key<'t>(text: &'t str, error: &toml::de::Error) -> Option<&'t str> {
     (assigned || header).then(|| key.trim_matches('"'))
 }
 
-/// Where a setting of the clone at `dir` comes from, for messages:
-/// "`/w/.dual.toml` line 2", or the default and why.
-pub fn origin_of(key: &str, dir: &Path) -> String {
+/// Where `.dual.toml` of the clone at `dir` sets `key`, for messages:
+/// "from `/w/.dual.toml` line 2", or that it names none; `None` where the
+/// clone has no `.dual.toml` (see `sources::origin_of`).
+pub(super) fn toml_origin_of(key: &str, dir: &Path) -> Option<String> {
     let path = dir.join(FILE_NAME);
-    let Ok(text) = read_config_text(dir) else {
-        return super::detect::reason(dir, key).map_or_else(
-            || format!("the default: the clone has no {FILE_NAME}"),
-            |why| {
-                format!(
-                    "guessed from the repo's files: {why}; `dual init` writes it to {FILE_NAME}"
-                )
-            },
-        );
-    };
+    let text = read_config_text(dir).ok()?;
     // Only the top-level keys, so that a file with other problems still
     // says where `key` is.
     let keys: BTreeMap<Spanned<String>, serde::de::IgnoredAny> =
         toml::from_str(&text).unwrap_or_default();
-    match keys.keys().find(|found| found.get_ref() == key) {
+    Some(match keys.keys().find(|found| found.get_ref() == key) {
         Some(found) => {
             let (line, _) = position(&text, found.span().start);
             format!("from `{}` line {line}", path.display())
         }
         None => format!("the default: `{}` names no {key}", path.display()),
-    }
+    })
 }
 
 /// `.dual.toml` of the clone at `dir`: a regular file, never a link (a
 /// branch can commit `.dual.toml -> ~/.ssh/id_rsa`; its text would then be
 /// shown in a parse error).
-fn read_config_text(dir: &Path) -> Result<String, crate::confined::ConfinedError> {
+pub(super) fn read_config_text(dir: &Path) -> Result<String, crate::confined::ConfinedError> {
     crate::confined::read_text(dir, Path::new(FILE_NAME), 1024 * 1024)
 }
 
@@ -1236,7 +1105,7 @@ mod tests {
     fn origins_name_the_line_or_the_default() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            origin_of("image", dir.path()),
+            crate::workspace::sources::origin_of("image", dir.path()),
             "the default: the clone has no .dual.toml"
         );
         std::fs::write(
@@ -1246,11 +1115,11 @@ mod tests {
         .unwrap();
         let file = dir.path().join(FILE_NAME);
         assert_eq!(
-            origin_of("image", dir.path()),
+            crate::workspace::sources::origin_of("image", dir.path()),
             format!("from `{}` line 3", file.display())
         );
         assert_eq!(
-            origin_of("setup", dir.path()),
+            crate::workspace::sources::origin_of("setup", dir.path()),
             format!("the default: `{}` names no setup", file.display())
         );
     }

@@ -21,6 +21,7 @@ pub mod names;
 pub mod revive;
 pub mod services;
 pub mod sidecars;
+pub mod sources;
 pub mod stack;
 pub mod state;
 pub mod trust;

@@ -843,12 +843,12 @@ fn an_image_that_cannot_be_pulled_says_it_was_guessed_and_from_what() {
     std::fs::write(dir.path().join("package.json"), "{}").unwrap();
     std::fs::write(dir.path().join(".nvmrc"), "20").unwrap();
     assert_eq!(
-        crate::workspace::config::origin_of("image", dir.path()),
+        crate::workspace::sources::origin_of("image", dir.path()),
         "guessed from the repo's files: Node 20, from .nvmrc; `dual init` writes it to .dual.toml"
     );
     let empty = tempfile::tempdir().unwrap();
     assert_eq!(
-        crate::workspace::config::origin_of("image", empty.path()),
+        crate::workspace::sources::origin_of("image", empty.path()),
         "the default: the clone has no .dual.toml"
     );
 }

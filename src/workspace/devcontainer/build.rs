@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::read::{Reader, kind};
+use super::reader::{Reader, kind};
 use super::vars::Context;
 use crate::workspace::config_file::{is_plain_relative, is_stage_name};
 use crate::workspace::sidecars::{self, Build};

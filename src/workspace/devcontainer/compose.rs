@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::read::{Reader, kind};
+use super::reader::{Reader, kind};
 use crate::workspace::compose::{self, ComposeFile, Selection};
 
 pub(super) fn read(reader: &mut Reader, entries: &Map<String, Value>) -> Result<(), String> {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::read::{Reader, kind};
+use super::reader::{Reader, kind};
 use super::vars::Context;
 use crate::workspace::lifecycle::{Hook, HookCommand};
 

@@ -48,6 +48,7 @@ mod hooks;
 mod mounts;
 mod ports;
 mod read;
+mod reader;
 mod run_args;
 #[cfg(test)]
 mod tests;
@@ -55,9 +56,10 @@ mod vars;
 
 use std::path::Path;
 
-use super::config::{ConfigError, DevcontainerChoice};
+use super::config::DevcontainerChoice;
+use super::config_file::ConfigError;
 use super::layer::ConfigLayer;
-use super::lifecycle::Hook;
+pub use super::lifecycle::HostCommand;
 
 /// A devcontainer.json larger than this is refused (real ones are a few
 /// KiB; the bound keeps a hostile one from filling memory).
@@ -82,15 +84,6 @@ pub struct Loaded {
     /// Relative to the clone's root.
     pub file: String,
     pub layer: ConfigLayer,
-}
-
-/// `initializeCommand`: what a devcontainer.json asks to run on the host
-/// before anything else. dual never runs it (see `ops::lifecycle`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostCommand {
-    /// The devcontainer.json, relative to the clone.
-    pub file: String,
-    pub hook: Hook,
 }
 
 /// The notes of `config` that are its devcontainer.json's own (compose

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::read::{Reader, kind};
+use super::reader::{Reader, kind};
 use super::vars::Context;
 use crate::workspace::sidecars::{self, Volume};
 

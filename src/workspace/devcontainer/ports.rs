@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::read::{Reader, kind};
+use super::reader::{Reader, kind};
 
 /// A label is shown beside a URL: a short line of text.
 const MAX_LABEL_CHARS: usize = 60;

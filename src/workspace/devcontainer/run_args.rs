@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::read::{Reader, kind};
+use super::reader::{Reader, kind};
 
 /// Long options that take a value (as `--name value` or `--name=value`);
 /// any other long option is read as a switch.
