@@ -710,6 +710,7 @@ pub fn ensure_container(
         &home,
         &home_source,
     );
+    let cache_dirs = workspace::caches::prepare(engine, workspace, config, &mut spec).hinted()?;
     spec.keep_host_uid = mode.keep_host_uid;
     spec.nosuid_binds = engine.kind() == EngineKind::Podman;
     if mode.publish_ports {
@@ -736,6 +737,7 @@ pub fn ensure_container(
         .anonymous_volumes
         .iter()
         .map(|dir| workspace.path.join(dir))
+        .chain(cache_dirs)
         .collect();
     if let Err(error) = identity::hand_over_volumes(engine, &name, &user, &volume_dirs) {
         let _ = engine.remove(&[&name]);
