@@ -728,6 +728,47 @@ pub fn parse_size(text: &str) -> Option<u64> {
     Some((number * factor).round() as u64)
 }
 
+/// A workspace's container as `inspect` gives it, for tests: `ports` as its
+/// label declares them, `published` as (container port, host port) pairs
+/// on loopback.
+#[cfg(test)]
+pub fn test_container(
+    name: &str,
+    running: bool,
+    ip: Option<[u8; 4]>,
+    ports: &[u16],
+    published: &[(u16, u16)],
+) -> Container {
+    Container {
+        id: format!("id-{name}"),
+        name: format!("dual-{name}"),
+        image: "img".into(),
+        status: if running { "running" } else { "exited" }.into(),
+        running,
+        pid: 1,
+        exit_code: 0,
+        started_at: String::new(),
+        restart_count: 0,
+        labels: super::labels::WorkspaceLabels {
+            owner: "owner".into(),
+            workspace: name.to_owned(),
+            ports: ports.to_vec(),
+            ..super::labels::WorkspaceLabels::default()
+        }
+        .to_labels(),
+        networks: BTreeMap::from([("bridge".to_owned(), ip.map(Into::into))]),
+        published: published
+            .iter()
+            .map(|&(container_port, host_port)| PublishedPort {
+                container_port,
+                protocol: "tcp".into(),
+                host_ip: "127.0.0.1".into(),
+                host_port,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,25 @@ pub struct Table {
 }
 
 impl Table {
+    /// One route: workspace `name`'s `port` goes to `upstream` (the proxy
+    /// `verify` checks, and tests').
+    pub fn one_route(name: &str, port: u16, upstream: std::net::SocketAddr) -> Table {
+        let route = Route {
+            name: name.to_owned(),
+            running: true,
+            ports: vec![port],
+            listening: Default::default(),
+            engine: None,
+            targets: BTreeMap::from([(port, upstream)]),
+            kinds: BTreeMap::new(),
+            tcp_targets: BTreeMap::new(),
+        };
+        Table {
+            routes: BTreeMap::from([(name.to_owned(), route)]),
+            focus: None,
+        }
+    }
+
     /// The routes to `containers`: their declared ports, and the ports
     /// `found` (by workspace name) listening in them that speak HTTP.
     pub(super) fn from_containers(containers: &[Container], found: &Found) -> Table {
@@ -244,34 +263,8 @@ mod tests {
         ip: Option<[u8; 4]>,
         published: Option<u16>,
     ) -> Container {
-        Container {
-            id: format!("id-{name}"),
-            name: format!("dual-{name}"),
-            image: "img".into(),
-            status: if running { "running" } else { "exited" }.into(),
-            running,
-            pid: 1,
-            exit_code: 0,
-            started_at: String::new(),
-            restart_count: 0,
-            labels: WorkspaceLabels {
-                owner: "owner".into(),
-                workspace: name.to_owned(),
-                ports: vec![3000, 5173],
-                ..WorkspaceLabels::default()
-            }
-            .to_labels(),
-            networks: BTreeMap::from([("bridge".to_owned(), ip.map(Into::into))]),
-            published: published
-                .map(|host_port| PublishedPort {
-                    container_port: 3000,
-                    protocol: "tcp".into(),
-                    host_ip: "127.0.0.1".into(),
-                    host_port,
-                })
-                .into_iter()
-                .collect(),
-        }
+        let published: Vec<(u16, u16)> = published.map(|host| (3000, host)).into_iter().collect();
+        crate::engine::model::test_container(name, running, ip, &[3000, 5173], &published)
     }
 
     #[test]

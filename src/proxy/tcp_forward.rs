@@ -478,7 +478,6 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::engine::model::PublishedPort;
     use crate::proxy::routes::Route;
     use crate::sockets::Listening;
 
@@ -554,34 +553,11 @@ mod tests {
     }
 
     fn container(name: &str, running: bool, ip: Option<[u8; 4]>, published: &[u16]) -> Container {
-        Container {
-            id: format!("id-{name}"),
-            name: format!("dual-{name}"),
-            image: "img".into(),
-            status: if running { "running" } else { "exited" }.into(),
-            running,
-            pid: 1,
-            exit_code: 0,
-            started_at: String::new(),
-            restart_count: 0,
-            labels: WorkspaceLabels {
-                owner: "owner".into(),
-                workspace: name.to_owned(),
-                ports: published.to_vec(),
-                ..WorkspaceLabels::default()
-            }
-            .to_labels(),
-            networks: BTreeMap::from([("bridge".to_owned(), ip.map(Into::into))]),
-            published: published
-                .iter()
-                .map(|port| PublishedPort {
-                    container_port: *port,
-                    protocol: "tcp".into(),
-                    host_ip: "127.0.0.1".into(),
-                    host_port: 40_000 + port,
-                })
-                .collect(),
-        }
+        let pairs: Vec<(u16, u16)> = published
+            .iter()
+            .map(|&port| (port, 40_000 + port))
+            .collect();
+        crate::engine::model::test_container(name, running, ip, published, &pairs)
     }
 
     fn route(name: &str, running: bool, targets: &[(u16, &str)], listening: Listening) -> Route {

@@ -10,6 +10,7 @@ pub fn checks(ports: &[u16]) -> Vec<Check> {
     vec![
         proxy_ports(ports),
         localhost_names(),
+        ca_bundle(),
         tool(
             "git",
             &["--version"],
@@ -23,6 +24,26 @@ pub fn checks(ports: &[u16]) -> Vec<Check> {
             "install tmux (Debian: `apt-get install tmux`) to keep dev servers running in the background",
         ),
     ]
+}
+
+/// Which of the host's CAs workspaces trust (see `workspace::trust`).
+fn ca_bundle() -> Check {
+    use crate::workspace::trust;
+    match trust::host_trust() {
+        Some(host) => Check::pass(
+            "ca-bundle",
+            format!(
+                "workspaces get {} ({}) as {}",
+                host.bundle.display(),
+                host.why,
+                trust::VARIABLES.join(", ")
+            ),
+        ),
+        None => Check::pass(
+            "ca-bundle",
+            "the host adds no CA of its own: workspaces trust their image's (DUAL_CA_BUNDLE=FILE passes one)",
+        ),
+    }
 }
 
 fn proxy_ports(ports: &[u16]) -> Check {

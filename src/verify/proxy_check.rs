@@ -2,7 +2,6 @@
 //! forwarding code serves it on an ephemeral loopback port, and a real HTTP
 //! request, an SSE stream and a WebSocket exchange go through it.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Check;
-use crate::proxy::routes::{Route, Table};
+use crate::proxy::routes::Table;
 
 const NAME: &str = "dual-verify";
 
@@ -46,22 +45,7 @@ pub fn check(target: SocketAddr, expected_body: &str) -> Vec<Check> {
             }
         };
         let port = listener.local_addr().map_or(0, |a| a.port());
-        let table = Table {
-            routes: BTreeMap::from([(
-                NAME.to_owned(),
-                Route {
-                    name: NAME.to_owned(),
-                    running: true,
-                    ports: vec![port],
-                    listening: Default::default(),
-                    engine: None,
-                    targets: BTreeMap::from([(port, target)]),
-                    kinds: BTreeMap::new(),
-                    tcp_targets: BTreeMap::new(),
-                },
-            )]),
-            focus: None,
-        };
+        let table = Table::one_route(NAME, port, target);
         let stop = Arc::new(tokio::sync::Notify::new());
         let server = tokio::spawn(crate::proxy::serve_fixed(
             listener,

@@ -500,6 +500,10 @@ impl Config {
                 (!mounts.is_empty()).then(|| serde_json::json!(mounts)),
             ),
             (
+                "trust",
+                super::trust::fingerprint().map(|bundle| serde_json::json!(bundle)),
+            ),
+            (
                 "caches",
                 (self.caches != CacheScope::Repo)
                     .then(|| serde_json::json!(format!("{:?}", self.caches))),

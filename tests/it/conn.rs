@@ -1,12 +1,11 @@
 //! The proxy's connection loop against in-process upstreams, through the
 //! real forwarding code (`proxy::serve_fixed`): no container engine needed.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dual::proxy::routes::{Route, Table};
+use dual::proxy::routes::Table;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
@@ -22,20 +21,7 @@ impl Proxy {
     async fn start(upstream: SocketAddr, head_timeout: Option<Duration>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let route = Route {
-            name: "shop-a".into(),
-            running: true,
-            ports: vec![port],
-            listening: Default::default(),
-            engine: None,
-            targets: BTreeMap::from([(port, upstream)]),
-            kinds: BTreeMap::new(),
-            tcp_targets: BTreeMap::new(),
-        };
-        let table = Table {
-            routes: BTreeMap::from([("shop-a".to_owned(), route)]),
-            focus: None,
-        };
+        let table = Table::one_route("shop-a", port, upstream);
         let stop = Arc::new(Notify::new());
         tokio::spawn(dual::proxy::serve_fixed(
             listener,

@@ -599,22 +599,9 @@ async fn dev_server(input: &[u8]) -> (std::net::SocketAddr, tokio::task::JoinHan
 /// in-memory pipe); `Err(page)` where the proxy answered with a page of its
 /// own instead (a 502: stricter than hyper is allowed).
 async fn proxy_relays(input: &[u8]) -> Result<Option<Answer>, String> {
-    use dual::proxy::routes::{Route, Table};
+    use dual::proxy::routes::Table;
     let (target, serving) = dev_server(input).await;
-    let route = Route {
-        name: "a".into(),
-        running: true,
-        ports: vec![80],
-        listening: Default::default(),
-        engine: None,
-        targets: [(80, target)].into(),
-        kinds: Default::default(),
-        tcp_targets: Default::default(),
-    };
-    let table = Table {
-        routes: [("a".to_owned(), route)].into(),
-        focus: None,
-    };
+    let table = Table::one_route("a", 80, target);
     let shared = Arc::new(dual::proxy::forward::Shared::fixed(
         table,
         std::time::Duration::from_secs(5),

@@ -26,6 +26,7 @@ mod sidecar_build;
 mod sidecars;
 mod supervisor;
 mod support;
+mod trust;
 mod truth;
 mod verify;
 mod workspaces;

@@ -4,13 +4,12 @@
 //! speaking another protocol to a port the proxy does hold gets an answer
 //! at once, not a 60 s wait for a head that never ends.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dual::proxy::routes::{Route, Table};
+use dual::proxy::routes::Table;
 
 use crate::proxy::{Proxy, free_port};
 use crate::support::{each_engine, ensure_test_image, eventually, http_get};
@@ -46,20 +45,7 @@ fn a_database_client_on_a_proxied_port_is_answered_at_once() {
     let port = listener.local_addr().unwrap().port();
     // Never reached: the requests are refused before any route is looked up.
     let nowhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
-    let route = Route {
-        name: "shop-a".into(),
-        running: true,
-        ports: vec![port],
-        listening: Default::default(),
-        engine: None,
-        targets: BTreeMap::from([(port, nowhere)]),
-        kinds: BTreeMap::new(),
-        tcp_targets: BTreeMap::new(),
-    };
-    let table = Table {
-        routes: BTreeMap::from([("shop-a".to_owned(), route)]),
-        focus: None,
-    };
+    let table = Table::one_route("shop-a", port, nowhere);
     let stop = Arc::new(tokio::sync::Notify::new());
     // The real head deadline (60 s): nothing may wait for it.
     runtime.spawn(dual::proxy::serve_fixed(

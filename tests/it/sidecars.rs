@@ -45,30 +45,9 @@ volumes:
   pgdata: {}
 "#;
 
-/// Whether the sidecar images are on `kind`; a loud skip (a failure where
-/// CI requires engines) when they are not.
+/// Whether the sidecar images are on `kind` (a loud skip when not).
 fn have_stack_images(kind: EngineKind, test: &str) -> bool {
-    let missing: Vec<&str> = [POSTGRES, REDIS, STACK]
-        .into_iter()
-        .filter(|image| {
-            !std::process::Command::new(kind.program())
-                .args(["image", "inspect", image])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!(
-        "{test}: {} missing on {kind}: run `DUAL_ENGINE={kind} scripts/sidecar-images`",
-        missing.join(", ")
-    );
-    if std::env::var("DUAL_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
-        panic!("{why}");
-    }
-    eprintln!("SKIPPED (loudly): {why}");
-    false
+    crate::support::have_debian_images(kind, test, &[POSTGRES, REDIS, STACK])
 }
 
 /// A repo whose `.dual.toml` names only the workspace image, and whose

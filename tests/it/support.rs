@@ -639,3 +639,31 @@ pub fn http_get(port: u16, host: &str, path: &str) -> Result<(u16, String), Stri
     let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
     Ok((status, body.to_owned()))
 }
+
+/// Whether `images` (built from Debian's packages by
+/// `scripts/sidecar-images`) are on `kind`; a loud skip (a failure where
+/// CI requires engines) when they are not.
+pub fn have_debian_images(kind: EngineKind, test: &str, images: &[&str]) -> bool {
+    let missing: Vec<&str> = images
+        .iter()
+        .copied()
+        .filter(|image| {
+            !std::process::Command::new(kind.program())
+                .args(["image", "inspect", image])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!(
+        "{test}: {} missing on {kind}: run `DUAL_ENGINE={kind} scripts/sidecar-images`",
+        missing.join(", ")
+    );
+    if std::env::var("DUAL_REQUIRE_ENGINE").is_ok_and(|v| v == "1") {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED (loudly): {why}");
+    false
+}
