@@ -8,6 +8,7 @@ mod boundary;
 mod browser;
 mod conn;
 mod control;
+mod deps;
 mod destroy_data;
 mod differential;
 mod engine;
