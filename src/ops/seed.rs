@@ -22,10 +22,10 @@
 //! Only between workspaces of one image: a venv or a `node_modules` with
 //! native modules belongs to the interpreter that made it. The parent keeps
 //! running: a directory it writes during the copy (a `pip install` there at
-//! that moment) may be copied half-written, which the new workspace's
-//! `setup` then finds and repairs or reinstalls. Pausing the parent's
-//! container instead would freeze its dev server for every copy, for a
-//! risk that needs an install in the parent at that very second.
+//! that moment) may be copied half-written, an accepted risk (the README
+//! says how to repair such a copy). Pausing the parent's container instead
+//! would freeze its dev server for every copy, for a risk that needs an
+//! install in the parent at that very second.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -73,6 +73,18 @@ fn a_repo_s_workspaces_share_one_cache_that_outlives_them_until_the_repo_goes() 
         let ours: Vec<&String> = caches.iter().filter(|v| v.ends_with(&env.repo)).collect();
         assert_eq!(ours.len(), 1, "one volume for the repo: {caches:?}");
         let volume = ours[0].clone();
+        // `dual verify` in a clone names it, and who shares it.
+        let verified = env
+            .cmd(&["verify", "--json"])
+            .current_dir(env.clone_path("feat"))
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&verified.stdout);
+        assert!(
+            report.contains(&format!("`{volume}` at /var/cache/dual"))
+                && report.contains(&format!("the workspaces of `{}`", env.repo)),
+            "{report}"
+        );
 
         // Destroying workspaces, the last one included, keeps it: the next
         // workspace is what it is for.
