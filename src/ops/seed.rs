@@ -289,6 +289,8 @@ fn copy_spec(kind: EngineKind, copy: Copy, ids: (u32, u32), keep_host_uid: bool)
     spec.user = Some(ids);
     spec.keep_host_uid = keep_host_uid;
     spec.nosuid_binds = kind == EngineKind::Podman;
+    // The script's scratch files: writable whatever the image's /tmp is.
+    spec.tmpfs.push("/tmp".into());
     let from_path = parent.workspace.path.join(dir);
     let to_path = workspace.path.join(dir);
     match from {

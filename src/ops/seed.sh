@@ -32,10 +32,6 @@ case $mode in
     work="$to.dual-seed-partial"
     rm -rf "$work"
     mkdir -p "$(dirname "$to")"
-    if ! cp -a "$from" "$work"; then
-      rm -rf "$work"
-      exit 1
-    fi
     ;;
   volume)
     if [ -n "$(ls -A "$to")" ]; then
@@ -43,10 +39,6 @@ case $mode in
       exit 3
     fi
     work=$to
-    if ! cp -a "$from/." "$to/"; then
-      find "$to" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
-      exit 1
-    fi
     ;;
   *)
     echo "unknown mode $mode" >&2
@@ -54,26 +46,46 @@ case $mode in
     ;;
 esac
 
-# Text files that name the parent's clone (a venv's scripts, its
-# pyvenv.cfg and activate scripts, an editable install's .pth): rewritten.
-# Compiled files are left as they are (a path of another length would
-# break them; Python corrects a .pyc's source path when it loads it): by
-# name first, as they are most of a venv, then any file with a NUL byte.
-# A name is read a line at a time: a name with a line break in it is only
-# ever read as names of files in the copy, which are the copy's to rewrite.
-cd "$work"
-rewritten=$(find . -type f ! -name '*.pyc' ! -name '*.so' ! -name '*.so.*' \
-    -exec grep -lF -e "$old" {} + |
-  while IFS= read -r file; do
+# While `cp` writes, the other CPU reads the parent's side: its size, and
+# its text files that name the parent's clone (a venv's scripts, its
+# pyvenv.cfg and activate scripts, an editable install's .pth). Compiled
+# files are left as they are (a path of another length would break them;
+# Python corrects a .pyc's source path when it loads it): by name here,
+# as they are most of a venv, then any file with a NUL byte.
+scratch=$(mktemp -d)
+(du -sk "$from" | cut -f1 > "$scratch/size") &
+sizer=$!
+(cd "$from" && find . -type f ! -name '*.pyc' ! -name '*.so' ! -name '*.so.*' \
+  -exec grep -lF -e "$old" {} + > "$scratch/named") &
+searcher=$!
+if [ "$mode" = dir ]; then
+  copied() { cp -a "$from" "$work"; }
+  undo() { rm -rf "$work"; }
+else
+  copied() { cp -a "$from/." "$work/"; }
+  undo() { find "$work" -mindepth 1 -maxdepth 1 -exec rm -rf {} +; }
+fi
+if ! copied; then
+  undo
+  exit 1
+fi
+wait "$sizer" "$searcher" || true
+
+# Rewritten in the copy. A name is read a line at a time: a name with a
+# line break in it is only ever read as names of files in the copy, which
+# are the copy's to rewrite.
+rewritten=$(while IFS= read -r file; do
     case $file in ./*) ;; *) continue ;; esac
+    file=$work/${file#./}
     if [ ! -f "$file" ] || [ -L "$file" ]; then continue; fi
     # shellcheck disable=SC2094 # both only read it
     tr -d '\000' < "$file" | cmp -s - "$file" || continue
     sed -i -E -e "$program" "$file"
     echo "$file"
-  done | wc -l)
+  done < "$scratch/named" | wc -l)
 
 # Links that point into the parent's clone point into the new one.
+cd "$work"
 relinked=$(find . -type l -exec sh -c '
   old=$1 new=$2
   shift 2
@@ -91,5 +103,4 @@ cd /
 if [ "$mode" = dir ]; then
   mv "$work" "$to"
 fi
-size=$(du -sk "$to" | cut -f1)
-echo "copied $size $((rewritten + relinked))"
+echo "copied $(cat "$scratch/size") $((rewritten + relinked))"
