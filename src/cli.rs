@@ -42,6 +42,17 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Write what dual guesses for a repo with no config into its .dual.toml, to review and commit
+    Init {
+        /// The repo's directory [default: the repo around the current directory]
+        dir: Option<PathBuf>,
+        /// Replace an existing .dual.toml
+        #[arg(long)]
+        force: bool,
+        /// Only print what it would write
+        #[arg(long)]
+        print: bool,
+    },
     /// Registered repos: list them, or unregister one
     Repo {
         #[command(subcommand)]
@@ -63,6 +74,9 @@ pub enum Command {
         /// Make its container again even when .dual.toml did not change (clone and volumes kept)
         #[arg(long)]
         recreate: bool,
+        /// Launch without the devcontainer.json's `initializeCommand`, which would run on this host (this launch only)
+        #[arg(long)]
+        skip_initialize_command: bool,
     },
     /// Every workspace, its state and its URLs
     List {
@@ -269,6 +283,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match command {
         Command::Add { source, name } => c::add::run(source.as_deref(), name.as_deref(), &printer),
+        Command::Init { dir, force, print } => c::init::run(dir.as_deref(), force, print, &printer),
         Command::Repo {
             action: RepoAction::Remove { name },
         } => c::add::remove(&name, &printer),
@@ -281,7 +296,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Launch {
             workspace,
             recreate,
-        } => c::launch::run(engine, workspace.as_deref(), recreate, &printer),
+            skip_initialize_command,
+        } => {
+            let options = crate::ops::launch::LaunchOptions {
+                recreate,
+                skip_initialize_command,
+            };
+            c::launch::run(engine, workspace.as_deref(), options, &printer)
+        }
         Command::List { json } => c::list::run(engine, json, &printer),
         Command::Run { workspace, command } => c::run::run(engine, workspace.as_deref(), &command),
         Command::ShellInit { shell } => c::shell_init::run(shell),

@@ -23,6 +23,11 @@
 //! - `DUAL_TUI_TIMING`: a file where the browser writes when it drew its
 //!   first frame (for `scripts/bench-discovery`).
 //! - `DUAL_POPUP`: set by dual's tmux popup; the browser quits after a pick.
+//! - `DUAL_DEVCONTAINER`: which `.devcontainer/NAME/devcontainer.json` a
+//!   repo with several is launched with (its `.dual.toml` `devcontainer`
+//!   wins).
+//! - `DUAL_CA_BUNDLE`: the CA bundle workspaces get (a file), or `none`;
+//!   default: the host's own (see `workspace::trust`).
 //!
 //! Set by dual for its own children, never a user's setting:
 //! - `DUAL_USER_ZDOTDIR`: the user's `ZDOTDIR`, kept for dual's zsh rc.
@@ -48,6 +53,8 @@ pub const PROXY_AUTOSTART: &str = "DUAL_PROXY_AUTOSTART";
 pub const PROXY_WORKERS: &str = "DUAL_PROXY_WORKERS";
 pub const TUI_TIMING: &str = "DUAL_TUI_TIMING";
 pub const POPUP: &str = "DUAL_POPUP";
+pub const DEVCONTAINER: &str = "DUAL_DEVCONTAINER";
+pub const CA_BUNDLE: &str = "DUAL_CA_BUNDLE";
 pub const USER_ZDOTDIR: &str = "DUAL_USER_ZDOTDIR";
 
 /// The settings a tmux server started elsewhere must be handed, so that a
@@ -62,6 +69,16 @@ pub fn home() -> Option<PathBuf> {
 /// `DUAL_WORKSPACE_ROOT`: where clones go.
 pub fn workspace_root() -> Option<PathBuf> {
     var(WORKSPACE_ROOT).map(PathBuf::from)
+}
+
+/// `DUAL_DEVCONTAINER`: the NAME of `.devcontainer/NAME/devcontainer.json`.
+pub fn devcontainer() -> Option<String> {
+    var(DEVCONTAINER).map(|value| value.to_string_lossy().into_owned())
+}
+
+/// `DUAL_CA_BUNDLE`: a CA bundle's path, or `none`.
+pub fn ca_bundle() -> Option<OsString> {
+    var(CA_BUNDLE)
 }
 
 /// `DUAL_ENGINE`, as given (the caller names it in its error when unknown).

@@ -1,6 +1,7 @@
 //! `dual attach [WORKSPACE]`: its tmux session, made if needed (in the
 //! clone, runtime commands routed into the container), launched first if it
-//! is not running. Inside tmux, switches the client instead of nesting.
+//! is not running, after its devcontainer.json's `postAttachCommand`.
+//! Inside tmux, switches the client instead of nesting.
 
 use std::process::ExitCode;
 
@@ -20,11 +21,18 @@ pub fn run(
             hint: "install it (`apt-get install tmux`), or work in the clone with `eval \"$(dual shell-init)\"`".into(),
         });
     }
-    let state = Store::open_default().load().hinted()?;
-    let workspace = workspace::resolve(&state, name).hinted()?.clone();
+    let store = Store::open_default();
+    let mut workspace = workspace::resolve(&store.load().hinted()?, name)
+        .hinted()?
+        .clone();
     if !workspace.path.exists() || !running(flag, &workspace) {
         crate::ops::launch::launch(flag, Some(&workspace.name()), false, printer)?;
+        // As launch left it: the user its commands run as.
+        workspace = workspace::resolve(&store.load().hinted()?, Some(&workspace.name()))
+            .hinted()?
+            .clone();
     }
+    crate::ops::lifecycle::attach_hook(flag, &workspace, printer);
     crate::tmux::ensure_session(&workspace)?;
     crate::tmux::attach(&workspace.name())?;
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@ pub mod create;
 pub mod destroy;
 pub mod focus;
 pub mod forward;
+pub mod init;
 pub mod launch;
 pub mod list;
 pub mod proxy;

@@ -1,9 +1,10 @@
-//! `build` of an image from a context dual prepared (a sidecar's, see
-//! `workspace::sidecar_build`): every option in its `--name=value` form
-//! and the context after `--`, so no value a repo wrote is read as an
-//! option; `--network=none`, so no `RUN` step reaches the network from the
-//! user's machine; the engine's output read line by line, so that a failed
-//! build can name its last step and show its last lines.
+//! `build` of an image from a context dual prepared (a workspace's or a
+//! sidecar's, see `workspace::image_build`): every option in its
+//! `--name=value` form and the context after `--`, so no value a repo wrote
+//! is read as an option; `--network=none` unless the build is meant to
+//! reach the network (which is the engine's default one then); the engine's
+//! output read line by line, so that a failed build can name its last step
+//! and show its last lines.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::ffi::OsString;
@@ -17,7 +18,7 @@ use super::{Engine, EngineError, EngineKind, Labels};
 use crate::process::{CommandError, StatusText};
 
 /// How long one build may run before it is killed.
-const BUILD_LIMIT: Duration = Duration::from_secs(30 * 60);
+pub const BUILD_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// Lines of the engine's output a failed build shows.
 pub const TAIL_LINES: usize = 20;
 
@@ -32,6 +33,9 @@ pub struct BuildSpec {
     pub target: Option<String>,
     pub args: BTreeMap<String, String>,
     pub labels: Labels,
+    /// Whether its `RUN` steps reach the network (the engine's default
+    /// network), else `--network=none`.
+    pub network: bool,
 }
 
 /// A build that ran and failed.
@@ -90,10 +94,12 @@ impl BuildSpec {
         file.push(self.context.join(&dockerfile));
         argv.push(file);
         argv.push(format!("--tag={}", self.tag).into());
-        // No network: nothing a repo's Dockerfile says is fetched behind the
-        // user's back, and rootless podman's RUN steps otherwise need
-        // slirp4netns.
-        argv.push("--network=none".into());
+        if !self.network {
+            // Nothing a repo's Dockerfile says is fetched behind the user's
+            // back, and rootless podman's RUN steps otherwise need
+            // slirp4netns.
+            argv.push("--network=none".into());
+        }
         // A failed step's container goes too (docker's legacy builder keeps
         // it otherwise, one per failed build).
         argv.push("--force-rm".into());
@@ -185,11 +191,41 @@ fn meaningful_stderr(stderr: &str) -> Vec<String> {
         .collect()
 }
 
+/// What `image_has_onbuild`'s inspect printed says.
+fn has_onbuild(kind: EngineKind, printed: &str) -> bool {
+    match kind {
+        EngineKind::Docker => !matches!(printed.trim(), "" | "null" | "[]"),
+        EngineKind::Podman => printed
+            .lines()
+            .any(|line| line.split_whitespace().any(|word| word == "ONBUILD")),
+    }
+}
+
 const RUNNING: u8 = 0;
 const TIMED_OUT: u8 = 1;
 const INTERRUPTED: u8 = 2;
 
 impl Engine {
+    /// Whether `image` has `ONBUILD` triggers (which run in a build `FROM`
+    /// it); `None` where the engine has no such image. Docker keeps them in
+    /// the image's config; podman's inspect does not show them (its OCI
+    /// images hold none, and docker-format ones are shown in OCI form), so
+    /// there an `ONBUILD` in the image's history counts, which may be a
+    /// trigger an earlier build already consumed: a `true` too many, never
+    /// one too few.
+    pub fn image_has_onbuild(&self, image: &str) -> Result<Option<bool>, EngineError> {
+        let format = match self.kind {
+            EngineKind::Docker => "{{json .Config.OnBuild}}",
+            EngineKind::Podman => "{{range .History}}{{.CreatedBy}}\n{{end}}",
+        };
+        let cmd = self.cmd(["image", "inspect", "--format", format, "--", image]);
+        let output = self.run_tolerating(&cmd, super::only_missing_objects)?;
+        if !output.success() {
+            return Ok(None);
+        }
+        Ok(Some(has_onbuild(self.kind, &output.stdout)))
+    }
+
     /// Builds `spec`; with `echo`, each line the engine prints on stdout
     /// is handed to it as it comes (the engine's own progress on a
     /// terminal). Bounded by `BUILD_LIMIT`; Ctrl-C ends it.
@@ -325,6 +361,7 @@ mod tests {
                 ("A".to_owned(), "x=y z".to_owned()),
             ]),
             labels: Labels::from([("dual.managed".to_owned(), "true".to_owned())]),
+            network: false,
         }
     }
 
@@ -352,6 +389,15 @@ mod tests {
                 "--",
                 "/data/build/ctx",
             ]
+        );
+        let online = BuildSpec {
+            network: true,
+            ..spec()
+        };
+        let online = words(online.argv(false).unwrap());
+        assert!(
+            !online.iter().any(|word| word.starts_with("--network")),
+            "the engine's default network: {online:?}"
         );
         let with_buildkit = words(spec().argv(true).unwrap());
         assert!(with_buildkit.contains(&"--progress=plain".to_owned()));
@@ -402,6 +448,21 @@ mod tests {
         for spec in refused {
             assert!(spec.argv(false).is_err(), "accepted: {spec:?}");
         }
+    }
+
+    #[test]
+    fn onbuild_triggers_are_read_from_each_engine_s_inspect() {
+        assert!(!has_onbuild(EngineKind::Docker, "null\n"));
+        assert!(!has_onbuild(EngineKind::Docker, "[]\n"));
+        assert!(has_onbuild(EngineKind::Docker, "[\"COPY . /app\"]\n"));
+        assert!(has_onbuild(
+            EngineKind::Podman,
+            "/bin/sh -c #(nop) ADD file:1 in /\n/bin/sh -c #(nop) ONBUILD COPY . /app\n"
+        ));
+        assert!(!has_onbuild(
+            EngineKind::Podman,
+            "/bin/sh -c #(nop) ADD file:1 in /\n/bin/sh -c echo ONBUILDING\n"
+        ));
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! The engine calls a workspace's sidecars need besides the basics: their
 //! image's user, a pause for a consistent copy of their data, a restart,
-//! the tail of their log, and a container run to its end.
+//! the tail of their log.
 
 use std::ffi::OsString;
 use std::time::Duration;
 
-use super::spec::RunSpec;
 use super::{Engine, EngineError, RUN_TIMEOUT, only_missing_objects};
-use crate::process::{Cmd, Output};
+use crate::process::Cmd;
 
 impl Engine {
     /// The user an image's processes run as (`.Config.User`), `None` when
@@ -96,17 +95,4 @@ fn logs_args(container: &str, follow: bool, tail: Option<usize>) -> Vec<OsString
     args.push("--".into());
     args.push(container.into());
     args
-}
-
-impl Engine {
-    /// Runs a container to its end, removing it after (`run --rm`), with
-    /// what it printed; `timeout` bounds it, and Ctrl-C ends it where the
-    /// engine is cancellable (the caller removes a container cut short).
-    pub fn run_to_end(&self, spec: &RunSpec, timeout: Duration) -> Result<Output, EngineError> {
-        let mut args = spec.create_args()?;
-        args[0] = "run".into();
-        args.insert(1, "--rm".into());
-        let cmd = self.cmd(args).timeout(timeout);
-        cmd.output().map_err(|error| self.classify(error))
-    }
 }

@@ -12,6 +12,7 @@ pub mod facts;
 pub mod labels;
 mod lifecycle;
 pub mod model;
+pub mod one_off;
 pub mod spec;
 pub mod volumes;
 

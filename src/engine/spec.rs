@@ -51,6 +51,8 @@ pub struct RunSpec {
     pub entrypoint: Option<String>,
     /// `--restart=on-failure`: the engine starts it again when it crashes.
     pub restart_on_failure: bool,
+    /// `--read-only`: its root filesystem cannot be written.
+    pub read_only: bool,
     /// `--add-host=NAME:ADDRESS`: names its `/etc/hosts` resolves.
     pub hosts: Vec<(String, std::net::IpAddr)>,
     pub command: Vec<String>,
@@ -253,6 +255,9 @@ impl RunSpec {
         );
         args.push("--cap-drop=ALL".into());
         args.push("--security-opt=no-new-privileges".into());
+        if self.read_only {
+            args.push("--read-only".into());
+        }
         for (key, value) in &self.labels {
             args.push(format!("--label={key}={value}").into());
         }

@@ -20,12 +20,15 @@
 //! killed `destroy` left.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::labels::{KIND, KIND_MEASURE, MANAGED, OWNER_PID};
+use super::labels::{KIND, KIND_MEASURE, MANAGED};
 use super::model::{self, Labels, ParseError, Volume};
+use super::one_off::OneOff;
+use super::spec::{Network, Pull, RunSpec};
 use super::{Engine, EngineError, has_labels};
 
 /// How long one measurement may take: a volume of millions of files (or
@@ -85,9 +88,9 @@ pub fn measure_container(volume: &str) -> String {
     format!("{volume}.size")
 }
 
-/// The `run` arguments that measure `volume` with `measurer`, or `None`
-/// where a value cannot be given to the engine as it is.
-pub fn measure_args(volume: &str, measurer: &Measurer) -> Option<Vec<String>> {
+/// The one-off container that measures `volume` with `measurer`, or
+/// `None` where a value cannot be given to the engine as it is.
+pub fn measure_spec(volume: &str, measurer: &Measurer) -> Option<RunSpec> {
     let plain = |text: &str, extra: &str| {
         !text.is_empty()
             && !text.starts_with('-')
@@ -96,8 +99,8 @@ pub fn measure_args(volume: &str, measurer: &Measurer) -> Option<Vec<String>> {
                 .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c) || extra.contains(c))
     };
     // A volume name is the engine's charset; an image id is hex with an
-    // optional `sha256:`; a user is `name`, `uid`, `uid:gid` or `name:group`.
-    // The container's name starts as the volume's, and must start with a
+    // optional `sha256:`; a user is `name`, `uid` or `uid:gid`. The
+    // container's name starts as the volume's, and must start with a
     // letter or digit.
     let named = volume.starts_with(|c: char| c.is_ascii_alphanumeric());
     if !named || !plain(volume, "") || !plain(&measurer.image, ":") {
@@ -106,35 +109,31 @@ pub fn measure_args(volume: &str, measurer: &Measurer) -> Option<Vec<String>> {
     if !measurer.user.is_empty() && !plain(&measurer.user, ":") {
         return None;
     }
-    let mut args: Vec<String> = [
-        "run",
-        "--rm",
-        "--pull=never",
-        "--network=none",
-        "--cap-drop=ALL",
-        "--security-opt=no-new-privileges",
-        "--read-only",
-        "--entrypoint=du",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend([
-        format!("--name={}", measure_container(volume)),
-        format!("--label={MANAGED}=true"),
-        format!("--label={KIND}={KIND_MEASURE}"),
-        format!("--label={OWNER_PID}={}", std::process::id()),
+    let mut spec = RunSpec::new(measure_container(volume), measurer.image.clone());
+    spec.labels = Labels::from([
+        (MANAGED.to_owned(), "true".to_owned()),
+        (KIND.to_owned(), KIND_MEASURE.to_owned()),
     ]);
-    if !measurer.user.is_empty() {
-        args.push(format!("--user={}", measurer.user));
+    spec.network = Network::None;
+    spec.pull = Pull::Never;
+    spec.read_only = true;
+    // The data's own user, which may keep its files to itself: numeric
+    // `uid:gid` as it is (dual's own workspace containers run as the host
+    // user, root where dual runs as root), else by name.
+    match measurer
+        .user
+        .split_once(':')
+        .map(|(uid, gid)| (uid.parse(), gid.parse()))
+    {
+        Some((Ok(uid), Ok(gid))) => spec.user = Some((uid, gid)),
+        _ if measurer.user.is_empty() => {}
+        _ => spec.user_name = Some(measurer.user.clone()),
     }
-    args.push(format!("--volume={volume}:{MEASURE_TARGET}:ro"));
-    args.extend([
-        "--".into(),
-        measurer.image.clone(),
-        "-sk".into(),
-        MEASURE_TARGET.into(),
-    ]);
-    Some(args)
+    spec.readonly_volumes
+        .push((volume.to_owned(), PathBuf::from(MEASURE_TARGET)));
+    spec.entrypoint = Some("du".into());
+    spec.command = vec!["-sk".into(), MEASURE_TARGET.into()];
+    Some(spec)
 }
 
 /// `du -sk`'s total in bytes: `KILOBYTES<tab>PATH`.
@@ -236,39 +235,31 @@ impl Engine {
     /// read all of it (else the largest partial answer), each try given
     /// `timeout`; never fails, and leaves no container behind.
     pub fn volume_size(&self, volume: &str, measurers: &[Measurer], timeout: Duration) -> Size {
-        let container = measure_container(volume);
-        // Removing is part of undoing a measurement: Ctrl-C must not stop it.
-        let cleanup = self.for_cleanup();
-        let remove = || {
-            if let Err(error) = cleanup.remove(&[&container]) {
-                crate::log::debug(&format!("removing `{container}`: {error}"));
-            }
-        };
-        let tries: Vec<Vec<String>> = measurers
+        let tries: Vec<RunSpec> = measurers
             .iter()
-            .filter_map(|measurer| measure_args(volume, measurer))
+            .filter_map(|measurer| measure_spec(volume, measurer))
             .collect();
         if !tries.is_empty() {
             // One a killed dual left (its name would be taken); each try
             // below removes its own unless it ended well.
-            remove();
+            self.clear_one_off(&measure_container(volume));
         }
         let mut best = Size::Unknown;
-        for args in tries {
-            let cmd = self.cmd(args).timeout(timeout).uncancellable();
-            let output = match cmd.output() {
+        for spec in tries {
+            let one_off = OneOff {
+                spec,
+                timeout,
+                // As ever, Ctrl-C does not cut a measurement short: `timeout`
+                // bounds it, and a size is never an error.
+                interruptible: false,
+            };
+            let output = match self.run_one_off(one_off) {
                 Ok(output) => output,
                 Err(error) => {
                     crate::log::debug(&format!("measuring volume {volume}: {error}"));
-                    remove();
                     continue;
                 }
             };
-            if !output.success() {
-                // `--rm` removes it once it ends; the engine may have failed
-                // before that.
-                remove();
-            }
             match parse_du(&output.stdout) {
                 Some(bytes) if output.success() => return Size::Bytes(bytes),
                 // Files its user may not read: du says so and counts the rest.
@@ -364,23 +355,28 @@ mod tests {
             image: "sha256:6af50bd9".into(),
             user: "999:999".into(),
         };
+        let spec = measure_spec("dual-shop-main.db-pgdata", &measurer).unwrap();
+        let args: Vec<String> = spec
+            .create_args()
+            .unwrap()
+            .into_iter()
+            .map(|arg| arg.into_string().unwrap())
+            .collect();
         assert_eq!(
-            measure_args("dual-shop-main.db-pgdata", &measurer).unwrap(),
+            args,
             [
-                "run",
-                "--rm",
+                "create",
+                "--name=dual-shop-main.db-pgdata.size",
                 "--pull=never",
-                "--network=none",
                 "--cap-drop=ALL",
                 "--security-opt=no-new-privileges",
                 "--read-only",
-                "--entrypoint=du",
-                "--name=dual-shop-main.db-pgdata.size",
-                "--label=dual.managed=true",
                 "--label=dual.kind=measure",
-                &format!("--label=dual.pid={}", std::process::id()),
+                "--label=dual.managed=true",
+                "--network=none",
+                "--entrypoint=du",
                 "--user=999:999",
-                "--volume=dual-shop-main.db-pgdata:/dual-volume:ro",
+                "--mount=type=volume,source=dual-shop-main.db-pgdata,target=/dual-volume,ro",
                 "--",
                 "sha256:6af50bd9",
                 "-sk",
@@ -388,7 +384,7 @@ mod tests {
             ]
         );
         let odd = |volume: &str, image: &str, user: &str| {
-            measure_args(
+            measure_spec(
                 volume,
                 &Measurer {
                     image: image.into(),
@@ -399,7 +395,21 @@ mod tests {
         assert!(odd("v:/etc", "img", "").is_none(), "a volume is one word");
         assert!(odd("v", "--privileged", "").is_none());
         assert!(odd("v", "img", "--privileged").is_none());
-        assert!(odd("v", "img", "").is_some(), "no user: the image's own");
+        let own = odd("v", "img", "").unwrap();
+        assert_eq!(
+            (own.user, own.user_name),
+            (None, None),
+            "no user: the image's own"
+        );
+        assert_eq!(
+            odd("v", "img", "postgres").unwrap().user_name.as_deref(),
+            Some("postgres")
+        );
+        assert_eq!(
+            odd("v", "img", "0:0").unwrap().user,
+            Some((0, 0)),
+            "as the data's writer"
+        );
         assert!(odd("_v", "img", "").is_none(), "not a container's name");
     }
 

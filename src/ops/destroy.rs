@@ -116,6 +116,7 @@ pub fn destroy(
     let _ = std::fs::remove_dir_all(crate::paths::workspace_home(&name));
     let _ = std::fs::remove_dir_all(crate::workspace::services::logs_dir(&name));
     let _ = super::setup::SetupRecord::clear(&name);
+    super::lifecycle::forget(&name);
     crate::tmux::end_session(&name);
     store.update(|state| -> Result<(), WithHint> {
         state.workspaces.retain(|w| w.name() != name);

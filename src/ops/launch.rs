@@ -52,6 +52,16 @@ impl Hint for SetupFailed {
     }
 }
 
+/// How `launch_with` launches, besides the defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaunchOptions {
+    /// Make the container again even when its config did not change.
+    pub recreate: bool,
+    /// Launch without the devcontainer.json's `initializeCommand` (which
+    /// would run on the host, and is refused otherwise): this launch only.
+    pub skip_initialize_command: bool,
+}
+
 /// Launches the workspace `name` (else the one around the current
 /// directory): see the module's doc. Progress and warnings go to `printer`,
 /// a result line for each step done.
@@ -61,6 +71,21 @@ pub fn launch(
     recreate: bool,
     printer: &Printer,
 ) -> anyhow::Result<Launched> {
+    let options = LaunchOptions {
+        recreate,
+        ..LaunchOptions::default()
+    };
+    launch_with(flag, name, options, printer)
+}
+
+/// `launch`, with `options`.
+pub fn launch_with(
+    flag: Option<EngineKind>,
+    name: Option<&str>,
+    options: LaunchOptions,
+    printer: &Printer,
+) -> anyhow::Result<Launched> {
+    let recreate = options.recreate;
     let store = Store::open_default();
     let named = workspace::resolve(&store.load().hinted()?, name)
         .hinted()?
@@ -104,6 +129,9 @@ pub fn launch(
     let started = Config::load(&workspace.path)
         .map_err(anyhow::Error::from)
         .and_then(|mut config| {
+            // Before anything is made: it would run on the host.
+            let skip = options.skip_initialize_command;
+            super::lifecycle::check_host_command(&workspace, &config, skip, printer)?;
             super::image::resolve_build(&engine, &workspace, &mut config, printer)?;
             let started = ensure_container(&engine, &workspace, &config, recreate, printer)?;
             Ok((config, started))
@@ -157,9 +185,13 @@ pub fn launch(
         started.why()
     ));
 
-    for note in &config.notes {
-        printer.out(format!("note: {note}"));
+    if let config::ConfigOrigin::Detected(summary) = &config.origin {
+        printer.out(format!(
+            "detected {summary}; `dual init` in the repo writes this to {}, to pin or change it",
+            config::FILE_NAME
+        ));
     }
+    report_notes(&config, printer);
     // Before setup, so that migrations in it meet this branch's database.
     let rejoin = !matches!(started, Started::AlreadyRunning);
     start_sidecars(&engine, &workspace, &config, &state, rejoin, printer)?;
@@ -180,7 +212,10 @@ pub fn launch(
     start_services(&engine, &workspace, &config, printer)?;
     let urls = workspace::urls(&workspace, &config.known_ports());
     for url in &urls {
-        printer.out(format!("  {url}"));
+        match config.port_labels.get(&url.port) {
+            Some(label) => printer.out(format!("  {url}  ({label})")),
+            None => printer.out(format!("  {url}")),
+        }
     }
     let mut proxy = None;
     if crate::settings::proxy_autostart() {
@@ -206,6 +241,30 @@ pub fn launch(
         urls,
         proxy,
     })
+}
+
+/// What dual did not take of the repo's config files (`Config::notes`),
+/// each once: listed under `-v` (and by `dual verify`), else counted in one
+/// line that says where to see them.
+fn report_notes(config: &Config, printer: &Printer) {
+    let mut seen = std::collections::BTreeSet::new();
+    let notes: Vec<&String> = config.notes.iter().filter(|n| seen.insert(*n)).collect();
+    if notes.is_empty() {
+        return;
+    }
+    if printer.verbosity() == crate::printer::Verbosity::Verbose {
+        for note in notes {
+            printer.out(format!("note: {note}"));
+        }
+        return;
+    }
+    let (count, what) = match notes.len() {
+        1 => ("1".to_owned(), "setting"),
+        n => (n.to_string(), "settings"),
+    };
+    printer.out(format!(
+        "note: {count} {what} of the repo's config files not taken as written; `dual launch -v` or `dual verify` lists them"
+    ));
 }
 
 /// Starts the workspace's sidecars and waits until each is ready, saying
@@ -664,6 +723,10 @@ pub fn ensure_container(
             .volume_create(&workspace::volume_name(workspace, dir), &labels)
             .hinted()?;
     }
+    for mount in &config.mounts {
+        let volume = workspace::mount_volume_name(workspace, &mount.name);
+        engine.volume_create(&volume, &labels).hinted()?;
+    }
     let home = crate::paths::user_home();
     let home_source = crate::paths::workspace_home(&workspace.name());
     let logs = workspace::services::logs_dir(&workspace.name());
@@ -737,6 +800,7 @@ pub fn ensure_container(
         .anonymous_volumes
         .iter()
         .map(|dir| workspace.path.join(dir))
+        .chain(config.mounts.iter().map(|m| m.target.clone().into()))
         .chain(cache_dirs)
         .collect();
     if let Err(error) = identity::hand_over_volumes(engine, &name, &user, &volume_dirs) {
@@ -774,7 +838,7 @@ fn pull_image(
         };
         crate::error::hinted(ImageUnavailable {
             image: image.to_owned(),
-            origin: config::origin_of("image", clone),
+            origin: crate::workspace::sources::origin_of("image", clone),
             kind: engine.kind(),
             reason: Reason(reason),
         })

@@ -30,7 +30,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::engine::labels::{OWNER_PID, SidecarLabels};
+use crate::engine::labels::SidecarLabels;
+use crate::engine::one_off::OneOff;
 use crate::engine::spec::{BindMount, Network, Pull, RunSpec};
 use crate::engine::{Container, Engine, EngineKind};
 use crate::printer::Printer;
@@ -217,13 +218,14 @@ fn copy_dir(
         mode.ids,
         mode.keep_host_uid,
     );
-    let cleanup = engine.for_cleanup();
-    let _ = cleanup.remove(&[&spec.name]);
+    engine.clear_one_off(&spec.name);
     let started = Instant::now();
-    let output = engine.run_to_end(&spec, SEED_TIMEOUT);
+    let output = engine.run_one_off(OneOff {
+        spec,
+        timeout: SEED_TIMEOUT,
+        interruptible: true,
+    });
     let took = started.elapsed();
-    // A copy cut short (its time, Ctrl-C) leaves its container.
-    let _ = cleanup.remove(&[&spec.name]);
     let output = output.map_err(|error| error.to_string())?;
     let said = output.stdout.trim();
     if output.status.code() == Some(3) {
@@ -282,8 +284,6 @@ fn copy_spec(kind: EngineKind, copy: Copy, ids: (u32, u32), keep_host_uid: bool)
         name: SEED_LABEL.into(),
     }
     .to_labels();
-    spec.labels
-        .insert(OWNER_PID.into(), std::process::id().to_string());
     spec.network = Network::None;
     spec.pull = Pull::Never;
     spec.user = Some(ids);

@@ -3,12 +3,34 @@
 //! that each claim is tested with samples that show it broken.
 
 use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
 
-use super::probes::{PORT, Sample};
 use super::{Check, error_chain};
 use crate::engine::EngineError;
 
 const ISOLATION_FIX: &str = "containers must run on the engine's default bridge network, not `--network host`; check `dual -v verify --probes`";
+
+/// The port every probe container serves on, as a dev server would.
+pub const PORT: u16 = 3000;
+
+/// What one running container showed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sample {
+    pub token: String,
+    pub running: bool,
+    pub netns: Option<String>,
+    /// What `localhost:3000` served inside the container.
+    pub own_localhost: Option<String>,
+    /// The peer's token and what this container got from the peer's IP.
+    pub peer: Option<(String, Option<String>)>,
+    pub ip: Option<Ipv4Addr>,
+    /// What the host got from the container's IP.
+    pub from_host_by_ip: Option<String>,
+    /// Whether a port is published on 127.0.0.1 for this container.
+    pub published: bool,
+    /// What the host got from that published port.
+    pub from_host_by_port: Option<String>,
+}
 
 pub fn judge_bind(samples: &[Sample]) -> Check {
     let count = samples.len();

@@ -4,6 +4,7 @@
 
 pub mod claims;
 pub mod cleanup;
+mod devcontainer;
 mod host;
 pub mod http;
 pub mod image;
@@ -160,8 +161,10 @@ pub fn run(options: &Options) -> Result<Report, Interrupted> {
         None => skip_container_checks(&mut checks, None, "needs a reachable engine"),
     }
     checks.extend(host::checks(&options.ports));
-    // In a workspace's clone: its sidecars and its compose file's notes.
+    // In a workspace's clone: its sidecars and its compose file's notes,
+    // its devcontainer.json and what dual did not take of it.
     checks.extend(sidecars::checks(options.engine));
+    checks.extend(devcontainer::checks());
 
     Ok(Report {
         engine: engine_report,

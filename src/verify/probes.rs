@@ -6,12 +6,13 @@
 //! and are unit-tested with samples that show each claim broken.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub use super::claims::{PORT, Sample};
 use super::claims::{
     PublishObservation, judge_bind, judge_boundary, judge_container_to_container,
     judge_host_localhost, judge_host_network_conflict, judge_host_to_container,
@@ -23,8 +24,6 @@ use super::{Check, Status, error_chain};
 use crate::engine::spec::{BindMount, Network, Publish};
 use crate::engine::{Engine, EngineError, RunSpec};
 
-/// The port every probe container serves on, as a dev server would.
-pub const PORT: u16 = 3000;
 /// Engine calls in flight at once while starting or probing containers.
 const WORKERS: usize = 4;
 
@@ -52,25 +51,6 @@ if [ -n "$1" ]; then echo "peer=$(fetch "http://$1:3000/")"; fi
 /// The probe run was interrupted by the user; nothing more should run.
 #[derive(Debug)]
 pub struct Stopped;
-
-/// What one running container showed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sample {
-    pub token: String,
-    pub running: bool,
-    pub netns: Option<String>,
-    /// What `localhost:3000` served inside the container.
-    pub own_localhost: Option<String>,
-    /// The peer's token and what this container got from the peer's IP.
-    pub peer: Option<(String, Option<String>)>,
-    pub ip: Option<Ipv4Addr>,
-    /// What the host got from the container's IP.
-    pub from_host_by_ip: Option<String>,
-    /// Whether a port is published on 127.0.0.1 for this container.
-    pub published: bool,
-    /// What the host got from that published port.
-    pub from_host_by_port: Option<String>,
-}
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Figures {

@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use super::{Check, error_chain};
 use crate::engine::{Container, Engine, EngineKind};
 use crate::error::Hint as _;
-use crate::workspace::config::Config;
+use crate::workspace::config::{Config, ConfigOrigin};
+use crate::workspace::devcontainer;
 use crate::workspace::sidecars::Sidecar;
 use crate::workspace::stack::{self, StackError};
 use crate::workspace::{self, Store, Workspace};
@@ -53,10 +54,19 @@ fn of_workspace(flag: Option<EngineKind>, workspace: &Workspace) -> Vec<Check> {
     if let Some(caches) = crate::workspace::caches::describe(workspace, &config) {
         checks.push(Check::pass("caches", caches));
     }
-    // Each once, in the order the compose reader wrote them.
+    // Each once, in the order the compose reader wrote them; the
+    // devcontainer.json's own are the devcontainer check's.
+    let devcontainer = match &config.origin {
+        ConfigOrigin::Devcontainer(file)
+        | ConfigOrigin::DualToml {
+            devcontainer: Some(file),
+        } => Some(file.as_str()),
+        _ => None,
+    };
     let mut seen = BTreeSet::new();
     for note in &config.notes {
-        if seen.insert(note) {
+        let own = devcontainer.is_some_and(|file| devcontainer::is_own_note(file, note));
+        if !own && seen.insert(note) {
             checks.push(Check::warn("compose", note.clone(), FIX_NOTE));
         }
     }

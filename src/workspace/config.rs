@@ -53,7 +53,6 @@ pub use super::config_file::{
     ConfigError, FILE_NAME, check_image_reference, is_env_name, is_service_name,
 };
 use super::config_file::{is_plain_relative, is_stage_name};
-use super::layer::ConfigLayer;
 pub use super::lifecycle::Lifecycle;
 use super::sidecars::{Build, RawReady, RawSidecar, Ready, Sidecar, Volume};
 
@@ -104,6 +103,9 @@ pub struct Config {
     pub devcontainer: DevcontainerChoice,
     /// Where these settings came from.
     pub origin: ConfigOrigin,
+    /// What the devcontainer.json asks to run on the host: `launch`
+    /// refuses it (see `ops::lifecycle`).
+    pub initialize_command: Option<super::lifecycle::HostCommand>,
 }
 
 /// Whose workspaces share package managers' caches.
@@ -120,9 +122,10 @@ pub enum CacheScope {
 /// Which devcontainer.json of a clone is read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum DevcontainerChoice {
+    /// The user's `DUAL_DEVCONTAINER=NAME` where the clone has it, else
     /// `.devcontainer/devcontainer.json`, else `.devcontainer.json`, else
     /// the only `.devcontainer/NAME/devcontainer.json` (several: an error
-    /// that lists them), else `DUAL_DEVCONTAINER`'s NAME.
+    /// that lists them).
     #[default]
     Usual,
     /// `.devcontainer/NAME/devcontainer.json`.
@@ -252,6 +255,7 @@ impl Default for Config {
             port_labels: BTreeMap::new(),
             devcontainer: DevcontainerChoice::Usual,
             origin: ConfigOrigin::Defaults,
+            initialize_command: None,
         }
     }
 }
@@ -277,106 +281,9 @@ const KEYS: [&str; 17] = [
 ];
 
 impl Config {
-    /// The config of the clone at `dir`: its `.dual.toml` over its
-    /// devcontainer.json; with neither, what detection finds; else the
-    /// defaults.
-    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
-        let path = dir.join(FILE_NAME);
-        let (mut config, set) = match read_config_text(dir) {
-            Ok(text) => {
-                let (config, set) = Config::parse_keys(&text, &path)?;
-                (config, Some(set))
-            }
-            Err(error) if error.is_not_found() => (Config::default(), None),
-            Err(source) => return Err(ConfigError::Read { path, source }),
-        };
-        let devcontainer = super::devcontainer::load(dir, &config.devcontainer)?;
-        match (&set, devcontainer) {
-            (Some(set), devcontainer) => {
-                let file = devcontainer.map(|loaded| {
-                    config.fill_from(loaded.layer, set);
-                    loaded.file
-                });
-                config.origin = ConfigOrigin::DualToml { devcontainer: file };
-            }
-            (None, Some(loaded)) => {
-                config.fill_from(loaded.layer, &BTreeSet::new());
-                config.origin = ConfigOrigin::Devcontainer(loaded.file);
-            }
-            (None, None) => {
-                if let Some(detected) = super::detect::detect(dir) {
-                    config.fill_from(detected.layer, &BTreeSet::new());
-                    config.origin = ConfigOrigin::Detected(detected.summary);
-                }
-            }
-        }
-        // `node_modules` in a volume is for Node projects only.
-        let volumes_set = set
-            .as_ref()
-            .is_some_and(|set| set.contains("anonymous_volumes"))
-            || config.anonymous_volumes != Config::default().anonymous_volumes;
-        if !volumes_set && !super::detect::is_node_project(dir) {
-            config.anonymous_volumes.clear();
-        }
-        config.add_compose_sidecars(dir)?;
-        Ok(config)
-    }
-
-    /// Takes from `layer` each setting `.dual.toml` did not set (`set`:
-    /// the keys it did); `env`, `services` and `sidecars` entry by entry.
-    pub fn fill_from(&mut self, layer: ConfigLayer, set: &BTreeSet<&'static str>) {
-        let unset = |key: &str| !set.contains(key);
-        if let Some(image) = layer.image.filter(|_| unset("image")) {
-            self.image = image;
-        }
-        if let Some(build) = layer.build.filter(|_| unset("build")) {
-            self.build = Some(build);
-        }
-        if let Some(ports) = layer.ports.filter(|_| unset("ports")) {
-            self.ports = ports;
-        }
-        if let Some(setup) = layer.setup.filter(|_| unset("setup")) {
-            self.setup = Some(setup);
-        }
-        if let Some(hook) = layer.after_start.filter(|_| unset("after_start")) {
-            self.after_start = Some(hook);
-        }
-        if let Some(volumes) = layer
-            .anonymous_volumes
-            .filter(|_| unset("anonymous_volumes"))
-        {
-            self.anonymous_volumes = volumes;
-        }
-        if let Some(path) = layer.path.filter(|_| unset("path")) {
-            self.path = path;
-        }
-        if let Some(seed) = layer.seed.filter(|_| unset("seed")) {
-            self.seed = seed;
-        }
-        for (name, value) in layer.env {
-            self.env.entry(name).or_insert(value);
-        }
-        for (name, service) in layer.services {
-            if !self.sidecars.contains_key(&name) {
-                self.services.entry(name).or_insert(service);
-            }
-        }
-        for (name, sidecar) in layer.sidecars {
-            if !self.services.contains_key(&name) {
-                self.sidecars.entry(name).or_insert(sidecar);
-            }
-        }
-        self.lifecycle = layer.lifecycle;
-        self.mounts = layer.mounts;
-        for (port, label) in layer.port_labels {
-            self.port_labels.entry(port).or_insert(label);
-        }
-        self.notes.extend(layer.notes);
-    }
-
     /// The sidecars of the compose file `compose_file` names, under those
     /// `.dual.toml` declares (a name in both: `.dual.toml`'s).
-    fn add_compose_sidecars(&mut self, dir: &Path) -> Result<(), ConfigError> {
+    pub(super) fn add_compose_sidecars(&mut self, dir: &Path) -> Result<(), ConfigError> {
         let Some(file) = super::compose::find(dir, &self.compose_file)? else {
             return Ok(());
         };
@@ -526,7 +433,7 @@ impl Config {
     }
 
     /// `parse`, and the top-level keys the text set.
-    fn parse_keys(
+    pub(super) fn parse_keys(
         text: &str,
         path: &Path,
     ) -> Result<(Config, BTreeSet<&'static str>), ConfigError> {
@@ -559,6 +466,7 @@ impl Config {
             ("build", raw.build.is_some()),
             ("path", raw.path.is_some()),
             ("seed", raw.seed.is_some()),
+            ("compose_file", raw.compose_file.is_some()),
         ]
         .into_iter()
         .filter_map(|(key, present)| present.then_some(key))
@@ -790,6 +698,7 @@ impl Config {
             port_labels: BTreeMap::new(),
             devcontainer,
             origin: ConfigOrigin::DualToml { devcontainer: None },
+            initialize_command: None,
             sidecars,
             after_start: raw.after_start.map(Spanned::into_inner),
             compose_file,
@@ -939,30 +848,29 @@ fn rejected_key<'t>(text: &'t str, error: &toml::de::Error) -> Option<&'t str> {
     (assigned || header).then(|| key.trim_matches('"'))
 }
 
-/// Where a setting of the clone at `dir` comes from, for messages:
-/// "`/w/.dual.toml` line 2", or the default and why.
-pub fn origin_of(key: &str, dir: &Path) -> String {
+/// Where `.dual.toml` of the clone at `dir` sets `key`, for messages:
+/// "from `/w/.dual.toml` line 2", or that it names none; `None` where the
+/// clone has no `.dual.toml` (see `sources::origin_of`).
+pub(super) fn toml_origin_of(key: &str, dir: &Path) -> Option<String> {
     let path = dir.join(FILE_NAME);
-    let Ok(text) = read_config_text(dir) else {
-        return format!("the default: the clone has no {FILE_NAME}");
-    };
+    let text = read_config_text(dir).ok()?;
     // Only the top-level keys, so that a file with other problems still
     // says where `key` is.
     let keys: BTreeMap<Spanned<String>, serde::de::IgnoredAny> =
         toml::from_str(&text).unwrap_or_default();
-    match keys.keys().find(|found| found.get_ref() == key) {
+    Some(match keys.keys().find(|found| found.get_ref() == key) {
         Some(found) => {
             let (line, _) = position(&text, found.span().start);
             format!("from `{}` line {line}", path.display())
         }
         None => format!("the default: `{}` names no {key}", path.display()),
-    }
+    })
 }
 
 /// `.dual.toml` of the clone at `dir`: a regular file, never a link (a
 /// branch can commit `.dual.toml -> ~/.ssh/id_rsa`; its text would then be
 /// shown in a parse error).
-fn read_config_text(dir: &Path) -> Result<String, crate::confined::ConfinedError> {
+pub(super) fn read_config_text(dir: &Path) -> Result<String, crate::confined::ConfinedError> {
     crate::confined::read_text(dir, Path::new(FILE_NAME), 1024 * 1024)
 }
 
@@ -1197,7 +1105,7 @@ mod tests {
     fn origins_name_the_line_or_the_default() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            origin_of("image", dir.path()),
+            crate::workspace::sources::origin_of("image", dir.path()),
             "the default: the clone has no .dual.toml"
         );
         std::fs::write(
@@ -1207,11 +1115,11 @@ mod tests {
         .unwrap();
         let file = dir.path().join(FILE_NAME);
         assert_eq!(
-            origin_of("image", dir.path()),
+            crate::workspace::sources::origin_of("image", dir.path()),
             format!("from `{}` line 3", file.display())
         );
         assert_eq!(
-            origin_of("setup", dir.path()),
+            crate::workspace::sources::origin_of("setup", dir.path()),
             format!("the default: `{}` names no setup", file.display())
         );
     }

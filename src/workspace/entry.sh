@@ -1,18 +1,23 @@
 # dual-entry: the main process of a workspace container, run as the user.
 #
-# sh -c SCRIPT dual-entry LOGS READY BASE GRACE
+# sh -c SCRIPT dual-entry LOGS READY BASE GRACE PATHS
 #   LOGS   the services' logs and state lines (see services.rs)
 #   READY  created once start-up is done (see identity::READY_FILE)
 #   BASE   the service supervisors' bookkeeping directory
 #   GRACE  seconds a service gets between SIGTERM and SIGKILL
+#   PATHS  directories put first on PATH for what is exec'd (`a:b`), or
+#          empty: written to `path` beside READY (after-start-up.sh)
 #
 # Clears the state lines the previous run left (their processes died with
 # it), says it is ready, then idles; on SIGTERM (`dual stop`, the engine
 # shutting down) it stops every service, then exits.
 
-logs=$1; ready=$2; base=$3; grace=$4
+logs=$1; ready=$2; base=$3; grace=$4; paths=$5
 
 rm -f "$logs"/*.state "$logs"/*.state.new 2> /dev/null
+if [ -n "$paths" ]; then
+  printf '%s\n' "$paths" > "${ready%/*}/path"
+fi
 : > "$ready"
 
 # Each service's process group gets SIGTERM; once its supervisor is gone (it

@@ -375,7 +375,7 @@ fn now() -> u64 {
 pub const READY_FILE: &str = "/run/dual/ready";
 
 /// `sh -c AFTER_START_UP sh READY COMMAND…`: COMMAND once the start-up work
-/// is done (see the file's header).
+/// is done, with the config's `path` first on PATH (see the file's header).
 pub const AFTER_START_UP: &str = include_str!("after-start-up.sh");
 
 /// The container's main process, as the user (`entry.sh`, whose header
@@ -388,8 +388,10 @@ const BOOT: &str = include_str!("boot.sh");
 /// Where `BOOT` puts the entry: in `ps`, `sh /run/dual/dual-entry …`.
 const ENTRY_FILE: &str = "/run/dual/dual-entry";
 
-/// The main command of a workspace container.
-pub fn entry_command() -> Vec<String> {
+/// The main command of a workspace container; `path` (`a:b`, or empty)
+/// goes first on PATH for every command exec'd into it (see
+/// `after-start-up.sh`).
+pub fn entry_command(path: &str) -> Vec<String> {
     vec![
         "sh".to_owned(),
         "-c".to_owned(),
@@ -401,6 +403,7 @@ pub fn entry_command() -> Vec<String> {
         READY_FILE.to_owned(),
         super::services::SUPERVISION_DIR.to_owned(),
         super::services::STOP_GRACE_SECONDS.to_string(),
+        path.to_owned(),
     ]
 }
 
@@ -484,6 +487,59 @@ mod tests {
     }
 
     #[test]
+    fn the_entry_s_path_goes_first_on_path_for_what_is_exec_d() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let bin = dir.path().join("clone/.venv/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("python"), "#!/bin/sh\necho venv python\n").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(bin.join("python"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        // The entry's start-up, as the container runs it; a `sleep` that
+        // returns at once ends its idling, so that it exits.
+        let fake = dir.path().join("fake");
+        std::fs::create_dir_all(&fake).unwrap();
+        std::fs::write(fake.join("sleep"), "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(fake.join("sleep"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let paths = format!("{}:/nowhere", bin.display());
+        let host_path = std::env::var("PATH").unwrap_or_default();
+        let base = dir.path().join("base");
+        let entry = crate::process::Cmd::new(
+            "sh",
+            [
+                "-c",
+                ENTRY,
+                "dual-entry",
+                logs.to_str().unwrap(),
+                ready.to_str().unwrap(),
+                base.to_str().unwrap(),
+                "1",
+                &paths,
+            ],
+        )
+        .env("PATH", format!("{}:{host_path}", fake.display()))
+        .run();
+        assert!(entry.is_ok(), "{entry:?}");
+        let run = |ready: &str, command: &[&str]| {
+            let mut args = vec!["-c", AFTER_START_UP, "sh", ready];
+            args.extend(command);
+            crate::process::Cmd::new("sh", args).run().unwrap().stdout
+        };
+        let ready = ready.to_str().unwrap();
+        assert_eq!(run(ready, &["python"]), "venv python\n");
+        let path = run(ready, &["sh", "-c", "echo $PATH"]);
+        assert!(path.starts_with(&format!("{paths}:")), "{path}");
+        assert!(
+            !run("", &["sh", "-c", "echo $PATH"]).contains(".venv"),
+            "an older container: no path file read"
+        );
+    }
+
+    #[test]
     fn names_are_data_in_a_file_never_code() {
         let user = HostUser {
             name: "$(touch /pwned)".into(),
@@ -491,9 +547,9 @@ mod tests {
         };
         let passwd = with_user_first("", &user, "/h");
         assert_eq!(passwd, "$(touch /pwned):x:1000:1000::/h:/bin/sh\n");
-        assert!(!entry_command().concat().contains("pwned"));
-        assert_eq!(entry_command()[2], BOOT, "the script is fixed text");
-        assert_eq!(entry_command()[4], ENTRY, "the script is fixed text");
+        assert!(!entry_command("").concat().contains("pwned"));
+        assert_eq!(entry_command("")[2], BOOT, "the script is fixed text");
+        assert_eq!(entry_command("")[4], ENTRY, "the script is fixed text");
     }
 
     #[test]

@@ -37,3 +37,12 @@ impl Lifecycle {
         self.on_create.is_empty() && self.post_start.is_none() && self.post_attach.is_none()
     }
 }
+
+/// `initializeCommand`: what a devcontainer.json asks to run on the host
+/// before anything else. dual never runs it (see `ops::lifecycle`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostCommand {
+    /// The devcontainer.json, relative to the clone.
+    pub file: String,
+    pub hook: Hook,
+}

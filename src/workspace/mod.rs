@@ -14,13 +14,14 @@ pub mod env;
 pub mod focus;
 pub mod git;
 pub mod identity;
+pub mod image_build;
 pub mod layer;
 pub mod lifecycle;
 pub mod names;
 pub mod revive;
 pub mod services;
-pub mod sidecar_build;
 pub mod sidecars;
+pub mod sources;
 pub mod stack;
 pub mod state;
 pub mod trust;
@@ -223,6 +224,12 @@ pub fn volume_name(workspace: &Workspace, dir: &str) -> String {
     format!("{}-v{}", workspace.container_name(), names::short_hash(dir))
 }
 
+/// The named volume a config's `mounts` entry `name` is (devcontainer.json
+/// `mounts`): the workspace's own.
+pub fn mount_volume_name(workspace: &Workspace, name: &str) -> String {
+    format!("{}-m-{name}", workspace.container_name())
+}
+
 /// The container a workspace runs in. The clone is mounted at its own host
 /// path, and the user's home path holds a per-workspace home, so paths in
 /// errors and stack traces read the same inside and out. The clone's `.git`
@@ -255,7 +262,9 @@ pub fn container_spec(
     if let Some(user) = user {
         spec.env.push(("USER".into(), user.name.clone()));
     }
-    spec.env.extend(env::expanded(workspace, config));
+    // `${HOME}` and `${USER}` in `[env]` are the container's, set above.
+    let expanded = env::expanded(workspace, config, &spec.env);
+    spec.env.extend(expanded);
     spec.bind_mounts.push(BindMount::new(home_source, home));
     spec.bind_mounts
         .push(BindMount::new(&workspace.path, &workspace.path));
@@ -276,6 +285,12 @@ pub fn container_spec(
         spec.volumes
             .push((volume_name(workspace, dir), workspace.path.join(dir)));
     }
+    for mount in &config.mounts {
+        spec.volumes.push((
+            mount_volume_name(workspace, &mount.name),
+            mount.target.clone().into(),
+        ));
+    }
     spec.tmpfs.push(RUN_DIR.into());
     caches::apply(&mut spec, workspace, config);
     trust::apply(&mut spec);
@@ -286,7 +301,7 @@ pub fn container_spec(
         .keys()
         .map(|name| (name.clone(), std::net::Ipv4Addr::LOCALHOST.into()))
         .collect();
-    spec.command = identity::entry_command();
+    spec.command = identity::entry_command(&env::path_prefix(workspace, config));
     spec
 }
 
@@ -449,7 +464,7 @@ mod tests {
             spec.bind_mounts
                 .contains(&BindMount::new("/data/accounts/k/passwd", "/etc/passwd").readonly())
         );
-        assert_eq!(spec.command, identity::entry_command());
+        assert_eq!(spec.command, identity::entry_command(""));
         assert_eq!(
             spec.workdir.as_deref(),
             Some(Path::new("/home/u/dual/shop/feat-auth"))
@@ -476,10 +491,16 @@ mod tests {
         );
         assert_eq!(
             spec.volumes,
-            [(
-                format!("dual-shop-feat-auth-v{}", names::short_hash("node_modules")),
-                "/home/u/dual/shop/feat-auth/node_modules".into()
-            )]
+            [
+                (
+                    format!("dual-shop-feat-auth-v{}", names::short_hash("node_modules")),
+                    "/home/u/dual/shop/feat-auth/node_modules".into()
+                ),
+                (
+                    caches::volume_name(&workspace(), config.caches).unwrap(),
+                    caches::CACHE_DIR.into()
+                )
+            ]
         );
         let labels = WorkspaceLabels::from_labels(&spec.labels).unwrap();
         assert_eq!(labels.workspace, "shop-feat-auth");

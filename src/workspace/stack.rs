@@ -19,6 +19,7 @@ use super::config::Config;
 use super::sidecars::{self, Ready, Sidecar};
 use super::{State, Workspace, names};
 use crate::engine::labels::{SidecarLabels, WorkspaceLabels};
+use crate::engine::one_off::OneOff;
 use crate::engine::spec::{Network, Pull, RunSpec};
 use crate::engine::{Container, Engine, EngineError, EngineKind};
 use crate::error::Hint;
@@ -83,7 +84,7 @@ pub enum StackError {
     #[error("{0}")]
     Config(String),
     #[error(transparent)]
-    Build(Box<super::sidecar_build::SidecarBuildError>),
+    Build(Box<super::image_build::ImageBuildError>),
     #[error("sidecar `{name}` was not recreated: {why}")]
     Keep { name: String, why: String },
     #[error("could not copy the data of sidecar `{name}` from `{parent}`: {why}")]
@@ -301,10 +302,10 @@ fn ensure_one(
     let built;
     let sidecar = match &sidecar.build {
         Some(build) => {
-            let image = super::sidecar_build::prepare(
+            let image = super::image_build::prepare(
                 engine,
                 workspace,
-                name,
+                &super::image_build::Owner::Sidecar(name.to_owned()),
                 build,
                 progress,
                 hooks.terminal,
@@ -714,7 +715,7 @@ fn copy_data(
     ));
     let running = parent_now.as_ref().is_some_and(|c| c.running);
     let copier = format!("{target}.copy");
-    let _ = engine.remove(&[&copier]);
+    engine.clear_one_off(&copier);
     let paused_at = Instant::now();
     let held = if running {
         Some(HeldParent::hold(engine, &parent_container)?)
@@ -724,11 +725,6 @@ fn copy_data(
     let started = Instant::now();
     let mut spec = RunSpec::new(&copier, image.clone());
     spec.labels = labels_of(workspace, &format!("{name}.copy")).to_labels();
-    // Whose it is: `dual prune` removes one whose dual is gone.
-    spec.labels.insert(
-        crate::engine::labels::OWNER_PID.into(),
-        std::process::id().to_string(),
-    );
     spec.network = Network::None;
     spec.user_name = Some(user);
     spec.pull = Pull::Never;
@@ -744,10 +740,14 @@ fn copy_data(
         format!("{FROM_MOUNT}/."),
         format!("{}/", volume.target),
     ];
-    let copied = engine.run_to_end(&spec, COPY_TIMEOUT);
+    // A copy cut short (its time, Ctrl-C) is removed before the parent
+    // resumes.
+    let copied = engine.run_one_off(OneOff {
+        spec,
+        timeout: COPY_TIMEOUT,
+        interruptible: true,
+    });
     let took = started.elapsed();
-    // A copy cut short (its time, Ctrl-C) leaves its container running.
-    let _ = engine.remove(&[&copier]);
     let resumed = held.map(HeldParent::resume);
     let parent_paused = if running {
         paused_at.elapsed()

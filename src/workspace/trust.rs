@@ -58,14 +58,20 @@ pub struct HostTrust {
 
 /// The host's bundle to pass, if the host has one: see the module's doc.
 pub fn host_trust() -> Option<HostTrust> {
-    host_trust_from(&|name| std::env::var_os(name), &SYSTEM_BUNDLES)
+    host_trust_from(
+        crate::settings::ca_bundle(),
+        &|name| std::env::var_os(name),
+        &SYSTEM_BUNDLES,
+    )
 }
 
+/// `chosen`: the user's `DUAL_CA_BUNDLE`; `var`: the host's environment.
 fn host_trust_from(
+    chosen: Option<std::ffi::OsString>,
     var: &dyn Fn(&str) -> Option<std::ffi::OsString>,
     system: &[(&str, &str)],
 ) -> Option<HostTrust> {
-    if let Some(chosen) = var("DUAL_CA_BUNDLE").filter(|value| !value.is_empty()) {
+    if let Some(chosen) = chosen.filter(|value| !value.is_empty()) {
         if chosen == "none" {
             return None;
         }
@@ -154,7 +160,7 @@ mod tests {
         let system = [(bundle.to_str().unwrap(), added.to_str().unwrap())];
 
         // A variable naming a link: the file it names is mounted.
-        let found = host_trust_from(&env(&[("PIP_CERT", &link)]), &system).unwrap();
+        let found = host_trust_from(None, &env(&[("PIP_CERT", &link)]), &system).unwrap();
         assert_eq!(found.bundle, bundle.canonicalize().unwrap());
         assert_eq!(found.why, "the host sets PIP_CERT");
         // A variable naming nothing, an empty or oversized file: skipped.
@@ -163,6 +169,7 @@ mod tests {
         let missing = dir.path().join("missing.crt");
         assert_eq!(
             host_trust_from(
+                None,
                 &env(&[("SSL_CERT_FILE", &missing), ("CURL_CA_BUNDLE", &empty)]),
                 &system
             ),
@@ -171,13 +178,13 @@ mod tests {
         );
         // No variable, but CAs added to the system's bundle.
         std::fs::write(added.join("proxy.crt"), "x").unwrap();
-        let found = host_trust_from(&env(&[]), &system).unwrap();
+        let found = host_trust_from(None, &env(&[]), &system).unwrap();
         assert!(found.why.contains("added CAs"), "{found:?}");
         // The user's own choice wins; `none` passes nothing.
-        let chosen = host_trust_from(&env(&[("DUAL_CA_BUNDLE", &link)]), &system).unwrap();
+        let chosen = host_trust_from(Some(link.clone().into()), &env(&[]), &system).unwrap();
         assert_eq!(chosen.why, "DUAL_CA_BUNDLE names it");
         assert_eq!(
-            host_trust_from(&env(&[("DUAL_CA_BUNDLE", Path::new("none"))]), &system),
+            host_trust_from(Some("none".into()), &env(&[]), &system),
             None
         );
     }
@@ -188,7 +195,7 @@ mod tests {
         let bundle = dir.path().join("a,type=bind,source=.crt");
         std::fs::write(&bundle, "x").unwrap();
         assert_eq!(
-            host_trust_from(&env(&[("SSL_CERT_FILE", &bundle)]), &[]),
+            host_trust_from(None, &env(&[("SSL_CERT_FILE", &bundle)]), &[]),
             None
         );
     }

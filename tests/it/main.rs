@@ -6,10 +6,13 @@
 
 mod boundary;
 mod browser;
+mod builds;
 mod conn;
 mod control;
 mod deps;
 mod destroy_data;
+mod detect;
+mod devcontainer;
 mod differential;
 mod engine;
 mod errors;

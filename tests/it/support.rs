@@ -472,7 +472,7 @@ T=$1; DUAL=$2; IMAGE_SCRIPT=$3
 export DUAL_HOME=$T/data DUAL_WORKSPACE_ROOT=$T/root DUAL_ENGINE=$4 DUAL_PROXY_AUTOSTART=0 HOME=$T/home
 mkdir -p "$T/src" "$HOME"
 DUAL_BIN=$DUAL "$IMAGE_SCRIPT" >/dev/null
-cd "$T/src" && git init -q -b main && printf 'image = "dual-test:latest"\n' > .dual.toml
+cd "$T/src" && git init -q -b main && printf 'image = "dual-test:latest"\nanonymous_volumes = ["node_modules"]\n' > .dual.toml
 git add . && git -c user.email=t@t -c user.name=t commit -qm init
 "#;
     let dir = tempfile::tempdir().unwrap();

@@ -45,6 +45,7 @@ mod build;
 mod health;
 mod interpolate;
 mod mounts;
+mod select;
 mod service;
 #[cfg(test)]
 mod tests;
@@ -54,6 +55,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 
 use self::interpolate::EnvFile;
+pub use self::select::Selection;
 use self::yaml::Node;
 use super::config_file::ConfigError;
 use super::sidecars::Sidecar;
@@ -77,6 +79,9 @@ pub struct Stack {
     pub sidecars: BTreeMap<String, Sidecar>,
     /// One line each for what dual does not do as compose would.
     pub notes: Vec<String>,
+    /// The service `Selection::app` names, read as a sidecar would be
+    /// (its image or build, environment and ports are the workspace's).
+    pub app: Option<Sidecar>,
 }
 
 /// The names compose looks for, in its order.
@@ -117,6 +122,11 @@ pub fn find(dir: &Path, setting: &ComposeFile) -> Result<Option<String>, ConfigE
 
 /// The sidecars of compose file `file` of the clone at `dir`.
 pub fn load(dir: &Path, file: &str) -> Result<Stack, ConfigError> {
+    load_selected(dir, file, Selection::default())
+}
+
+/// `load`, taking the services `selection` names as it says.
+pub fn load_selected(dir: &Path, file: &str, selection: Selection) -> Result<Stack, ConfigError> {
     let path = dir.join(file);
     let read = |relative: &Path| {
         crate::confined::read_text(dir, relative, MAX_FILE_BYTES).map_err(|source| {
@@ -148,6 +158,8 @@ pub fn load(dir: &Path, file: &str) -> Result<Stack, ConfigError> {
         variables: &variables,
         unset,
         notes: Vec::new(),
+        selection,
+        app: None,
     };
     let sidecars = reader.stack(tree).map_err(|why| invalid(&path, why))?;
     if !reader.unset.is_empty() {
@@ -165,6 +177,7 @@ pub fn load(dir: &Path, file: &str) -> Result<Stack, ConfigError> {
     Ok(Stack {
         sidecars,
         notes: reader.notes.iter().map(|note| shown(note)).collect(),
+        app: reader.app,
     })
 }
 
@@ -182,6 +195,8 @@ fn invalid(path: &Path, message: String) -> ConfigError {
 enum Fate {
     /// A sidecar of this name.
     Sidecar(String),
+    /// The workspace itself (`Selection::app`).
+    App,
     /// Not started (a note says why).
     Skipped,
 }
@@ -197,6 +212,9 @@ struct Reader<'a> {
     variables: &'a EnvFile,
     unset: BTreeSet<String>,
     notes: Vec<String>,
+    selection: Selection<'a>,
+    /// The workspace's own service, once read.
+    app: Option<Sidecar>,
 }
 
 impl Reader<'_> {
@@ -240,6 +258,16 @@ impl Reader<'_> {
         let mut sidecars = BTreeMap::new();
         let mut with_ports = Vec::new();
         for (name, node) in &services {
+            if matches!(fates[name], Fate::App) {
+                let (node, dropped) = Selection::app_node(node);
+                for key in dropped {
+                    self.note_file(&format!(
+                        "service `{name}` is the workspace: its `{key}` is not used (dual mounts the clone at its own path and runs its own first process)"
+                    ));
+                }
+                self.app = Some(service::Service::new(self, name, &fates).sidecar(&node)?);
+                continue;
+            }
             let Fate::Sidecar(sidecar_name) = &fates[name] else {
                 continue;
             };
@@ -330,12 +358,32 @@ impl Reader<'_> {
     fn fates(&mut self, services: &[(String, Node)]) -> Result<BTreeMap<String, Fate>, String> {
         let mut fates = BTreeMap::new();
         let mut taken: BTreeMap<String, String> = BTreeMap::new();
+        let wanted = self.selection.wanted(services);
+        if let Some(app) = self.selection.app
+            && !services.iter().any(|(name, _)| name == app)
+        {
+            return Err(format!(
+                "`{}` is not a service of this file (devcontainer.json's `service` names it)",
+                app.escape_debug()
+            ));
+        }
         for (name, node) in services {
             if !matches!(node, Node::Map(_)) {
                 return Err(format!(
                     "`services.{name}` is {}, not a mapping",
                     node.kind()
                 ));
+            }
+            if self.selection.app == Some(name.as_str()) {
+                fates.insert(name.clone(), Fate::App);
+                continue;
+            }
+            if wanted.as_ref().is_some_and(|wanted| !wanted.contains(name)) {
+                self.note_file(&format!(
+                    "service `{name}` is not started: devcontainer.json's `runServices` does not name it"
+                ));
+                fates.insert(name.clone(), Fate::Skipped);
+                continue;
             }
             let profiles = match node.get("profiles") {
                 Some(Node::Seq(items)) => items.iter().filter_map(Node::as_text).collect(),

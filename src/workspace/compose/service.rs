@@ -320,6 +320,8 @@ impl<'r, 'a> Service<'r, 'a> {
                     name: sidecar.clone(),
                     condition,
                 }),
+                // The workspace container runs before any sidecar.
+                Some(Fate::App) => {}
                 Some(Fate::Skipped) => self.note(&format!(
                     "depends on `{name}`, which is not started as a sidecar: it starts without waiting for it"
                 )),

@@ -1,5 +1,5 @@
-//! A sidecar's build context, read inside its clone without following a
-//! link, hashed (and copied for the engine): see the parent module's doc.
+//! A build context, read inside its clone without following a link,
+//! hashed (and copied for the engine): see the parent module's doc.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -13,8 +13,10 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
+use super::dockerfile::{self, Source, Uses};
 use super::ignore::Ignore;
-use super::{MAX_CONTEXT_BYTES, MAX_CONTEXT_FILES, SidecarBuildError};
+use super::selection::{self, Reach};
+use super::{ImageBuildError, MAX_CONTEXT_BYTES, MAX_CONTEXT_FILES, Owner};
 use crate::workspace::sidecars::Build;
 
 /// Entries looked at, ignored ones included (a `.dockerignore` exception
@@ -22,20 +24,33 @@ use crate::workspace::sidecars::Build;
 const MAX_VISITED: u64 = 10 * MAX_CONTEXT_FILES;
 const MAX_DEPTH: usize = 128;
 const MAX_IGNORE_BYTES: u64 = 256 * 1024;
-/// Changes whenever what is hashed, or how, changes.
+const MAX_DOCKERFILE_BYTES: u64 = 1024 * 1024;
+/// Changes whenever what is hashed, or how, changes: for a whole context
+/// (the Dockerfile's `.dockerignore` included)…
 const HASH_FORMAT: &[u8] = b"dual sidecar build context 1";
+/// …and for the files a Dockerfile's `COPY` and `ADD` take.
+const HASH_FORMAT_USED: &[u8] = b"dual build: the files a Dockerfile uses 1";
 
-/// A sidecar's build context inside its clone, checked.
+/// A build context inside its clone, checked, with what its Dockerfile
+/// takes from it.
 pub(super) struct Context<'a> {
     clone: &'a Path,
-    sidecar: &'a str,
+    of: &'a Owner,
     /// Relative to the clone.
     relative: PathBuf,
     shown: String,
     /// Relative to the context.
     pub(super) dockerfile: PathBuf,
+    /// Its bytes, as analysed: the copy the engine builds from must hold
+    /// the same.
+    pub(super) dockerfile_bytes: Vec<u8>,
+    /// Its path relative to the clone, for messages.
+    dockerfile_shown: String,
     ignore: Ignore,
     build: &'a Build,
+    pub(super) uses: Uses,
+    /// The images its stages start from (see `dockerfile::Analysis`).
+    pub(super) bases: Vec<String>,
 }
 
 /// What a walk of a context found.
@@ -48,12 +63,12 @@ pub(super) struct Digested {
 impl<'a> Context<'a> {
     pub(super) fn new(
         clone: &'a Path,
-        sidecar: &'a str,
+        of: &'a Owner,
         build: &'a Build,
-    ) -> Result<Self, SidecarBuildError> {
+    ) -> Result<Self, ImageBuildError> {
         let shown = build.context.clone();
-        let refused = |why: String| SidecarBuildError::Context {
-            sidecar: sidecar.to_owned(),
+        let refused = |why: String| ImageBuildError::Context {
+            of: of.clone(),
             context: shown.clone(),
             why,
         };
@@ -67,8 +82,8 @@ impl<'a> Context<'a> {
                 "is not a relative path inside the clone (no `..`, not absolute)".into(),
             ));
         }
-        let invalid = |why: String| SidecarBuildError::Invalid {
-            sidecar: sidecar.to_owned(),
+        let invalid = |why: String| ImageBuildError::Invalid {
+            of: of.clone(),
             why,
         };
         for (arg, value) in &build.args {
@@ -97,13 +112,31 @@ impl<'a> Context<'a> {
         }
         // The context first, so that a link there is named as the context.
         open_context(clone, &relative).map_err(|why| refused(why.to_owned()))?;
-        let dockerfile_path = relative.join(&dockerfile);
-        crate::confined::open(clone, &dockerfile_path).map_err(|error| {
-            invalid(format!(
-                "its Dockerfile `{}`: {error}",
-                dockerfile_path.display()
-            ))
-        })?;
+        // As the user would name it, relative to the clone (no `./`).
+        let dockerfile_path: PathBuf = relative
+            .join(&dockerfile)
+            .components()
+            .filter(|part| *part != Component::CurDir)
+            .collect();
+        let (dockerfile_bytes, _) =
+            crate::confined::read(clone, &dockerfile_path, MAX_DOCKERFILE_BYTES).map_err(
+                |error| {
+                    invalid(format!(
+                        "its Dockerfile `{}`: {error}",
+                        dockerfile_path.display()
+                    ))
+                },
+            )?;
+        let analysis = dockerfile::analyse(&String::from_utf8_lossy(&dockerfile_bytes)).map_err(
+            |outside| ImageBuildError::Source {
+                of: of.clone(),
+                dockerfile: dockerfile_path.display().to_string(),
+                line: outside.line,
+                instruction: outside.instruction,
+                path: outside.path,
+                why: "leaves the build context",
+            },
+        )?;
         let ignore_path = relative.join(".dockerignore");
         let ignore = match crate::confined::read_text(clone, &ignore_path, MAX_IGNORE_BYTES) {
             Ok(text) => Ignore::parse(&text),
@@ -112,26 +145,59 @@ impl<'a> Context<'a> {
         };
         Ok(Context {
             clone,
-            sidecar,
+            of,
             relative,
             shown,
             dockerfile,
+            dockerfile_bytes,
+            dockerfile_shown: dockerfile_path.display().to_string(),
             ignore,
             build,
+            uses: analysis.uses,
+            bases: analysis.bases,
         })
     }
 
-    /// Hashes the context (and copies it into `copy_to`, when given).
-    pub(super) fn digest(&self, copy_to: Option<&Path>) -> Result<Digested, SidecarBuildError> {
+    /// From now on the whole context counts (`why`): something the
+    /// Dockerfile's text does not show takes from it.
+    pub(super) fn use_everything(&mut self, why: String) {
+        self.uses = Uses::Everything(why);
+    }
+
+    /// Hashes the context (and copies it into `copy_to`, when given): all
+    /// of it, or only what the Dockerfile takes.
+    pub(super) fn digest(&self, copy_to: Option<&Path>) -> Result<Digested, ImageBuildError> {
         let root =
-            open_context(self.clone, &self.relative).map_err(|why| SidecarBuildError::Context {
-                sidecar: self.sidecar.to_owned(),
+            open_context(self.clone, &self.relative).map_err(|why| ImageBuildError::Context {
+                of: self.of.clone(),
                 context: self.shown.clone(),
                 why: why.to_owned(),
             })?;
+        let (sources, keep, format) = match &self.uses {
+            Uses::Everything(_) => (
+                None,
+                vec![self.dockerfile.clone(), PathBuf::from(".dockerignore")],
+                HASH_FORMAT,
+            ),
+            // What the engine gets holds the chosen files alone: it has
+            // nothing left for `.dockerignore` to leave out.
+            Uses::Sources(sources) => (
+                Some(sources.as_slice()),
+                vec![self.dockerfile.clone()],
+                HASH_FORMAT_USED,
+            ),
+        };
+        // The clone's own `.git` differs from clone to clone and changes
+        // with every git command: never part of the context.
+        let at_root = !self
+            .relative
+            .components()
+            .any(|part| matches!(part, Component::Normal(_)));
         let mut walk = Walk {
             ignore: &self.ignore,
-            keep: vec![self.dockerfile.clone(), PathBuf::from(".dockerignore")],
+            sources,
+            skip_git: at_root,
+            keep,
             hasher: Sha256::new(),
             files: 0,
             bytes: 0,
@@ -139,24 +205,32 @@ impl<'a> Context<'a> {
             copy_to,
             directories: Vec::new(),
         };
-        put(&mut walk.hasher, HASH_FORMAT);
+        put(&mut walk.hasher, format);
         walk.run(root).map_err(|error| match error {
-            WalkError::TooLarge => SidecarBuildError::TooLarge {
-                sidecar: self.sidecar.to_owned(),
+            WalkError::TooLarge => ImageBuildError::TooLarge {
+                of: self.of.clone(),
                 context: self.shown.clone(),
                 files: walk.files,
                 bytes: walk.bytes,
             },
-            WalkError::TooDeep(path) => SidecarBuildError::Context {
-                sidecar: self.sidecar.to_owned(),
+            WalkError::TooDeep(path) => ImageBuildError::Context {
+                of: self.of.clone(),
                 context: self.shown.clone(),
                 why: format!(
                     "is nested deeper than {MAX_DEPTH} directories (at `{}`)",
                     path.display()
                 ),
             },
-            WalkError::Io(path, source) => SidecarBuildError::Read {
-                sidecar: self.sidecar.to_owned(),
+            WalkError::Link(source) => ImageBuildError::Source {
+                of: self.of.clone(),
+                dockerfile: self.dockerfile_shown.clone(),
+                line: source.line,
+                instruction: source.instruction.clone(),
+                path: source.written.clone(),
+                why: "is (or passes through) a symbolic link",
+            },
+            WalkError::Io(path, source) => ImageBuildError::Read {
+                of: self.of.clone(),
                 path: self.clone.join(&self.relative).join(path),
                 source,
             },
@@ -230,11 +304,17 @@ fn open_context(clone: &Path, relative: &Path) -> Result<OwnedFd, &'static str> 
 enum WalkError {
     TooLarge,
     TooDeep(PathBuf),
+    /// A link that a source names or passes through.
+    Link(Source),
     Io(PathBuf, std::io::Error),
 }
 
 struct Walk<'a> {
     ignore: &'a Ignore,
+    /// What the Dockerfile takes (`None`: everything).
+    sources: Option<&'a [Source]>,
+    /// Leave out `.git` at the context's root (the clone's).
+    skip_git: bool,
     /// Always part of the context (relative to it), whatever
     /// `.dockerignore` says: the engine needs them.
     keep: Vec<PathBuf>,
@@ -268,6 +348,9 @@ impl Walk<'_> {
                 continue;
             };
             let path = top.path.join(&name);
+            if self.skip_git && depth == 1 && name == ".git" {
+                continue;
+            }
             let io = |error: Errno| WalkError::Io(path.clone(), error.into());
             self.visited += 1;
             if self.visited > MAX_VISITED {
@@ -282,11 +365,23 @@ impl Walk<'_> {
                 };
             let mode = stat.st_mode & 0o777;
             let kept = self.keep.contains(&path);
-            let excluded = !kept && self.ignore.excludes(path.as_os_str().as_bytes());
+            let bytes = path.as_os_str().as_bytes();
+            let excluded = !kept && self.ignore.excludes(bytes);
+            let reach = match self.sources {
+                None => Reach::Taken {
+                    named: false,
+                    source: 0,
+                },
+                Some(sources) => selection::reach(sources, bytes),
+            };
+            let taken = kept || matches!(reach, Reach::Taken { .. });
             match FileType::from_raw_mode(stat.st_mode) {
                 FileType::Directory => {
                     let below = self.keep.iter().any(|k| k.starts_with(&path));
                     if excluded && !self.ignore.has_exceptions && !below {
+                        continue;
+                    }
+                    if reach == Reach::Outside && !below {
                         continue;
                     }
                     if depth > MAX_DEPTH {
@@ -296,7 +391,7 @@ impl Walk<'_> {
                         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
                     let dir = rustix::fs::openat(&top.dir, name.as_os_str(), flags, Mode::empty())
                         .map_err(io)?;
-                    if !excluded {
+                    if !excluded && taken {
                         self.count(0)?;
                         put(&mut self.hasher, b"d");
                         put(&mut self.hasher, path.as_os_str().as_bytes());
@@ -311,7 +406,7 @@ impl Walk<'_> {
                     let frame = self.frame(dir, path)?;
                     stack.push(frame);
                 }
-                FileType::RegularFile if !excluded => {
+                FileType::RegularFile if !excluded && taken => {
                     let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
                     self.count(size)?;
                     let flags =
@@ -328,7 +423,20 @@ impl Walk<'_> {
                     self.hasher.update(size.to_le_bytes());
                     self.file(std::fs::File::from(fd), size, &path, mode)?;
                 }
-                FileType::Symlink if !excluded => {
+                FileType::Symlink if !excluded && reach != Reach::Outside => {
+                    // A link the Dockerfile names (or must go through) would
+                    // be followed by the engine: refused, never read.
+                    if let (
+                        Some(sources),
+                        Reach::Taken {
+                            named: true,
+                            source,
+                        }
+                        | Reach::Toward { source },
+                    ) = (self.sources, reach)
+                    {
+                        return Err(WalkError::Link(sources[source].clone()));
+                    }
                     self.count(0)?;
                     let target = rustix::fs::readlinkat(&top.dir, name.as_os_str(), Vec::new())
                         .map_err(io)?;
@@ -447,18 +555,41 @@ mod tests {
         }
     }
 
-    /// A clone holding `ctx/Dockerfile` and `ctx/app.txt`.
+    /// A clone holding `ctx/Dockerfile` (which copies all of `ctx`),
+    /// `ctx/app.txt` and `ctx/src/main.c`.
     fn clone() -> tempfile::TempDir {
         let clone = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(clone.path().join("ctx/src")).unwrap();
-        std::fs::write(clone.path().join("ctx/Dockerfile"), "FROM x\n").unwrap();
+        std::fs::write(clone.path().join("ctx/Dockerfile"), "FROM x\nCOPY . /app\n").unwrap();
         std::fs::write(clone.path().join("ctx/app.txt"), "app\n").unwrap();
         std::fs::write(clone.path().join("ctx/src/main.c"), "int main;\n").unwrap();
         clone
     }
 
-    fn hash(clone: &Path, build: &Build) -> Result<String, SidecarBuildError> {
-        Ok(Context::new(clone, "echo", build)?.digest(None)?.hash)
+    const ECHO: Owner = Owner::Workspace;
+
+    fn hash(clone: &Path, build: &Build) -> Result<String, ImageBuildError> {
+        Ok(Context::new(clone, &ECHO, build)?.digest(None)?.hash)
+    }
+
+    /// The files (and links) of a copy, relative to it, sorted.
+    fn files_of(copy: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut dirs = vec![copy.to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let kind = entry.file_type().unwrap();
+                if kind.is_dir() {
+                    dirs.push(entry.path());
+                } else {
+                    let path = entry.path();
+                    found.push(path.strip_prefix(copy).unwrap().display().to_string());
+                }
+            }
+        }
+        found.sort();
+        found
     }
 
     #[test]
@@ -525,7 +656,7 @@ mod tests {
         // The copy the engine builds from holds the links as links.
         let copy = tempfile::tempdir().unwrap();
         let ctx = build("ctx");
-        let context = Context::new(path, "echo", &ctx).unwrap();
+        let context = Context::new(path, &ECHO, &ctx).unwrap();
         let copied = context.digest(Some(copy.path())).unwrap();
         assert_eq!(copied.hash, hash(path, &build("ctx")).unwrap());
         let link = copy.path().join("passwd");
@@ -560,7 +691,7 @@ mod tests {
         ] {
             let refused = hash(path, &build(context)).unwrap_err();
             assert!(
-                matches!(refused, SidecarBuildError::Context { .. }),
+                matches!(refused, ImageBuildError::Context { .. }),
                 "{context}: {refused}"
             );
         }
@@ -572,7 +703,7 @@ mod tests {
         symlink("/etc/passwd", path.join("ctx/Dockerfile")).unwrap();
         assert!(matches!(
             hash(path, &build("ctx")).unwrap_err(),
-            SidecarBuildError::Invalid { .. }
+            ImageBuildError::Invalid { .. }
         ));
         let mut escaping = build("ctx");
         escaping.dockerfile = Some("../Dockerfile".into());
@@ -599,12 +730,197 @@ mod tests {
     }
 
     #[test]
+    fn only_the_files_the_dockerfile_copies_count() {
+        let clone = clone();
+        let path = clone.path();
+        std::fs::write(
+            path.join("ctx/Dockerfile"),
+            "FROM x\nCOPY app.txt /app/\nCOPY src/ /src\nRUN make\n",
+        )
+        .unwrap();
+        std::fs::write(path.join("ctx/unused.txt"), "one").unwrap();
+        std::fs::create_dir_all(path.join("ctx/docs")).unwrap();
+        std::fs::write(path.join("ctx/docs/guide.md"), "one").unwrap();
+        let ctx = build("ctx");
+        let context = Context::new(path, &ECHO, &ctx).unwrap();
+        assert!(matches!(context.uses, Uses::Sources(_)));
+        let first = hash(path, &ctx).unwrap();
+
+        std::fs::write(path.join("ctx/unused.txt"), "two").unwrap();
+        std::fs::write(path.join("ctx/docs/guide.md"), "two").unwrap();
+        std::fs::write(path.join("ctx/new-file"), "x").unwrap();
+        std::fs::write(path.join("ctx/.dockerignore"), "src/*.o\n").unwrap();
+        std::fs::write(path.join("ctx/src/main.o"), "obj").unwrap();
+        assert_eq!(first, hash(path, &ctx).unwrap(), "files it does not copy");
+
+        std::fs::write(path.join("ctx/app.txt"), "app 2\n").unwrap();
+        let second = hash(path, &ctx).unwrap();
+        assert_ne!(first, second, "a file it copies");
+        std::fs::write(path.join("ctx/src/extra.c"), "int x;\n").unwrap();
+        let third = hash(path, &ctx).unwrap();
+        assert_ne!(second, third, "a new file in a directory it copies");
+        std::fs::write(
+            path.join("ctx/Dockerfile"),
+            "FROM x\nCOPY app.txt /app/\nCOPY src/ /src\nRUN make all\n",
+        )
+        .unwrap();
+        assert_ne!(third, hash(path, &ctx).unwrap(), "the Dockerfile itself");
+
+        // The copy the engine builds from holds those files alone.
+        let copy = tempfile::tempdir().unwrap();
+        let context = Context::new(path, &ECHO, &ctx).unwrap();
+        let copied = context.digest(Some(copy.path())).unwrap();
+        assert_eq!(copied.hash, hash(path, &ctx).unwrap());
+        assert_eq!(
+            files_of(copy.path()),
+            ["Dockerfile", "app.txt", "src/extra.c", "src/main.c"]
+        );
+    }
+
+    #[test]
+    fn a_pattern_takes_the_files_it_matches() {
+        let clone = clone();
+        let path = clone.path();
+        std::fs::write(
+            path.join("ctx/Dockerfile"),
+            "FROM x\nCOPY src/*.c *.txt /app/\n",
+        )
+        .unwrap();
+        std::fs::write(path.join("ctx/src/main.h"), "h").unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        let ctx = build("ctx");
+        let context = Context::new(path, &ECHO, &ctx).unwrap();
+        context.digest(Some(copy.path())).unwrap();
+        assert_eq!(
+            files_of(copy.path()),
+            ["Dockerfile", "app.txt", "src/main.c"]
+        );
+    }
+
+    #[test]
+    fn a_source_that_is_or_passes_through_a_link_is_refused() {
+        let clone = clone();
+        let path = clone.path();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        symlink(outside.path(), path.join("ctx/linked")).unwrap();
+        symlink("/etc/passwd", path.join("ctx/passwd")).unwrap();
+        symlink("/etc/passwd", path.join("ctx/src/inner")).unwrap();
+        let ctx = build("ctx");
+        for (dockerfile, source) in [
+            ("FROM x\nCOPY linked/secret /s\n", "linked/secret"),
+            ("FROM x\nCOPY passwd /p\n", "passwd"),
+            ("FROM x\nCOPY pass* /p\n", "pass*"),
+            ("FROM x\nADD [\"src/inner\", \"/i\"]\n", "src/inner"),
+        ] {
+            std::fs::write(path.join("ctx/Dockerfile"), dockerfile).unwrap();
+            let refused = hash(path, &ctx).unwrap_err();
+            let text = refused.to_string();
+            assert!(
+                matches!(refused, ImageBuildError::Source { .. })
+                    && text.contains("symbolic link")
+                    && text.contains(&format!("`{source}`"))
+                    && text.contains("line 2"),
+                "{dockerfile}: {text}"
+            );
+        }
+        // A link below a directory it copies stays a link, never followed.
+        std::fs::write(path.join("ctx/Dockerfile"), "FROM x\nCOPY src /src\n").unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        Context::new(path, &ECHO, &ctx)
+            .unwrap()
+            .digest(Some(copy.path()))
+            .unwrap();
+        assert_eq!(
+            std::fs::read_link(copy.path().join("src/inner")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        // A link the .dockerignore leaves out is nothing to the build.
+        std::fs::write(path.join("ctx/.dockerignore"), "passwd\n").unwrap();
+        std::fs::write(
+            path.join("ctx/Dockerfile"),
+            "FROM x\nCOPY pass* app.txt /p/\n",
+        )
+        .unwrap();
+        hash(path, &ctx).unwrap();
+    }
+
+    #[test]
+    fn a_source_outside_the_context_is_refused_naming_its_line() {
+        let clone = clone();
+        let path = clone.path();
+        std::fs::write(
+            path.join("ctx/Dockerfile"),
+            "FROM x\nCOPY app.txt /a\nCOPY ../../etc/passwd /p\n",
+        )
+        .unwrap();
+        let refused = hash(path, &build("ctx")).unwrap_err();
+        let text = refused.to_string();
+        assert!(
+            text.contains("line 3 of `ctx/Dockerfile`")
+                && text.contains("`../../etc/passwd` leaves the build context"),
+            "{text}"
+        );
+        assert!(
+            crate::error::Hint::hint(&refused)
+                .unwrap()
+                .contains("context")
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_that_cannot_be_followed_counts_the_whole_context() {
+        let clone = clone();
+        let path = clone.path();
+        std::fs::write(
+            path.join("ctx/Dockerfile"),
+            "FROM x\nARG F=app.txt\nCOPY $F /a\n",
+        )
+        .unwrap();
+        let ctx = build("ctx");
+        let context = Context::new(path, &ECHO, &ctx).unwrap();
+        assert!(matches!(&context.uses, Uses::Everything(why) if why.contains("variable")));
+        let first = hash(path, &ctx).unwrap();
+        std::fs::write(path.join("ctx/src/main.c"), "changed").unwrap();
+        assert_ne!(first, hash(path, &ctx).unwrap());
+    }
+
+    #[test]
+    fn the_clone_s_git_directory_is_not_part_of_the_context() {
+        let clone = clone();
+        let path = clone.path();
+        std::fs::write(path.join("Dockerfile"), "FROM x\nCOPY . /app\n").unwrap();
+        std::fs::create_dir_all(path.join(".git/refs")).unwrap();
+        std::fs::write(path.join(".git/index"), "one").unwrap();
+        let root = build(".");
+        let first = hash(path, &root).unwrap();
+        std::fs::write(path.join(".git/index"), "two").unwrap();
+        std::fs::write(path.join(".git/refs/x"), "new").unwrap();
+        assert_eq!(first, hash(path, &root).unwrap());
+        let copy = tempfile::tempdir().unwrap();
+        Context::new(path, &ECHO, &root)
+            .unwrap()
+            .digest(Some(copy.path()))
+            .unwrap();
+        assert!(!copy.path().join(".git").exists());
+        assert!(copy.path().join("ctx/app.txt").exists());
+        // Below the root, a `.git` is the context's own content.
+        std::fs::create_dir_all(path.join("ctx/.git")).unwrap();
+        let ctx = build("ctx");
+        let before = hash(path, &ctx).unwrap();
+        std::fs::write(path.join("ctx/.git/HEAD"), "ref").unwrap();
+        assert_ne!(before, hash(path, &ctx).unwrap());
+    }
+
+    #[test]
     fn a_context_over_the_limit_is_refused_naming_its_size() {
         let clone = clone();
         let ctx = build("ctx");
-        let context = Context::new(clone.path(), "echo", &ctx).unwrap();
+        let context = Context::new(clone.path(), &ECHO, &ctx).unwrap();
         let mut walk = Walk {
             ignore: &context.ignore,
+            sources: None,
+            skip_git: false,
             keep: Vec::new(),
             hasher: Sha256::new(),
             files: MAX_CONTEXT_FILES - 1,
@@ -615,8 +931,8 @@ mod tests {
         };
         let root = open_context(clone.path(), Path::new("ctx")).unwrap();
         assert!(matches!(walk.run(root), Err(WalkError::TooLarge)));
-        let error = SidecarBuildError::TooLarge {
-            sidecar: "echo".into(),
+        let error = ImageBuildError::TooLarge {
+            of: Owner::Sidecar("echo".into()),
             context: "ctx".into(),
             files: MAX_CONTEXT_FILES + 1,
             bytes: 3 << 20,
