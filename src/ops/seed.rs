@@ -43,6 +43,8 @@ const SEED_SCRIPT: &str = include_str!("seed.sh");
 /// How long one directory's copy may take (a large `node_modules` copies
 /// in tens of seconds; see research/deps.md).
 const SEED_TIMEOUT: Duration = Duration::from_secs(600);
+/// Where the script keeps its scratch files (`seed.sh` names it too).
+const SCRATCH: &str = "/run/dual-seed";
 /// The copy container's name in its labels: like a sidecar's data copy, a
 /// `dual prune` removes one a killed launch left.
 const SEED_LABEL: &str = "seed.copy";
@@ -289,8 +291,10 @@ fn copy_spec(kind: EngineKind, copy: Copy, ids: (u32, u32), keep_host_uid: bool)
     spec.user = Some(ids);
     spec.keep_host_uid = keep_host_uid;
     spec.nosuid_binds = kind == EngineKind::Podman;
-    // The script's scratch files: writable whatever the image's /tmp is.
-    spec.tmpfs.push("/tmp".into());
+    // The script's scratch files, on a tmpfs of their own: an image's /tmp
+    // may be root's alone (docker keeps the mode of a directory the image
+    // has under a tmpfs mounted there).
+    spec.tmpfs.push(SCRATCH.into());
     let from_path = parent.workspace.path.join(dir);
     let to_path = workspace.path.join(dir);
     match from {

@@ -14,6 +14,8 @@
 # PROGRAM  the sed program that replaces OLD by NEW (made by dual, which
 #          escapes them)
 #
+# Its scratch files go to /run/dual-seed, a tmpfs dual mounts for it.
+#
 # Prints `copied KIB REWRITTEN` at the end; `skipped: WHY` and exit 3 where
 # there is nothing to do.
 set -eu
@@ -52,7 +54,7 @@ esac
 # files are left as they are (a path of another length would break them;
 # Python corrects a .pyc's source path when it loads it): by name here,
 # as they are most of a venv, then any file with a NUL byte.
-scratch=$(mktemp -d)
+scratch=/run/dual-seed
 (du -sk "$from" | cut -f1 > "$scratch/size") &
 sizer=$!
 (cd "$from" && find . -type f ! -name '*.pyc' ! -name '*.so' ! -name '*.so.*' \

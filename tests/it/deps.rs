@@ -435,3 +435,58 @@ fn a_seeded_venv_downloads_nothing_again_and_is_the_child_s() {
         assert!(!Path::new(&main).join(".venv").join(site).exists());
     });
 }
+
+/// As an ordinary user (rootful docker, rootless podman): the cache volume
+/// is the user's to write, and a seed copies as the user, who owns the copy.
+#[test]
+fn an_ordinary_user_writes_the_cache_and_owns_the_seeded_copy() {
+    let Some(user) = crate::support::rootless_user("deps as a user") else {
+        return;
+    };
+    let script = r#"printf 'image = "dual-test:latest"\nseed = [".venv"]\nsetup = "mkdir -p .venv/bin && echo $PWD > .venv/bin/where"\n' > .dual.toml
+git -c user.email=t@t -c user.name=t commit -qam deps
+"$DUAL" add --name dp >/dev/null && "$DUAL" create main >/dev/null && "$DUAL" launch dp-main >/dev/null
+cd "$T/root/dp/main"
+"$DUAL" run sh -c 'mkdir -p "$PIP_CACHE_DIR" && touch "$PIP_CACHE_DIR/written" && echo cache=writable'
+cd / && "$DUAL" create feat >/dev/null && "$DUAL" launch dp-feat
+cd "$T/root/dp/feat"
+echo "where=$(cat .venv/bin/where)"
+echo "owner=$(stat -c %u .venv/bin/where)"
+"$DUAL" run sh -c 'ls "$PIP_CACHE_DIR"'
+cd / && "$DUAL" destroy dp-feat --force >/dev/null && "$DUAL" destroy dp-main --force >/dev/null
+"$DUAL" repo remove dp >/dev/null && "$DUAL" prune --yes >/dev/null && echo pruned
+"#;
+    let uid = String::from_utf8_lossy(
+        &std::process::Command::new("id")
+            .args(["-u", user.as_str()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_owned();
+    for kind in crate::support::engines().iter().copied() {
+        eprintln!("--- deps as {user} on {kind}");
+        let (output, dir) = crate::support::as_user(&user, kind, script);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if crate::support::docker_refused(kind, "deps as a user", &user, &stderr) {
+            continue;
+        }
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        let feat = dir.path().join("root/dp/feat");
+        for expected in [
+            "cache=writable\n".to_owned(),
+            "seeded `.venv` from `dp-main`".to_owned(),
+            format!("where={}\n", feat.display()),
+            format!("owner={uid}\n"),
+            "written\n".to_owned(),
+            "pruned\n".to_owned(),
+        ] {
+            assert!(
+                stdout.contains(&expected),
+                "no `{expected}` in:\n{stdout}\n{stderr}"
+            );
+        }
+    }
+}
