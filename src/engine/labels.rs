@@ -33,6 +33,10 @@ pub const OWNER_PID: &str = "dual.pid";
 pub const KEPT: &str = "dual.kept";
 pub const KIND_KEPT: &str = "kept";
 
+/// A volume of package managers' downloads shared by workspaces: a repo's
+/// (labelled with it) or all of an installation's.
+pub const KIND_CACHE: &str = "cache";
+
 pub const MANAGED_FILTER: (&str, &str) = (MANAGED, "true");
 
 /// Which dual installation (state file) owns it: several users, or several
@@ -215,6 +219,46 @@ impl WorkspaceLabels {
     }
 }
 
+/// What the labels of a cache volume say: whose it is, and the repo whose
+/// workspaces share it (`None`: all of the installation's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheLabels {
+    pub owner: String,
+    pub repo: Option<String>,
+}
+
+impl CacheLabels {
+    pub fn to_labels(&self) -> Labels {
+        let mut labels = Labels::from([
+            (MANAGED.to_owned(), "true".to_owned()),
+            (KIND.to_owned(), KIND_CACHE.to_owned()),
+            (OWNER.to_owned(), self.owner.clone()),
+        ]);
+        if let Some(repo) = &self.repo {
+            labels.insert(REPO.to_owned(), repo.clone());
+        }
+        labels
+    }
+
+    /// `None` unless the labels are a dual cache volume's.
+    pub fn from_labels(labels: &Labels) -> Option<CacheLabels> {
+        if labels.get(MANAGED).map(String::as_str) != Some("true")
+            || labels.get(KIND).map(String::as_str) != Some(KIND_CACHE)
+        {
+            return None;
+        }
+        Some(CacheLabels {
+            owner: labels.get(OWNER)?.clone(),
+            repo: labels.get(REPO).cloned(),
+        })
+    }
+
+    /// The filters for one installation's cache volumes.
+    pub fn filters(owner: &str) -> Vec<(&str, &str)> {
+        vec![MANAGED_FILTER, (KIND, KIND_CACHE), (OWNER, owner)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +309,23 @@ mod tests {
         written.insert(USER.into(), "1000".into());
         let read = WorkspaceLabels::from_labels(&written).unwrap();
         assert_eq!(read.user, None, "a user label without a gid is no user");
+    }
+
+    #[test]
+    fn cache_labels_round_trip_and_are_never_a_workspace_s() {
+        let cache = CacheLabels {
+            owner: "a1b2c3".into(),
+            repo: Some("shop".into()),
+        };
+        let written = cache.to_labels();
+        assert_eq!(CacheLabels::from_labels(&written), Some(cache));
+        assert_eq!(WorkspaceLabels::from_labels(&written), None);
+        let user = CacheLabels {
+            owner: "a1b2c3".into(),
+            repo: None,
+        };
+        assert_eq!(CacheLabels::from_labels(&user.to_labels()), Some(user));
+        assert_eq!(CacheLabels::from_labels(&labels().to_labels()), None);
     }
 
     #[test]

@@ -25,6 +25,28 @@ impl Engine {
         Ok((!user.is_empty()).then(|| user.to_owned()))
     }
 
+    /// The environment an image gives its containers (`.Config.Env`), as
+    /// (name, value) pairs; an entry without `=` is skipped.
+    pub fn image_env(&self, image: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let cmd = self.cmd([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Env}}",
+            "--",
+            image,
+        ]);
+        let output = self.run(&cmd)?;
+        let entries = self.parse(super::model::parse_image_env(&output.stdout))?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| {
+                let (name, value) = entry.split_once('=')?;
+                Some((name.to_owned(), value.to_owned()))
+            })
+            .collect())
+    }
+
     /// Freezes every process of a container (their memory and files stay
     /// as they are) until `unpause`.
     pub fn pause(&self, container: &str) -> Result<(), EngineError> {

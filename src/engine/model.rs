@@ -51,6 +51,13 @@ fn from_json_lines<T: DeserializeOwned>(
         .collect()
 }
 
+/// `image inspect --format '{{json .Config.Env}}'`: `null` where the image
+/// sets no variable.
+pub fn parse_image_env(raw: &str) -> Result<Vec<String>, ParseError> {
+    let entries: Option<Vec<String>> = from_json("image inspect", raw.trim())?;
+    Ok(entries.unwrap_or_default())
+}
+
 // ---------------------------------------------------------------- version
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

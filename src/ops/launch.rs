@@ -773,6 +773,7 @@ pub fn ensure_container(
         &home,
         &home_source,
     );
+    let cache_dirs = workspace::caches::prepare(engine, workspace, config, &mut spec).hinted()?;
     spec.keep_host_uid = mode.keep_host_uid;
     spec.nosuid_binds = engine.kind() == EngineKind::Podman;
     if mode.publish_ports {
@@ -800,6 +801,7 @@ pub fn ensure_container(
         .iter()
         .map(|dir| workspace.path.join(dir))
         .chain(config.mounts.iter().map(|m| m.target.clone().into()))
+        .chain(cache_dirs)
         .collect();
     if let Err(error) = identity::hand_over_volumes(engine, &name, &user, &volume_dirs) {
         let _ = engine.remove(&[&name]);

@@ -4,8 +4,8 @@
 //! deleted upstream (when they hold no uncommitted or unpushed work).
 
 use crate::engine::labels::{
-    KIND, KIND_ACCOUNTS, KIND_MEASURE, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER, SidecarLabels,
-    WorkspaceLabels, workspace_filters,
+    CacheLabels, KIND, KIND_ACCOUNTS, KIND_MEASURE, KIND_PROBE, KIND_WORKSPACE, MANAGED_FILTER,
+    SidecarLabels, WorkspaceLabels, workspace_filters,
 };
 use crate::engine::model::ContainerState;
 use crate::engine::{Engine, EngineKind};
@@ -166,6 +166,35 @@ fn engine_leftovers(engine: &Engine, state: &State) -> anyhow::Result<Vec<Leftov
                 ),
             });
         }
+    }
+    found.extend(stale_caches(engine, state, &owner)?);
+    Ok(found)
+}
+
+/// Cache volumes (see `workspace::caches`) no workspace will use again: a
+/// repo's, once the repo is no longer registered; the installation's own,
+/// once no repo is. A registered repo's stays, with or without
+/// workspaces: the next workspace is the one it is for.
+fn stale_caches(engine: &Engine, state: &State, owner: &str) -> anyhow::Result<Vec<Leftover>> {
+    let mut found = Vec::new();
+    for volume in engine.volumes(&CacheLabels::filters(owner)).hinted()? {
+        let Some(labels) = CacheLabels::from_labels(&volume.labels) else {
+            continue;
+        };
+        let why = match &labels.repo {
+            Some(repo) if !state.repos.contains_key(repo) => {
+                format!("package managers' cache of repo `{repo}`, which is no longer registered")
+            }
+            None if state.repos.is_empty() => {
+                "package managers' cache shared by your repos, and none is registered".into()
+            }
+            _ => continue,
+        };
+        found.push(Leftover::Volume {
+            engine: engine.kind(),
+            name: volume.name,
+            why,
+        });
     }
     Ok(found)
 }

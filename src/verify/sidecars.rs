@@ -2,7 +2,8 @@
 //! them (the image on the engine, a user other than root: the same rule,
 //! `stack::user_of`) and as they run (their container's state, in the
 //! workspace container's network namespace), then every line of its compose
-//! file dual did not take (`Config::notes`). Outside a workspace there is
+//! file dual did not take (`Config::notes`), and the cache volume its
+//! installs share (`workspace::caches`). Outside a workspace there is
 //! nothing of this to say. A few engine calls per sidecar, one `inspect`
 //! for all of them.
 
@@ -48,6 +49,10 @@ fn of_workspace(flag: Option<EngineKind>, workspace: &Workspace) -> Vec<Check> {
             Ok(engine) => checks.extend(sidecar_checks(&engine, workspace, &config)),
             Err(error) => checks.push(Check::from_error("sidecars", &error)),
         }
+    }
+    // Where its installs' downloads are kept, and who else writes there.
+    if let Some(caches) = crate::workspace::caches::describe(workspace, &config) {
+        checks.push(Check::pass("caches", caches));
     }
     // Each once, in the order the compose reader wrote them; the
     // devcontainer.json's own are the devcontainer check's.

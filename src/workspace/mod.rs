@@ -491,10 +491,16 @@ mod tests {
         );
         assert_eq!(
             spec.volumes,
-            [(
-                format!("dual-shop-feat-auth-v{}", names::short_hash("node_modules")),
-                "/home/u/dual/shop/feat-auth/node_modules".into()
-            )]
+            [
+                (
+                    format!("dual-shop-feat-auth-v{}", names::short_hash("node_modules")),
+                    "/home/u/dual/shop/feat-auth/node_modules".into()
+                ),
+                (
+                    caches::volume_name(&workspace(), config.caches).unwrap(),
+                    caches::CACHE_DIR.into()
+                )
+            ]
         );
         let labels = WorkspaceLabels::from_labels(&spec.labels).unwrap();
         assert_eq!(labels.workspace, "shop-feat-auth");

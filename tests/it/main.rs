@@ -9,6 +9,7 @@ mod browser;
 mod builds;
 mod conn;
 mod control;
+mod deps;
 mod destroy_data;
 mod detect;
 mod devcontainer;

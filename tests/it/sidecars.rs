@@ -480,6 +480,8 @@ cd / && "$DUAL" create feat --from rl-main >/dev/null && "$DUAL" launch rl-feat
 cd "$T/root/rl/feat"
 echo "feat=$("$DUAL" run -- env PGPASSWORD=dev psql -h db -U postgres -d app -tAc "select v from t")"
 cd / && "$DUAL" destroy rl-feat --force >/dev/null && "$DUAL" destroy rl-main --force >/dev/null && echo destroyed
+# The repo's package cache outlives its workspaces; it goes with the repo.
+"$DUAL" repo remove rl >/dev/null && "$DUAL" prune --yes >/dev/null
 echo "left=$(podman ps -aq --filter label=dual.repo=rl | wc -l)/$(podman volume ls -q --filter label=dual.repo=rl | wc -l)"
 "#;
 

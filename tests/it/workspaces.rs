@@ -198,8 +198,13 @@ impl TestEnv {
         self.listed(&["ps", "-aq"])
     }
 
+    /// Its workspaces' volumes: the repo's package caches
+    /// (`workspace::caches`) outlive its workspaces by design.
     pub fn volumes(&self) -> Vec<String> {
         self.listed(&["volume", "ls", "-q"])
+            .into_iter()
+            .filter(|name| !name.starts_with("dual-cache.") && !name.starts_with("dual-cargo."))
+            .collect()
     }
 }
 
