@@ -391,3 +391,31 @@ fn a_hostile_build_is_refused_before_anything_is_built() {
         assert!(env.containers().is_empty());
     });
 }
+
+/// A build's `RUN` steps get none of the host's environment: not its
+/// secrets, not a proxy URL with the user's credentials in it (which
+/// podman passes on by itself unless told not to).
+#[test]
+fn a_build_step_sees_none_of_the_host_s_environment() {
+    each_engine("build env", |kind| {
+        let dockerfile = "FROM dual-test:latest\nRUN env > /build-env\n";
+        let env = repo(
+            kind,
+            "build = { dockerfile = \"Dockerfile\" }\nports = []\n",
+            &[("Dockerfile", dockerfile)],
+        );
+        let _images = BuiltImages(&env);
+        env.ok(&["create", "main"]);
+        let launched = env
+            .cmd(&["launch", &env.name("main")])
+            .env("AWS_SECRET_ACCESS_KEY", "hunter2")
+            .env("HTTPS_PROXY", "http://me:hunter2@proxy.invalid:3128")
+            .env("http_proxy", "http://me:hunter2@proxy.invalid:3128")
+            .output()
+            .unwrap();
+        assert!(launched.status.success(), "{}", transcript(&launched));
+        let seen = inside(&env, "main", "cat /build-env; echo; env");
+        assert!(seen.contains("PATH="), "{seen}");
+        assert!(!seen.contains("hunter2"), "{seen}");
+    });
+}
