@@ -75,6 +75,7 @@
 //! run one it just built): best effort, so disk does not fill up with every
 //! version of a Dockerfile; a failure to remove one is ignored.
 
+mod budget;
 mod context;
 mod dockerfile;
 mod error;
