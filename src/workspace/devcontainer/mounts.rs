@@ -43,7 +43,8 @@ pub(super) fn mounts(reader: &mut Reader, value: &Value) -> Result<Vec<Volume>, 
                 for (name, value) in entries {
                     let Value::String(value) = value else {
                         return Err(format!(
-                            "`mounts`: `{name}` is {}, not a string",
+                            "`mounts`: `{}` is {}, not a string",
+                            name.escape_debug(),
                             kind(value)
                         ));
                     };

