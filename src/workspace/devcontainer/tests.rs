@@ -542,6 +542,15 @@ fn run_args_that_widen_privileges_or_reach_the_host_are_refused_each_named() {
         r#"["--volumes-from", "other"]"#,
         r#"["--sysctl", "net.ipv4.ip_forward=1"]"#,
         r#"["--runtime=runc"]"#,
+        // Spellings the engines read as the same.
+        r#"["-itv/:/host"]"#,
+        r#"["-dtv", "/var/run/docker.sock:/s"]"#,
+        r#"["--mount=TYPE=BIND,source=/,target=/h"]"#,
+        r#"["--mount", "\"type=bind\",src=/,dst=/h"]"#,
+        r#"["--mount=src=/,dst=/h,type=Bind"]"#,
+        r#"["--mount=type=devpts,target=/dev/pts2"]"#,
+        r#"["--rootfs", "/"]"#,
+        r#"["--env-host"]"#,
     ] {
         let json = format!(
             "{{ \"image\": \"x\", \"runArgs\": [\"--init\", {} ] }}",
