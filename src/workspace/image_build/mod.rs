@@ -277,8 +277,14 @@ pub fn prepare(
         labels,
         network: of.network(),
     };
+    // The engine's lines carry what the repo's `RUN` steps print: shown
+    // escaped, as everything of the repo's on the terminal.
     let echo = |line: &str| {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            crate::untrusted::shown_line(line)
+        );
     };
     let started = Instant::now();
     engine
