@@ -716,6 +716,12 @@ fn named_volumes_are_mounted_and_host_paths_refused() {
         ),
         ("\"source=x,target=/run/dual\"", "would hide"),
         ("\"source=x,target=/etc/passwd\"", "would hide"),
+        ("\"source=x,target=/etc//passwd\"", "would hide"),
+        ("\"source=x,target=/etc/./group\"", "would hide"),
+        (
+            "\"source=x,target=/etc/ssl/dual-host-ca-certificates.crt\"",
+            "would hide",
+        ),
         (
             "\"source=x,target=/y\", \"source=z,target=/y\"",
             "two mounts at `/y`",
