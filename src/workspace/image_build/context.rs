@@ -461,6 +461,16 @@ impl Walk<'_> {
                     self.hasher.update(size.to_le_bytes());
                     self.file(std::fs::File::from(fd), size, &path, mode)?;
                 }
+                // The Dockerfile and `.dockerignore` were read as files;
+                // one made a link since would be followed by the engine.
+                FileType::Symlink if kept => {
+                    return Err(WalkError::Io(
+                        path.clone(),
+                        std::io::Error::other(
+                            "it is a symbolic link now; dual does not follow links",
+                        ),
+                    ));
+                }
                 FileType::Symlink if !excluded && reach != Reach::Outside => {
                     // A link the Dockerfile names (or must go through) would
                     // be followed by the engine: refused, never read.
@@ -1056,5 +1066,38 @@ mod tests {
             1000 + 20 * 2 + 3,
             "files, directories, the two kept"
         );
+    }
+
+    #[test]
+    fn a_dockerfile_or_dockerignore_made_a_link_after_it_was_read_is_refused() {
+        for (name, dockerfile) in [
+            (".dockerignore", "FROM x\nCOPY . /app\n"),
+            ("Dockerfile", "FROM x\nCOPY app.txt /app\n"),
+        ] {
+            let clone = clone();
+            let path = clone.path();
+            std::fs::write(path.join("ctx/Dockerfile"), dockerfile).unwrap();
+            std::fs::write(path.join("ctx/.dockerignore"), "*.log\n").unwrap();
+            let secret = path.join("secret");
+            std::fs::write(&secret, "the user's secret\n").unwrap();
+            let ctx = build("ctx");
+            let context = Context::new(path, &ECHO, &ctx).unwrap();
+            // The workspace's container swaps it for a link meanwhile.
+            std::fs::remove_file(path.join("ctx").join(name)).unwrap();
+            symlink(&secret, path.join("ctx").join(name)).unwrap();
+            let copy = tempfile::tempdir().unwrap();
+            let refused = context
+                .digest(Some(copy.path()))
+                .map(|digested| digested.hash)
+                .unwrap_err();
+            assert!(
+                matches!(refused, ImageBuildError::Read { .. }),
+                "{name}: {refused}"
+            );
+            assert!(
+                !copy.path().join(name).exists(),
+                "{name}: nothing in the copy leads to the secret"
+            );
+        }
     }
 }
