@@ -235,7 +235,8 @@ impl Engine {
         echo: Option<&dyn Fn(&str)>,
     ) -> Result<(), BuildError> {
         let buildkit = self.kind == EngineKind::Docker && self.has_buildx();
-        let mut cmd = self.cmd(spec.argv(buildkit).map_err(EngineError::from)?);
+        let argv = spec.argv(buildkit).map_err(EngineError::from)?;
+        let mut cmd = self.cmd(super::without_host_proxy(self.kind, argv));
         if self.kind == EngineKind::Docker && !buildkit {
             // Without buildx the CLI warns that BuildKit is missing; the
             // legacy builder builds a Dockerfile as well.

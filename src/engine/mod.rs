@@ -339,6 +339,7 @@ impl Engine {
     fn make_container(&self, args: Vec<OsString>) -> Result<String, EngineError> {
         // Not cancelled by Ctrl-C: a `run` killed half-way can leave a
         // container that appears only after cleanup has looked.
+        let args = without_host_proxy(self.kind, args);
         let cmd = self.cmd(args).timeout(RUN_TIMEOUT).uncancellable();
         let output = self.run(&cmd)?;
         Ok(output
@@ -708,6 +709,20 @@ fn only_missing_objects(stderr: &str) -> bool {
         })
 }
 
+/// `args` of a `run`, `create` or `build`, so that the engine hands the
+/// container none of the host's proxy variables. Podman passes the host's
+/// `http_proxy`, `HTTPS_PROXY`, … to every container and every build step
+/// unless told not to (`--http-proxy`, on by default); docker does not. A
+/// proxy's URL may hold the user's credentials, and the container (a
+/// build's `RUN` step too) is the repo's: nothing of the host's environment
+/// reaches it unless dual passes it on purpose.
+pub(crate) fn without_host_proxy(kind: EngineKind, mut args: Vec<OsString>) -> Vec<OsString> {
+    if kind == EngineKind::Podman && !args.is_empty() {
+        args.insert(1, "--http-proxy=false".into());
+    }
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -759,5 +774,20 @@ mod tests {
             error.to_string(),
             "`nosuch` is not a container engine dual knows (from DUAL_ENGINE)"
         );
+    }
+
+    #[test]
+    fn podman_hands_a_container_none_of_the_host_s_proxy_variables() {
+        let args = |kind| {
+            without_host_proxy(kind, vec!["run".into(), "--detach".into()])
+                .into_iter()
+                .map(|arg| arg.into_string().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            args(EngineKind::Podman),
+            ["run", "--http-proxy=false", "--detach"]
+        );
+        assert_eq!(args(EngineKind::Docker), ["run", "--detach"]);
     }
 }

@@ -68,7 +68,10 @@ impl Engine {
     /// returns what it printed, whatever its status; one cut short is
     /// removed: see the module's doc.
     pub fn run_one_off(&self, one_off: OneOff) -> Result<Output, EngineError> {
-        let args = one_off_args(&one_off.spec, std::process::id())?;
+        let args = super::without_host_proxy(
+            self.kind(),
+            one_off_args(&one_off.spec, std::process::id())?,
+        );
         let mut cmd = self.cmd(args).timeout(one_off.timeout);
         if !one_off.interruptible {
             cmd = cmd.uncancellable();

@@ -254,7 +254,8 @@ fn report_notes(config: &Config, printer: &Printer) {
     }
     if printer.verbosity() == crate::printer::Verbosity::Verbose {
         for note in notes {
-            printer.out(format!("note: {note}"));
+            // One line each, whatever file's text it quotes.
+            printer.out(format!("note: {}", crate::untrusted::shown_line(note)));
         }
         return;
     }

@@ -100,13 +100,35 @@ fn host_trust_from(
 }
 
 /// `path` resolved to a regular file of bundle size that `--mount` can
-/// name.
+/// name and that holds certificates, nothing secret.
+///
+/// Only an absolute path: a relative one names a file relative to wherever
+/// dual runs, which is often a workspace's clone, where the repo could
+/// have put `ca.pem -> ~/.ssh/id_rsa` (and a tool inside would not read it
+/// from there anyway). A file with a private key in it is not a CA bundle:
+/// it is not handed to a container the repo controls.
 fn usable(path: &Path) -> Option<PathBuf> {
+    if !path.is_absolute() {
+        return None;
+    }
     let real = std::fs::canonicalize(path).ok()?;
     let metadata = std::fs::metadata(&real).ok()?;
     let fits = metadata.is_file() && metadata.len() > 0 && metadata.len() <= MAX_BUNDLE_BYTES;
     let plain = crate::engine::spec::check_mount_field("CA bundle", &real).is_ok();
-    (fits && plain).then_some(real)
+    (fits && plain && holds_only_certificates(&real)).then_some(real)
+}
+
+/// Whether the PEM file at `path` holds a certificate and no private key.
+fn holds_only_certificates(path: &Path) -> bool {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    let read = std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_BUNDLE_BYTES).read_to_end(&mut text));
+    if read.is_err() {
+        return false;
+    }
+    let holds = |words: &[u8]| text.windows(words.len()).any(|window| window == words);
+    holds(b"-----BEGIN CERTIFICATE-----") && !holds(b"PRIVATE KEY-----")
 }
 
 /// Mounts the host's CA bundle read-only into `spec` and points the usual
@@ -193,11 +215,59 @@ mod tests {
     fn a_bundle_whose_path_would_add_mount_fields_is_not_passed() {
         let dir = tempfile::tempdir().unwrap();
         let bundle = dir.path().join("a,type=bind,source=.crt");
-        std::fs::write(&bundle, "x").unwrap();
+        std::fs::write(&bundle, "-----BEGIN CERTIFICATE-----\n").unwrap();
         assert_eq!(
             host_trust_from(None, &env(&[("SSL_CERT_FILE", &bundle)]), &[]),
             None
         );
+    }
+
+    #[test]
+    fn a_relative_path_or_a_file_with_a_key_is_never_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("id_rsa");
+        std::fs::write(
+            &secret,
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Blbn\n-----END OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let bundle = dir.path().join("bundle.crt");
+        std::fs::write(&bundle, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        // A clone's `certs/ca.pem -> ~/.ssh/id_rsa`, named relative to
+        // where dual runs (a variable set to `certs/ca.pem`, dual run in
+        // the clone): relative to this process's directory, whatever it is,
+        // it names the file.
+        let up = "../".repeat(std::env::current_dir().unwrap().components().count());
+        let relative = |file: &Path| PathBuf::from(&up).join(file.strip_prefix("/").unwrap());
+        assert!(relative(&bundle).canonicalize().is_ok());
+        for variable in ["SSL_CERT_FILE", "PIP_CERT"] {
+            assert_eq!(
+                host_trust_from(None, &env(&[(variable, &relative(&bundle))]), &[]),
+                None,
+                "a relative {variable}"
+            );
+        }
+        assert_eq!(
+            host_trust_from(Some(relative(&bundle).into()), &env(&[]), &[]),
+            None,
+            "a relative DUAL_CA_BUNDLE"
+        );
+        // A key, or a bundle with one, named absolutely: not passed either.
+        let mixed = dir.path().join("mixed.pem");
+        std::fs::write(
+            &mixed,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIIE\n",
+        )
+        .unwrap();
+        for file in [&secret, &mixed] {
+            assert_eq!(
+                host_trust_from(None, &env(&[("SSL_CERT_FILE", file)]), &[]),
+                None,
+                "{file:?}"
+            );
+        }
+        let chosen = host_trust_from(None, &env(&[("SSL_CERT_FILE", &bundle)]), &[]).unwrap();
+        assert_eq!(chosen.bundle, bundle.canonicalize().unwrap());
     }
 
     #[test]

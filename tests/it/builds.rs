@@ -391,3 +391,66 @@ fn a_hostile_build_is_refused_before_anything_is_built() {
         assert!(env.containers().is_empty());
     });
 }
+
+/// A build's `RUN` steps get none of the host's environment: not its
+/// secrets, not a proxy URL with the user's credentials in it (which
+/// podman passes on by itself unless told not to).
+#[test]
+fn a_build_step_sees_none_of_the_host_s_environment() {
+    each_engine("build env", |kind| {
+        let dockerfile = "FROM dual-test:latest\nRUN env > /build-env\n";
+        let env = repo(
+            kind,
+            "build = { dockerfile = \"Dockerfile\" }\nports = []\n",
+            &[("Dockerfile", dockerfile)],
+        );
+        let _images = BuiltImages(&env);
+        env.ok(&["create", "main"]);
+        let launched = env
+            .cmd(&["launch", &env.name("main")])
+            .env("AWS_SECRET_ACCESS_KEY", "hunter2")
+            .env("HTTPS_PROXY", "http://me:hunter2@proxy.invalid:3128")
+            .env("http_proxy", "http://me:hunter2@proxy.invalid:3128")
+            .output()
+            .unwrap();
+        assert!(launched.status.success(), "{}", transcript(&launched));
+        let seen = inside(&env, "main", "cat /build-env; echo; env");
+        assert!(seen.contains("PATH="), "{seen}");
+        assert!(!seen.contains("hunter2"), "{seen}");
+    });
+}
+
+/// On a terminal the engine's build output is shown as it comes, and what
+/// the repo's `RUN` steps print in it reaches the terminal escaped: an
+/// escape sequence there would retitle the window or rewrite what dual
+/// printed.
+#[test]
+fn a_build_step_s_escape_sequences_reach_the_terminal_escaped() {
+    if dual::process::find_on_path("script").is_none() {
+        eprintln!("!!!!! SKIPPED build output on a terminal: no `script` (util-linux) on PATH");
+        return;
+    }
+    each_engine("build on a terminal", |kind| {
+        let dockerfile = "FROM dual-test:latest\nRUN printf 'step says \\033]0;pwned\\007 and \\033[2J done\\n'\n";
+        let env = repo(
+            kind,
+            "build = { dockerfile = \"Dockerfile\" }\nports = []\n",
+            &[("Dockerfile", dockerfile)],
+        );
+        let _images = BuiltImages(&env);
+        env.ok(&["create", "main"]);
+        let line = format!("{} launch {}", dual_path().display(), env.name("main"));
+        let output = env
+            .command("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{shown}");
+        assert!(shown.contains("step says"), "the build is shown: {shown}");
+        assert!(!shown.contains("\u{1b}]0;pwned"), "{shown:?}");
+        assert!(!shown.contains("\u{1b}[2J"), "{shown:?}");
+        assert!(shown.contains("\\u{1b}]0;pwned"), "{shown:?}");
+    });
+}

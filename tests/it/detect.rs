@@ -165,9 +165,13 @@ fn path_comes_first_and_env_expands_without_the_host_s_variables() {
         env.git(&source, &["commit", "-qm", "a tool"]);
         env.ok(&["create", "pe"]);
         let name = env.name("pe");
+        // A proxy's URL with the user's credentials: podman would pass it
+        // on by itself.
         let launched = env
             .cmd(&["launch", "pe"])
             .env("AWS_SECRET_ACCESS_KEY", "hunter2")
+            .env("HTTPS_PROXY", "http://me:hunter2@proxy.invalid:3128")
+            .env("http_proxy", "http://me:hunter2@proxy.invalid:3128")
             .output()
             .unwrap();
         assert!(launched.status.success(), "{launched:?}");
@@ -190,6 +194,7 @@ fn path_comes_first_and_env_expands_without_the_host_s_variables() {
             .cmd(&["run", "--", "hello"])
             .current_dir(&clone)
             .env("AWS_SECRET_ACCESS_KEY", "hunter2")
+            .env("HTTPS_PROXY", "http://me:hunter2@proxy.invalid:3128")
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&run.stdout), greeting, "{run:?}");

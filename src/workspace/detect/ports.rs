@@ -21,17 +21,22 @@ pub fn in_command(words: &[&str]) -> Option<u16> {
 pub fn in_js(source: &str) -> Option<u16> {
     let lower = source.to_ascii_lowercase();
     let bytes = lower.as_bytes();
-    let mut at = 0;
-    while let Some(found) = find_either(&lower[at..], "listen(", "port") {
-        let start = at + found;
-        let listen = lower[start..].starts_with("listen(");
+    // Every place either word starts, in order, found in one pass each: a
+    // search for the next of either from each place found was a pass per
+    // place (a file full of `port` took a minute).
+    let mut places: Vec<(usize, bool)> = lower
+        .match_indices("listen(")
+        .map(|(start, _)| (start, true))
+        .chain(lower.match_indices("port").map(|(start, _)| (start, false)))
+        .collect();
+    places.sort_unstable();
+    for (start, listen) in places {
         let after = start
             + if listen {
                 "listen(".len()
             } else {
                 "port".len()
             };
-        at = after;
         let mut i = after;
         if !listen {
             // A word of its own or a camel-case part (`PORT`, `serverPort`),
@@ -95,13 +100,6 @@ pub fn in_address(source: &str) -> Option<u16> {
         }
     }
     None
-}
-
-fn find_either(text: &str, a: &str, b: &str) -> Option<usize> {
-    match (text.find(a), text.find(b)) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, y) => x.or(y),
-    }
 }
 
 fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
@@ -171,6 +169,24 @@ mod tests {
             ("", None),
         ] {
             assert_eq!(in_js(source), port, "{source}");
+        }
+    }
+
+    #[test]
+    fn a_source_full_of_the_words_is_read_in_one_pass() {
+        // A repo's `server.js` at detection's size limit, every word of it
+        // one the reading stops at; and one whose last line names a port.
+        for word in ["port ", "xport ", "listen( ", "portport "] {
+            let mut source = word.repeat(512 * 1024 / word.len());
+            let started = std::time::Instant::now();
+            assert_eq!(in_js(&source), None, "{word}");
+            source.push_str("\napp.listen(4321)");
+            assert_eq!(in_js(&source), Some(4321), "{word}");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{word}: {:?}",
+                started.elapsed()
+            );
         }
     }
 

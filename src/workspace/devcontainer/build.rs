@@ -69,7 +69,8 @@ impl Reader<'_> {
                 for (name, value) in entries {
                     let Value::String(value) = value else {
                         return Err(format!(
-                            "`build.args.{name}` is {}, not a string",
+                            "`build.args.{}` is {}, not a string",
+                            name.escape_debug(),
                             kind(value)
                         ));
                     };

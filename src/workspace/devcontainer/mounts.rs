@@ -43,7 +43,8 @@ pub(super) fn mounts(reader: &mut Reader, value: &Value) -> Result<Vec<Volume>, 
                 for (name, value) in entries {
                     let Value::String(value) = value else {
                         return Err(format!(
-                            "`mounts`: `{name}` is {}, not a string",
+                            "`mounts`: `{}` is {}, not a string",
+                            name.escape_debug(),
                             kind(value)
                         ));
                     };
@@ -162,10 +163,13 @@ fn check_target(reader: &Reader, target: &str) -> Result<(), String> {
     let home = crate::paths::user_home();
     let hides = |mounted: &Path| mounted.starts_with(target_path);
     let in_git = target_path.starts_with(clone.join(".git"));
+    // Compared as paths: `/etc//passwd` is `/etc/passwd` to the engine.
     let dual_own = ["/run/dual", super::super::services::LOG_MOUNT]
         .iter()
         .any(|own| target_path.starts_with(own))
-        || matches!(target, "/etc/passwd" | "/etc/group");
+        || ["/etc/passwd", "/etc/group", crate::workspace::trust::MOUNT]
+            .iter()
+            .any(|file| target_path == Path::new(file));
     if hides(clone) || hides(&home) || in_git || dual_own {
         return Err(format!(
             "`mounts`: a volume at `{}` would hide what dual mounts there (the clone, its `.git`, your home or dual's own files)",

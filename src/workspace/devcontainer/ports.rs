@@ -86,7 +86,8 @@ pub(super) fn attributes(reader: &mut Reader, value: &Value) -> Result<(), Strin
     for (key, attributes) in entries {
         let Value::Object(attributes) = attributes else {
             return Err(format!(
-                "`portsAttributes.{key}` is {}, not an object",
+                "`portsAttributes.{}` is {}, not an object",
+                key.escape_debug(),
                 kind(attributes)
             ));
         };

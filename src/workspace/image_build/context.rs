@@ -13,6 +13,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
+use super::budget::{Budget, MAX_MATCH_STEPS};
 use super::dockerfile::{self, Source, Uses};
 use super::ignore::Ignore;
 use super::selection::{self, Reach};
@@ -167,6 +168,15 @@ impl<'a> Context<'a> {
     /// Hashes the context (and copies it into `copy_to`, when given): all
     /// of it, or only what the Dockerfile takes.
     pub(super) fn digest(&self, copy_to: Option<&Path>) -> Result<Digested, ImageBuildError> {
+        self.digest_within(copy_to, Budget::new(MAX_MATCH_STEPS))
+    }
+
+    /// `digest`, matching paths with the work `budget` gives.
+    fn digest_within(
+        &self,
+        copy_to: Option<&Path>,
+        budget: Budget,
+    ) -> Result<Digested, ImageBuildError> {
         let root =
             open_context(self.clone, &self.relative).map_err(|why| ImageBuildError::Context {
                 of: self.of.clone(),
@@ -204,6 +214,7 @@ impl<'a> Context<'a> {
             visited: 0,
             copy_to,
             directories: Vec::new(),
+            budget,
         };
         put(&mut walk.hasher, format);
         walk.run(root).map_err(|error| match error {
@@ -233,6 +244,15 @@ impl<'a> Context<'a> {
                 of: self.of.clone(),
                 path: self.clone.join(&self.relative).join(path),
                 source,
+            },
+            WalkError::TooCostly => ImageBuildError::TooCostly {
+                of: self.of.clone(),
+                context: self.shown.clone(),
+                patterns: self.ignore.len(),
+                sources: sources.map_or(0, <[Source]>::len),
+            },
+            WalkError::Interrupted => ImageBuildError::Interrupted {
+                of: self.of.clone(),
             },
         })?;
         let mut hasher = walk.hasher;
@@ -307,6 +327,10 @@ enum WalkError {
     /// A link that a source names or passes through.
     Link(Source),
     Io(PathBuf, std::io::Error),
+    /// Matching its paths took more than `MAX_MATCH_STEPS`.
+    TooCostly,
+    /// The user asked dual to stop.
+    Interrupted,
 }
 
 struct Walk<'a> {
@@ -326,6 +350,9 @@ struct Walk<'a> {
     /// Directories made in the copy, with their modes, set at the end (a
     /// read-only one must still take its files first).
     directories: Vec<(PathBuf, u32)>,
+    /// The matching work left: `.dockerignore` and the sources are the
+    /// repo's (see `budget`).
+    budget: Budget,
 }
 
 /// A directory being walked: its names, sorted, the next one last.
@@ -356,6 +383,10 @@ impl Walk<'_> {
             if self.visited > MAX_VISITED {
                 return Err(WalkError::TooLarge);
             }
+            // A large context takes a while: Ctrl-C ends it.
+            if crate::interrupt::requested() {
+                return Err(WalkError::Interrupted);
+            }
             let stat =
                 match rustix::fs::statat(&top.dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(stat) => stat,
@@ -366,13 +397,20 @@ impl Walk<'_> {
             let mode = stat.st_mode & 0o777;
             let kept = self.keep.contains(&path);
             let bytes = path.as_os_str().as_bytes();
-            let excluded = !kept && self.ignore.excludes(bytes);
+            let too_costly = |_| WalkError::TooCostly;
+            let excluded = !kept
+                && self
+                    .ignore
+                    .excludes(bytes, &mut self.budget)
+                    .map_err(too_costly)?;
             let reach = match self.sources {
                 None => Reach::Taken {
                     named: false,
                     source: 0,
                 },
-                Some(sources) => selection::reach(sources, bytes),
+                Some(sources) => {
+                    selection::reach(sources, bytes, &mut self.budget).map_err(too_costly)?
+                }
             };
             let taken = kept || matches!(reach, Reach::Taken { .. });
             match FileType::from_raw_mode(stat.st_mode) {
@@ -422,6 +460,16 @@ impl Walk<'_> {
                     put(&mut self.hasher, &mode.to_le_bytes());
                     self.hasher.update(size.to_le_bytes());
                     self.file(std::fs::File::from(fd), size, &path, mode)?;
+                }
+                // The Dockerfile and `.dockerignore` were read as files;
+                // one made a link since would be followed by the engine.
+                FileType::Symlink if kept => {
+                    return Err(WalkError::Io(
+                        path.clone(),
+                        std::io::Error::other(
+                            "it is a symbolic link now; dual does not follow links",
+                        ),
+                    ));
                 }
                 FileType::Symlink if !excluded && reach != Reach::Outside => {
                     // A link the Dockerfile names (or must go through) would
@@ -545,6 +593,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     use super::*;
+    use crate::error::Hint as _;
 
     fn build(context: &str) -> Build {
         Build {
@@ -928,6 +977,7 @@ mod tests {
             visited: 0,
             copy_to: None,
             directories: Vec::new(),
+            budget: Budget::new(MAX_MATCH_STEPS),
         };
         let root = open_context(clone.path(), Path::new("ctx")).unwrap();
         assert!(matches!(walk.run(root), Err(WalkError::TooLarge)));
@@ -939,10 +989,115 @@ mod tests {
         };
         let text = error.to_string();
         assert!(text.contains("`ctx`") && text.contains("3 MiB"), "{text}");
+        assert!(error.hint().unwrap().contains(".dockerignore"));
+    }
+
+    /// A hostile `.dockerignore`: thousands of patterns of many `*`, each
+    /// matching all of a path but its first byte (so every row of the
+    /// table is filled), over a context of many files.
+    fn costly_clone(patterns: usize, files: usize) -> tempfile::TempDir {
+        let clone = tempfile::tempdir().unwrap();
+        let ctx = clone.path().join("ctx");
+        std::fs::create_dir_all(ctx.join("d")).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM x\nCOPY . /app\n").unwrap();
+        let mut ignore = String::from("!keep\n");
+        for _ in 0..patterns {
+            ignore.push_str("q*a*a*a*a*a*a*a*a*a*a*a*a\n");
+        }
+        std::fs::write(ctx.join(".dockerignore"), ignore).unwrap();
+        for i in 0..files {
+            let name = format!("{i:05}{}", "a".repeat(60));
+            std::fs::write(ctx.join("d").join(name), "x").unwrap();
+        }
+        clone
+    }
+
+    #[test]
+    fn a_dockerignore_that_costs_too_much_is_refused_in_bounded_time() {
+        let clone = costly_clone(2000, 200);
+        let build = build("ctx");
+        let context = Context::new(clone.path(), &ECHO, &build).unwrap();
+        let started = std::time::Instant::now();
+        let refused = context
+            .digest_within(None, Budget::new(50_000_000))
+            .map(|digested| digested.hash)
+            .unwrap_err();
         assert!(
-            crate::error::Hint::hint(&error)
-                .unwrap()
-                .contains(".dockerignore")
+            matches!(refused, ImageBuildError::TooCostly { patterns: 2001, .. }),
+            "{refused}"
         );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+        let text = refused.to_string();
+        assert!(text.contains("`.dockerignore` (2001 patterns)"), "{text}");
+        assert!(refused.hint().unwrap().contains("shorten"), "{text}");
+    }
+
+    #[test]
+    fn an_ordinary_dockerignore_over_a_large_context_costs_little_of_the_bound() {
+        let clone = tempfile::tempdir().unwrap();
+        let ctx = clone.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM x\nCOPY . /app\n").unwrap();
+        std::fs::write(
+            ctx.join(".dockerignore"),
+            "# the usual\n.git\nnode_modules\n**/__pycache__\n*.pyc\n*.log\n.env*\n!.env.example\n\
+             dist/\nbuild/\ncoverage/\n**/*.tmp\ndocs/**/*.md\n!docs/README.md\n.venv\ntarget\n",
+        )
+        .unwrap();
+        for dir in 0..20 {
+            let dir = ctx.join(format!("src/module{dir}/sub"));
+            std::fs::create_dir_all(&dir).unwrap();
+            for file in 0..50 {
+                std::fs::write(dir.join(format!("file_{file}.py")), "x").unwrap();
+            }
+        }
+        let build = build("ctx");
+        let context = Context::new(clone.path(), &ECHO, &build).unwrap();
+        // 1,000 files, a hundredth of the largest context dual builds: a
+        // tenth of a hundredth of the bound is plenty.
+        let budget = MAX_MATCH_STEPS / 100 / 10;
+        let digested = context.digest_within(None, Budget::new(budget)).unwrap();
+        assert_eq!(
+            digested.files,
+            1000 + 20 * 2 + 3,
+            "files, directories, the two kept"
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_or_dockerignore_made_a_link_after_it_was_read_is_refused() {
+        for (name, dockerfile) in [
+            (".dockerignore", "FROM x\nCOPY . /app\n"),
+            ("Dockerfile", "FROM x\nCOPY app.txt /app\n"),
+        ] {
+            let clone = clone();
+            let path = clone.path();
+            std::fs::write(path.join("ctx/Dockerfile"), dockerfile).unwrap();
+            std::fs::write(path.join("ctx/.dockerignore"), "*.log\n").unwrap();
+            let secret = path.join("secret");
+            std::fs::write(&secret, "the user's secret\n").unwrap();
+            let ctx = build("ctx");
+            let context = Context::new(path, &ECHO, &ctx).unwrap();
+            // The workspace's container swaps it for a link meanwhile.
+            std::fs::remove_file(path.join("ctx").join(name)).unwrap();
+            symlink(&secret, path.join("ctx").join(name)).unwrap();
+            let copy = tempfile::tempdir().unwrap();
+            let refused = context
+                .digest(Some(copy.path()))
+                .map(|digested| digested.hash)
+                .unwrap_err();
+            assert!(
+                matches!(refused, ImageBuildError::Read { .. }),
+                "{name}: {refused}"
+            );
+            assert!(
+                !copy.path().join(name).exists(),
+                "{name}: nothing in the copy leads to the secret"
+            );
+        }
     }
 }

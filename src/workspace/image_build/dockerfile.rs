@@ -79,6 +79,7 @@ pub(super) fn analyse(text: &str) -> Result<Analysis, Outside> {
         Err(why) => return everything(why, bases),
     };
     let mut stages: BTreeSet<String> = BTreeSet::new();
+    let mut named: BTreeSet<String> = BTreeSet::new();
     let mut sources = Vec::new();
     for (line, instruction) in instructions(text, escape, first_line) {
         let (keyword, rest) = split_word(&instruction);
@@ -94,7 +95,12 @@ pub(super) fn analyse(text: &str) -> Result<Analysis, Outside> {
                     continue;
                 };
                 let earlier_stage = stages.contains(&image.to_ascii_lowercase());
-                if image != "scratch" && !image.contains('$') && !earlier_stage {
+                // Each once: every one is an engine call (see the parent).
+                if image != "scratch"
+                    && !image.contains('$')
+                    && !earlier_stage
+                    && named.insert(image.to_owned())
+                {
                     bases.push(image.to_owned());
                 }
                 if words.len() >= 3 && words[1].eq_ignore_ascii_case("as") {

@@ -29,6 +29,17 @@ pub enum ImageBuildError {
         files: u64,
         bytes: u64,
     },
+    #[error(
+        "{of}: matching the build context `{context}` against its `.dockerignore` ({patterns} patterns) and its Dockerfile's {sources} `COPY`/`ADD` sources takes more work than dual gives a build"
+    )]
+    TooCostly {
+        of: Owner,
+        context: String,
+        patterns: usize,
+        sources: usize,
+    },
+    #[error("{of}: interrupted while reading its build context")]
+    Interrupted { of: Owner },
     #[error("{of}: could not read `{}` of its build context", .path.display())]
     Read {
         of: Owner,
@@ -143,7 +154,10 @@ impl Hint for ImageBuildError {
             ImageBuildError::TooLarge { context, .. } => Some(format!(
                 "leave out what the image does not need with a `.dockerignore` in `{context}` (e.g. `node_modules`, `.git`, build output)"
             )),
-            ImageBuildError::Read { .. } => None,
+            ImageBuildError::TooCostly { context, .. } => Some(format!(
+                "a `.dockerignore` needs a few lines, each a path or a simple pattern: shorten the one in `{context}` (or the Dockerfile's list of sources), or narrow `build.context`"
+            )),
+            ImageBuildError::Read { .. } | ImageBuildError::Interrupted { .. } => None,
             ImageBuildError::Invalid { of, .. } => Some(fix(of).to_owned()),
             ImageBuildError::Source { why, .. } if why.contains("link") => Some(
                 "dual reads the repo without following links: `COPY` the file itself (inside the context), not a link to it".into(),
@@ -167,6 +181,7 @@ impl Hint for ImageBuildError {
         match self {
             ImageBuildError::Engine { source, .. } => source.is_interrupted(),
             ImageBuildError::Waiting { interrupted, .. } => *interrupted,
+            ImageBuildError::Interrupted { .. } => true,
             _ => false,
         }
     }

@@ -1,6 +1,8 @@
 //! `.dockerignore`, matched as docker matches it: see the parent
 //! module's doc for what is supported.
 
+use super::budget::{Budget, Exhausted};
+
 /// `.dockerignore`'s patterns, matched as docker matches them.
 #[derive(Debug, Default)]
 pub(super) struct Ignore {
@@ -53,24 +55,40 @@ impl Ignore {
         ignore
     }
 
+    /// How many patterns it has.
+    pub(super) fn len(&self) -> usize {
+        self.patterns.len()
+    }
+
     /// Whether `path` (relative to the context) is left out: the last
-    /// pattern that matches it or a directory above it decides.
-    pub(super) fn excludes(&self, path: &[u8]) -> bool {
+    /// pattern that matches it or a directory above it decides. The work
+    /// is taken from `budget`.
+    pub(super) fn excludes(&self, path: &[u8], budget: &mut Budget) -> Result<bool, Exhausted> {
         let mut excluded = false;
         for pattern in &self.patterns {
             if pattern.exception != excluded {
                 continue;
             }
-            let above = path
+            let mut ends = path
                 .iter()
                 .enumerate()
                 .filter(|(_, byte)| **byte == b'/')
-                .any(|(at, _)| matches(&pattern.tokens, &path[..at]));
-            if above || matches(&pattern.tokens, path) {
+                .map(|(at, _)| at)
+                .chain([path.len()]);
+            // A directory above it, or the path itself.
+            let matched = ends.try_fold(false, |found, end| {
+                if found {
+                    return Ok(true);
+                }
+                let (matched, steps) = matches(&pattern.tokens, &path[..end]);
+                budget.spend(steps)?;
+                Ok(matched)
+            })?;
+            if matched {
                 excluded = !pattern.exception;
             }
         }
-        excluded
+        Ok(excluded)
     }
 }
 
@@ -121,17 +139,23 @@ fn tokens(pattern: &str) -> Vec<Token> {
     tokens
 }
 
-/// Whether `tokens` match all of `path`: a table over positions, so a
-/// pattern of many `*` takes time in proportion to its length times the
-/// path's, never more.
-fn matches(tokens: &[Token], path: &[u8]) -> bool {
+/// Whether `tokens` match all of `path`, and the cells of the table that
+/// took: a table over positions, so a pattern of many `*` takes time in
+/// proportion to its length times the path's, never more, and it stops at
+/// the first token that matches nowhere (most patterns, most paths: one
+/// row).
+fn matches(tokens: &[Token], path: &[u8]) -> (bool, u64) {
     let len = path.len();
+    let row = len as u64 + 1;
+    let mut steps = row;
     // `next[j]`: the tokens after this one match `path[j..]`.
     let mut next: Vec<bool> = (0..=len).map(|j| j == len).collect();
     let mut here = vec![false; len + 1];
     for token in tokens.iter().rev() {
+        steps += row;
         // For `Dirs`: some k > j with path[k-1] == '/' and next[k].
         let mut slash_then_rest = false;
+        let mut anywhere = false;
         for j in (0..=len).rev() {
             let byte = path.get(j).copied();
             here[j] = match *token {
@@ -146,10 +170,14 @@ fn matches(tokens: &[Token], path: &[u8]) -> bool {
                     next[j] || slash_then_rest
                 }
             };
+            anywhere |= here[j];
+        }
+        if !anywhere {
+            return (false, steps);
         }
         std::mem::swap(&mut next, &mut here);
     }
-    next[0]
+    (next[0], steps)
 }
 
 #[cfg(test)]
@@ -158,12 +186,17 @@ mod tests {
 
     use super::*;
 
+    /// Whether `ignore` excludes `path`, with all the work it takes.
+    fn excluded_by(ignore: &Ignore, path: &[u8]) -> bool {
+        ignore.excludes(path, &mut Budget::new(u64::MAX)).unwrap()
+    }
+
     #[test]
     fn dockerignore_patterns_match_as_docker_s() {
         let ignore = Ignore::parse(
             "# comment\n\n*.log\n/build\n**/tmp\ndocs/**\n!docs/keep.md\nsrc/*/gen?.rs\n  spaced  \n",
         );
-        let excluded = |path: &str| ignore.excludes(path.as_bytes());
+        let excluded = |path: &str| excluded_by(&ignore, path.as_bytes());
         assert!(excluded("a.log"));
         assert!(!excluded("dir/a.log"), "`*` stays in one component");
         assert!(excluded("build"));
@@ -182,16 +215,16 @@ mod tests {
         assert!(ignore.has_exceptions);
 
         let last_wins = Ignore::parse("*\n!app\napp/secret\n");
-        assert!(last_wins.excludes(b"other"));
-        assert!(!last_wins.excludes(b"app"));
-        assert!(!last_wins.excludes(b"app/main.py"));
-        assert!(last_wins.excludes(b"app/secret"));
-        assert!(last_wins.excludes(b"app/secret/x"));
+        assert!(excluded_by(&last_wins, b"other"));
+        assert!(!excluded_by(&last_wins, b"app"));
+        assert!(!excluded_by(&last_wins, b"app/main.py"));
+        assert!(excluded_by(&last_wins, b"app/secret"));
+        assert!(excluded_by(&last_wins, b"app/secret/x"));
 
         let nothing = Ignore::parse("../outside\n.\n");
         assert!(nothing.patterns.is_empty());
         let everything = Ignore::parse("**\n");
-        assert!(everything.excludes(b"a/b/c"));
+        assert!(excluded_by(&everything, b"a/b/c"));
     }
 
     #[test]
@@ -199,7 +232,7 @@ mod tests {
         let pattern = tokens(&"*a".repeat(200));
         let path = "a".repeat(199) + "b";
         let started = Instant::now();
-        assert!(!matches(&pattern, path.as_bytes()));
+        assert!(!matches(&pattern, path.as_bytes()).0);
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

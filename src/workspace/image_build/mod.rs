@@ -75,6 +75,7 @@
 //! run one it just built): best effort, so disk does not fill up with every
 //! version of a Dockerfile; a failure to remove one is ignored.
 
+mod budget;
 mod context;
 mod dockerfile;
 mod error;
@@ -169,11 +170,11 @@ pub fn prepare(
 ) -> Result<String, ImageBuildError> {
     let mut context = Context::new(&workspace.path, of, build)?;
     if matches!(context.uses, Uses::Sources(_))
-        && let Some(base) = base_with_onbuild(engine, &context.bases)
+        && let Some(why) = onbuild_reason(&context.bases, |base| {
+            matches!(engine.image_has_onbuild(base), Ok(Some(true)))
+        })
     {
-        context.use_everything(format!(
-            "its base image `{base}` has ONBUILD triggers, which may copy any of it"
-        ));
+        context.use_everything(why);
     }
     let base = of.image_base(&workspace.repo);
     let tag_of = |digest: &Digested| {
@@ -276,8 +277,14 @@ pub fn prepare(
         labels,
         network: of.network(),
     };
+    // The engine's lines carry what the repo's `RUN` steps print: shown
+    // escaped, as everything of the repo's on the terminal.
     let echo = |line: &str| {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "{}",
+            crate::untrusted::shown_line(line)
+        );
     };
     let started = Instant::now();
     engine
@@ -301,13 +308,26 @@ pub fn prepare(
     Ok(tag)
 }
 
-/// The first of `bases` the engine has whose `ONBUILD` triggers would run
-/// in this build. One the engine cannot say about counts as without.
-fn base_with_onbuild<'b>(engine: &Engine, bases: &'b [String]) -> Option<&'b str> {
-    bases
-        .iter()
-        .find(|base| matches!(engine.image_has_onbuild(base), Ok(Some(true))))
-        .map(String::as_str)
+/// Base images looked at for `ONBUILD` triggers, an engine call each: a
+/// Dockerfile of thousands of `FROM` lines must not make thousands.
+const MAX_BASES_LOOKED_AT: usize = 16;
+
+/// Why the whole context counts because of the images the build starts
+/// from (`has_onbuild`: whether the engine has one with `ONBUILD`
+/// triggers, which would run in this build; one the engine cannot say
+/// about counts as without), if it does.
+fn onbuild_reason(bases: &[String], has_onbuild: impl Fn(&str) -> bool) -> Option<String> {
+    if bases.len() > MAX_BASES_LOOKED_AT {
+        return Some(format!(
+            "it starts from {} images, more than dual looks at for ONBUILD triggers ({MAX_BASES_LOOKED_AT})",
+            bases.len()
+        ));
+    }
+    let base = bases.iter().find(|base| has_onbuild(base))?;
+    Some(format!(
+        "its base image `{}` has ONBUILD triggers, which may copy any of it",
+        error::shown(base)
+    ))
 }
 
 /// The copy's Dockerfile is the one that was read: the clone's may have
@@ -468,5 +488,32 @@ mod tests {
         }
         .to_labels();
         assert_eq!(labels.get(REPO_LABEL).map(String::as_str), Some("shop"));
+    }
+
+    #[test]
+    fn a_dockerfile_of_many_bases_makes_no_engine_call_for_each() {
+        let many: Vec<String> = (0..10_000).map(|n| format!("base{n}")).collect();
+        let calls = std::cell::Cell::new(0);
+        let counted = |_: &str| {
+            calls.set(calls.get() + 1);
+            false
+        };
+        let why = onbuild_reason(&many, counted).unwrap();
+        assert!(why.contains("10000 images"), "{why}");
+        assert_eq!(calls.get(), 0);
+        let few: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        assert_eq!(onbuild_reason(&few, counted), None);
+        assert_eq!(calls.get(), 3);
+        let why = onbuild_reason(&few, |base| base == "b").unwrap();
+        assert!(why.contains("`b` has ONBUILD"), "{why}");
+        // The same base named again is looked at once; a Dockerfile at its
+        // size limit, all `FROM`, is read at once.
+        let text = "FROM a AS one\nFROM a\nFROM a AS two\n".repeat(1000);
+        let analysis = dockerfile::analyse(&text).unwrap();
+        assert_eq!(analysis.bases, ["a"]);
+        let text: String = (0..100_000).map(|n| format!("FROM b{n}\n")).collect();
+        let started = std::time::Instant::now();
+        assert_eq!(dockerfile::analyse(&text).unwrap().bases.len(), 100_000);
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
     }
 }

@@ -3,6 +3,7 @@
 //! (and so everything below it), `*` and `?` match within one path
 //! component, hidden files included.
 
+use super::budget::{Budget, Exhausted};
 use super::dockerfile::Source;
 
 /// Where a path of the context stands towards the sources.
@@ -21,16 +22,25 @@ pub(super) enum Reach {
 }
 
 /// Where `path` (relative to the context, `/`-separated) stands towards
-/// `sources`.
-pub(super) fn reach(sources: &[Source], path: &[u8]) -> Reach {
+/// `sources`; the work is taken from `budget`.
+pub(super) fn reach(
+    sources: &[Source],
+    path: &[u8],
+    budget: &mut Budget,
+) -> Result<Reach, Exhausted> {
     let components: Vec<&[u8]> = path.split(|byte| *byte == b'/').collect();
     let mut best = Reach::Outside;
     for (index, source) in sources.iter().enumerate() {
         let shared = source.parts.len().min(components.len());
-        let matching = source.parts[..shared]
-            .iter()
-            .zip(&components[..shared])
-            .all(|(pattern, name)| matches(pattern, name));
+        let mut matching = true;
+        for (pattern, name) in source.parts[..shared].iter().zip(&components[..shared]) {
+            let (matched, steps) = matches(pattern, name);
+            budget.spend(steps)?;
+            if !matched {
+                matching = false;
+                break;
+            }
+        }
         if !matching {
             continue;
         }
@@ -49,16 +59,19 @@ pub(super) fn reach(sources: &[Source], path: &[u8]) -> Reach {
             _ => best,
         };
     }
-    best
+    Ok(best)
 }
 
 /// Whether `pattern` (`*`: any bytes, `?`: one byte, else itself) matches
 /// all of `name`: the usual two-cursor walk, backing up to the last `*`,
 /// so that the time stays in proportion to the lengths' product at worst.
-fn matches(pattern: &[u8], name: &[u8]) -> bool {
+/// With the steps it took.
+fn matches(pattern: &[u8], name: &[u8]) -> (bool, u64) {
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
+    let mut steps = 1 + pattern.len() as u64;
     while n < name.len() {
+        steps += 1;
         match pattern.get(p) {
             Some(b'*') => {
                 star = Some((p, n));
@@ -74,11 +87,11 @@ fn matches(pattern: &[u8], name: &[u8]) -> bool {
                     n = star_n + 1;
                     star = Some((star_p, star_n + 1));
                 }
-                None => return false,
+                None => return (false, steps),
             },
         }
     }
-    pattern[p..].iter().all(|byte| *byte == b'*')
+    (pattern[p..].iter().all(|byte| *byte == b'*'), steps)
 }
 
 #[cfg(test)]
@@ -102,7 +115,8 @@ mod tests {
     #[test]
     fn a_source_takes_what_it_names_and_everything_below() {
         let taken = sources(&["app.py", "src", "conf/*.ini", "lib/?/x*"]);
-        let reach = |path: &str| reach(&taken, path.as_bytes());
+        let reach =
+            |path: &str| reach(&taken, path.as_bytes(), &mut Budget::new(u64::MAX)).unwrap();
         assert_eq!(
             reach("app.py"),
             Reach::Taken {
@@ -154,7 +168,7 @@ mod tests {
         // Named by one source beats below another's.
         let both = sources(&["a", "a/b"]);
         assert_eq!(
-            super::reach(&both, b"a/b"),
+            super::reach(&both, b"a/b", &mut Budget::new(u64::MAX)).unwrap(),
             Reach::Taken {
                 named: true,
                 source: 1
@@ -164,18 +178,18 @@ mod tests {
 
     #[test]
     fn patterns_match_within_one_component() {
-        assert!(matches(b"*", b"anything.txt"));
-        assert!(matches(b"*.txt", b".txt"));
-        assert!(matches(b"a*b*c", b"aXbYbZc"));
-        assert!(!matches(b"a*b*c", b"aXbYbZ"));
-        assert!(matches(b"a?c", b"abc"));
-        assert!(!matches(b"a?c", b"ac"));
-        assert!(matches(b"**", b""));
-        assert!(!matches(b"x", b""));
+        assert!(matches(b"*", b"anything.txt").0);
+        assert!(matches(b"*.txt", b".txt").0);
+        assert!(matches(b"a*b*c", b"aXbYbZc").0);
+        assert!(!matches(b"a*b*c", b"aXbYbZ").0);
+        assert!(matches(b"a?c", b"abc").0);
+        assert!(!matches(b"a?c", b"ac").0);
+        assert!(matches(b"**", b"").0);
+        assert!(!matches(b"x", b"").0);
         let pattern = b"*a".repeat(300);
         let name = [b"a".repeat(299), b"b".to_vec()].concat();
         let started = Instant::now();
-        assert!(!matches(&pattern, &name));
+        assert!(!matches(&pattern, &name).0);
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 }
