@@ -440,17 +440,31 @@ fn the_compose_file_gives_two_sidecars_and_skips_the_app() {
 /// The images a rootless user needs, in that user's own storage (where
 /// `scripts/sidecar-images` did not put them): copied from root's podman.
 fn load_for(user: &str) {
-    let present = "cd / && podman image exists postgres:16 && podman image exists redis:7 \
-                   && podman image exists dual-test-stack:latest";
-    let listed = std::process::Command::new("su")
-        .args([user, "-s", "/bin/sh", "-c", present])
-        .status()
-        .unwrap();
-    if listed.success() {
+    let id = |as_user: bool, image: &str| {
+        let inspect = format!("cd / && podman image inspect --format '{{{{.Id}}}}' {image}");
+        let output = if as_user {
+            std::process::Command::new("su")
+                .args([user, "-s", "/bin/sh", "-c", &inspect])
+                .output()
+        } else {
+            std::process::Command::new("sh")
+                .args(["-c", &inspect])
+                .output()
+        };
+        output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    // The same images, by id: a copy of older images (or one archive's
+    // first image under every name) would run the wrong program.
+    let current = [POSTGRES, REDIS, STACK]
+        .iter()
+        .all(|image| matches!((id(false, image), id(true, image)), (Ok(a), Ok(b)) if !a.is_empty() && a == b));
+    if current {
         return;
     }
+    // `-m`: each name is an image of its own (without it, podman writes the
+    // first image under every name).
     let script = format!(
-        "podman save {POSTGRES} {REDIS} {STACK} | su {user} -s /bin/sh -c 'cd / && podman load -q'"
+        "podman save -m {POSTGRES} {REDIS} {STACK} | su {user} -s /bin/sh -c 'cd / && podman load -q'"
     );
     let loaded = std::process::Command::new("sh")
         .args(["-c", &script])
