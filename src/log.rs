@@ -16,8 +16,15 @@ pub fn verbose() -> bool {
 
 pub fn debug(message: &str) {
     if verbose() {
-        eprintln!("[dual] {message}");
+        eprintln!("{}", debug_line(message));
     }
+}
+
+/// A debug line as the terminal gets it: the commands it shows carry a
+/// repo's text (a devcontainer.json's env values, its lifecycle commands),
+/// shown escaped as all of a repo's text is (see `untrusted`).
+fn debug_line(message: &str) -> String {
+    format!("[dual] {}", crate::untrusted::shown(message))
 }
 
 /// Where a long-running dual (the background proxy) writes its log: its
@@ -47,6 +54,18 @@ fn bound_file(fd: BorrowedFd<'_>, limit: u64) {
 mod tests {
     use std::io::Write;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn a_command_s_escape_sequences_are_logged_escaped() {
+        let line = super::debug_line(
+            "+ docker run '--env=A=v\u{1b}]0;pwned\u{7}\u{1b}[2J' -- image\n  exit status 0",
+        );
+        assert!(
+            !line.chars().any(|c| c.is_control() && c != '\n'),
+            "{line:?}"
+        );
+        assert!(line.contains("\\u{1b}]0;pwned"), "{line}");
+    }
 
     #[test]
     fn a_log_over_its_limit_starts_again() {
