@@ -78,7 +78,8 @@ pub fn detect(files: &RepoFiles) -> Option<Plan> {
     let table = |key: &str| pyproject.as_ref().and_then(|p| p.get(key)?.as_table());
     let poetry_project =
         table("tool").and_then(|tool| tool.get("poetry")).is_some() && table("project").is_none();
-    let venv = "python3 -m venv .venv";
+    // A seeded .venv is kept: `venv` over it would reinstall pip into it.
+    let venv = "[ -d .venv ] || python3 -m venv .venv";
     let (setup, setup_why) = if files.exists("uv.lock") {
         (
             format!(

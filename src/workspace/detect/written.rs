@@ -226,7 +226,7 @@ image = "python:3.11-bookworm"
 # Routed by the proxy before anything listens (others are found as they open).
 ports = [8000]
 # pip, from requirements.txt: run once, at a workspace's first launch, until it succeeds.
-setup = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+setup = "[ -d .venv ] || python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
 # Directories of the clone put first on PATH inside (`dual run`, setup, services).
 path = [".venv/bin"]
 # Copied from the parent workspace before setup, so that setup has little to do.
