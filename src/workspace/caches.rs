@@ -216,18 +216,7 @@ mod tests {
     use super::*;
 
     fn workspace() -> Workspace {
-        Workspace {
-            repo: "shop".into(),
-            branch: "main".into(),
-            label: "main".into(),
-            path: "/home/u/dual/shop/main".into(),
-            setup_done: false,
-            stopped: false,
-            routed: None,
-            data_from: None,
-            engine: None,
-            user: None,
-        }
+        Workspace::for_test("shop", "main", "/home/u/dual/shop/main")
     }
 
     fn env_of(spec: &RunSpec, name: &str) -> Option<String> {

@@ -419,18 +419,7 @@ mod tests {
     use super::*;
 
     fn workspace() -> Workspace {
-        Workspace {
-            repo: "shop".into(),
-            branch: "feat/auth".into(),
-            label: "feat-auth".into(),
-            path: "/home/u/dual/shop/feat-auth".into(),
-            setup_done: false,
-            stopped: false,
-            routed: None,
-            data_from: None,
-            engine: None,
-            user: None,
-        }
+        Workspace::for_test("shop", "feat/auth", "/home/u/dual/shop/feat-auth")
     }
 
     #[test]

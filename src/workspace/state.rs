@@ -130,6 +130,25 @@ pub struct Workspace {
     pub data_from: Option<String>,
 }
 
+#[cfg(test)]
+impl Workspace {
+    /// Branch `branch` of `repo`, cloned at `path`, as tests need one.
+    pub fn for_test(repo: &str, branch: &str, path: &str) -> Workspace {
+        Workspace {
+            repo: repo.into(),
+            branch: branch.into(),
+            label: branch.replace('/', "-"),
+            path: PathBuf::from(path),
+            setup_done: false,
+            stopped: false,
+            routed: None,
+            data_from: None,
+            engine: None,
+            user: None,
+        }
+    }
+}
+
 impl Workspace {
     /// `{repo}-{label}`: its hostname, container name stem and URL label.
     pub fn name(&self) -> String {
@@ -357,18 +376,11 @@ mod tests {
     }
 
     fn workspace(branch: &str) -> Workspace {
-        Workspace {
-            repo: "shop".into(),
-            branch: branch.into(),
-            label: branch.replace('/', "-"),
-            path: PathBuf::from(format!("/w/shop/{}", branch.replace('/', "-"))),
-            setup_done: false,
-            stopped: false,
-            routed: None,
-            data_from: None,
-            engine: None,
-            user: None,
-        }
+        Workspace::for_test(
+            "shop",
+            branch,
+            &format!("/w/shop/{}", branch.replace('/', "-")),
+        )
     }
 
     #[test]

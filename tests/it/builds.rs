@@ -21,37 +21,20 @@ RUN { cat /opt/one.txt; cat /proc/sys/kernel/random/uuid; \
 if grep -q eth0 /proc/net/dev; then echo network; else echo offline; fi; } > /opt/marker
 ";
 
-/// This env's built workspace images, as `dual-workspace/REPO:HASH`.
+/// This env's built images (see `workspaces::built_images`).
 fn built_tags(env: &TestEnv) -> Vec<String> {
-    let output = env.engine(&[
-        "image",
-        "ls",
-        "--filter",
-        "label=dual.kind=workspace-build",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-    ]);
-    assert!(output.status.success(), "{output:?}");
-    let wanted = format!("dual-workspace/{}:", env.repo);
-    let mut tags: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| line.trim().trim_start_matches("localhost/").to_owned())
-        .filter(|line| line.starts_with(&wanted))
-        .collect();
-    tags.sort();
-    tags.dedup();
-    tags
+    crate::workspaces::built_images(
+        env,
+        "workspace-build",
+        &format!("dual-workspace/{}:", env.repo),
+    )
 }
 
-/// Removes the env's built images when the test ends, passed or not
-/// (declared after the env, so dropped before its containers go: forced).
-struct BuiltImages<'a>(&'a TestEnv);
-
-impl Drop for BuiltImages<'_> {
-    fn drop(&mut self) {
-        for tag in built_tags(self.0) {
-            let _ = self.0.engine(&["image", "rm", "--force", &tag]);
-        }
+/// Removes this env's built images when the test ends.
+fn removed_at_end(env: &TestEnv) -> crate::workspaces::BuiltImages<'_> {
+    crate::workspaces::BuiltImages {
+        env,
+        built: built_tags,
     }
 }
 
@@ -125,7 +108,7 @@ fn one_image_serves_every_workspace_and_is_rebuilt_only_when_what_it_uses_change
                 ("other.txt", "not copied\n"),
             ],
         );
-        let _images = BuiltImages(&env);
+        let _images = removed_at_end(&env);
         let branches = ["main", "b", "c"];
         for branch in branches {
             env.ok(&["create", branch]);
@@ -241,7 +224,7 @@ fn a_failed_build_names_its_step_and_leaves_the_workspace_as_it_was() {
     each_engine("builds_fail", |kind: EngineKind| {
         let failing = "FROM dual-test:latest\nRUN echo about-to-fail && exit 3\n";
         let env = repo(kind, CONFIG, &[("Dockerfile", failing), ("one.txt", "x\n")]);
-        let _images = BuiltImages(&env);
+        let _images = removed_at_end(&env);
         env.ok(&["create", "main"]);
 
         // A first launch: nothing is left behind, the workspace stays lazy.
@@ -277,7 +260,7 @@ fn a_base_image_with_onbuild_triggers_makes_the_whole_context_count() {
     each_engine("builds_onbuild", |kind: EngineKind| {
         ensure_test_image(kind);
         let env = TestEnv::new(Some(kind), CONFIG);
-        let _images = BuiltImages(&env);
+        let _images = removed_at_end(&env);
         // A base of the test's own, labelled with its repo (so its Drop
         // removes it with the rest), with a trigger that copies everything.
         let base = format!("dual-workspace/{}:onbuild-base", env.repo);
@@ -404,7 +387,7 @@ fn a_build_step_sees_none_of_the_host_s_environment() {
             "build = { dockerfile = \"Dockerfile\" }\nports = []\n",
             &[("Dockerfile", dockerfile)],
         );
-        let _images = BuiltImages(&env);
+        let _images = removed_at_end(&env);
         env.ok(&["create", "main"]);
         let launched = env
             .cmd(&["launch", &env.name("main")])
@@ -437,7 +420,7 @@ fn a_build_step_s_escape_sequences_reach_the_terminal_escaped() {
             "build = { dockerfile = \"Dockerfile\" }\nports = []\n",
             &[("Dockerfile", dockerfile)],
         );
-        let _images = BuiltImages(&env);
+        let _images = removed_at_end(&env);
         env.ok(&["create", "main"]);
         let line = format!("{} launch {}", dual_path().display(), env.name("main"));
         let output = env

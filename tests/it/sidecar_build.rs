@@ -12,38 +12,20 @@ const COMPOSE: &str = "services:\n  echo:\n    build: ./echo\n    ports: [\"5999
 const DOCKERFILE: &str =
     "FROM dual-test:latest\nUSER 1000:1000\nCMD [\"httpd\", \"-f\", \"-p\", \"5999\"]\n";
 
-/// The built images of this env's `echo`, as `dual-build/…-echo:HASH`.
+/// This env's built images (see `workspaces::built_images`).
 fn built_tags(env: &TestEnv) -> Vec<String> {
-    let output = env.engine(&[
-        "image",
-        "ls",
-        "--filter",
-        "label=dual.kind=sidecar-build",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-    ]);
-    assert!(output.status.success(), "{output:?}");
-    let wanted = format!("dual-build/{}-echo:", env.repo);
-    let mut tags: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| line.trim().trim_start_matches("localhost/").to_owned())
-        .filter(|line| line.starts_with(&wanted))
-        .collect();
-    tags.sort();
-    tags.dedup();
-    tags
+    crate::workspaces::built_images(
+        env,
+        "sidecar-build",
+        &format!("dual-build/{}-echo:", env.repo),
+    )
 }
 
-/// Removes the env's built images when the test ends, passed or not (after
-/// the env's containers: declared after it, dropped before it, so the
-/// removal is forced).
-struct BuiltImages<'a>(&'a TestEnv);
-
-impl Drop for BuiltImages<'_> {
-    fn drop(&mut self) {
-        for tag in built_tags(self.0) {
-            let _ = self.0.engine(&["image", "rm", "--force", &tag]);
-        }
+/// Removes this env's built images when the test ends.
+fn removed_at_end(env: &TestEnv) -> crate::workspaces::BuiltImages<'_> {
+    crate::workspaces::BuiltImages {
+        env,
+        built: built_tags,
     }
 }
 
@@ -91,7 +73,7 @@ fn a_built_sidecar_is_built_once_per_context_and_shared() {
     each_engine("sidecar_build", |kind: EngineKind| {
         let image = ensure_test_image(kind);
         let env = TestEnv::new(Some(kind), &format!("image = \"{image}\"\n"));
-        let _images = BuiltImages(&env);
+        let _images = removed_at_end(&env);
         let source = env.source();
         std::fs::create_dir_all(source.join("echo")).unwrap();
         std::fs::write(source.join("compose.yaml"), COMPOSE).unwrap();
@@ -158,7 +140,7 @@ fn a_failed_build_names_its_step_and_shows_its_last_lines() {
     each_engine("sidecar_build_fails", |kind: EngineKind| {
         let image = ensure_test_image(kind);
         let env = TestEnv::new(Some(kind), &format!("image = \"{image}\"\n"));
-        let _images = BuiltImages(&env);
+        let _images = removed_at_end(&env);
         let source = env.source();
         std::fs::create_dir_all(source.join("echo")).unwrap();
         std::fs::write(source.join("compose.yaml"), COMPOSE).unwrap();

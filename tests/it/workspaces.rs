@@ -1058,3 +1058,40 @@ fn transcript_proxy_status_with_none_running() {
         env.dir.path()
     );
 }
+
+/// The images `env`'s repo built (`dual.kind` = `kind`), by tag, those
+/// whose name starts with `prefix` (`dual-workspace/REPO:`), sorted.
+pub fn built_images(env: &TestEnv, kind: &str, prefix: &str) -> Vec<String> {
+    let output = env.engine(&[
+        "image",
+        "ls",
+        "--filter",
+        &format!("label=dual.kind={kind}"),
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let mut tags: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| line.trim().trim_start_matches("localhost/").to_owned())
+        .filter(|line| line.starts_with(prefix))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+/// Removes the images `built` lists when the test ends, passed or not
+/// (declared after the env, so dropped before its containers go: forced).
+pub struct BuiltImages<'a> {
+    pub env: &'a TestEnv,
+    pub built: fn(&TestEnv) -> Vec<String>,
+}
+
+impl Drop for BuiltImages<'_> {
+    fn drop(&mut self) {
+        for tag in (self.built)(self.env) {
+            let _ = self.env.engine(&["image", "rm", "--force", &tag]);
+        }
+    }
+}
