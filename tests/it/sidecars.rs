@@ -151,7 +151,8 @@ fn each_workspace_has_its_own_postgres_and_redis_from_the_compose_file() {
         for branch in branches {
             env.ok(&["create", branch]);
         }
-        let launched = env.ok(&["launch", &env.name("main")]);
+        // `-v`: each note of the compose file, not only how many.
+        let launched = env.ok(&["launch", "-v", &env.name("main")]);
         // The app service is the workspace's job; ports stay inside.
         assert!(launched.contains("`app`"), "{launched}");
         assert!(launched.contains("dual forward"), "{launched}");
