@@ -338,7 +338,7 @@ fn a_django_project_with_no_config_launches_as_detected() {
         );
         assert!(
             launched.contains(
-                "running setup: python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+                "running setup: [ -d .venv ] || python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
             ),
             "{launched}"
         );
