@@ -143,3 +143,22 @@ pub fn is_stage_name(target: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
+
+/// `path` with `.` and `..` resolved as written, when it stays below where
+/// it starts: a relative path inside the clone, or `None`.
+pub fn normalized_inside(path: &Path) -> Option<PathBuf> {
+    let mut normal = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => normal.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !normal.pop() {
+                    return None;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(normal)
+}

@@ -73,20 +73,7 @@ fn launch(env: &TestEnv, branch: &str) -> String {
 /// The image the container of `branch` runs, and its id.
 fn container_of(env: &TestEnv, branch: &str) -> (String, String) {
     let container = format!("dual-{}", env.name(branch));
-    let output = env.engine(&[
-        "container",
-        "inspect",
-        "--format",
-        "{{.Config.Image}} {{.Id}}",
-        &container,
-    ]);
-    assert!(output.status.success(), "{container}: {output:?}");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let (image, id) = text.trim().split_once(' ').unwrap();
-    (
-        image.trim_start_matches("localhost/").to_owned(),
-        id.to_owned(),
-    )
+    crate::workspaces::image_and_id(env, &container)
 }
 
 /// What `sh -c SCRIPT` prints in the workspace of `branch`.

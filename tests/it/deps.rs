@@ -456,15 +456,7 @@ echo "owner=$(stat -c %u .venv/bin/where)"
 cd / && "$DUAL" destroy dp-feat --force >/dev/null && "$DUAL" destroy dp-main --force >/dev/null
 "$DUAL" repo remove dp >/dev/null && "$DUAL" prune --yes >/dev/null && echo pruned
 "#;
-    let uid = String::from_utf8_lossy(
-        &std::process::Command::new("id")
-            .args(["-u", user.as_str()])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .trim()
-    .to_owned();
+    let uid = crate::support::uid_of(&user);
     for kind in crate::support::engines().iter().copied() {
         eprintln!("--- deps as {user} on {kind}");
         let (output, dir) = crate::support::as_user(&user, kind, script);

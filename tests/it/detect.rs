@@ -263,7 +263,6 @@ fn a_config_naming_a_host_variable_is_refused_before_anything_runs() {
 /// `GET /` at the container's own address, with the Host header the proxy
 /// would send: status and body.
 fn get_from_container(env: &TestEnv, name: &str, port: u16) -> Result<(u16, String), String> {
-    use std::io::{Read, Write};
     let inspected = env.engine(&[
         "inspect",
         "--format",
@@ -273,27 +272,7 @@ fn get_from_container(env: &TestEnv, name: &str, port: u16) -> Result<(u16, Stri
     let address = text(&inspected);
     let ip = address.split_whitespace().next().ok_or("no address")?;
     let ip: std::net::IpAddr = ip.parse().map_err(|e| format!("{ip}: {e}"))?;
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2))
-            .map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: {name}.localhost:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .map_err(|e| e.to_string())?;
-    let status = response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {response:?}"))?;
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
-    Ok((status, body.to_owned()))
+    crate::support::http_get_at((ip, port).into(), &format!("{name}.localhost:{port}"), "/")
 }
 
 /// Launches the branch `main` of `env`'s repo as detected, and waits for

@@ -32,20 +32,7 @@ fn removed_at_end(env: &TestEnv) -> crate::workspaces::BuiltImages<'_> {
 /// The image the `echo` sidecar of `branch` runs, and its container's id.
 fn sidecar_of(env: &TestEnv, branch: &str) -> (String, String) {
     let container = format!("dual-{}.echo", env.name(branch));
-    let output = env.engine(&[
-        "container",
-        "inspect",
-        "--format",
-        "{{.Config.Image}} {{.Id}}",
-        &container,
-    ]);
-    assert!(output.status.success(), "{container}: {output:?}");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let (image, id) = text.trim().split_once(' ').unwrap();
-    (
-        image.trim_start_matches("localhost/").to_owned(),
-        id.to_owned(),
-    )
+    crate::workspaces::image_and_id(env, &container)
 }
 
 /// Whether something listens on :5999 in the workspace of `branch`, as

@@ -617,9 +617,19 @@ pub(crate) use assert_transcript;
 /// A `GET path` on plain loopback `port` with `Host: host`, through the
 /// proxy: the status code and the body, or why there is none.
 pub fn http_get(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    http_get_at(([127, 0, 0, 1], port).into(), host, path)
+}
+
+/// `GET path` at `address` with the Host header `host` (a container's own
+/// address, as the proxy would reach it): the status code and the body.
+pub fn http_get_at(
+    address: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
@@ -666,4 +676,17 @@ pub fn have_debian_images(kind: EngineKind, test: &str, images: &[&str]) -> bool
     }
     eprintln!("SKIPPED (loudly): {why}");
     false
+}
+
+/// The uid of the host user `user`, as `id -u` gives it.
+pub fn uid_of(user: &str) -> String {
+    String::from_utf8_lossy(
+        &Command::new("id")
+            .args(["-u", user])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .to_owned()
 }

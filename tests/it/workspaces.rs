@@ -893,15 +893,7 @@ cd / && "$DUAL" destroy rl-b --force >/dev/null && echo destroyed
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let uid = String::from_utf8_lossy(
-        &Command::new("id")
-            .args(["-u", user.as_str()])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .trim()
-    .to_owned();
+    let uid = crate::support::uid_of(&user);
     assert!(stdout.contains(&format!("uid={uid}\n")), "{stdout}");
     assert!(stdout.contains(&format!("owner={uid}\n")), "{stdout}");
     assert!(
@@ -1094,4 +1086,22 @@ impl Drop for BuiltImages<'_> {
             let _ = self.env.engine(&["image", "rm", "--force", &tag]);
         }
     }
+}
+
+/// The image container `name` runs (without podman's `localhost/`) and its id.
+pub fn image_and_id(env: &TestEnv, container: &str) -> (String, String) {
+    let output = env.engine(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{.Config.Image}} {{.Id}}",
+        container,
+    ]);
+    assert!(output.status.success(), "{container}: {output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (image, id) = text.trim().split_once(' ').unwrap();
+    (
+        image.trim_start_matches("localhost/").to_owned(),
+        id.to_owned(),
+    )
 }

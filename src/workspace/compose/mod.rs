@@ -52,7 +52,7 @@ mod tests;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use self::interpolate::EnvFile;
 pub use self::select::Selection;
@@ -475,20 +475,7 @@ impl Reader<'_> {
             Err(_) if path.is_absolute() => return None,
             Err(_) => self.base.join(path),
         };
-        let mut normal = PathBuf::new();
-        for component in relative.components() {
-            match component {
-                Component::Normal(part) => normal.push(part),
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    if !normal.pop() {
-                        return None;
-                    }
-                }
-                Component::RootDir | Component::Prefix(_) => return None,
-            }
-        }
-        Some(normal)
+        super::config_file::normalized_inside(&relative)
     }
 
     fn note_file(&mut self, text: &str) {

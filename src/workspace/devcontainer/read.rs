@@ -2,7 +2,7 @@
 //! honours checked for the argument it becomes, each it refuses an error
 //! naming it, each it does not use one note.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
@@ -283,20 +283,7 @@ impl Reader<'_> {
         if path.contains('\0') {
             return None;
         }
-        let mut normal = PathBuf::new();
-        for component in self.base.join(path).components() {
-            match component {
-                Component::Normal(part) => normal.push(part),
-                Component::CurDir => {}
-                Component::ParentDir => {
-                    if !normal.pop() {
-                        return None;
-                    }
-                }
-                Component::RootDir | Component::Prefix(_) => return None,
-            }
-        }
-        Some(normal)
+        super::super::config_file::normalized_inside(&self.base.join(path))
     }
 }
 
