@@ -79,7 +79,20 @@ pub fn seed(
     let Some(parent) = parent_to_copy(engine, workspace, config, state, printer)? else {
         return Ok(());
     };
+    // The branch's config is the branch's: it chooses among what its
+    // parent's own config offers, never another of the parent's files (a
+    // pull request's `seed = [".env.local"]` would copy main's secrets).
+    let offered = Config::load(&parent.workspace.path)
+        .map(|parent_config| parent_config.seed)
+        .unwrap_or_default();
     for dir in &config.seed {
+        if !offered.contains(dir) {
+            printer.detail(format!(
+                "`{dir}` not seeded: the `seed` of `{}`'s own config does not name it",
+                parent.workspace.name()
+            ));
+            continue;
+        }
         printer.progress(format!(
             "seeding `{dir}` from `{}`",
             parent.workspace.name()

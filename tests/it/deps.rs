@@ -280,6 +280,49 @@ fn seeding_follows_no_link_of_the_parent_s_and_keeps_what_the_branch_has() {
     });
 }
 
+#[test]
+fn a_branch_seeds_only_what_its_parent_s_config_offers() {
+    each_engine("seeding offers", |kind| {
+        let config = format!(
+            "image = \"{}\"\nseed = [\".venv\"]\nsetup = \"mkdir -p .venv && touch .venv/own\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        env.ok(&["create", "main"]);
+        env.ok(&["launch", &env.name("main")]);
+        // The user's secret in main's clone (put there by `dual sync`, say).
+        let main = env.clone_path("main");
+        std::fs::create_dir_all(main.join("secrets")).unwrap();
+        std::fs::write(main.join("secrets/key"), "secret").unwrap();
+
+        // A pull request's branch asks for it.
+        let source = env.source();
+        env.git(&source, &["checkout", "-qb", "pr"]);
+        std::fs::write(
+            source.join(".dual.toml"),
+            config.replace("seed = [\".venv\"]", "seed = [\".venv\", \"secrets\"]"),
+        )
+        .unwrap();
+        env.git(&source, &["commit", "-qam", "seed main's secrets"]);
+        env.ok(&["create", "pr"]);
+        let output = env.run(&["launch", &env.name("pr"), "-v"]);
+        assert!(output.status.success(), "{output:?}");
+        let launched = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let pr = env.clone_path("pr");
+        assert!(!pr.join("secrets/key").exists(), "{launched}");
+        assert!(
+            launched.contains("`secrets` not seeded: the `seed` of"),
+            "{launched}"
+        );
+        // What main offers is still copied.
+        assert!(launched.contains("seeded `.venv` from"), "{launched}");
+    });
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
