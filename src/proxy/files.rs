@@ -21,10 +21,14 @@ use crate::workspace::services::{self, ServiceState};
 const FILES_INTERVAL: Duration = Duration::from_millis(250);
 /// A service that started this recently may not listen yet.
 const STARTING_FOR: u64 = 5;
-/// At most this many entries of a workspace's logs directory are looked at
-/// each pass: the container writes it, and one filled with files cost the
-/// host a core (100,000 files: an eighth).
+/// At most this many entries of a workspace's logs directory are read when
+/// it changes, and at most `MAX_STATE_FILES` of them are looked at each
+/// pass: the container writes it, and one filled with files cost the host a
+/// core (100,000 files: an eighth).
 const MAX_ENTRIES: usize = 1024;
+const MAX_STATE_FILES: usize = 64;
+/// A directory changed longer ago than this is taken to hold still.
+const SETTLED_AFTER: Duration = Duration::from_secs(1);
 
 type Stamp = Option<SystemTime>;
 
@@ -35,32 +39,71 @@ fn stamp(path: &Path) -> Stamp {
         .ok()
 }
 
-/// Each workspace's service state files, with their stamps.
-fn service_stamps(logs: &Path) -> BTreeMap<String, Vec<(PathBuf, Stamp)>> {
+/// The service state files of one workspace's logs directory, listed again
+/// only when the directory itself changes (a state file is replaced whole,
+/// which changes it), so a pass over a directory that holds still costs a
+/// `stat` for it and one per state file, whatever else it holds.
+#[derive(Default)]
+struct Listing {
+    directory: Stamp,
+    state_files: Vec<PathBuf>,
+}
+
+impl Listing {
+    fn refresh(&mut self, directory: &Path) {
+        let now = stamp(directory);
+        // A file made in the same tick of the file system's clock as the
+        // last listing leaves the stamp as it was: a directory changed in
+        // the last second is listed again.
+        let settled = now.is_some_and(|changed| {
+            SystemTime::now()
+                .duration_since(changed)
+                .is_ok_and(|age| age > SETTLED_AFTER)
+        });
+        if settled && now == self.directory {
+            return;
+        }
+        self.directory = now;
+        self.state_files = std::fs::read_dir(directory)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .take(MAX_ENTRIES)
+                    .map(|entry| entry.path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "state"))
+                    .take(MAX_STATE_FILES)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.state_files.sort();
+    }
+}
+
+/// Each workspace's service state files, with their stamps; `listings`
+/// keeps what each directory held between passes.
+fn service_stamps(
+    logs: &Path,
+    listings: &mut HashMap<String, Listing>,
+) -> BTreeMap<String, Vec<(PathBuf, Stamp)>> {
     let mut found = BTreeMap::new();
     let Ok(workspaces) = std::fs::read_dir(logs) else {
+        listings.clear();
         return found;
     };
     for workspace in workspaces.flatten() {
         let Some(name) = workspace.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        let Ok(entries) = std::fs::read_dir(workspace.path()) else {
-            continue;
-        };
-        let mut stamps: Vec<(PathBuf, Stamp)> = entries
-            .flatten()
-            .take(MAX_ENTRIES)
-            .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "state"))
-            .map(|path| {
-                let stamp = stamp(&path);
-                (path, stamp)
-            })
+        let listing = listings.entry(name.clone()).or_default();
+        listing.refresh(&workspace.path());
+        let stamps = listing
+            .state_files
+            .iter()
+            .map(|path| (path.clone(), stamp(path)))
             .collect();
-        stamps.sort();
         found.insert(name, stamps);
     }
+    listings.retain(|name, _| found.contains_key(name));
     found
 }
 
@@ -109,7 +152,8 @@ pub(super) fn watch(starting: Starting, posted: mpsc::UnboundedSender<Posted>) {
     let logs = crate::paths::data_dir().join("logs");
     std::thread::spawn(move || {
         let mut state_was = stamp(&state_file);
-        let mut services_were = service_stamps(&logs);
+        let mut listings = HashMap::new();
+        let mut services_were = service_stamps(&logs, &mut listings);
         update_starting(
             &starting,
             &services_were.keys().cloned().collect::<Vec<_>>(),
@@ -121,7 +165,7 @@ pub(super) fn watch(starting: Starting, posted: mpsc::UnboundedSender<Posted>) {
                 state_was = state_now;
                 let _ = posted.send(Posted::Changed(Event::State));
             }
-            let services_now = service_stamps(&logs);
+            let services_now = service_stamps(&logs, &mut listings);
             if services_now == services_were {
                 continue;
             }
@@ -145,6 +189,32 @@ pub(super) fn watch(starting: Starting, posted: mpsc::UnboundedSender<Posted>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logs_directory_is_listed_again_only_when_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut listing = Listing::default();
+        listing.refresh(dir.path());
+        assert!(listing.state_files.is_empty());
+        std::fs::write(dir.path().join("web.state"), "").unwrap();
+        listing.refresh(dir.path());
+        assert_eq!(listing.state_files, vec![dir.path().join("web.state")]);
+        for n in 0..200 {
+            std::fs::write(dir.path().join(format!("{n}.state")), "").unwrap();
+        }
+        listing.refresh(dir.path());
+        assert_eq!(listing.state_files.len(), MAX_STATE_FILES);
+        // A directory that holds still is not read again.
+        let settled = SystemTime::now() - Duration::from_secs(10);
+        std::fs::File::open(dir.path())
+            .unwrap()
+            .set_modified(settled)
+            .unwrap();
+        listing.refresh(dir.path());
+        listing.state_files.clear();
+        listing.refresh(dir.path());
+        assert!(listing.state_files.is_empty(), "listed a settled directory again");
+    }
 
     #[test]
     fn a_workspace_is_starting_while_a_service_restarts_or_just_started() {
