@@ -15,6 +15,7 @@ pub mod paths;
 pub mod printer;
 pub mod process;
 pub mod proxy;
+pub mod remote;
 pub mod settings;
 pub mod shell;
 pub mod sockets;
