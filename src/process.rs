@@ -23,6 +23,8 @@ pub struct Cmd {
     program: OsString,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    /// Variables of dual's own environment the child does not get.
+    env_removed: Vec<OsString>,
     dir: Option<std::path::PathBuf>,
     timeout: Duration,
     cancellable: bool,
@@ -117,6 +119,7 @@ impl Cmd {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
             env: Vec::new(),
+            env_removed: Vec::new(),
             dir: None,
             timeout: Duration::from_secs(60),
             cancellable: true,
@@ -131,6 +134,12 @@ impl Cmd {
 
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The child does not inherit `key` from dual's environment.
+    pub fn env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.env_removed.push(key.into());
         self
     }
 
@@ -196,6 +205,9 @@ impl Cmd {
             && !self.env.iter().any(|(key, _)| key == "PATH")
         {
             expression = expression.env("PATH", path);
+        }
+        for key in &self.env_removed {
+            expression = expression.env_remove(key);
         }
         for (key, value) in &self.env {
             expression = expression.env(key, value);

@@ -58,7 +58,11 @@ fn table(listed: &[WorkspaceStatus]) -> String {
                 },
                 l.branch.clone(),
                 l.state.to_string(),
-                l.engine.map_or("-".to_owned(), |kind| kind.to_string()),
+                match (&l.engine, &l.remote) {
+                    (Some(kind), Some(remote)) => format!("{kind} ({remote})"),
+                    (Some(kind), None) => kind.to_string(),
+                    (None, _) => "-".to_owned(),
+                },
                 services.join(", "),
                 urls_text(l),
             ]

@@ -96,11 +96,28 @@ fn foreground(flag: Option<EngineKind>) -> anyhow::Result<ExitCode> {
             engines.push(Engine::new(kind));
         }
     }
+    // And every other host a workspace was launched on.
+    engines.extend(remote_engines());
     crate::proxy::run(crate::proxy::Options::loopback(
         engines,
         Some(crate::workspace::owner_id()),
     ))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The engines on other hosts that workspaces were launched on, each once.
+fn remote_engines() -> Vec<Engine> {
+    let Ok(state) = crate::workspace::Store::open_default().load() else {
+        return Vec::new();
+    };
+    let mut seen = std::collections::HashSet::new();
+    state
+        .workspaces
+        .iter()
+        .filter_map(|w| Some((w.engine?, w.endpoint.clone()?)))
+        .filter(|(kind, endpoint)| seen.insert((*kind, endpoint.url.clone())))
+        .map(|(kind, endpoint)| Engine::new(kind).at(Some(endpoint)))
+        .collect()
 }
 
 fn stop() -> anyhow::Result<ExitCode> {

@@ -193,6 +193,7 @@ mod tests {
             path: "/w/shop/a".into(),
             setup_done: false,
             engine: None,
+            endpoint: None,
             user: None,
             stopped: false,
             routed: None,

@@ -47,6 +47,8 @@ pub enum EngineError {
     },
     #[error(transparent)]
     Spec(#[from] super::spec::SpecError),
+    #[error(transparent)]
+    Endpoint(Box<super::endpoint::EndpointError>),
     #[error("{kind} printed something dual cannot read")]
     Parse {
         kind: EngineKind,
@@ -78,6 +80,7 @@ impl EngineError {
                 "a value from the repo's .dual.toml or a path dual made holds characters the engine would read as syntax: rename it".into(),
             ),
             EngineError::Command { kind, source } => known_fix(*kind, source.stderr()),
+            EngineError::Endpoint(error) => Some(error.hint()),
             EngineError::Parse { kind, .. } => Some(format!(
                 "this {kind} version prints JSON dual does not understand; please report it with the output of `{} version`",
                 kind.program()

@@ -44,10 +44,30 @@ struct Cached {
 }
 
 impl Engine {
+    /// A pinned endpoint is another host: facts of its own.
+    fn facts_cache_path(&self) -> PathBuf {
+        match self.endpoint() {
+            None => cache_path(self.kind),
+            Some(endpoint) => cache_path(self.kind).with_file_name(format!(
+                "{}-{}-host.json",
+                self.kind.program(),
+                short_hash(&endpoint.url)
+            )),
+        }
+    }
+
+    fn facts_cache_key(&self) -> String {
+        let mut key = cache_key(self.kind);
+        if let Some(endpoint) = self.endpoint() {
+            key.push_str(&format!(" endpoint={}", endpoint.url));
+        }
+        key
+    }
+
     /// The host facts, from the cache when it is still valid.
     pub fn host_facts(&self) -> Result<HostFacts, EngineError> {
-        let path = cache_path(self.kind);
-        let key = cache_key(self.kind);
+        let path = self.facts_cache_path();
+        let key = self.facts_cache_key();
         if let Some(facts) = read(&path, &key) {
             return Ok(facts);
         }
@@ -65,8 +85,8 @@ impl Engine {
     /// so later launches need not inspect theirs. Kept only as long as the
     /// rest of the cache (same key, same age limit).
     pub fn remember_default_networks(&self, networks: &[String]) {
-        let path = cache_path(self.kind);
-        let key = cache_key(self.kind);
+        let path = self.facts_cache_path();
+        let key = self.facts_cache_key();
         if let Some(mut facts) = read(&path, &key) {
             facts.default_networks = Some(networks.to_vec());
             write(&path, &key, &facts);
@@ -81,6 +101,12 @@ pub fn host_ids() -> (u32, u32) {
         rustix::process::getuid().as_raw(),
         rustix::process::getgid().as_raw(),
     )
+}
+
+fn short_hash(text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn cache_path(kind: EngineKind) -> PathBuf {

@@ -80,7 +80,7 @@ impl Engine {
     /// `logs` of a container as a command to stream (`--follow`, `--tail
     /// N`) to the terminal.
     pub fn logs_cmd(&self, container: &str, follow: bool, tail: Option<usize>) -> Cmd {
-        Cmd::new(self.kind.program(), logs_args(container, follow, tail))
+        self.program_cmd(logs_args(container, follow, tail))
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod bridge;
 pub mod build;
 pub mod diff;
+pub mod endpoint;
 pub mod error;
 pub mod facts;
 pub mod labels;
@@ -107,6 +108,9 @@ pub struct Engine {
     kind: EngineKind,
     status_timeout: Duration,
     cancellable: bool,
+    /// Where each call goes, when pinned (a workspace's recorded endpoint);
+    /// else wherever the user's settings send the CLI.
+    endpoint: Option<endpoint::Endpoint>,
 }
 
 impl Engine {
@@ -116,7 +120,38 @@ impl Engine {
             kind,
             status_timeout,
             cancellable: true,
+            endpoint: None,
         }
+    }
+
+    /// The same engine, every call pinned to `endpoint` (`None`: as the
+    /// user's settings say).
+    pub fn at(self, endpoint: Option<endpoint::Endpoint>) -> Engine {
+        Engine { endpoint, ..self }
+    }
+
+    /// The endpoint its calls are pinned to, if any.
+    pub fn endpoint(&self) -> Option<&endpoint::Endpoint> {
+        self.endpoint.as_ref()
+    }
+
+    /// A command line of this engine's CLI, pinned to its endpoint.
+    pub fn program_cmd<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut cmd = Cmd::new(self.kind.program(), args);
+        if let Some(endpoint) = &self.endpoint {
+            let (set, cleared) = endpoint.pinned_env(self.kind);
+            for name in cleared {
+                cmd = cmd.env_remove(name);
+            }
+            for (name, value) in set {
+                cmd = cmd.env(name, value);
+            }
+        }
+        cmd
     }
 
     /// How long a status call (`inspect`, `ps`, `version`) may take before
@@ -194,7 +229,7 @@ impl Engine {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        let cmd = Cmd::new(self.kind.program(), args).timeout(self.status_timeout);
+        let cmd = self.program_cmd(args).timeout(self.status_timeout);
         if self.cancellable {
             cmd
         } else {
@@ -371,7 +406,7 @@ impl Engine {
 
     /// The `Cmd` for an exec, for callers that attach it to the terminal.
     pub fn exec_cmd(&self, spec: &ExecSpec) -> Cmd {
-        Cmd::new(self.kind.program(), spec.exec_args())
+        self.program_cmd(spec.exec_args())
     }
 
     /// The host interfaces (bridges) of podman networks, by network name.
@@ -513,7 +548,9 @@ impl Engine {
     /// Pulls an image; on a terminal its progress shows as the engine prints it.
     /// The error keeps the engine's own reason.
     pub fn pull(&self, image: &str, on_terminal: bool) -> Result<(), EngineError> {
-        let cmd = Cmd::new(self.kind.program(), ["pull", "--", image]).timeout(BUILD_TIMEOUT);
+        let cmd = self
+            .program_cmd(["pull", "--", image])
+            .timeout(BUILD_TIMEOUT);
         if !on_terminal {
             return self.run(&cmd).map(drop);
         }

@@ -26,7 +26,7 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    fn new(command: &'static str, reason: impl ToString, raw: &str) -> Self {
+    pub fn new(command: &'static str, reason: impl ToString, raw: &str) -> Self {
         let snippet: String = raw.trim().chars().take(160).collect();
         ParseError {
             command,

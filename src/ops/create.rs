@@ -102,6 +102,7 @@ pub fn create(
                 routed: None,
                 data_from,
                 engine: None,
+                endpoint: None,
                 user: None,
             };
             let holder = state

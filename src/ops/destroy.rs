@@ -106,6 +106,17 @@ pub fn destroy(
         let consent = if force { Consent::Given } else { consent };
         found.agree(&workspace.name(), &consent)?;
         removed = found.remove(&engine, printer)?;
+        // Its mirror on another engine host, and the sync that kept it.
+        if let Some(ssh) = engine.location().ok().and_then(|l| l.ssh()) {
+            super::remote_host::forget(&ssh, &workspace).with_context(|| {
+                format!(
+                    "could not remove `{}`'s files on {}",
+                    workspace.name(),
+                    ssh.target()
+                )
+            })?;
+            removed.push(format!("its files on {}", ssh.target()));
+        }
     }
     if let Some(clone) = clone {
         printer.detail(format!("deleting {}", clone.display()));

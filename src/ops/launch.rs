@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::engine::endpoint::Location;
 use crate::engine::labels::WorkspaceLabels;
 use crate::engine::spec::Publish;
 use crate::engine::{Engine, EngineError, EngineKind};
@@ -106,6 +107,15 @@ pub fn launch_with(
         .hinted()?
         .clone();
     let engine = super::engine_for(flag, Some(&workspace)).hinted()?;
+    // A first launch on this engine settles where the workspace lives: on
+    // the engine's host as the user's settings say now.
+    let engine = if workspace.engine == Some(engine.kind()) {
+        engine
+    } else {
+        let endpoint = engine.configured_endpoint().hinted()?;
+        engine.at(endpoint)
+    };
+    let location = engine.location().hinted()?;
     // Podman has no daemon to hang: its status calls do real work under its
     // storage locks and took over 5 s on a busy machine, which must not fail
     // a launch. Docker's daemon answers them at once unless it hangs, and a
@@ -133,7 +143,8 @@ pub fn launch_with(
             let skip = options.skip_initialize_command;
             super::lifecycle::check_host_command(&workspace, &config, skip, printer)?;
             super::image::resolve_build(&engine, &workspace, &mut config, printer)?;
-            let started = ensure_container(&engine, &workspace, &config, recreate, printer)?;
+            let started =
+                ensure_container(&engine, &location, &workspace, &config, recreate, printer)?;
             Ok((config, started))
         });
     let (config, started) = match started {
@@ -156,12 +167,15 @@ pub fn launch_with(
     let user = started.made_for().or(workspace.user);
     let routed = Some(config.extra_commands.clone());
     warn_of_commands_no_longer_routed(&workspace, &config, printer);
+    let endpoint = engine.endpoint().cloned();
     if workspace.engine != Some(engine.kind())
+        || workspace.endpoint != endpoint
         || workspace.user != user
         || workspace.stopped
         || workspace.routed != routed
     {
         workspace.engine = Some(engine.kind());
+        workspace.endpoint = endpoint;
         workspace.user = user;
         workspace.stopped = false;
         workspace.routed = routed;
@@ -169,6 +183,7 @@ pub fn launch_with(
             .update(|state| -> Result<(), crate::workspace::state::StateError> {
                 if let Some(record) = state.workspace_mut(&workspace.name()) {
                     record.engine = workspace.engine;
+                    record.endpoint = workspace.endpoint.clone();
                     record.user = workspace.user;
                     record.stopped = false;
                     record.routed = workspace.routed.clone();
@@ -177,8 +192,12 @@ pub fn launch_with(
             })
             .hinted()?;
     }
+    let at = location
+        .label()
+        .map(|label| format!(" ({label})"))
+        .unwrap_or_default();
     printer.out(format!(
-        "{} `{}` on {}{}",
+        "{} `{}` on {}{at}{}",
         started.describe(),
         workspace.container_name(),
         engine.kind(),
@@ -219,7 +238,7 @@ pub fn launch_with(
     }
     let mut proxy = None;
     if crate::settings::proxy_autostart() {
-        match crate::proxy::instance::start_background(Some(engine.kind())) {
+        match crate::proxy::instance::start_following(Some(engine.kind()), engine.endpoint()) {
             Ok(pid) => {
                 proxy = Some(pid);
                 printer.out(format!("proxy: running (pid {pid})"));
@@ -655,6 +674,7 @@ impl Started {
 /// longer gives the settings it was made from (or when asked to).
 pub fn ensure_container(
     engine: &Engine,
+    location: &Location,
     workspace: &Workspace,
     config: &Config,
     recreate: bool,
@@ -787,6 +807,10 @@ pub fn ensure_container(
                 .into_iter()
                 .map(|port| Publish::loopback(0, port)),
         );
+    }
+    if let Some(ssh) = location.ssh() {
+        let carried = super::remote_host::prepare(&ssh, workspace, &mut spec)?;
+        super::remote_host::start_sync(&ssh, workspace, config, &carried, printer)?;
     }
     match engine.run_detached(&spec) {
         Ok(_) => {}

@@ -15,6 +15,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod prune;
 pub mod recover;
+pub mod remote_host;
 pub mod repos;
 pub mod seed;
 pub mod services;
@@ -27,14 +28,18 @@ pub mod urls;
 use crate::engine::{Engine, EngineError, EngineKind};
 use crate::workspace::Workspace;
 
-/// The engine for a workspace: the flag, else the one it was launched on,
-/// else the usual selection.
+/// The engine for a workspace: the flag, else the one it was launched on
+/// (on the host it was launched on), else the usual selection.
 pub fn engine_for(
     flag: Option<EngineKind>,
     workspace: Option<&Workspace>,
 ) -> Result<Engine, EngineError> {
-    if let Some(kind) = flag.or_else(|| workspace.and_then(|w| w.engine)) {
-        return Ok(Engine::new(kind));
+    let recorded = workspace.and_then(|w| w.engine);
+    if let Some(kind) = flag.or(recorded) {
+        let endpoint = workspace
+            .filter(|_| recorded == Some(kind))
+            .and_then(|w| w.endpoint.clone());
+        return Ok(Engine::new(kind).at(endpoint));
     }
     Engine::select(None)
 }

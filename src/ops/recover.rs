@@ -130,6 +130,8 @@ pub fn recover(flag: Option<EngineKind>, _printer: &Printer) -> anyhow::Result<R
                     branch: found.branch,
                     label: found.label,
                     engine: found.engine,
+                    // Found on this host's engines only.
+                    endpoint: None,
                     user: found.user,
                     // Read from the clone until its next launch.
                     routed: None,

@@ -398,6 +398,7 @@ mod tests {
             routed: None,
             data_from: None,
             engine: Some(EngineKind::Docker),
+            endpoint: None,
             user: Some((1000, 1000)),
         }
     }

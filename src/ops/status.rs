@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
+use crate::engine::endpoint::Endpoint;
 use crate::engine::labels::{SidecarLabels, WorkspaceLabels, owner_filters};
 use crate::engine::model::ContainerState;
 use crate::engine::{ContainerSummary, Engine, EngineKind};
@@ -97,6 +98,9 @@ pub struct WorkspaceStatus {
     pub path: String,
     pub urls: Vec<WorkspaceUrl>,
     pub engine: Option<EngineKind>,
+    /// `remote: user@host` for a workspace on another engine host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     pub services: Vec<ServiceStatus>,
     /// Its sidecars (a database, a cache) and their containers' states.
     pub sidecars: Vec<SidecarStatus>,
@@ -125,6 +129,27 @@ pub struct ServiceStatus {
     pub state: ServiceState,
 }
 
+/// An engine, and the other host it is on (`None`: as the user's settings
+/// say, this host for most).
+type EngineAt = (EngineKind, Option<Endpoint>);
+
+/// The engine a workspace's container is asked for: the flag's, else the
+/// one (and host) it was launched on.
+fn engine_at(flag: Option<EngineKind>, workspace: &workspace::Workspace) -> Option<EngineAt> {
+    let kind = flag.or(workspace.engine)?;
+    let endpoint = workspace
+        .endpoint
+        .clone()
+        .filter(|_| workspace.engine == Some(kind));
+    Some((kind, endpoint))
+}
+
+/// `remote: user@host`, for a workspace launched on another host.
+fn remote_label(workspace: &workspace::Workspace) -> Option<String> {
+    let kind = workspace.engine?;
+    workspace.endpoint.as_ref()?.location(kind).ok()?.label()
+}
+
 /// This installation's workspace containers on one engine, by workspace name.
 type ByName = HashMap<String, (WorkspaceLabels, ContainerSummary)>;
 
@@ -137,23 +162,28 @@ pub fn status(
 ) -> Vec<WorkspaceStatus> {
     let workspaces = &dual_state.workspaces;
     let owner = workspace::owner_id();
-    let mut engines: Vec<EngineKind> = workspaces
+    let mut engines: Vec<EngineAt> = workspaces
         .iter()
-        .filter_map(|w| flag.or(w.engine))
+        .filter_map(|w| engine_at(flag, w))
         .collect();
-    engines.sort_by_key(|kind| kind.program());
+    engines.sort_by(|a, b| {
+        let url = |at: &EngineAt| at.1.as_ref().map(|e| e.url.clone());
+        (a.0.program(), url(a)).cmp(&(b.0.program(), url(b)))
+    });
     engines.dedup();
     // The running proxy's live view: which engines answer it now, what each
     // workspace listens on, the focus. One round trip; none without a proxy.
     let live = crate::proxy::control::status();
-    let mut containers: HashMap<EngineKind, Option<ByName>> = HashMap::new();
+    let mut containers: HashMap<EngineAt, Option<ByName>> = HashMap::new();
     // Dual's sidecar containers on each engine (any workspace's).
-    let mut sidecar_containers: HashMap<EngineKind, Vec<ContainerSummary>> = HashMap::new();
-    for kind in engines {
+    let mut sidecar_containers: HashMap<EngineAt, Vec<ContainerSummary>> = HashMap::new();
+    for at in engines {
+        let kind = at.0;
+        let url = at.1.as_ref().map(|endpoint| endpoint.url.as_str());
         let away = live.as_ref().is_some_and(|live| {
             live.engines
                 .iter()
-                .any(|e| e.engine == kind && !e.reachable)
+                .any(|e| e.engine == kind && e.remote.as_deref() == url && !e.reachable)
         });
         if away {
             // Asking it would only wait out its timeout.
@@ -161,11 +191,12 @@ pub fn status(
                 "{kind} does not answer dual's proxy (it keeps the last routes and retries), so states are unknown; check that {kind} runs: `{} info`",
                 kind.program()
             ));
-            containers.insert(kind, None);
+            containers.insert(at, None);
             continue;
         }
         // One `ps` for the workspaces' containers and their sidecars.
         let found = Engine::new(kind)
+            .at(at.1.clone())
             .ps(&owner_filters(&owner))
             .map_err(|error| {
                 // One line: what is wrong, and what to do.
@@ -179,7 +210,7 @@ pub fn status(
                 let (sidecars, workspaces): (Vec<_>, Vec<_>) = list
                     .into_iter()
                     .partition(|c| SidecarLabels::from_labels(&c.labels).is_some());
-                sidecar_containers.insert(kind, sidecars);
+                sidecar_containers.insert(at.clone(), sidecars);
                 workspaces
                     .into_iter()
                     .filter_map(|c| {
@@ -188,7 +219,7 @@ pub fn status(
                     })
                     .collect()
             });
-        containers.insert(kind, found);
+        containers.insert(at, found);
     }
     // The running proxy looks every second, and knows which ports speak
     // HTTP; without one, look now.
@@ -218,9 +249,13 @@ pub fn status(
     let mut listed: Vec<WorkspaceStatus> = workspaces
         .iter()
         .map(|w| {
-            let engine = flag.or(w.engine);
+            let at = engine_at(flag, w);
+            let engine = at.as_ref().map(|at| at.0);
             let cloned = w.path.exists();
-            let state = match engine.map(|kind| containers.get(&kind).and_then(Option::as_ref)) {
+            let state = match at
+                .as_ref()
+                .map(|at| containers.get(at).and_then(Option::as_ref))
+            {
                 _ if !cloned => WorkspaceState::Lazy,
                 None => WorkspaceState::Stopped,
                 Some(None) => WorkspaceState::Unknown,
@@ -255,8 +290,9 @@ pub fn status(
                     },
                 })
                 .collect();
-            let sidecars = engine
-                .and_then(|kind| sidecar_containers.get(&kind))
+            let sidecars = at
+                .as_ref()
+                .and_then(|at| sidecar_containers.get(at))
                 .map(|found| stack::statuses(w, &config, found))
                 .unwrap_or_else(|| stack::statuses(w, &config, &[]));
             let found = listening
@@ -288,6 +324,7 @@ pub fn status(
                 path: w.path.display().to_string(),
                 urls: workspace::urls(w, &ports),
                 engine,
+                remote: remote_label(w),
                 services,
                 sidecars,
                 listening: found.listening.reachable.into_iter().collect(),
@@ -321,6 +358,7 @@ pub fn skeleton(dual_state: &State) -> Vec<WorkspaceStatus> {
             path: w.path.display().to_string(),
             urls: workspace::urls(w, &workspace::declared_ports(dual_state, w)),
             engine: w.engine,
+            remote: remote_label(w),
             services: Vec::new(),
             sidecars: Vec::new(),
             listening: Vec::new(),
@@ -371,11 +409,14 @@ impl Found {
 /// What the running workspace containers listen on, by workspace name: one
 /// `inspect` per engine for their process ids, then /proc.
 fn listening_ports(
-    containers: &HashMap<EngineKind, Option<ByName>>,
+    containers: &HashMap<EngineAt, Option<ByName>>,
 ) -> HashMap<String, crate::sockets::Listening> {
     let mut found = HashMap::new();
-    for (kind, by_name) in containers {
-        let Some(by_name) = by_name else { continue };
+    for ((kind, endpoint), by_name) in containers {
+        // Another host's processes are not in this host's /proc.
+        let Some(by_name) = by_name.as_ref().filter(|_| endpoint.is_none()) else {
+            continue;
+        };
         let ids: Vec<&str> = by_name
             .values()
             .filter(|(_, c)| c.state == ContainerState::Running)

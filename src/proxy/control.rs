@@ -154,6 +154,9 @@ pub struct EngineStatus {
     /// Whether it answered when last asked; when not, the workspaces of it
     /// are as it last told them.
     pub reachable: bool,
+    /// The engine host's address, when it is another host (`ssh://…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,6 +3,8 @@
 //! message is handled at once, from memory, with nothing awaited but the
 //! worker threads opening a listener.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -13,6 +15,7 @@ use super::listeners::Listeners;
 use super::routes::Found;
 use super::routes::Table;
 use super::tcp_forward::{Forwards, Refusal as ForwardRefusal};
+use super::tunnels::{Tunnel, Tunneled};
 use super::{Posted, log};
 use crate::engine::{Container, EngineKind};
 
@@ -21,13 +24,29 @@ const MAX_NAME: usize = 255;
 
 /// The routes of every engine's containers in one table. A workspace seen
 /// on two engines (relaunched on the other) routes to the running one.
-fn merged_table(kinds: &[EngineKind], containers: &[Vec<Container>], found: &Found) -> Table {
+/// Routes on another engine host go through its tunnel (`tunneled[i]`,
+/// `None` for this host's engines): the addresses each tunnel is asked
+/// for are returned beside the table.
+fn merged_table(
+    kinds: &[EngineKind],
+    containers: &[Vec<Container>],
+    found: &Found,
+    tunneled: &[Option<Tunneled>],
+) -> (Table, Vec<BTreeSet<SocketAddr>>) {
     let mut table = Table::default();
-    for (kind, containers) in kinds.iter().zip(containers) {
+    let mut wanted = Vec::new();
+    for ((kind, containers), tunneled) in kinds.iter().zip(containers).zip(tunneled) {
         let mut part = Table::from_containers(containers, found);
+        let mut addresses = BTreeSet::new();
         for route in part.routes.values_mut() {
             route.engine = Some(*kind);
+            if let Some(tunneled) = tunneled {
+                addresses.extend(route.targets.values().chain(route.tcp_targets.values()));
+                through_tunnel(&mut route.targets, tunneled);
+                through_tunnel(&mut route.tcp_targets, tunneled);
+            }
         }
+        wanted.push(addresses);
         for (name, route) in part.routes {
             let keep_existing = table
                 .routes
@@ -38,7 +57,19 @@ fn merged_table(kinds: &[EngineKind], containers: &[Vec<Container>], found: &Fou
             }
         }
     }
-    table
+    (table, wanted)
+}
+
+/// Each remote address by where the tunnel reaches it here; one with no
+/// forward yet is not routed (yet).
+fn through_tunnel(targets: &mut BTreeMap<u16, SocketAddr>, tunneled: &Tunneled) {
+    targets.retain(|_, target| match tunneled.get(target) {
+        Some(local) => {
+            *target = *local;
+            true
+        }
+        None => false,
+    });
 }
 
 /// The control loop's state: all of it is its own, and it is changed only
@@ -57,13 +88,25 @@ pub(super) struct Core {
     pub(super) control: control::Server,
     /// `dual forward`'s raw TCP forwards (see `tcp_forward`).
     pub(super) forwards: Forwards,
+    /// Each engine's tunnel, for one on another host (see `tunnels`), and
+    /// what it reaches.
+    pub(super) tunnels: Vec<Option<Tunnel>>,
+    pub(super) tunneled: Vec<Option<Tunneled>>,
+    /// Each engine's host address, for one on another host.
+    pub(super) remotes: Vec<Option<String>>,
 }
 
 impl Core {
     /// Builds the table again; on a change, hands it to the connections,
     /// opens and closes listeners, and tells subscribers.
     pub(super) async fn refresh(&mut self) {
-        let mut next = merged_table(&self.kinds, &self.containers, &self.found);
+        let (mut next, wanted) =
+            merged_table(&self.kinds, &self.containers, &self.found, &self.tunneled);
+        for (tunnel, addresses) in self.tunnels.iter().zip(wanted) {
+            if let Some(tunnel) = tunnel {
+                tunnel.want(addresses);
+            }
+        }
         next.focus = self.focus.clone();
         if next == *self.current {
             return;
@@ -94,6 +137,10 @@ impl Core {
                 self.containers[engine] = containers;
                 let all: Vec<Container> = self.containers.iter().flatten().cloned().collect();
                 let _ = self.containers_tx.send(Arc::new(all));
+                self.refresh().await;
+            }
+            Posted::Tunneled { engine, map } => {
+                self.tunneled[engine] = Some(map);
                 self.refresh().await;
             }
             Posted::Reachable { engine, reachable } => {
@@ -136,9 +183,11 @@ impl Core {
                     .kinds
                     .iter()
                     .zip(&self.outages)
-                    .map(|(kind, outage)| control::EngineStatus {
+                    .zip(&self.remotes)
+                    .map(|((kind, outage), remote)| control::EngineStatus {
                         engine: *kind,
                         reachable: !outage.is_away(),
+                        remote: remote.clone(),
                     })
                     .collect(),
                 workspaces: control::workspaces_of(&self.current),

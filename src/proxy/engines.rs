@@ -69,7 +69,8 @@ pub(super) fn follow(
     );
     let reader = Reader {
         index,
-        socket: daemon_socket(engine.kind()),
+        // A pinned engine is on another host: no socket of it here.
+        socket: daemon_socket(engine.kind()).filter(|_| engine.endpoint().is_none()),
         engine,
         owner,
         outage,

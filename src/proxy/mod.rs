@@ -33,6 +33,7 @@ pub mod listening;
 pub mod port_kinds;
 pub mod routes;
 pub mod tcp_forward;
+mod tunnels;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -93,6 +94,11 @@ enum Posted {
     },
     /// An engine stopped answering, or answers again.
     Reachable { engine: usize, reachable: bool },
+    /// Where engine number `engine`'s remote addresses are reached now.
+    Tunneled {
+        engine: usize,
+        map: tunnels::Tunneled,
+    },
     /// What discovery found listening (and what it speaks), when it changed.
     Found(routes::Found),
     /// Who holds a port the proxy could not have.
@@ -183,6 +189,42 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         containers_rx,
         posted_tx.clone(),
     );
+    let mut tunnels = Vec::new();
+    let mut remotes = Vec::new();
+    for (index, engine) in options.engines.iter().enumerate() {
+        let located = {
+            let engine = engine.clone();
+            tokio::task::spawn_blocking(move || engine.location()).await?
+        };
+        let ssh = match located {
+            Ok(location) => {
+                remotes.push(match &location {
+                    crate::engine::endpoint::Location::Remote { endpoint, .. } => {
+                        Some(endpoint.url.clone())
+                    }
+                    crate::engine::endpoint::Location::Local => None,
+                });
+                location.ssh()
+            }
+            Err(error) => {
+                log(&format!("{}: {error}", engine.kind()));
+                remotes.push(None);
+                None
+            }
+        };
+        tunnels.push(ssh.map(|ssh| {
+            log(&format!(
+                "{} on {}: routed through ssh",
+                engine.kind(),
+                ssh.target()
+            ));
+            tunnels::Tunnel::start(index, ssh, posted_tx.clone())
+        }));
+    }
+    let tunneled = tunnels
+        .iter()
+        .map(|t| t.as_ref().map(|_| Default::default()))
+        .collect();
     let listeners = Listeners::new(
         options.addresses.clone(),
         Arc::clone(&shared),
@@ -208,6 +250,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         listeners,
         control,
         forwards,
+        tunnels,
+        tunneled,
+        remotes,
     };
     core.refresh().await;
     let interrupted = wait_for_interrupt();

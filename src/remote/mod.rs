@@ -5,6 +5,7 @@
 //! `sync`), the ports (reached through one multiplexed SSH connection per
 //! engine host, see `ssh`).
 
+pub mod mirror;
 pub mod ssh;
 
 pub use ssh::{Ssh, SshTarget};

@@ -23,6 +23,7 @@ fn row(repo: &str, branch: &str, state: WorkspaceState) -> WorkspaceStatus {
         branch: branch.into(),
         state,
         engine: None,
+        remote: None,
         services: Vec::new(),
         sidecars: Vec::new(),
         listening: Vec::new(),

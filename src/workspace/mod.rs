@@ -144,9 +144,14 @@ pub struct HostMode {
 pub fn host_mode(engine: &Engine) -> Result<HostMode, crate::engine::EngineError> {
     let ids = host_ids();
     let facts = engine.host_facts()?;
-    let remote =
-        std::env::var("DOCKER_HOST").is_ok_and(|h| !h.starts_with("unix://")) || facts.desktop;
-    let publish_ports = facts.rootless || remote;
+    // Docker Desktop's VM, or a daemon reached over TCP, is another host
+    // whose container addresses are not routed here. One reached over SSH
+    // is too, but there the proxy forwards to the addresses as that host
+    // sees them (see `remote`), which a rootful engine routes.
+    let elsewhere = facts.desktop
+        || (engine.endpoint().is_none()
+            && std::env::var("DOCKER_HOST").is_ok_and(|h| h.starts_with("tcp://")));
+    let publish_ports = facts.rootless || elsewhere;
     let (ids, keep_host_uid) = match (engine.kind(), facts.rootless) {
         _ if ids.0 == 0 => (ids, false),
         // keep-id maps the user to the same uid inside: full fidelity.

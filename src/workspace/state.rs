@@ -108,6 +108,11 @@ pub struct Workspace {
     /// same one without detecting again.
     #[serde(default)]
     pub engine: Option<crate::engine::EngineKind>,
+    /// The engine host it was launched on, when not this host's own daemon
+    /// (`DOCKER_HOST=ssh://…`, a context, a podman connection): every later
+    /// call for it goes there, whatever the shell's settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<crate::engine::endpoint::Endpoint>,
     /// The uid and gid commands run as in its container, recorded when the
     /// container was made; `None` for a container whose own user is the
     /// user (made by an older dual).
@@ -144,6 +149,7 @@ impl Workspace {
             routed: None,
             data_from: None,
             engine: None,
+            endpoint: None,
             user: None,
         }
     }
