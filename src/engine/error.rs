@@ -49,6 +49,15 @@ pub enum EngineError {
     Spec(#[from] super::spec::SpecError),
     #[error(transparent)]
     Endpoint(Box<super::endpoint::EndpointError>),
+    /// A pinned engine on another host that did not answer: the link, or
+    /// the host, or its daemon.
+    #[error("{kind} on {target} does not answer")]
+    RemoteUnreachable {
+        kind: EngineKind,
+        target: String,
+        #[source]
+        source: CommandError,
+    },
     #[error("{kind} printed something dual cannot read")]
     Parse {
         kind: EngineKind,
@@ -81,6 +90,10 @@ impl EngineError {
             ),
             EngineError::Command { kind, source } => known_fix(*kind, source.stderr()),
             EngineError::Endpoint(error) => Some(error.hint()),
+            EngineError::RemoteUnreachable { kind, target, .. } => Some(format!(
+                "check the link and the host's {kind}: `ssh {target} {} info`; the workspace stays on that host, and dual reaches it again once it answers",
+                kind.program()
+            )),
             EngineError::Parse { kind, .. } => Some(format!(
                 "this {kind} version prints JSON dual does not understand; please report it with the output of `{} version`",
                 kind.program()

@@ -130,6 +130,15 @@ impl Engine {
         Engine { endpoint, ..self }
     }
 
+    /// `user@host` of the other host its calls are pinned to, if any.
+    fn remote_target(&self) -> Option<String> {
+        let endpoint = self.endpoint.as_ref()?;
+        match endpoint.location(self.kind).ok()? {
+            endpoint::Location::Remote { ssh, .. } => Some(ssh.to_string()),
+            endpoint::Location::Local => None,
+        }
+    }
+
     /// The endpoint its calls are pinned to, if any.
     pub fn endpoint(&self) -> Option<&endpoint::Endpoint> {
         self.endpoint.as_ref()
@@ -260,6 +269,16 @@ impl Engine {
 
     fn classify(&self, error: CommandError) -> EngineError {
         let kind = self.kind;
+        if let Some(target) = self.remote_target()
+            && (matches!(error, CommandError::TimedOut { .. })
+                || matches!(&error, CommandError::Failed { stderr, .. } if daemon_is_down(stderr) || link_is_down(stderr)))
+        {
+            return EngineError::RemoteUnreachable {
+                kind,
+                target,
+                source: error,
+            };
+        }
         match error {
             CommandError::ProgramNotFound { program } => {
                 EngineError::BinaryMissing { kind, program }
@@ -717,6 +736,18 @@ fn has_labels(found: &Labels, wanted: &[(&str, &str)]) -> bool {
 
 /// The engine's words for "could not reach the daemon" (docker) or the service
 /// a remote connection names (podman, which otherwise runs no daemon).
+/// Signs that ssh itself failed to reach the engine's host.
+fn link_is_down(stderr: &str) -> bool {
+    const SIGNS: [&str; 5] = [
+        "ssh: connect to host",
+        "Connection timed out",
+        "No route to host",
+        "Connection closed by",
+        "Could not resolve hostname",
+    ];
+    SIGNS.iter().any(|sign| stderr.contains(sign))
+}
+
 fn daemon_is_down(stderr: &str) -> bool {
     const SIGNS: [&str; 6] = [
         "Cannot connect to the Docker daemon",

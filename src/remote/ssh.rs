@@ -157,6 +157,11 @@ impl Ssh {
     /// connection, made on first use, and keep-alives that give up on a
     /// dead link within seconds.
     pub fn options(&self) -> Vec<OsString> {
+        // Where the shared connection's socket goes (ssh would only say it
+        // cannot bind it).
+        if let Err(error) = ensure_control_dir() {
+            crate::log::debug(&format!("{}: {error}", control_dir().display()));
+        }
         let mut options: Vec<OsString> = Vec::new();
         let mut option = |key: &str, value: &OsString| {
             options.push("-o".into());

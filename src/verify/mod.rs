@@ -10,6 +10,7 @@ pub mod http;
 pub mod image;
 pub mod probes;
 mod proxy_check;
+mod remote;
 pub mod render;
 mod sidecars;
 
@@ -150,7 +151,25 @@ pub fn run(options: &Options) -> Result<Report, Interrupted> {
     let mut figures = None;
 
     let engine = engine_checks(options, &mut checks, &mut engine_report);
+    let remote = engine
+        .as_ref()
+        .and_then(|engine| engine.location().ok())
+        .and_then(|location| location.ssh());
     match &engine {
+        // The probes reach containers by address from this host: another
+        // host's are reached through the link its own checks measure.
+        Some(_) if remote.is_some() => {
+            let ssh = remote.as_ref().expect("checked");
+            checks.extend(remote::checks(ssh));
+            skip_container_checks(
+                &mut checks,
+                None,
+                &format!(
+                    "the engine is on {}: the remote checks cover the link",
+                    ssh.target()
+                ),
+            );
+        }
         Some(engine) => {
             let outcome = container_checks(engine, options, &mut checks);
             match outcome {
