@@ -56,7 +56,7 @@ pub enum EngineError {
         kind: EngineKind,
         target: String,
         #[source]
-        source: CommandError,
+        source: Box<CommandError>,
     },
     #[error("{kind} printed something dual cannot read")]
     Parse {

@@ -276,7 +276,7 @@ impl Engine {
             return EngineError::RemoteUnreachable {
                 kind,
                 target,
-                source: error,
+                source: Box::new(error),
             };
         }
         match error {
