@@ -213,7 +213,10 @@ mod tests {
         listing.refresh(dir.path());
         listing.state_files.clear();
         listing.refresh(dir.path());
-        assert!(listing.state_files.is_empty(), "listed a settled directory again");
+        assert!(
+            listing.state_files.is_empty(),
+            "listed a settled directory again"
+        );
     }
 
     #[test]
