@@ -6,5 +6,6 @@
 //! engine host, see `ssh`).
 
 pub mod ssh;
+pub mod sync;
 
 pub use ssh::{Ssh, SshTarget};
