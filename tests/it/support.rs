@@ -239,6 +239,150 @@ pub fn rootless_user(test: &str) -> Option<String> {
     user
 }
 
+/// The "remote" engine host of `scripts/remote-rig`: sshd, a dockerd and a
+/// podman service in namespaces of their own, reached from this host only
+/// over ssh, as a real remote host would be.
+#[derive(Debug)]
+pub struct Rig {
+    /// Where its sshd listens (port 22).
+    pub ip: String,
+    /// `ssh://root@IP`: a `DOCKER_HOST` that reaches the rig's dockerd.
+    pub docker_host: String,
+    /// The podman connection the rig registered (never the default).
+    pub podman_connection: String,
+    /// `ssh://root@IP:22/run/podman/podman.sock`: a `CONTAINER_HOST`.
+    pub podman_url: String,
+    /// The private key root's ssh config names for the rig.
+    pub identity: PathBuf,
+}
+
+impl Rig {
+    /// The variables that point `kind`'s CLI at the rig's engine: what a
+    /// test adds to a sandbox's environment (`sandbox_env` keeps them).
+    pub fn engine_env(&self, kind: EngineKind) -> Vec<(&'static str, OsString)> {
+        match kind {
+            EngineKind::Docker => vec![("DOCKER_HOST", self.docker_host.clone().into())],
+            EngineKind::Podman => vec![
+                ("CONTAINER_HOST", self.podman_url.clone().into()),
+                ("CONTAINER_SSHKEY", self.identity.clone().into()),
+            ],
+        }
+    }
+
+    /// `kind`'s CLI, talking to the rig's engine.
+    pub fn engine(&self, kind: EngineKind) -> Command {
+        let mut cmd = Command::new(kind.program());
+        match kind {
+            EngineKind::Docker => cmd.env("DOCKER_HOST", &self.docker_host),
+            EngineKind::Podman => cmd.args(["--connection", &self.podman_connection]),
+        };
+        cmd
+    }
+
+    /// The rig's host key, for `home`'s `.ssh/known_hosts`: podman's own ssh
+    /// client reads the known hosts of `$HOME` only, and warns on every
+    /// command where the rig is not among them.
+    pub fn trust_in(&self, home: &Path) {
+        let line = std::fs::read_to_string(rig_state().join("known_hosts")).unwrap();
+        let ssh = home.join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        std::fs::write(ssh.join("known_hosts"), line).unwrap();
+    }
+
+    /// Runs `scripts/remote-rig ARGS` (`restart-docker`, `drop-link`,
+    /// `exec CMD…`: see the script), required to succeed; its stdout.
+    pub fn control(&self, args: &[&str]) -> String {
+        let output = Command::new(rig_script()).args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "scripts/remote-rig {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+fn rig_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/remote-rig")
+}
+
+fn rig_state() -> PathBuf {
+    std::env::var_os("DUAL_RIG_STATE")
+        .map_or_else(|| "/var/lib/dual-remote-rig".into(), PathBuf::from)
+}
+
+/// The remote engine host, started (with the test image on both of its
+/// engines) once per test process; test processes running at once share
+/// it (the script serializes them with a lock). `None` after saying loudly
+/// that `test` is skipped where this host cannot run it (not root, a tool
+/// missing: `scripts/setup-engines` installs them), a failure instead under
+/// `DUAL_REQUIRE_ENGINE=1`. The rig stays up after the tests;
+/// `scripts/remote-rig stop` ends it.
+pub fn remote_rig(test: &str) -> Option<&'static Rig> {
+    static RIG: OnceLock<Result<Rig, String>> = OnceLock::new();
+    match RIG.get_or_init(start_rig) {
+        Ok(rig) => Some(rig),
+        Err(why) if require_engine() => panic!(
+            "DUAL_REQUIRE_ENGINE=1 but the remote rig cannot run: {why}\n\
+             hint: scripts/setup-engines installs its tools; it needs root"
+        ),
+        Err(why) => {
+            eprintln!(
+                "!!!!! SKIPPED {test}: the remote rig cannot run here: {why}\n\
+                 !!!!! Set DUAL_REQUIRE_ENGINE=1 to make this a failure."
+            );
+            None
+        }
+    }
+}
+
+/// Starts the rig and copies the test image to it; `Err` says why this
+/// host cannot run it, and a broken rig fails the test.
+fn start_rig() -> Result<Rig, String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err("it needs root (namespaces, a veth pair, sshd)".into());
+    }
+    // It copies the test image from both engines of this host.
+    for kind in [EngineKind::Docker, EngineKind::Podman] {
+        if !engines().contains(&kind) {
+            return Err(format!("{kind} does not answer on this host"));
+        }
+        ensure_test_image(kind);
+    }
+    let started = std::time::Instant::now();
+    let output = Command::new(rig_script()).arg("start").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match output.status.code() {
+        Some(0) => {}
+        // The script's "this machine cannot run the rig".
+        Some(3) => return Err(stderr.trim().to_owned()),
+        _ => panic!("scripts/remote-rig start failed:\n{stderr}"),
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let value = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("scripts/remote-rig start printed no {name}:\n{stdout}"))
+            .to_owned()
+    };
+    let rig = Rig {
+        ip: value("DUAL_RIG_IP"),
+        docker_host: value("DUAL_RIG_DOCKER_HOST"),
+        podman_connection: value("DUAL_RIG_PODMAN_CONNECTION"),
+        podman_url: value("DUAL_RIG_PODMAN_URL"),
+        identity: value("DUAL_RIG_IDENTITY").into(),
+    };
+    rig.control(&["images"]);
+    eprintln!(
+        "--- the remote rig answers at {} ({:.1} s to start it and copy the test image)",
+        rig.ip,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(rig)
+}
+
 /// Whether `check` becomes true before `deadline` runs out (asked every
 /// 50 ms, and once more at the end).
 pub fn eventually(deadline: Duration, mut check: impl FnMut() -> bool) -> bool {
