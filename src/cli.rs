@@ -175,6 +175,38 @@ pub enum Command {
     /// network namespace (see engine::bridge)
     #[command(hide = true)]
     PinBridge { interface: String },
+    /// A workspace's sync with its copy on a remote engine's host (see
+    /// remote::sync): `run` is the supervisor `launch` starts detached; the
+    /// others drive it by hand (tests, troubleshooting)
+    #[command(hide = true)]
+    RemoteSync {
+        #[command(subcommand)]
+        action: RemoteSyncAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteSyncAction {
+    /// The supervisor, in the foreground
+    Run { workspace: String },
+    /// Start it in the background for the pairs of a JSON spec: `{"ssh":
+    /// "ssh://user@host", "identity": null, "pairs": [{"local", "remote",
+    /// "direction": "Both"|"ToRemote"|"FromRemote", "ignore": [..]}]}`
+    Start {
+        workspace: String,
+        #[arg(long, value_name = "FILE")]
+        spec: PathBuf,
+    },
+    /// Wait for its first copy
+    Wait {
+        workspace: String,
+        #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+        timeout: u64,
+    },
+    /// Stop it and everything it started, here and there
+    Stop { workspace: String },
+    /// Whether it runs (exit status 3 when not)
+    Status { workspace: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +386,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::testserver::run(name, ports, record)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::RemoteSync { action } => c::remote_sync::run(action),
         Command::PinBridge { interface } => {
             let pinned = crate::engine::bridge::pin_mac(&interface)?;
             crate::log::debug(&format!("bridge {interface}: {pinned:?}"));

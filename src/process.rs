@@ -392,6 +392,26 @@ impl Cmd {
             .map_err(|source| self.spawn_error(source))
     }
 
+    /// `stream`, with the child's stdin a pipe that stays open until the
+    /// returned writer is dropped: a command on another host (over ssh) can
+    /// watch its stdin and end as soon as its caller goes away, where
+    /// nothing else would tell it. Its stderr goes with stdout's when the
+    /// command merges them itself (`2>&1`); else it is captured.
+    pub fn stream_holding_stdin(
+        &self,
+    ) -> Result<(duct::ReaderHandle, std::io::PipeWriter), CommandError> {
+        crate::log::debug(&format!("+ {} (streaming)", self.display()));
+        let (stdin, writer) = std::io::pipe().map_err(|source| self.spawn_error(source))?;
+        let reader = die_with_parent(self)
+            .bare_expression()
+            .stdin_file(stdin)
+            .stderr_capture()
+            .before_spawn(own_process_group)
+            .reader()
+            .map_err(|source| self.spawn_error(source))?;
+        Ok((reader, writer))
+    }
+
     /// Runs to completion and fails unless the exit status is zero.
     pub fn run(&self) -> Result<Output, CommandError> {
         let output = self.output()?;

@@ -12,6 +12,7 @@ pub mod list;
 pub mod proxy;
 pub mod prune;
 pub mod recover;
+pub mod remote_sync;
 pub mod run;
 pub mod services;
 pub mod shell_init;

@@ -7,5 +7,6 @@
 
 pub mod mirror;
 pub mod ssh;
+pub mod sync;
 
 pub use ssh::{Ssh, SshTarget};

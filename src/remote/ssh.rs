@@ -153,6 +153,11 @@ impl Ssh {
         &self.target
     }
 
+    /// The key the engine's settings name, if any.
+    pub fn identity(&self) -> Option<&Path> {
+        self.identity.as_deref()
+    }
+
     /// ssh's options for this host, before the destination: the shared
     /// connection, made on first use, and keep-alives that give up on a
     /// dead link within seconds.
