@@ -69,6 +69,8 @@ pub enum EndpointError {
     },
     #[error("podman has no connection named `{0}`")]
     NoConnection(String),
+    #[error("{target} does not answer over ssh: {detail}")]
+    Unreachable { target: String, detail: String },
 }
 
 impl EndpointError {
@@ -83,6 +85,9 @@ impl EndpointError {
             EndpointError::NoConnection(_) => {
                 "`podman system connection list` shows the connections there are".into()
             }
+            EndpointError::Unreachable { target, .. } => format!(
+                "check that `ssh {target} true` works without a prompt (dual runs ssh with BatchMode)"
+            ),
         }
     }
 }

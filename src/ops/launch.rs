@@ -143,6 +143,10 @@ pub fn launch_with(
             let skip = options.skip_initialize_command;
             super::lifecycle::check_host_command(&workspace, &config, skip, printer)?;
             super::image::resolve_build(&engine, &workspace, &mut config, printer)?;
+            // The clone on the engine's host, whole, before its container.
+            if let Some(ssh) = location.ssh() {
+                super::remote_host::ensure_sync(&ssh, &workspace, &config, printer)?;
+            }
             let started =
                 ensure_container(&engine, &location, &workspace, &config, recreate, printer)?;
             Ok((config, started))
@@ -809,8 +813,7 @@ pub fn ensure_container(
         );
     }
     if let Some(ssh) = location.ssh() {
-        let carried = super::remote_host::prepare(&ssh, workspace, &mut spec)?;
-        super::remote_host::start_sync(&ssh, workspace, config, &carried, printer)?;
+        super::remote_host::prepare(&ssh, workspace, &mut spec)?;
     }
     match engine.run_detached(&spec) {
         Ok(_) => {}

@@ -4,13 +4,16 @@
 //! container is made.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::engine::RunSpec;
-use crate::remote::Ssh;
+use crate::printer::Printer;
 use crate::remote::mirror::{self, Carried};
+use crate::remote::{Ssh, sync};
 use crate::workspace::Workspace;
+use crate::workspace::config::Config;
 
 /// The largest file copied to the engine's host (accounts, CA bundles).
 const COPIED_LIMIT: u64 = 4 * 1024 * 1024;
@@ -20,7 +23,7 @@ const COPIED_LIMIT: u64 = 4 * 1024 * 1024;
 pub fn mirror_base(ssh: &Ssh) -> anyhow::Result<PathBuf> {
     let output = ssh
         .command(r#"printf %s "$HOME""#)
-        .timeout(std::time::Duration::from_secs(20))
+        .timeout(Duration::from_secs(20))
         .run()
         .with_context(|| format!("could not reach {} over ssh", ssh.target()))?;
     let home = output.stdout.trim();
@@ -51,7 +54,7 @@ pub fn prepare(
     );
     ssh.command(&unpack)
         .stdin_bytes(archive)
-        .timeout(std::time::Duration::from_secs(60))
+        .timeout(Duration::from_secs(60))
         .run()
         .with_context(|| {
             format!(
@@ -115,22 +118,56 @@ fn read_plain_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Starts keeping the workspace's files in sync with their mirror, and
-/// waits for the first copy (the container must find its clone whole).
-pub fn start_sync(
+/// How long a launch waits for the first copy of a clone.
+const FIRST_COPY: Duration = Duration::from_secs(600);
+
+/// Makes sure the workspace's files are kept in sync with their mirror on
+/// `ssh`'s host (the clone both ways, its `.git` there only, the services'
+/// logs back only), and that the first copy is done: the container must
+/// find its clone whole. A sync already running is left as it is.
+pub fn ensure_sync(
     ssh: &Ssh,
     workspace: &Workspace,
-    config: &crate::workspace::config::Config,
-    carried: &[Carried],
-    printer: &crate::printer::Printer,
+    config: &Config,
+    printer: &Printer,
 ) -> anyhow::Result<()> {
-    let _ = (ssh, workspace, config, carried, printer);
-    anyhow::bail!("syncing a clone to another engine host is not built yet")
+    let name = workspace.name();
+    if sync::is_running(&name) {
+        return Ok(());
+    }
+    let base = mirror_base(ssh)?;
+    let logs = crate::workspace::services::logs_dir(&name);
+    let pairs = sync::workspace_pairs(
+        &workspace.path,
+        &mirror::mirrored(&base, &workspace.path),
+        &config.anonymous_volumes,
+        &logs,
+        &mirror::mirrored(&base, &logs),
+    );
+    printer.progress(format!(
+        "syncing {} with {}",
+        workspace.path.display(),
+        ssh.target()
+    ));
+    let started = Instant::now();
+    sync::start(&name, ssh, &pairs)?;
+    sync::wait_initial(&name, FIRST_COPY)?;
+    printer.detail(format!(
+        "the clone's first copy to {} took {:.1} s",
+        ssh.target(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 /// Stops the workspace's sync, if one runs.
 pub fn stop_sync(workspace: &Workspace) {
-    let _ = workspace;
+    if let Err(error) = sync::stop(&workspace.name()) {
+        crate::log::debug(&format!(
+            "stopping the sync of {}: {error:#}",
+            workspace.name()
+        ));
+    }
 }
 
 /// Removes the workspace's mirror on `ssh`'s host (its clone, home and
@@ -149,7 +186,7 @@ pub fn forget(ssh: &Ssh, workspace: &Workspace) -> anyhow::Result<()> {
         .map(|path| crate::process::quote(&mirror::mirrored(&base, path).display().to_string()))
         .collect();
     ssh.command(&format!("rm -rf -- {}", quoted.join(" ")))
-        .timeout(std::time::Duration::from_secs(120))
+        .timeout(Duration::from_secs(120))
         .run()?;
     Ok(())
 }

@@ -31,6 +31,11 @@ pub fn stop(
         .hinted()?;
     // After it: its services close their connections to them first.
     workspace::stack::stop(&engine, workspace).hinted()?;
+    // What it wrote last has come back; nothing changes there until the
+    // next launch, which syncs again.
+    if workspace.endpoint.is_some() {
+        super::remote_host::stop_sync(workspace);
+    }
     let stopped = workspace.name();
     crate::tmux::end_session(&stopped);
     store.update(|state| -> Result<(), WithHint> {

@@ -142,7 +142,12 @@ pub struct HostMode {
 }
 
 pub fn host_mode(engine: &Engine) -> Result<HostMode, crate::engine::EngineError> {
-    let ids = host_ids();
+    // On another host, the files a container writes are the mirror's there,
+    // which the ssh user owns and syncs: its processes run as that user.
+    let ids = match engine.location()?.ssh() {
+        Some(ssh) => remote_ids(&ssh)?,
+        None => host_ids(),
+    };
     let facts = engine.host_facts()?;
     // Docker Desktop's VM, or a daemon reached over TCP, is another host
     // whose container addresses are not routed here. One reached over SSH
@@ -166,6 +171,31 @@ pub fn host_mode(engine: &Engine) -> Result<HostMode, crate::engine::EngineError
         keep_host_uid,
         publish_ports,
     })
+}
+
+/// The uid and gid of the ssh user on another engine host.
+fn remote_ids(ssh: &crate::remote::Ssh) -> Result<(u32, u32), crate::engine::EngineError> {
+    let unreachable = |detail: String| {
+        crate::engine::EngineError::Endpoint(Box::new(
+            crate::engine::endpoint::EndpointError::Unreachable {
+                target: ssh.target().to_string(),
+                detail,
+            },
+        ))
+    };
+    let output = ssh
+        .command("id -u; id -g")
+        .timeout(std::time::Duration::from_secs(20))
+        .run()
+        .map_err(|error| unreachable(error.to_string()))?;
+    let mut numbers = output.stdout.split_whitespace().map(str::parse::<u32>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(uid)), Some(Ok(gid))) => Ok((uid, gid)),
+        _ => Err(unreachable(format!(
+            "`id` printed {:?}",
+            output.stdout.trim()
+        ))),
+    }
 }
 
 /// The current directory as the kernel sees it (symlinks resolved), which

@@ -106,9 +106,11 @@ fn stdout(output: &Output) -> String {
 
 /// Waits until `path` holds `content` here; how long that took.
 fn until_here(path: &Path, content: &str, within: Duration) -> Duration {
-    wait_until(within, &format!("{} to read {content:?}", path.display()), || {
-        std::fs::read_to_string(path).is_ok_and(|text| text == content)
-    })
+    wait_until(
+        within,
+        &format!("{} to read {content:?}", path.display()),
+        || std::fs::read_to_string(path).is_ok_and(|text| text == content),
+    )
 }
 
 #[test]
@@ -136,9 +138,14 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
     for branch in branches {
         let name = on.env.name(branch);
         let host = format!("{name}.localhost");
-        wait_until(Duration::from_secs(30), &format!("{host}:{port} to answer"), || {
-            http_get(port, &host, "/").is_ok_and(|(status, body)| status == 200 && body.contains(&name))
-        });
+        wait_until(
+            Duration::from_secs(30),
+            &format!("{host}:{port} to answer"),
+            || {
+                http_get(port, &host, "/")
+                    .is_ok_and(|(status, body)| status == 200 && body.contains(&name))
+            },
+        );
     }
 
     // Files: an edit here is seen inside, a file made inside comes back.
@@ -151,7 +158,11 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
     eprintln!("edit here → inside: {} ms", started.elapsed().as_millis());
     let made = on.run_in("a", &["sh", "-c", "echo made inside > made.txt"]);
     assert!(made.status.success(), "{made:?}");
-    let back = until_here(&clone.join("made.txt"), "made inside\n", Duration::from_secs(5));
+    let back = until_here(
+        &clone.join("made.txt"),
+        "made inside\n",
+        Duration::from_secs(5),
+    );
     eprintln!("written inside → here: {} ms", back.as_millis());
 
     // Exit codes pass through the link.
@@ -161,12 +172,22 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
     for branch in branches {
         on.ok(&["destroy", branch, "--force"]);
     }
-    assert!(on.on_rig(&["ps", "-aq"]).is_empty(), "containers left on the rig");
+    assert!(
+        on.on_rig(&["ps", "-aq"]).is_empty(),
+        "containers left on the rig"
+    );
     // Nor its files.
     let mirror = Command::new("ssh")
         .arg(format!("root@{}", rig.ip))
-        .arg(format!("ls -d /root/.local/share/dual-remote/*{}", clone.display()))
+        .arg(format!(
+            "ls -d /root/.local/share/dual-remote/*{}",
+            clone.display()
+        ))
         .output()
         .unwrap();
-    assert!(!mirror.status.success(), "the clone's mirror stayed: {}", stdout(&mirror));
+    assert!(
+        !mirror.status.success(),
+        "the clone's mirror stayed: {}",
+        stdout(&mirror)
+    );
 }
