@@ -5,13 +5,13 @@
 //! name through the shared ssh link.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dual::engine::EngineKind;
 
 use crate::proxy::{Proxy, free_port};
-use crate::support::{Rig, ensure_test_image, http_get, remote_rig, wait_until};
+use crate::support::{Rig, ensure_test_image, http_get, remote_rig, signal, wait_until};
 use crate::workspaces::TestEnv;
 
 /// A test env whose commands reach the rig's engine, and which removes
@@ -113,6 +113,80 @@ fn until_here(path: &Path, content: &str, within: Duration) -> Duration {
     )
 }
 
+/// `dual run` in `branch`'s clone as a child, stdin and stdout piped.
+fn spawn_run(on: &OnRig, branch: &str, args: &[&str]) -> std::process::Child {
+    let mut all = vec!["run", "--"];
+    all.extend_from_slice(args);
+    on.env
+        .command(crate::support::dual_path())
+        .env_remove("DOCKER_HOST")
+        .env_remove("CONTAINER_HOST")
+        .current_dir(on.env.clone_path(branch))
+        .args(&all)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Workspace `name` answers `/` through the proxy on `port` with its name;
+/// how long until it did.
+fn routed(port: u16, name: &str, within: Duration) -> Duration {
+    let host = format!("{name}.localhost");
+    wait_until(within, &format!("{host}:{port} to answer"), || {
+        http_get(port, &host, "/").is_ok_and(|(status, body)| status == 200 && body.contains(name))
+    })
+}
+
+/// An SSE stream and a WebSocket through the proxy and the tunnel.
+fn streams_pass(port: u16, name: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let host = format!("{name}.localhost:{port}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream
+            .write_all(
+                format!("GET /sse?interval=200&count=3 HTTP/1.1\r\nHost: {host}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while seen.matches("data: ").count() < 3 {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no SSE event for 5 s; so far: {seen}"))
+                .unwrap();
+            assert!(n > 0, "the SSE stream closed early: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{host}/ws"), socket)
+            .await
+            .unwrap();
+        for text in ["hello", "through the tunnel"] {
+            ws.send(Message::text(text)).await.unwrap();
+            let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(echoed.into_text().unwrap().as_str(), text);
+        }
+    });
+}
+
 #[test]
 fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
     let Some(rig) = remote_rig("three_remote_workspaces_serve_one_port_each_routed_here_by_name")
@@ -131,22 +205,13 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
             "{launched}"
         );
     }
-    // The clone is not on the engine's host: only its synced copy is.
     let listed = on.ok(&["list"]);
     assert!(listed.contains("remote: root@"), "{listed}");
     let _proxy = Proxy::spawn(&on.env, None);
     for branch in branches {
-        let name = on.env.name(branch);
-        let host = format!("{name}.localhost");
-        wait_until(
-            Duration::from_secs(30),
-            &format!("{host}:{port} to answer"),
-            || {
-                http_get(port, &host, "/")
-                    .is_ok_and(|(status, body)| status == 200 && body.contains(&name))
-            },
-        );
+        routed(port, &on.env.name(branch), Duration::from_secs(30));
     }
+    streams_pass(port, &on.env.name("a"));
 
     // Files: an edit here is seen inside, a file made inside comes back.
     let clone = on.env.clone_path("a");
@@ -165,9 +230,69 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
     );
     eprintln!("written inside → here: {} ms", back.as_millis());
 
-    // Exit codes pass through the link.
+    // `dual run`: exit codes, stdin, and Ctrl-C that ends the process there.
     let failed = on.run_in("a", &["sh", "-c", "exit 7"]);
     assert_eq!(failed.status.code(), Some(7), "{failed:?}");
+    let mut cat = spawn_run(&on, "a", &["cat"]);
+    std::io::Write::write_all(&mut cat.stdin.take().unwrap(), b"typed here\n").unwrap();
+    let echoed = cat.wait_with_output().unwrap();
+    assert_eq!(stdout(&echoed), "typed here\n");
+    let mut sleeper = spawn_run(&on, "a", &["sleep", "100"]);
+    let container = format!("dual-{}", on.env.name("a"));
+    let ps = || {
+        let output = on
+            .rig
+            .engine(kind)
+            .args(["exec", &container, "ps"])
+            .output()
+            .unwrap();
+        stdout(&output)
+    };
+    wait_until(Duration::from_secs(30), "sleep 100 to start there", || {
+        ps().contains("sleep 100")
+    });
+    signal(&sleeper, rustix::process::Signal::INT);
+    assert_eq!(sleeper.wait().unwrap().code(), Some(130));
+    wait_until(
+        Duration::from_secs(10),
+        "sleep 100 to end there after Ctrl-C",
+        || !ps().contains("sleep 100"),
+    );
+
+    // The link drops and comes back: routes and sync follow by themselves.
+    rig.control(&["drop-link"]);
+    std::thread::sleep(Duration::from_secs(8));
+    std::fs::write(
+        clone.join("offline.txt"),
+        "written while the link was down\n",
+    )
+    .unwrap();
+    rig.control(&["restore-link"]);
+    let back = routed(port, &on.env.name("a"), Duration::from_secs(10));
+    eprintln!(
+        "routed again {} ms after the link returned",
+        back.as_millis()
+    );
+    let synced = Instant::now();
+    wait_until(
+        Duration::from_secs(10),
+        "the offline edit to reach inside",
+        || stdout(&on.run_in("a", &["cat", "offline.txt"])) == "written while the link was down\n",
+    );
+    eprintln!(
+        "the offline edit was inside {} ms after the route",
+        synced.elapsed().as_millis()
+    );
+
+    // The engine's daemon restarts: the proxy starts the workspaces again.
+    rig.control(&["restart-docker"]);
+    for branch in branches {
+        let took = routed(port, &on.env.name(branch), Duration::from_secs(60));
+        eprintln!(
+            "{branch} routed {} ms after the daemon restarted",
+            took.as_millis()
+        );
+    }
 
     for branch in branches {
         on.ok(&["destroy", branch, "--force"]);
@@ -189,5 +314,34 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
         !mirror.status.success(),
         "the clone's mirror stayed: {}",
         stdout(&mirror)
+    );
+}
+
+#[test]
+fn a_workspace_on_remote_podman_launches_runs_and_routes() {
+    let Some(rig) = remote_rig("a_workspace_on_remote_podman_launches_runs_and_routes") else {
+        return;
+    };
+    let kind = EngineKind::Podman;
+    let port = free_port();
+    let on = OnRig::new(rig, kind, &server_config(kind, port));
+    on.ok(&["create", "p"]);
+    let launched = on.ok(&["launch", "p"]);
+    assert!(
+        launched.contains(&format!("remote: root@{}", rig.ip)),
+        "{launched}"
+    );
+    let _proxy = Proxy::spawn(&on.env, None);
+    routed(port, &on.env.name("p"), Duration::from_secs(30));
+    let failed = on.run_in("p", &["sh", "-c", "echo $HOSTNAME; exit 3"]);
+    assert_eq!(failed.status.code(), Some(3), "{failed:?}");
+    std::fs::write(on.env.clone_path("p").join("edited.txt"), "podman\n").unwrap();
+    wait_until(Duration::from_secs(5), "the edit to be seen inside", || {
+        stdout(&on.run_in("p", &["cat", "edited.txt"])) == "podman\n"
+    });
+    on.ok(&["destroy", "p", "--force"]);
+    assert!(
+        on.on_rig(&["ps", "-aq"]).is_empty(),
+        "containers left on the rig"
     );
 }
