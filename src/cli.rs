@@ -23,6 +23,14 @@ pub struct Cli {
     #[arg(long, global = true, value_enum)]
     pub engine: Option<EngineKind>,
 
+    /// The docker context to use, on a workspace's first launch (as `docker --context`; default: DOCKER_HOST, else docker's current context)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The podman connection to use, on a workspace's first launch (as `podman --connection`; default: CONTAINER_HOST, else this host's podman)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub connection: Option<String>,
+
     /// Print every external command dual runs (also DUAL_LOG=debug)
     #[arg(short, long, global = true)]
     pub verbose: bool,
@@ -272,6 +280,7 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     crate::log::set_verbose(cli.verbose || debug);
+    crate::engine::endpoint::choose(cli.context.clone(), cli.connection.clone());
     // The test server stands in for a dev server, which SIGTERM ends.
     if !matches!(cli.command, Some(Command::TestServer { .. })) {
         install_interrupts();

@@ -69,6 +69,8 @@ pub enum EndpointError {
     },
     #[error("podman has no connection named `{0}`")]
     NoConnection(String),
+    #[error("docker has no context named `{0}`")]
+    NoContext(String),
     #[error("{target} does not answer over ssh: {detail}")]
     Unreachable { target: String, detail: String },
 }
@@ -84,6 +86,9 @@ impl EndpointError {
             }
             EndpointError::NoConnection(_) => {
                 "`podman system connection list` shows the connections there are".into()
+            }
+            EndpointError::NoContext(_) => {
+                "`docker context ls` shows the contexts there are".into()
             }
             EndpointError::Unreachable { target, .. } => format!(
                 "check that `ssh {target} true` works without a prompt (dual runs ssh with BatchMode)"
@@ -135,6 +140,33 @@ impl Endpoint {
     }
 }
 
+/// `--context` and `--connection`, for this run of dual.
+static CHOSEN: std::sync::OnceLock<(Option<String>, Option<String>)> = std::sync::OnceLock::new();
+
+/// The docker context (`--context`) and podman connection (`--connection`)
+/// this run of dual was given: they choose where a workspace goes on its
+/// first launch, and where `verify` looks. Later calls for a workspace go
+/// where it was launched, whatever these say.
+pub fn choose(context: Option<String>, connection: Option<String>) {
+    let _ = CHOSEN.set((context, connection));
+}
+
+fn chosen_context() -> Option<&'static str> {
+    CHOSEN.get()?.0.as_deref()
+}
+
+fn chosen_connection() -> Option<&'static str> {
+    CHOSEN.get()?.1.as_deref()
+}
+
+/// Whether `--context` or `--connection` chose an engine host for `kind`.
+pub fn chosen_for(kind: EngineKind) -> bool {
+    match kind {
+        EngineKind::Docker => chosen_context().is_some(),
+        EngineKind::Podman => chosen_connection().is_some(),
+    }
+}
+
 /// A podman connection, as `podman system connection list` lists it.
 #[derive(Deserialize)]
 struct Connection {
@@ -172,19 +204,36 @@ impl Engine {
     }
 
     fn docker_endpoint(&self) -> Result<Option<Endpoint>, EngineError> {
-        if let Some(url) = non_empty_var("DOCKER_HOST") {
+        let chosen = chosen_context();
+        if chosen.is_none()
+            && let Some(url) = non_empty_var("DOCKER_HOST")
+        {
             return Ok(Some(Endpoint {
                 url,
                 identity: None,
             }));
         }
-        // The current context (DOCKER_CONTEXT, else docker's config).
-        let output = self.run(&self.cmd([
+        // The context chosen, else the current one (DOCKER_CONTEXT, else
+        // docker's config).
+        let mut args = vec![
             "context",
             "inspect",
             "--format",
             "{{json .Endpoints.docker.Host}}",
-        ]))?;
+        ];
+        if let Some(name) = chosen {
+            args.extend(["--", name]);
+        }
+        let output = self
+            .run(&self.cmd(args))
+            .map_err(|error| match (chosen, &error) {
+                (Some(name), EngineError::Command { source, .. })
+                    if source.stderr().contains("not found") =>
+                {
+                    EngineError::Endpoint(Box::new(EndpointError::NoContext(name.to_owned())))
+                }
+                _ => error,
+            })?;
         let url: String = self.parse(serde_json::from_str(output.stdout.trim()).map_err(|e| {
             super::model::ParseError::new("docker context inspect", e, &output.stdout)
         }))?;
@@ -195,6 +244,9 @@ impl Engine {
     }
 
     fn podman_endpoint(&self) -> Result<Option<Endpoint>, EngineError> {
+        if let Some(name) = chosen_connection() {
+            return self.podman_connection(name).map(Some);
+        }
         if let Some(url) = non_empty_var("CONTAINER_HOST") {
             let identity = non_empty_var("CONTAINER_SSHKEY").map(PathBuf::from);
             return Ok(Some(Endpoint { url, identity }));

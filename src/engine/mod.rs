@@ -195,16 +195,19 @@ impl Engine {
     /// binary is on PATH and that answers (docker through its daemon, podman
     /// by itself).
     pub fn select(flag: Option<EngineKind>) -> Result<Engine, EngineError> {
-        if let Some(kind) = flag {
-            return Ok(Engine::new(kind));
+        let engine = if let Some(kind) = flag {
+            Engine::new(kind)
+        } else if let Some(value) = crate::settings::engine() {
+            Engine::new(EngineKind::parse(&value, crate::settings::ENGINE)?)
+        } else {
+            Engine::detect()?
+        };
+        // `--context` / `--connection`: every call of this run goes there.
+        if endpoint::chosen_for(engine.kind) {
+            let chosen = engine.configured_endpoint()?;
+            return Ok(engine.at(chosen));
         }
-        if let Some(value) = crate::settings::engine() {
-            return Ok(Engine::new(EngineKind::parse(
-                &value,
-                crate::settings::ENGINE,
-            )?));
-        }
-        Engine::detect()
+        Ok(engine)
     }
 
     fn detect() -> Result<Engine, EngineError> {

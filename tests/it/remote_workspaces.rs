@@ -197,9 +197,36 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
     let port = free_port();
     let on = OnRig::new(rig, kind, &server_config(kind, port));
     let branches = ["a", "b", "c"];
+    // `c` goes there through a docker context named by `--context`, from a
+    // shell whose DOCKER_HOST says nothing.
+    let docker_config = on.env.dir.path().join("docker-config");
+    let made = Command::new("docker")
+        .env("DOCKER_CONFIG", &docker_config)
+        .args([
+            "context",
+            "create",
+            "rig",
+            "--docker",
+            &format!("host={}", rig.docker_host),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
     for branch in branches {
         on.ok(&["create", branch]);
-        let launched = on.ok(&["launch", branch]);
+        let launched = if branch == "c" {
+            let output = on
+                .env
+                .cmd(&["--context", "rig", "launch", branch])
+                .env_remove("DOCKER_HOST")
+                .env("DOCKER_CONFIG", &docker_config)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+            stdout(&output)
+        } else {
+            on.ok(&["launch", branch])
+        };
         assert!(
             launched.contains(&format!("remote: root@{}", rig.ip)),
             "{launched}"
