@@ -176,15 +176,16 @@ impl Cmd {
             .join(" ")
     }
 
-    /// The one place a child process is built: stdin closed, stderr captured,
-    /// the status judged by us (duct's own check drops stderr), and a process
-    /// group of its own.
+    /// The one place a child process is built: stdin closed (or given bytes;
+    /// `stream_holding_stdin` gives a pipe), stderr captured, the status
+    /// judged by us (duct's own check drops stderr), and a process group of
+    /// its own.
     fn expression(&self) -> duct::Expression {
         let expression = match &self.stdin {
             Some(bytes) => self.bare_expression().stdin_bytes(bytes.clone()),
             None => self.bare_expression().stdin_null(),
         };
-        expression.stderr_capture().before_spawn(own_process_group)
+        captured(expression)
     }
 
     #[allow(clippy::disallowed_methods)]
@@ -392,6 +393,21 @@ impl Cmd {
             .map_err(|source| self.spawn_error(source))
     }
 
+    /// `stream`, with the child's stdin a pipe that stays open until the
+    /// returned writer is dropped (nothing need be written to it): for a
+    /// child that ends when its stdin does, as a loop on another host over
+    /// ssh ends with its session, even when dual is killed.
+    pub fn stream_holding_stdin(
+        &self,
+    ) -> Result<(duct::ReaderHandle, std::io::PipeWriter), CommandError> {
+        crate::log::debug(&format!("+ {} (streaming)", self.display()));
+        let (stdin, holder) = std::io::pipe().map_err(|source| self.spawn_error(source))?;
+        let reader = captured(die_with_parent(self).bare_expression().stdin_file(stdin))
+            .reader()
+            .map_err(|source| self.spawn_error(source))?;
+        Ok((reader, holder))
+    }
+
     /// Runs to completion and fails unless the exit status is zero.
     pub fn run(&self) -> Result<Output, CommandError> {
         let output = self.output()?;
@@ -427,6 +443,11 @@ impl Cmd {
             }
         }
     }
+}
+
+/// stderr captured (into the error), and a process group of its own.
+fn captured(expression: duct::Expression) -> duct::Expression {
+    expression.stderr_capture().before_spawn(own_process_group)
 }
 
 /// Ctrl-C in a terminal signals its whole foreground process group. Captured

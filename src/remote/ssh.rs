@@ -210,8 +210,13 @@ impl Ssh {
             .is_ok_and(|o| o.success())
     }
 
-    /// Makes sure the shared connection is up: dials the host if not.
+    /// Makes sure the shared connection is up: dials the host if not. One
+    /// dial at a time per host in this process: two at once (the proxy's
+    /// tunnel and its port stream, after a link came back) would both
+    /// become masters, and the second would connect apart, unshared.
     pub fn connect(&self) -> Result<(), CommandError> {
+        let dialling = dial_lock(&self.control_path);
+        let _dialling = dialling.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_up() {
             return Ok(());
         }
@@ -241,6 +246,18 @@ impl Ssh {
     pub fn control_path(&self) -> &Path {
         &self.control_path
     }
+}
+
+/// The lock held while dialling the host whose control socket is `path`.
+fn dial_lock(path: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    Arc::clone(locks.entry(path.to_owned()).or_default())
 }
 
 fn forward_spec(local: u16, to: SocketAddr) -> OsString {
