@@ -23,6 +23,7 @@ mod parse;
 mod port_kinds;
 mod proxy;
 mod prune_sidecars;
+mod remote_ports;
 mod services;
 mod services_order;
 mod shell_boundary;
