@@ -176,15 +176,16 @@ impl Cmd {
             .join(" ")
     }
 
-    /// The one place a child process is built: stdin closed, stderr captured,
-    /// the status judged by us (duct's own check drops stderr), and a process
-    /// group of its own.
+    /// The one place a child process is built: stdin closed (or given bytes;
+    /// `stream_holding_stdin` gives a pipe), stderr captured, the status
+    /// judged by us (duct's own check drops stderr), and a process group of
+    /// its own.
     fn expression(&self) -> duct::Expression {
         let expression = match &self.stdin {
             Some(bytes) => self.bare_expression().stdin_bytes(bytes.clone()),
             None => self.bare_expression().stdin_null(),
         };
-        expression.stderr_capture().before_spawn(own_process_group)
+        captured(expression)
     }
 
     #[allow(clippy::disallowed_methods)]
@@ -447,6 +448,11 @@ impl Cmd {
             }
         }
     }
+}
+
+/// stderr captured (into the error), and a process group of its own.
+fn captured(expression: duct::Expression) -> duct::Expression {
+    expression.stderr_capture().before_spawn(own_process_group)
 }
 
 /// Ctrl-C in a terminal signals its whole foreground process group. Captured

@@ -94,17 +94,24 @@ pub fn listening_of(pid: u32) -> Option<Listening> {
     if !proc.exists() {
         return None;
     }
+    let tables: String = ["net/tcp", "net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(proc.join(table)).ok())
+        .collect();
+    Some(listening_from_tables(&tables))
+}
+
+/// The listening sockets in the text of `/proc/net/tcp{,6}` tables: one or
+/// several, whole or only some of their lines (another host's, sent by the
+/// proxy's remote discovery). A line counts when it is in LISTEN state;
+/// anything else (a header) does not.
+pub fn listening_from_tables(text: &str) -> Listening {
     let mut listening = Listening::default();
-    for table in ["net/tcp", "net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(proc.join(table)) else {
-            continue;
-        };
-        for (address, port) in listeners(&text) {
-            if is_loopback(address) {
-                listening.loopback_only.insert(port);
-            } else {
-                listening.reachable.insert(port);
-            }
+    for (address, port) in listeners(text) {
+        if is_loopback(address) {
+            listening.loopback_only.insert(port);
+        } else {
+            listening.reachable.insert(port);
         }
     }
     // A port bound to both (two sockets) is reachable.
@@ -112,7 +119,7 @@ pub fn listening_of(pid: u32) -> Option<Listening> {
     listening
         .loopback_only
         .retain(|port| !reachable.contains(port));
-    Some(listening)
+    listening
 }
 
 /// How many TCP sockets (IPv4, IPv6) process `pid`'s network namespace has
@@ -134,15 +141,16 @@ pub fn socket_counts(pid: u32) -> Option<(u32, u32)> {
     ))
 }
 
-/// (local address in hex, port) of each listening socket in a table.
 /// The ports something listens on (any address) in a `/proc/net/tcp{,6}`
 /// table's text, as read from inside a container.
 pub fn listening_ports_in(table: &str) -> Vec<u16> {
     listeners(table).map(|(_, port)| port).collect()
 }
 
+/// (local address in hex, port) of each listening socket in a table. A
+/// header line (`sl local_address …`) has no address:port: it is skipped.
 fn listeners(table: &str) -> impl Iterator<Item = (&str, u16)> {
-    table.lines().skip(1).filter_map(|line| {
+    table.lines().filter_map(|line| {
         let mut fields = line.split_whitespace();
         let local = fields.nth(1)?;
         let state = fields.nth(1)?;
@@ -242,6 +250,22 @@ mod tests {
                 (false, 8002)
             ]
         );
+    }
+
+    #[test]
+    fn tables_are_read_whole_or_in_part_one_after_another() {
+        let v4 = "  sl  local_address rem_address   st\n   \
+            0: 0100007F:1F90 00000000:0000 0A 0 0\n   \
+            1: 00000000:0BB8 00000000:0000 0A 0 0\n";
+        let v6 = "  sl  local_address remote_address st\n   \
+            0: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 0 0\n";
+        // Lines without their header, as the remote discovery sends them:
+        // the first line counts too.
+        let lines = "42: 0100007F:2382 00000000:0000 0A\n42: 00000000:0050 0100007F:9C40 01\n";
+        let listening = listening_from_tables(&format!("{lines}{v4}{v6}"));
+        assert_eq!(listening.reachable, [3000, 8080].into());
+        assert_eq!(listening.loopback_only, [9090].into());
+        assert_eq!(listening_from_tables(""), Listening::default());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::control::{self, Answer, Asked, Event, Request};
+use super::discovery::{self, Watched};
 use super::engines::Outage;
 use super::listeners::Listeners;
 use super::routes::Found;
@@ -17,6 +18,7 @@ use super::routes::Table;
 use super::tcp_forward::{Forwards, Refusal as ForwardRefusal};
 use super::tunnels::{Tunnel, Tunneled};
 use super::{Posted, log};
+use crate::engine::labels::WorkspaceLabels;
 use crate::engine::{Container, EngineKind};
 
 /// The longest workspace name a focus request may carry.
@@ -26,7 +28,9 @@ const MAX_NAME: usize = 255;
 /// on two engines (relaunched on the other) routes to the running one.
 /// Routes on another engine host go through its tunnel (`tunneled[i]`,
 /// `None` for this host's engines): the addresses each tunnel is asked
-/// for are returned beside the table.
+/// for are returned beside the table: the routes', and those of the ports
+/// found listening there that are probed (see `port_kinds`), since a probe
+/// goes through the tunnel too.
 fn merged_table(
     kinds: &[EngineKind],
     containers: &[Vec<Container>],
@@ -46,6 +50,9 @@ fn merged_table(
                 through_tunnel(&mut route.tcp_targets, tunneled);
             }
         }
+        if tunneled.is_some() {
+            addresses.extend(probed_addresses(containers, found));
+        }
         wanted.push(addresses);
         for (name, route) in part.routes {
             let keep_existing = table
@@ -58,6 +65,26 @@ fn merged_table(
         }
     }
     (table, wanted)
+}
+
+/// Where the ports found listening in running workspace containers are
+/// reached from their engine's host, for those that are probed.
+fn probed_addresses<'a>(
+    containers: &'a [Container],
+    found: &'a Found,
+) -> impl Iterator<Item = SocketAddr> + 'a {
+    containers
+        .iter()
+        .filter(|c| c.running)
+        .filter_map(|container| {
+            let labels = WorkspaceLabels::from_labels(&container.labels)?;
+            let listening = found.listening.get(&labels.workspace)?;
+            let probed: Vec<SocketAddr> = discovery::probed_ports(container, &labels, listening)
+                .map(|(_, target)| target)
+                .collect();
+            Some(probed)
+        })
+        .flatten()
 }
 
 /// Each remote address by where the tunnel reaches it here; one with no
@@ -78,8 +105,8 @@ pub(super) struct Core {
     pub(super) kinds: Vec<EngineKind>,
     pub(super) outages: Vec<Arc<Outage>>,
     pub(super) containers: Vec<Vec<Container>>,
-    /// Every engine's containers, for discovery.
-    pub(super) containers_tx: watch::Sender<Arc<Vec<Container>>>,
+    /// Every engine's containers and tunnels, for discovery.
+    pub(super) watched_tx: watch::Sender<Arc<Watched>>,
     pub(super) found: Found,
     pub(super) focus: Option<String>,
     pub(super) current: Arc<Table>,
@@ -125,6 +152,14 @@ impl Core {
         }
     }
 
+    /// Hands discovery the containers and tunnels as they are now.
+    fn tell_discovery(&self) {
+        let _ = self.watched_tx.send(Arc::new(Watched {
+            containers: self.containers.clone(),
+            tunneled: self.tunneled.clone(),
+        }));
+    }
+
     pub(super) fn publish_conflicts(&self) {
         self.control.publish(Event::Conflicts {
             conflicts: self.listeners.conflicts.values().cloned().collect(),
@@ -135,12 +170,12 @@ impl Core {
         match posted {
             Posted::Loaded { engine, containers } => {
                 self.containers[engine] = containers;
-                let all: Vec<Container> = self.containers.iter().flatten().cloned().collect();
-                let _ = self.containers_tx.send(Arc::new(all));
+                self.tell_discovery();
                 self.refresh().await;
             }
             Posted::Tunneled { engine, map } => {
                 self.tunneled[engine] = Some(map);
+                self.tell_discovery();
                 self.refresh().await;
             }
             Posted::Reachable { engine, reachable } => {
@@ -288,5 +323,66 @@ fn log_changes(old: &Table, new: &Table) {
         .filter(|name| !new.routes.contains_key(*name))
     {
         log(&format!("route {name}: removed"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::model::test_container;
+    use crate::proxy::port_kinds::PortKind;
+    use crate::sockets::Listening;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_remote_engine_s_tunnel_reaches_its_routes_and_the_ports_to_probe() {
+        let container = test_container("shop-a", true, Some([172, 17, 0, 2]), &[3000], &[]);
+        let there = |port: u16| SocketAddr::from(([172, 17, 0, 2], port));
+        // Far more undeclared ports than are probed.
+        let reachable = (5000..5000 + 2 * discovery::MAX_PROBED as u16).chain([3000]);
+        let found = Found {
+            listening: HashMap::from([(
+                "shop-a".to_owned(),
+                Listening {
+                    reachable: reachable.collect(),
+                    ..Listening::default()
+                },
+            )]),
+            kinds: HashMap::from([(
+                "shop-a".to_owned(),
+                BTreeMap::from([(5000, PortKind::Http), (5001, PortKind::Tcp)]),
+            )]),
+        };
+        let merged = |tunneled: Option<Tunneled>| {
+            merged_table(
+                &[EngineKind::Docker],
+                std::slice::from_ref(&vec![container.clone()]),
+                &found,
+                &[tunneled],
+            )
+        };
+        // No forward yet: each asked for, none routed.
+        let (table, wanted) = merged(Some(Tunneled::new()));
+        let wanted = &wanted[0];
+        assert!(wanted.contains(&there(3000)), "the declared port's route");
+        assert!(wanted.contains(&there(5002)), "a port not judged yet");
+        assert_eq!(wanted.len(), 1 + discovery::MAX_PROBED, "bounded");
+        assert!(table.routes["shop-a"].targets.is_empty());
+        // Forwarded: routes go through the forwards.
+        let tunneled: Tunneled = wanted
+            .iter()
+            .zip(41000..)
+            .map(|(remote, local)| (*remote, SocketAddr::from(([127, 0, 0, 1], local))))
+            .collect();
+        let (table, _) = merged(Some(tunneled.clone()));
+        let route = &table.routes["shop-a"];
+        assert_eq!(route.targets[&3000], tunneled[&there(3000)]);
+        assert_eq!(route.targets[&5000], tunneled[&there(5000)]);
+        assert_eq!(route.tcp_targets[&5001], tunneled[&there(5001)]);
+        assert!(!route.targets.contains_key(&5002), "not judged yet");
+        // A local engine's containers need no tunnel.
+        let (table, wanted) = merged(None);
+        assert!(wanted[0].is_empty());
+        assert_eq!(table.routes["shop-a"].targets[&5000], there(5000));
     }
 }

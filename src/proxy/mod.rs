@@ -6,7 +6,9 @@
 //! - `conn`, `http1`: the connection and the bytes on it.
 //! - `engines`: one task per engine reads its containers (events, plus a
 //!   periodic reconcile in case an event is missed or the engine restarts)
-//!   and tells its outages; `discovery`: the ports found in containers;
+//!   and tells its outages; `discovery`: the ports found in containers
+//!   (`remote_listening`: in those on another engine host, streamed from
+//!   there; `tunnels`: the forwards that reach them);
 //!   `files`: dual's own files that change what subscribers see;
 //!   `port_kinds`: which found ports speak HTTP (a database is not routed).
 //! - `listeners`: the worker threads and a listener per port a running
@@ -31,6 +33,7 @@ pub mod instance;
 mod listeners;
 pub mod listening;
 pub mod port_kinds;
+mod remote_listening;
 pub mod routes;
 pub mod tcp_forward;
 mod tunnels;
@@ -182,15 +185,9 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             posted_tx.clone(),
         );
     }
-    let all: Vec<Container> = first_read.iter().flatten().cloned().collect();
-    let (containers_tx, containers_rx) = watch::channel(Arc::new(all));
-    discovery::spawn(
-        discovery::Discovery::new(execs),
-        containers_rx,
-        posted_tx.clone(),
-    );
     let mut tunnels = Vec::new();
     let mut remotes = Vec::new();
+    let mut remote_ssh = Vec::new();
     for (index, engine) in options.engines.iter().enumerate() {
         let located = {
             let engine = engine.clone();
@@ -212,6 +209,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
                 None
             }
         };
+        remote_ssh.push(ssh.clone());
         tunnels.push(ssh.map(|ssh| {
             log(&format!(
                 "{} on {}: routed through ssh",
@@ -221,10 +219,20 @@ async fn serve(options: Options) -> anyhow::Result<()> {
             tunnels::Tunnel::start(index, ssh, posted_tx.clone())
         }));
     }
-    let tunneled = tunnels
+    let tunneled: Vec<Option<tunnels::Tunneled>> = tunnels
         .iter()
         .map(|t| t.as_ref().map(|_| Default::default()))
         .collect();
+    let (watched_tx, watched_rx) = watch::channel(Arc::new(discovery::Watched {
+        containers: first_read.clone(),
+        tunneled: tunneled.clone(),
+    }));
+    discovery::spawn(
+        discovery::Discovery::new(execs),
+        remote_ssh,
+        watched_rx,
+        posted_tx.clone(),
+    );
     let listeners = Listeners::new(
         options.addresses.clone(),
         Arc::clone(&shared),
@@ -241,7 +249,7 @@ async fn serve(options: Options) -> anyhow::Result<()> {
         kinds,
         outages,
         containers: first_read,
-        containers_tx,
+        watched_tx,
         found: routes::Found::default(),
         // The choice a proxy before this one was told (see `workspace::focus`).
         focus: crate::workspace::focus::read(),

@@ -86,16 +86,15 @@ struct Forwards {
     /// Remote address → local port, and whether it is up now.
     made: BTreeMap<SocketAddr, (u16, bool)>,
     link_was_up: bool,
+    /// The connection's process the live forwards were made on.
+    master: Option<u32>,
 }
 
 impl Forwards {
     fn reconcile(&mut self, ssh: &Ssh, wanted: &BTreeSet<SocketAddr>) {
-        let up = ssh.is_up();
-        if !up {
-            // Its forwards went with it: made again once it is back.
-            for (_, live) in self.made.values_mut() {
-                *live = false;
-            }
+        let mut master = ssh.master_pid();
+        let dialled_here = master.is_none();
+        if dialled_here {
             if self.link_was_up {
                 log(&format!(
                     "the link to {} dropped: dialling again",
@@ -104,10 +103,24 @@ impl Forwards {
             }
             if let Err(error) = ssh.connect() {
                 self.link_was_up = false;
+                self.lost_forwards();
                 crate::log::debug(&format!("{}: {error}", ssh.target()));
                 return;
             }
+            master = ssh.master_pid();
             log(&format!("linked to {}", ssh.target()));
+        }
+        // A connection dialled again meanwhile (the port stream may notice
+        // a dropped link first, and dial) has none of the old forwards.
+        if master != self.master {
+            if self.master.is_some() && !dialled_here {
+                log(&format!(
+                    "the link to {} was dialled again: forwarding again",
+                    ssh.target()
+                ));
+            }
+            self.lost_forwards();
+            self.master = master;
         }
         self.link_was_up = true;
         let gone: Vec<SocketAddr> = self
@@ -140,6 +153,15 @@ impl Forwards {
                 None => crate::log::debug(&format!("no forward to {address} yet")),
             }
         }
+    }
+
+    /// The connection went, and its forwards with it: made again once it
+    /// is back, on the same local ports where they are still free.
+    fn lost_forwards(&mut self) {
+        for (_, live) in self.made.values_mut() {
+            *live = false;
+        }
+        self.master = None;
     }
 
     fn tunneled(&self) -> Tunneled {

@@ -215,13 +215,27 @@ impl Ssh {
 
     /// Whether the shared connection is up.
     pub fn is_up(&self) -> bool {
-        self.control("check", &[])
-            .output()
-            .is_ok_and(|o| o.success())
+        self.master_pid().is_some()
     }
 
-    /// Makes sure the shared connection is up: dials the host if not.
+    /// The process of the shared connection, while it is up: a new one
+    /// (dialled again after the link dropped, by whichever user of it
+    /// noticed first) has none of the old one's forwards.
+    pub fn master_pid(&self) -> Option<u32> {
+        let output = self.control("check", &[]).output().ok()?;
+        if !output.success() {
+            return None;
+        }
+        Some(master_pid_in(&output.stderr))
+    }
+
+    /// Makes sure the shared connection is up: dials the host if not. One
+    /// dial at a time per host in this process: two at once (the proxy's
+    /// tunnel and its port stream, after a link came back) would both
+    /// become masters, and the second would connect apart, unshared.
     pub fn connect(&self) -> Result<(), CommandError> {
+        let dialling = dial_lock(&self.control_path);
+        let _dialling = dialling.lock().unwrap_or_else(|e| e.into_inner());
         if self.is_up() {
             return Ok(());
         }
@@ -251,6 +265,26 @@ impl Ssh {
     pub fn control_path(&self) -> &Path {
         &self.control_path
     }
+}
+
+/// The pid in `-O check`'s "Master running (pid=1234)"; 0 where it says
+/// otherwise (one is up all the same).
+fn master_pid_in(said: &str) -> u32 {
+    said.split_once("pid=")
+        .and_then(|(_, rest)| rest.split(')').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The lock held while dialling the host whose control socket is `path`.
+fn dial_lock(path: &Path) -> std::sync::Arc<std::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    Arc::clone(locks.entry(path.to_owned()).or_default())
 }
 
 fn forward_spec(local: u16, to: SocketAddr) -> OsString {
@@ -358,6 +392,12 @@ mod tests {
         let dash = argv.iter().position(|a| a == "--").unwrap();
         assert_eq!(&argv[dash + 1..], ["root@10.0.0.2", "true"]);
         assert!(ssh.control_path().as_os_str().len() < 100);
+    }
+
+    #[test]
+    fn a_check_names_the_connection_s_process() {
+        assert_eq!(master_pid_in("Master running (pid=26802)\r\n"), 26802);
+        assert_eq!(master_pid_in("Master running"), 0);
     }
 
     #[test]

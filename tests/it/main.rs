@@ -24,6 +24,7 @@ mod port_kinds;
 mod proxy;
 mod prune_sidecars;
 mod remote;
+mod remote_ports;
 mod remote_workspaces;
 mod services;
 mod services_order;

@@ -240,6 +240,27 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
     }
     streams_pass(port, &on.env.name("a"));
 
+    // A port no config declares, opened by hand there: found on the
+    // engine's host (not in this host's /proc) and routed here.
+    let undeclared = free_port();
+    let container = format!("dual-{}", on.env.name("b"));
+    let server = format!(
+        "dual test-server --name {} --port {undeclared}",
+        on.env.name("b")
+    );
+    let opened = on
+        .rig
+        .engine(kind)
+        .args(["exec", "-d", &container, "sh", "-c", &server])
+        .output()
+        .unwrap();
+    assert!(opened.status.success(), "{opened:?}");
+    let took = routed(undeclared, &on.env.name("b"), Duration::from_secs(10));
+    eprintln!(
+        "an undeclared port routed {} ms after it was opened",
+        took.as_millis()
+    );
+
     // Files: an edit here is seen inside, a file made inside comes back.
     let clone = on.env.clone_path("a");
     std::fs::write(clone.join("edited.txt"), "from the host\n").unwrap();
