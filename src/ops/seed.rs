@@ -76,6 +76,15 @@ pub fn seed(
     state: &State,
     printer: &Printer,
 ) -> anyhow::Result<()> {
+    // The copy runs in a container that mounts both clones: on another
+    // engine host it would mount paths of this one that do not exist there.
+    if let Some(endpoint) = engine.endpoint().filter(|_| !config.seed.is_empty()) {
+        printer.detail(format!(
+            "nothing seeded: the workspace runs on another host ({}), where the parent's directories are not",
+            endpoint.url
+        ));
+        return Ok(());
+    }
     let Some(parent) = parent_to_copy(engine, workspace, config, state, printer)? else {
         return Ok(());
     };
