@@ -24,6 +24,7 @@ mod port_kinds;
 mod proxy;
 mod prune_sidecars;
 mod remote;
+mod remote_sync;
 mod services;
 mod services_order;
 mod shell_boundary;
