@@ -25,6 +25,7 @@ mod proxy;
 mod prune_sidecars;
 mod remote;
 mod remote_ports;
+mod remote_sync;
 mod remote_workspaces;
 mod services;
 mod services_order;

@@ -303,6 +303,21 @@ impl Rig {
     }
 }
 
+/// The rig's link between tests: one that cuts it (`drop-link`) holds it
+/// exclusively, one that needs it up holds it shared, so that a cut never
+/// lands in the middle of another test's sync or ssh.
+static RIG_LINK: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Holds the rig's link up (see `RIG_LINK`) while the guard lives.
+pub fn rig_link_up() -> std::sync::RwLockReadGuard<'static, ()> {
+    RIG_LINK.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The rig's link for this test alone, to cut (see `RIG_LINK`).
+pub fn rig_link_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    RIG_LINK.write().unwrap_or_else(|e| e.into_inner())
+}
+
 fn rig_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/remote-rig")
 }

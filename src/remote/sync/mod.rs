@@ -132,9 +132,9 @@ pub fn state_dir(workspace: &str) -> PathBuf {
 }
 
 /// Where it keeps unison's archives on the engine's host, relative to the
-/// remote user's home.
+/// remote user's home (one per dual installation and workspace).
 pub fn remote_state_dir(workspace: &str) -> String {
-    format!(".cache/dual-sync/{workspace}")
+    format!(".cache/dual-sync/{}-{workspace}", processes::home_tag())
 }
 
 struct Files {

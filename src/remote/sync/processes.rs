@@ -1,8 +1,9 @@
 //! Every process a workspace's sync starts, here and on the engine's host,
-//! carries `DUAL_SYNC=/WORKSPACE/PAIR/` in its environment, so that what a
-//! killed supervisor or a dropped link left behind can be found and ended
-//! (a remote process whose link dropped lives on until sshd notices, which
-//! can take hours), and nothing else is.
+//! carries `DUAL_SYNC=/HOME/WORKSPACE/PAIR/` in its environment (HOME: a
+//! tag of dual's data directory, as two dual installations may name a
+//! workspace alike), so that what a killed supervisor or a dropped link
+//! left behind can be found and ended (a remote process whose link dropped
+//! lives on until sshd notices, which can take hours), and nothing else is.
 
 use std::path::Path;
 
@@ -12,12 +13,19 @@ pub const MARKER_VAR: &str = "DUAL_SYNC";
 
 /// The marker of one pair's processes.
 pub fn pair_marker(workspace: &str, pair: usize) -> String {
-    format!("/{workspace}/{pair}/")
+    format!("{}{pair}/", workspace_marker(workspace))
 }
 
 /// What every marker of the workspace starts with.
 pub fn workspace_marker(workspace: &str) -> String {
-    format!("/{workspace}/")
+    format!("/{}/{workspace}/", home_tag())
+}
+
+/// 8 hex digits of dual's data directory.
+pub fn home_tag() -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(crate::paths::data_dir().as_os_str().as_encoded_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The remote shell's line that ends the processes there whose marker
@@ -89,6 +97,10 @@ mod tests {
     #[test]
     fn markers_of_one_workspace_never_match_another() {
         let all = workspace_marker("shop-main");
+        assert!(
+            all.starts_with('/') && all.ends_with("/shop-main/"),
+            "{all}"
+        );
         assert!(pair_marker("shop-main", 2).starts_with(&all));
         assert!(!pair_marker("shop-main2", 0).starts_with(&all));
         assert!(!pair_marker("shop-main", 10).starts_with(&pair_marker("shop-main", 1)));

@@ -22,6 +22,11 @@ const LOG_LIMIT: u64 = 1024 * 1024;
 const QUIET: Duration = Duration::from_millis(20);
 /// …or this long after its first, whichever is sooner.
 const BATCH_AT_MOST: Duration = Duration::from_millis(150);
+/// How long after a run its own writes, reported back by the watchers, are
+/// taken for echoes…
+const ECHO_WINDOW: Duration = Duration::from_secs(1);
+/// …and how long such a path may wait before it is synced all the same.
+const ECHO_DEFER: Duration = Duration::from_secs(1);
 /// More changed paths than this in one batch: one whole run is cheaper.
 const MOST_PATHS: usize = 500;
 /// How long a watcher may take to set its watches (a tree of 100,000
@@ -72,7 +77,7 @@ pub fn run(workspace: &str) -> anyhow::Result<ExitCode> {
         })
         .collect();
     while !shared.stopping() {
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(250));
         crate::log::bound_stderr(LOG_LIMIT);
     }
     shared.stop.store(true, Ordering::SeqCst);
@@ -254,6 +259,7 @@ fn pair_loop(shared: &Shared, index: usize, pair: &SyncPair) {
             pair,
             marker: processes::pair_marker(&shared.workspace, index),
             last_skipped: Vec::new(),
+            echoes: Echoes::default(),
         };
         match session.run() {
             End::Stopping => return,
@@ -320,6 +326,42 @@ struct Session<'a> {
     marker: String,
     /// What the last run skipped, said once rather than at every run.
     last_skipped: Vec<String>,
+    echoes: Echoes,
+}
+
+/// The paths the last run wrote on each side: the watcher there reports
+/// them back right after (unison's own writes). Syncing them again at once
+/// would find nothing to do, yet cost a run that a real edit would wait
+/// behind; so for a while they are put off (never dropped: a real edit of
+/// such a path is synced within `ECHO_DEFER`, or sooner with other changes).
+#[derive(Default)]
+struct Echoes {
+    here: BTreeSet<OsString>,
+    there: BTreeSet<OsString>,
+    until: Option<Instant>,
+    deferred: BTreeSet<OsString>,
+    deferred_since: Option<Instant>,
+}
+
+impl Echoes {
+    fn expect(&mut self, written: unison::Written) {
+        self.here = written.here.into_iter().map(OsString::from).collect();
+        self.there = written.there.into_iter().map(OsString::from).collect();
+        self.until = Some(Instant::now() + ECHO_WINDOW);
+    }
+
+    fn is_echo(&self, side: Side, path: &OsString) -> bool {
+        self.until.is_some_and(|until| Instant::now() < until)
+            && match side {
+                Side::Here => self.here.contains(path),
+                Side::There => self.there.contains(path),
+            }
+    }
+
+    fn defer(&mut self, path: OsString) {
+        self.deferred.insert(path);
+        self.deferred_since.get_or_insert_with(Instant::now);
+    }
 }
 
 impl Session<'_> {
@@ -494,7 +536,9 @@ impl Session<'_> {
             }
             match received.recv_timeout(Duration::from_millis(100)) {
                 Ok(Report::Ready(_)) => count -= 1,
-                Ok(Report::Ended(side, why)) => return Err(watcher_end(side, &why)),
+                Ok(Report::Ended(side, why)) => {
+                    return Err(watcher_end(side, &why, &self.shared.ssh.target().host));
+                }
                 Ok(_) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(End::Retry("the watchers ended".into()));
@@ -506,18 +550,21 @@ impl Session<'_> {
 
     /// The next batch of changes: `None` when none came for a while (so
     /// that a stop is seen).
-    fn collect(&self, received: &Receiver<Report>) -> Result<Option<Batch>, End> {
-        let first = match received.recv_timeout(Duration::from_millis(200)) {
-            Ok(report) => report,
-            Err(RecvTimeoutError::Timeout) => return Ok(None),
+    fn collect(&mut self, received: &Receiver<Report>) -> Result<Option<Batch>, End> {
+        let mut wait = Duration::from_millis(500);
+        if let Some(since) = self.echoes.deferred_since {
+            wait = wait.min((since + ECHO_DEFER).saturating_duration_since(Instant::now()));
+        }
+        let mut changes = Changes::default();
+        match received.recv_timeout(wait) {
+            Ok(report) => self.take(report, &mut changes)?,
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(End::Retry("the watchers ended".into()));
             }
-        };
-        let mut changes = Changes::default();
-        self.take(first, &mut changes)?;
+        }
         let began = Instant::now();
-        loop {
+        while !changes.is_empty() {
             let left = BATCH_AT_MOST.saturating_sub(began.elapsed());
             if left.is_zero() {
                 break;
@@ -530,16 +577,29 @@ impl Session<'_> {
                 }
             }
         }
+        // What was put off as a likely echo goes with any batch, and on
+        // its own once it has waited long enough.
+        let due = self
+            .echoes
+            .deferred_since
+            .is_some_and(|since| since.elapsed() >= ECHO_DEFER);
+        if !changes.is_empty() || due {
+            changes.paths.append(&mut self.echoes.deferred);
+            self.echoes.deferred_since = None;
+        }
         Ok(changes.batch())
     }
 
-    fn take(&self, report: Report, changes: &mut Changes) -> Result<(), End> {
+    fn take(&mut self, report: Report, changes: &mut Changes) -> Result<(), End> {
         match report {
             Report::Ready(_) => {}
-            Report::Changed(_, path) => {
+            Report::Changed(side, path) => {
                 if path.is_empty() {
                     changes.whole = true;
-                } else if !super::watch::is_ignored(&path, &self.pair.ignore) {
+                } else if super::watch::is_ignored(&path, &self.pair.ignore) {
+                } else if self.echoes.is_echo(side, &path) {
+                    self.echoes.defer(path);
+                } else {
                     changes.paths.insert(path);
                 }
             }
@@ -550,7 +610,9 @@ impl Session<'_> {
                 ));
                 changes.whole = true;
             }
-            Report::Ended(side, why) => return Err(watcher_end(side, &why)),
+            Report::Ended(side, why) => {
+                return Err(watcher_end(side, &why, &self.shared.ssh.target().host));
+            }
         }
         Ok(())
     }
@@ -577,10 +639,12 @@ impl Session<'_> {
         if self.shared.stopping() {
             return Err(End::Stopping);
         }
+        self.echoes.expect(unison::written(&output.stdout));
         if self.pair.direction == super::Direction::Both {
             for path in unison::conflicts(&output.stdout) {
                 self.say(&format!(
-                    "conflict: `{path}` changed on both sides; both kept: the newer under its name, the other beside it as `… (conflict…)`"
+                    "conflict: `{path}` changed on both sides; both kept: the newer under its name, the other beside it as `{}`",
+                    conflict_copy_name(&path)
                 ));
                 super::record_conflict(
                     &self.shared.workspace,
@@ -658,8 +722,34 @@ impl Session<'_> {
     }
 }
 
-fn watcher_end(side: Side, why: &str) -> End {
+fn watcher_end(side: Side, why: &str, host: &str) -> End {
+    if why.contains("upper limit on inotify") {
+        let (place, sysctl) = match side {
+            Side::Here => ("this host".to_owned(), "sysctl"),
+            Side::There => (host.to_owned(), "sysctl (on it)"),
+        };
+        return End::Fatal(Failure {
+            message: format!("{place} has no more inotify watches for the sync: {why}"),
+            hint: format!(
+                "raise the limit on {place}: {sysctl} fs.inotify.max_user_watches=1048576 fs.inotify.max_user_instances=1024"
+            ),
+        });
+    }
     End::Retry(format!("the watcher {} ended: {why}", side.name()))
+}
+
+/// How unison names the copy it keeps of the losing side: `src/app
+/// (conflict_on_DATE).js` (with `#N` when there are several).
+fn conflict_copy_name(path: &str) -> String {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((dir, name)) => (format!("{dir}/"), name),
+        None => (String::new(), path),
+    };
+    let (stem, extension) = match name.rfind('.') {
+        Some(dot) if dot > 0 => name.split_at(dot),
+        _ => (name, ""),
+    };
+    format!("{dir}{stem} (conflict_on_DATE){extension}")
 }
 
 /// `X.Y.Z` is of minor version `X.Y`.
@@ -682,6 +772,10 @@ enum Batch {
 }
 
 impl Changes {
+    fn is_empty(&self) -> bool {
+        !self.whole && self.paths.is_empty()
+    }
+
     fn batch(self) -> Option<Batch> {
         if self.whole {
             return Some(Batch::Whole);
@@ -776,12 +870,42 @@ mod tests {
     }
 
     #[test]
+    fn a_run_s_own_writes_reported_back_are_echoes_on_their_side_only() {
+        let mut echoes = Echoes::default();
+        echoes.expect(unison::Written {
+            here: vec!["from-there.lock".into()],
+            there: vec!["src/a.rs".into()],
+        });
+        let path = |p: &str| OsString::from(p);
+        assert!(echoes.is_echo(Side::There, &path("src/a.rs")));
+        assert!(echoes.is_echo(Side::Here, &path("from-there.lock")));
+        // The side that was read, not written: a real edit there.
+        assert!(!echoes.is_echo(Side::Here, &path("src/a.rs")));
+        assert!(!echoes.is_echo(Side::There, &path("src/b.rs")));
+        echoes.until = Some(Instant::now());
+        assert!(!echoes.is_echo(Side::There, &path("src/a.rs")));
+    }
+
+    #[test]
     fn backoff_doubles_to_its_cap_and_starts_again() {
         let mut backoff = Backoff::new(Duration::from_millis(500), LINK_RETRY_MOST);
         let waits: Vec<u128> = (0..6).map(|_| backoff.next().as_millis()).collect();
         assert_eq!(waits, [500, 1000, 2000, 4000, 4000, 4000]);
         backoff.reset();
         assert_eq!(backoff.next(), Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_conflict_copy_is_named_as_unison_names_it() {
+        assert_eq!(
+            conflict_copy_name("src/app.js"),
+            "src/app (conflict_on_DATE).js"
+        );
+        assert_eq!(
+            conflict_copy_name("Makefile"),
+            "Makefile (conflict_on_DATE)"
+        );
+        assert_eq!(conflict_copy_name(".env"), ".env (conflict_on_DATE)");
     }
 
     #[test]

@@ -220,6 +220,46 @@ pub fn conflicts(stdout: &str) -> Vec<String> {
     found
 }
 
+/// The paths a run wrote, on each side.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub here: Vec<String>,
+    pub there: Vec<String>,
+}
+
+/// What a run wrote where, from `-terse` stdout: `STATUS ARROW STATUS
+/// PATH`, each status 8 wide, 3 spaces before the path and 2 after it; the
+/// arrow points at the side written. A line read otherwise (a name with odd
+/// spaces) is left out: its echo costs one more run, nothing else.
+pub fn written(stdout: &str) -> Written {
+    const ARROWS: [(&str, bool); 4] = [
+        (" ----> ", true),
+        (" ====> ", true),
+        (" <---- ", false),
+        (" <==== ", false),
+    ];
+    let mut written = Written::default();
+    for line in stdout.lines() {
+        for (arrow, there) in ARROWS {
+            let Some((_, right)) = line.split_once(arrow) else {
+                continue;
+            };
+            let Some(path) = right.get(11..).and_then(|rest| rest.strip_suffix("  ")) else {
+                continue;
+            };
+            if path.is_empty() {
+                continue;
+            }
+            if there {
+                written.there.push(path.to_owned());
+            } else {
+                written.here.push(path.to_owned());
+            }
+        }
+    }
+    written
+}
+
 /// The version in `unison -version`'s answer: `unison version 2.52.1 (…)`.
 pub fn version(answer: &str) -> Option<&str> {
     let rest = answer.split("unison version ").nth(1)?;
@@ -334,12 +374,34 @@ mod tests {
 
     #[test]
     fn conflicts_are_read_from_the_reconciled_items() {
-        let stdout = "changed  <==== changed    src/a.rs  \n\
-                      new file ---->            g  \n\
-                               <---- deleted    old.txt  \n\
-                      new file ====> new file   both new.txt  \n\
-                      deleted  <==== changed    f.txt  \n";
-        assert_eq!(conflicts(stdout), ["src/a.rs", "both new.txt", "f.txt"]);
+        let stdout = [
+            "changed  <==== changed    src/a.rs  ",
+            "new file ---->            g  ",
+            "         <---- deleted    old.txt  ",
+            "new file ====> new file   both new.txt  ",
+            "deleted  <==== changed    f.txt  ",
+        ]
+        .join("\n");
+        assert_eq!(conflicts(&stdout), ["src/a.rs", "both new.txt", "f.txt"]);
+    }
+
+    #[test]
+    fn what_a_run_wrote_is_read_per_side() {
+        let stdout = [
+            "changed  ---->            src/a b.rs  ",
+            "         <---- new file   new one  ",
+            "changed  <==== changed    f.txt  ",
+            "new dir  ---->            lib  ",
+        ]
+        .join("\n");
+        let stdout = stdout.as_str();
+        assert_eq!(
+            written(stdout),
+            Written {
+                here: vec!["new one".into(), "f.txt".into()],
+                there: vec!["src/a b.rs".into(), "lib".into()],
+            }
+        );
     }
 
     #[test]
