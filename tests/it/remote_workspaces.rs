@@ -393,3 +393,73 @@ fn a_workspace_on_remote_podman_launches_runs_and_routes() {
         "containers left on the rig"
     );
 }
+
+/// A new workspace on the engine host is seeded from its parent's mirror
+/// there, never from whatever that host has at the paths the clones have
+/// here: a copy that mounted those wrote into that host's own directories
+/// (before: `<feat's path>/.venv` made there, outside every mirror, and
+/// nothing seeded).
+#[test]
+fn a_remote_workspace_is_seeded_from_its_parent_s_mirror_not_the_engine_host_s_files() {
+    let Some(rig) = remote_rig(
+        "a_remote_workspace_is_seeded_from_its_parent_s_mirror_not_the_engine_host_s_files",
+    ) else {
+        return;
+    };
+    let kind = EngineKind::Docker;
+    let config = format!(
+        "image = \"{}\"\nseed = [\".venv\"]\nsetup = \"test -e .venv/where || {{ mkdir -p .venv && hostname > .venv/where; }}\"\n",
+        ensure_test_image(kind)
+    );
+    let on = OnRig::new(rig, kind, &config);
+    let ssh = |line: &str| {
+        let output = Command::new("ssh")
+            .arg(format!("root@{}", rig.ip))
+            .arg(line)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "ssh {line}: {output:?}");
+        stdout(&output)
+    };
+    on.ok(&["create", "main"]);
+    on.ok(&["launch", "main"]);
+    let (main, feat) = (on.env.clone_path("main"), on.env.clone_path("feat"));
+    until_here(
+        &main.join(".venv/where"),
+        &format!("{}\n", on.env.name("main")),
+        Duration::from_secs(10),
+    );
+    // The engine's host has directories of its own where the clones are
+    // here (as a host whose homes are laid out like this one's has).
+    let decoys = format!(
+        "mkdir -p {main}/.venv {feat}/.git && echo the-engine-host-s-own > {main}/.venv/where",
+        main = main.display(),
+        feat = feat.display()
+    );
+    ssh(&decoys);
+    on.ok(&["create", "feat", "--from", &on.env.name("main")]);
+    let launched = on.ok(&["launch", "feat"]);
+    let on_the_host = ssh(&format!("ls -A {}", feat.display()));
+    ssh(&format!(
+        "rm -rf {} {}",
+        on.env.root().display(),
+        on.env.dir.path().display()
+    ));
+    assert!(
+        launched.contains(&format!("seeded `.venv` from `{}`", on.env.name("main"))),
+        "{launched}"
+    );
+    assert_eq!(
+        on_the_host.trim(),
+        ".git",
+        "the seed wrote into the engine host's own directory"
+    );
+    until_here(
+        &feat.join(".venv/where"),
+        &format!("{}\n", on.env.name("main")),
+        Duration::from_secs(10),
+    );
+    for branch in ["feat", "main"] {
+        on.ok(&["destroy", branch, "--force"]);
+    }
+}
