@@ -317,7 +317,7 @@ pub fn stop(workspace: &str) -> anyhow::Result<bool> {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    let marker = processes::workspace_marker(workspace);
+    let marker = processes::workspace_marker(&crate::workspace::owner_id(), workspace);
     processes::kill_here(&marker);
     let files = Files::of(workspace);
     if let Some(config) = std::fs::read(files.config())

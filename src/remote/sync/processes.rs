@@ -1,8 +1,10 @@
 //! Every process a workspace's sync starts, here and on the engine's host,
-//! carries `DUAL_SYNC=/WORKSPACE/PAIR/` in its environment, so that what a
-//! killed supervisor or a dropped link left behind can be found and ended
-//! (a remote process whose link dropped lives on until sshd notices, which
-//! can take hours), and nothing else is.
+//! carries `DUAL_SYNC=/OWNER/WORKSPACE/PAIR/` in its environment, so that
+//! what a killed supervisor or a dropped link left behind can be found and
+//! ended (a remote process whose link dropped lives on until sshd notices,
+//! which can take hours), and nothing else is: not another installation's
+//! workspace of the same name (another user, or another `DUAL_HOME`, on
+//! this host or syncing as the same user to the same engine host).
 
 use std::path::Path;
 
@@ -10,14 +12,15 @@ use crate::process::quote;
 
 pub const MARKER_VAR: &str = "DUAL_SYNC";
 
-/// The marker of one pair's processes.
-pub fn pair_marker(workspace: &str, pair: usize) -> String {
-    format!("/{workspace}/{pair}/")
+/// The marker of one pair's processes; `owner` is the installation's id
+/// (`workspace::owner_id`).
+pub fn pair_marker(owner: &str, workspace: &str, pair: usize) -> String {
+    format!("/{owner}/{workspace}/{pair}/")
 }
 
 /// What every marker of the workspace starts with.
-pub fn workspace_marker(workspace: &str) -> String {
-    format!("/{workspace}/")
+pub fn workspace_marker(owner: &str, workspace: &str) -> String {
+    format!("/{owner}/{workspace}/")
 }
 
 /// The remote shell's line that ends the processes there whose marker
@@ -88,10 +91,15 @@ mod tests {
 
     #[test]
     fn markers_of_one_workspace_never_match_another() {
-        let all = workspace_marker("shop-main");
-        assert!(pair_marker("shop-main", 2).starts_with(&all));
-        assert!(!pair_marker("shop-main2", 0).starts_with(&all));
-        assert!(!pair_marker("shop-main", 10).starts_with(&pair_marker("shop-main", 1)));
+        let all = workspace_marker("ab12", "shop-main");
+        assert!(pair_marker("ab12", "shop-main", 2).starts_with(&all));
+        assert!(!pair_marker("ab12", "shop-main2", 0).starts_with(&all));
+        assert!(
+            !pair_marker("ab12", "shop-main", 10).starts_with(&pair_marker("ab12", "shop-main", 1))
+        );
+        // Another installation's workspace of the same name: its stop must
+        // not end this one's sync.
+        assert!(!pair_marker("cd34", "shop-main", 0).starts_with(&all));
     }
 
     #[test]

@@ -82,7 +82,10 @@ pub fn run(workspace: &str) -> anyhow::Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    processes::kill_here(&processes::workspace_marker(workspace));
+    processes::kill_here(&processes::workspace_marker(
+        &crate::workspace::owner_id(),
+        workspace,
+    ));
     let failure = shared.failure.lock().map(|f| f.clone()).unwrap_or(None);
     match failure {
         Some(failure) => {
@@ -252,7 +255,7 @@ fn pair_loop(shared: &Shared, index: usize, pair: &SyncPair) {
             shared,
             index,
             pair,
-            marker: processes::pair_marker(&shared.workspace, index),
+            marker: processes::pair_marker(&crate::workspace::owner_id(), &shared.workspace, index),
             last_skipped: Vec::new(),
         };
         match session.run() {
