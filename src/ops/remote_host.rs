@@ -46,7 +46,7 @@ pub fn prepare(
 ) -> anyhow::Result<Vec<Carried>> {
     let base = mirror_base(ssh)?;
     let logs = crate::workspace::services::logs_dir(&workspace.name());
-    let carried = mirror::carry(spec, &base, &workspace.path, &logs);
+    let carried = mirror::carry(spec, &base, &workspace.path, &logs)?;
     let archive = archive(&base, &carried)?;
     let unpack = format!(
         "umask 077 && mkdir -p {base} && tar -x -f - -C {base}",
@@ -139,10 +139,10 @@ pub fn ensure_sync(
     let logs = crate::workspace::services::logs_dir(&name);
     let pairs = sync::workspace_pairs(
         &workspace.path,
-        &mirror::mirrored(&base, &workspace.path),
+        &mirror::mirrored(&base, &workspace.path)?,
         &config.anonymous_volumes,
         &logs,
-        &mirror::mirrored(&base, &logs),
+        &mirror::mirrored(&base, &logs)?,
     );
     printer.progress(format!(
         "syncing {} with {}",
@@ -181,10 +181,12 @@ pub fn forget(ssh: &Ssh, workspace: &Workspace) -> anyhow::Result<()> {
         crate::paths::workspace_home(&name),
         crate::workspace::services::logs_dir(&name),
     ];
-    let quoted: Vec<String> = paths
-        .iter()
-        .map(|path| crate::process::quote(&mirror::mirrored(&base, path).display().to_string()))
-        .collect();
+    let mut quoted = Vec::new();
+    for path in &paths {
+        quoted.push(crate::process::quote(
+            &mirror::mirrored(&base, path)?.display().to_string(),
+        ));
+    }
     ssh.command(&format!("rm -rf -- {}", quoted.join(" ")))
         .timeout(Duration::from_secs(120))
         .run()?;

@@ -76,15 +76,6 @@ pub fn seed(
     state: &State,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    // The copy runs in a container that mounts both clones: on another
-    // engine host it would mount paths of this one that do not exist there.
-    if let Some(endpoint) = engine.endpoint().filter(|_| !config.seed.is_empty()) {
-        printer.detail(format!(
-            "nothing seeded: the workspace runs on another host ({}), where the parent's directories are not",
-            endpoint.url
-        ));
-        return Ok(());
-    }
     let Some(parent) = parent_to_copy(engine, workspace, config, state, printer)? else {
         return Ok(());
     };
@@ -161,7 +152,9 @@ fn parent_to_copy<'s>(
         ));
         Ok(None)
     };
-    if parent.engine != Some(engine.kind()) {
+    // The same engine, on the same host: a copy mounts both clones (their
+    // mirrors, on another host), and one host has no other's.
+    if parent.engine != Some(engine.kind()) || parent.endpoint != workspace.endpoint {
         return not_seeded("it is not a workspace launched on this engine".into());
     }
     let found = engine.inspect(&[&parent.container_name(), &workspace.container_name()])?;
@@ -229,7 +222,7 @@ fn copy_dir(
         return skipped("a clone path holds a line break");
     };
     let mode = workspace::host_mode(engine).map_err(|error| error.to_string())?;
-    let spec = copy_spec(
+    let mut spec = copy_spec(
         engine.kind(),
         Copy {
             workspace,
@@ -242,6 +235,14 @@ fn copy_dir(
         mode.ids,
         mode.keep_host_uid,
     );
+    // On another engine host, the clones it mounts are their mirrors there:
+    // the paths of this host's clones are that host's own files (or none).
+    let location = engine.location().map_err(|error| error.to_string())?;
+    if let Some(ssh) = location.ssh() {
+        let base = super::remote_host::mirror_base(&ssh).map_err(|error| format!("{error:#}"))?;
+        crate::remote::mirror::onto_mirror(&mut spec, &base)
+            .map_err(|error| format!("{error:#}"))?;
+    }
     engine.clear_one_off(&spec.name);
     let started = Instant::now();
     let output = engine.run_one_off(OneOff {

@@ -10,7 +10,7 @@
 //! synced both ways, `.git` only from here, the logs only back; other
 //! directories are made empty there, and files are copied once.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::engine::RunSpec;
 
@@ -31,21 +31,45 @@ pub enum Carried {
     Copied { local: PathBuf, remote: PathBuf },
 }
 
-/// `local` as it sits under the mirror's `base`.
-pub fn mirrored(base: &Path, local: &Path) -> PathBuf {
-    let relative = local.strip_prefix("/").unwrap_or(local);
-    base.join(relative)
+/// `local` as it sits under the mirror's `base`: an absolute path of plain
+/// names only, so that what is made, mounted and removed there (`rm -rf`
+/// when a workspace is destroyed) is never outside the mirror, as a `..`
+/// would lead it.
+pub fn mirrored(base: &Path, local: &Path) -> anyhow::Result<PathBuf> {
+    let mut components = local.components();
+    let plain = components.next() == Some(Component::RootDir)
+        && components.all(|c| matches!(c, Component::Normal(_)));
+    anyhow::ensure!(
+        plain,
+        "`{}` is not a plain absolute path (no `.` or `..`), which its mirror on the engine's host must be",
+        local.display()
+    );
+    Ok(base.join(local.strip_prefix("/")?))
+}
+
+/// Moves every bind mount of `spec` onto the mirror under `base`, as it is
+/// (a one-off container's, which mounts what the workspace's mounts).
+pub fn onto_mirror(spec: &mut RunSpec, base: &Path) -> anyhow::Result<()> {
+    for mount in &mut spec.bind_mounts {
+        mount.source = mirrored(base, &mount.source)?;
+    }
+    Ok(())
 }
 
 /// Moves `spec`'s bind mounts onto the mirror under `base` and says what
 /// each needs; `clone` and `written` are the workspace's clone and logs
 /// directory.
-pub fn carry(spec: &mut RunSpec, base: &Path, clone: &Path, written: &Path) -> Vec<Carried> {
+pub fn carry(
+    spec: &mut RunSpec,
+    base: &Path,
+    clone: &Path,
+    written: &Path,
+) -> anyhow::Result<Vec<Carried>> {
     let git_dir = clone.join(".git");
     let mut carried = Vec::new();
     for mount in &mut spec.bind_mounts {
         let local = mount.source.clone();
-        let remote = mirrored(base, &local);
+        let remote = mirrored(base, &local)?;
         carried.push(if local == clone {
             Carried::Clone {
                 local,
@@ -73,7 +97,7 @@ pub fn carry(spec: &mut RunSpec, base: &Path, clone: &Path, written: &Path) -> V
         });
         mount.source = remote;
     }
-    carried
+    Ok(carried)
 }
 
 #[cfg(test)]
@@ -97,7 +121,7 @@ mod tests {
             BindMount::new(&passwd, "/etc/passwd").readonly(),
         ];
         let base = Path::new("/root/.local/share/dual-remote/abc");
-        let carried = carry(&mut spec, base, clone, logs);
+        let carried = carry(&mut spec, base, clone, logs).unwrap();
         assert_eq!(
             carried[1],
             Carried::Clone {
@@ -115,5 +139,29 @@ mod tests {
         for mount in &spec.bind_mounts {
             assert!(mount.source.starts_with(base), "{}", mount.source.display());
         }
+    }
+
+    #[test]
+    fn a_path_that_would_lead_out_of_the_mirror_has_none() {
+        let base = Path::new("/root/.local/share/dual-remote/abc");
+        assert_eq!(
+            mirrored(base, Path::new("/home/u/dual/app/main")).unwrap(),
+            base.join("home/u/dual/app/main")
+        );
+        // `rm -rf` of these on the engine's host would reach its `/etc`.
+        for outside in [
+            "/../../../../../etc",
+            "/home/u/../../../../../../etc/app/main",
+            "etc/app",
+            "",
+        ] {
+            assert!(
+                mirrored(base, Path::new(outside)).is_err(),
+                "{outside} was mirrored"
+            );
+        }
+        let mut spec = RunSpec::new("dual-app-main.seed", "img");
+        spec.bind_mounts = vec![BindMount::new("/w/../../x", "/w")];
+        assert!(onto_mirror(&mut spec, base).is_err());
     }
 }

@@ -155,10 +155,15 @@ pub enum Outcome {
 /// line per item, stderr the progress and errors).
 pub fn outcome(code: Option<i32>, stdout: &str, stderr: &str) -> Outcome {
     let all = format!("{stdout}\n{stderr}");
-    if all.contains("completely emptied in one replica") {
+    // Unison's messages for these end the run (status 3). A run that went
+    // on may have printed them only as a name among its items: the
+    // container names files in the mirror as it likes, and must not choose
+    // a run that ignores the archives.
+    let fatal = code == Some(3);
+    if fatal && all.contains("completely emptied in one replica") {
         return Outcome::Emptied;
     }
-    if all.contains(" is MISSING") {
+    if fatal && all.contains(" is MISSING") {
         return Outcome::ArchiveLost;
     }
     if all.contains("is not a directory in one of the replicas") {
@@ -402,6 +407,21 @@ mod tests {
                 there: vec!["src/a b.rs".into(), "lib".into()],
             }
         );
+    }
+
+    #[test]
+    fn a_file_named_like_unison_s_fatal_messages_is_only_a_file() {
+        for name in [
+            "x is MISSING",
+            "The following paths have been completely emptied in one replica",
+        ] {
+            let stdout = format!("new file ---->            {name}  \n");
+            let stderr = format!(
+                "[BGN] Copying {name} from /m to /h\n[END] Copying {name}\n\
+                 Synchronization complete at 14:22:26  (1 item transferred, 0 skipped, 0 failed)"
+            );
+            assert_eq!(outcome(Some(0), &stdout, &stderr), Outcome::Done, "{name}");
+        }
     }
 
     #[test]
