@@ -465,13 +465,12 @@ fn a_remote_workspace_is_seeded_from_its_parent_s_mirror_not_the_engine_host_s_f
 }
 
 /// The container cannot make the sync write outside its mirror on the
-/// engine's host. KNOWN TO FAIL: unison there resolves every path it
-/// writes from the mirror's root, one lookup at a time, so a directory
-/// the container swaps for a link between unison's check and its write
-/// sends the file (this host's, so the repo's own, in a pull) to the
-/// link's target, as the ssh user (root, here).
+/// engine's host: unison there resolves every path it writes from the
+/// mirror's root, one lookup at a time, so a directory the container swaps
+/// for a link between unison's check and its write would send the file
+/// (this host's, so the repo's own, in a pull) to the link's target, as the
+/// ssh user (root, here), were unison not confined there to the mirror.
 #[test]
-#[ignore = "known weakness: unison on the engine host follows a link the container swaps in mid-run (research/threat-model.md)"]
 fn a_container_cannot_make_the_sync_write_outside_its_mirror_on_the_engine_host() {
     let Some(rig) =
         remote_rig("a_container_cannot_make_the_sync_write_outside_its_mirror_on_the_engine_host")

@@ -444,7 +444,8 @@ impl Session<'_> {
         let line = format!(
             "mkdir -p {root} \"$HOME\"/{archives} || exit 1; {kill}; \
              echo \"unison: $(unison -version 2>&1)\"; \
-             echo \"inotifywait: $(command -v inotifywait)\"",
+             echo \"inotifywait: $(command -v inotifywait)\"; \
+             echo \"bwrap: $(command -v bwrap)\"",
             root = quote(&self.pair.remote.to_string_lossy()),
             archives = quote(&archives),
             kill = processes::kill_there_line(&self.marker),
@@ -478,7 +479,11 @@ impl Session<'_> {
         }
         let mut remote_version = None;
         let mut has_inotifywait = false;
+        let mut has_bwrap = false;
         for line in output.stdout.lines() {
+            if let Some(path) = line.strip_prefix("bwrap: ") {
+                has_bwrap = !path.trim().is_empty();
+            }
             if let Some(answer) = line.strip_prefix("unison: ") {
                 remote_version = unison::version(answer).map(str::to_owned);
             }
@@ -507,6 +512,16 @@ impl Session<'_> {
                 }));
             }
             Some(_) => {}
+        }
+        if !has_bwrap {
+            return Err(End::Fatal(Failure {
+                message: format!(
+                    "the engine's host {host} has no bwrap: dual confines the sync there to the workspace's copy, which the container writes"
+                ),
+                hint: format!(
+                    "install bubblewrap on {host} (Debian/Ubuntu: apt-get install bubblewrap)"
+                ),
+            }));
         }
         if self.pair.direction.watches_there() && !has_inotifywait {
             return Err(End::Fatal(Failure {
@@ -622,6 +637,7 @@ impl Session<'_> {
         let files = &self.shared.files;
         let server = unison::server_command(
             &format!("{}/unison", super::remote_state_dir(&self.shared.workspace)),
+            &self.pair.remote,
             &self.marker,
         );
         let args = unison::args(self.pair, &files.ssh_wrapper(), &server, scope);

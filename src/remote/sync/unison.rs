@@ -48,13 +48,23 @@ pub fn remote_root(remote: &Path) -> OsString {
 }
 
 /// The unison server's command on the engine's host: its archives in the
-/// workspace's directory there, its process marked as the pair's.
-pub fn server_command(remote_archives: &str, marker: &str) -> String {
+/// workspace's directory there, its process marked as the pair's, and
+/// confined (bubblewrap) to the pair's root and its archives. The container
+/// writes the root there: a directory it swaps for a link between two of
+/// the server's steps would send a write, a delete or a read anywhere the
+/// ssh user reaches (`~/.ssh`); in the sandbox, nothing but the root, the
+/// archives and the system's read-only programs exists to reach.
+pub fn server_command(remote_archives: &str, remote_root: &Path, marker: &str) -> String {
+    let archives = format!("\"$HOME\"/{}", quote(remote_archives));
+    let root = quote(&remote_root.to_string_lossy());
     format!(
-        "env {}={} UNISON=\"$HOME\"/{} unison",
+        "env {}={} UNISON={archives} bwrap --die-with-parent --unshare-pid --unshare-ipc --unshare-uts \
+         --ro-bind /usr /usr --ro-bind-try /lib /lib --ro-bind-try /lib64 /lib64 --ro-bind-try /bin /bin \
+         --ro-bind-try /etc/ld.so.cache /etc/ld.so.cache --ro-bind-try /etc/passwd /etc/passwd \
+         --ro-bind-try /etc/group /etc/group --proc /proc --dev /dev --tmpfs /tmp \
+         --bind {archives} {archives} --bind {root} {root} -- unison",
         super::processes::MARKER_VAR,
         quote(marker),
-        quote(remote_archives)
     )
 }
 
@@ -370,11 +380,24 @@ mod tests {
             script.contains("-e none -- root@10.0.0.2 \"$@\""),
             "{script}"
         );
-        let server = server_command(".cache/dual-sync/shop-main/unison", "/shop-main/0/");
-        assert_eq!(
-            server,
-            "env DUAL_SYNC=/shop-main/0/ UNISON=\"$HOME\"/.cache/dual-sync/shop-main/unison unison"
+        let server = server_command(
+            ".cache/dual-sync/shop-main/unison",
+            Path::new("/root/m/home/u/dual/shop/main"),
+            "/shop-main/0/",
         );
+        assert!(
+            server.starts_with(
+                "env DUAL_SYNC=/shop-main/0/ UNISON=\"$HOME\"/.cache/dual-sync/shop-main/unison bwrap "
+            ),
+            "{server}"
+        );
+        // Only the root and the archives are writable, at their own paths.
+        assert!(
+            server.contains("--bind /root/m/home/u/dual/shop/main /root/m/home/u/dual/shop/main"),
+            "{server}"
+        );
+        assert!(server.ends_with("-- unison"), "{server}");
+        assert!(!server.contains("--bind / "), "{server}");
     }
 
     #[test]
