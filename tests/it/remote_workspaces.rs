@@ -518,7 +518,7 @@ fn a_container_cannot_make_the_sync_write_outside_its_mirror_on_the_engine_host(
     let began = Instant::now();
     let mut landed = Vec::new();
     let mut written = 0;
-    while landed.is_empty() && began.elapsed() < Duration::from_secs(55) {
+    while landed.is_empty() && began.elapsed() < Duration::from_secs(40) {
         if std::fs::symlink_metadata(clone.join("x")).is_ok_and(|m| m.is_dir()) {
             let _ = std::fs::write(clone.join(format!("x/p{written}")), "a key\n");
             written += 1;
