@@ -37,6 +37,7 @@ fn the_rig_is_a_separate_engine_host() {
     let Some(rig) = remote_rig("the_rig_is_a_separate_engine_host") else {
         return;
     };
+    let _link = crate::support::rig_link_up();
     let here = stdout_of("hostname", &mut Command::new("hostname"));
     for kind in BOTH {
         eprintln!("--- the rig's {kind}");
@@ -133,6 +134,7 @@ fn a_rig_container_is_reached_through_an_ssh_forward() {
     let Some(rig) = remote_rig("a_rig_container_is_reached_through_an_ssh_forward") else {
         return;
     };
+    let _link = crate::support::rig_link_up();
     for kind in BOTH {
         eprintln!("--- the rig's {kind}");
         let container = RigContainer {

@@ -165,6 +165,7 @@ fn event_within(
 
 #[test]
 fn a_port_opened_on_a_remote_host_is_found_judged_and_routed_through_the_tunnel() {
+    let _link = crate::support::rig_link_up();
     for kind in EngineKind::ALL {
         if let Some(engine) = rig_engine("remote_ports", kind) {
             ports_of_a_remote_container(&engine);

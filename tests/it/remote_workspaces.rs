@@ -193,6 +193,9 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
     else {
         return;
     };
+    // It cuts the link and restarts the rig's docker: no other rig test
+    // meanwhile.
+    let _link = crate::support::rig_link_alone();
     let kind = EngineKind::Docker;
     let port = free_port();
     let on = OnRig::new(rig, kind, &server_config(kind, port));
@@ -370,6 +373,7 @@ fn a_workspace_on_remote_podman_launches_runs_and_routes() {
     let Some(rig) = remote_rig("a_workspace_on_remote_podman_launches_runs_and_routes") else {
         return;
     };
+    let _link = crate::support::rig_link_up();
     let kind = EngineKind::Podman;
     let port = free_port();
     let on = OnRig::new(rig, kind, &server_config(kind, port));
@@ -406,6 +410,7 @@ fn a_remote_workspace_is_seeded_from_its_parent_s_mirror_not_the_engine_host_s_f
     ) else {
         return;
     };
+    let _link = crate::support::rig_link_up();
     let kind = EngineKind::Docker;
     let config = format!(
         "image = \"{}\"\nseed = [\".venv\"]\nsetup = \"test -e .venv/where || {{ mkdir -p .venv && hostname > .venv/where; }}\"\n",
@@ -477,6 +482,7 @@ fn a_container_cannot_make_the_sync_write_outside_its_mirror_on_the_engine_host(
     else {
         return;
     };
+    let _link = crate::support::rig_link_up();
     let kind = EngineKind::Docker;
     let config = format!("image = \"{}\"\n", ensure_test_image(kind));
     let on = OnRig::new(rig, kind, &config);
