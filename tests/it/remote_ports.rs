@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -78,21 +78,6 @@ impl Drop for RigContainer<'_> {
             .envs(self.engine.env.iter().map(|(k, v)| (k, v)))
             .args(["rm", "-f", &self.id])
             .output();
-    }
-}
-
-/// The proxy, stopped on drop.
-struct Proxy(Child);
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(pid) = i32::try_from(self.0.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let _ = self.0.wait();
     }
 }
 
@@ -200,7 +185,7 @@ fn ports_of_a_remote_container(engine: &RigEngine) {
     ]);
     let container = RigContainer { engine, id };
     let log = sandbox.path().join("proxy.log");
-    let proxy = Proxy(
+    let proxy = crate::proxy::Proxy::from_child(
         sandbox
             .command(dual_path())
             .args(["--verbose", "--engine", kind.program(), "proxy"])

@@ -38,15 +38,7 @@ impl OnRig {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.cmd(args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "dual {args:?} failed ({}):\n{}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        crate::workspaces::succeeded(args, &self.cmd(args).output().unwrap())
     }
 
     /// `dual run ARGS` in `branch`'s clone, from a shell that has none of

@@ -107,15 +107,7 @@ impl TestEnv {
 
     /// Runs and requires success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "dual {args:?} failed ({}):\n{}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        succeeded(args, &self.run(args))
     }
 
     /// Runs and requires failure; returns stderr.
@@ -469,6 +461,18 @@ pub fn all_succeed_at_once(env: &TestEnv, scripts: &[String]) {
 
 /// The environment of `env`'s installation (see `support::sandbox_env`),
 /// for a spawn that cannot clear its own (prefer `TestEnv::command`).
+/// The stdout of `dual ARGS`, which must have succeeded.
+pub fn succeeded(args: &[&str], output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "dual {args:?} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 pub fn env_of(env: &TestEnv) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = crate::support::sandbox_env(env.dir.path())
         .into_iter()
