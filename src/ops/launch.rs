@@ -242,7 +242,7 @@ pub fn launch_with(
     }
     let mut proxy = None;
     if crate::settings::proxy_autostart() {
-        match crate::proxy::instance::start_following(Some(engine.kind()), engine.endpoint()) {
+        match start_proxy_following(Some(engine.kind()), engine.endpoint()) {
             Ok(pid) => {
                 proxy = Some(pid);
                 printer.out(format!("proxy: running (pid {pid})"));
@@ -264,6 +264,29 @@ pub fn launch_with(
         urls,
         proxy,
     })
+}
+
+/// Starts the proxy unless one runs, making sure it follows the engine host
+/// at `endpoint` (another host, where a workspace was just launched): one
+/// started before that workspace existed is started again, which takes its
+/// routes away for a moment. Its pid.
+fn start_proxy_following(
+    flag: Option<EngineKind>,
+    endpoint: Option<&crate::engine::endpoint::Endpoint>,
+) -> anyhow::Result<u32> {
+    use crate::proxy::{control, instance};
+    if let (Some(endpoint), Some(_)) = (endpoint, instance::running_pid()) {
+        let follows = control::status().is_some_and(|status| {
+            status
+                .engines
+                .iter()
+                .any(|engine| engine.remote.as_deref() == Some(endpoint.url.as_str()))
+        });
+        if !follows {
+            instance::stop_running()?;
+        }
+    }
+    instance::start_background(flag)
 }
 
 /// What dual did not take of the repo's config files (`Config::notes`),

@@ -79,28 +79,6 @@ pub fn start_background(flag: Option<EngineKind>) -> anyhow::Result<u32> {
     })
 }
 
-/// `start_background`, making sure the proxy follows the engine host at
-/// `endpoint` (another host, where a workspace was just launched): one
-/// started before that workspace existed is started again, which takes
-/// its routes away for a moment.
-pub fn start_following(
-    flag: Option<EngineKind>,
-    endpoint: Option<&crate::engine::endpoint::Endpoint>,
-) -> anyhow::Result<u32> {
-    if let (Some(endpoint), Some(_)) = (endpoint, running_pid()) {
-        let follows = super::control::status().is_some_and(|status| {
-            status
-                .engines
-                .iter()
-                .any(|engine| engine.remote.as_deref() == Some(endpoint.url.as_str()))
-        });
-        if !follows {
-            stop_running()?;
-        }
-    }
-    start_background(flag)
-}
-
 /// Stops the running proxy (SIGTERM, then SIGKILL after 5 s); its pid, or
 /// `None` when none ran.
 pub fn stop_running() -> anyhow::Result<Option<u32>> {

@@ -34,8 +34,9 @@ use crate::sockets::{Listening, listening_from_tables};
 /// The loop run on the engine's host (see its header for what it prints).
 const SCRIPT: &str = include_str!("remote_listening.sh");
 /// How often the loop there reads the tables: as often as discovery looks
-/// at local containers.
-const INTERVAL: Duration = super::discovery::DISCOVERY_INTERVAL;
+/// at local containers (its `DISCOVERY_INTERVAL`), so that a port shows as
+/// soon on another host as on this one.
+const INTERVAL: Duration = Duration::from_millis(500);
 /// After a stream that ended without a snapshot, the first pause before
 /// dialling again, doubling to the longest: a link that came back is used
 /// again within the longest pause plus one dial (ssh gives a dial 5 s).
