@@ -736,14 +736,9 @@ fn stop_leaves_no_process_here_or_there() {
     assert_eq!(status.status.code(), Some(3));
 }
 
-/// KNOWN TO FAIL on the rig as it is now: with no other user of the shared
-/// connection (no proxy), a sync whose link dropped for 9 s is not back 20 s
-/// after the link returned; its sessions started during the outage wait for
-/// watchers that never report ready (`WATCH_SETUP`). With the proxy running
-/// (which dials the shared connection again itself), the same outage heals:
-/// `remote_workspaces::three_remote_workspaces_serve_one_port_each_routed_here_by_name`.
+/// The sync alone (no proxy dialling the shared connection again) is back
+/// within 10 s of a dropped link, with the edit made meanwhile.
 #[test]
-#[ignore = "known weakness: the sync alone does not come back after a dropped link (see the doc comment)"]
 fn the_sync_is_back_within_ten_seconds_of_the_link() {
     let Some(rig) = remote_rig("the_sync_is_back_within_ten_seconds_of_the_link") else {
         return;

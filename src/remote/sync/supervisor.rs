@@ -6,12 +6,12 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::unison::{self, Outcome, Scope};
-use super::watch::{Report, Side, Watcher};
+use super::watch::{Report, Side, Watched, Watcher};
 use super::{Config, Failure, Files, SyncPair, processes};
 use crate::process::{Cmd, CommandError, quote};
 use crate::remote::Ssh;
@@ -27,6 +27,8 @@ const BATCH_AT_MOST: Duration = Duration::from_millis(150);
 const ECHO_WINDOW: Duration = Duration::from_secs(1);
 /// …and how long such a path may wait before it is synced all the same.
 const ECHO_DEFER: Duration = Duration::from_secs(1);
+/// More put-off echoes than this are synced as one whole run.
+const ECHO_PATHS_MOST: usize = 50;
 /// More changed paths than this in one batch: one whole run is cheaper.
 const MOST_PATHS: usize = 500;
 /// How long a watcher may take to set its watches (a tree of 100,000
@@ -248,6 +250,8 @@ enum End {
 fn pair_loop(shared: &Shared, index: usize, pair: &SyncPair) {
     let mut link_backoff = Backoff::new(Duration::from_millis(500), LINK_RETRY_MOST);
     let mut tool_backoff = Backoff::new(Duration::from_secs(2), TOOL_RETRY_MOST);
+    let mut failed_since = None;
+    let mut watch = PairWatch::new();
     loop {
         if shared.stopping() {
             return;
@@ -260,6 +264,9 @@ fn pair_loop(shared: &Shared, index: usize, pair: &SyncPair) {
             marker: processes::pair_marker(&shared.workspace, index),
             last_skipped: Vec::new(),
             echoes: Echoes::default(),
+            failed_since,
+            watch: &mut watch,
+            there_ready: false,
         };
         match session.run() {
             End::Stopping => return,
@@ -269,6 +276,7 @@ fn pair_loop(shared: &Shared, index: usize, pair: &SyncPair) {
                 return;
             }
             End::Retry(why) => {
+                failed_since = session.failed_since.or_else(|| Some(Instant::now()));
                 if began.elapsed() >= HEALTHY {
                     link_backoff.reset();
                     tool_backoff.reset();
@@ -287,6 +295,42 @@ fn pair_loop(shared: &Shared, index: usize, pair: &SyncPair) {
                 shared.sleep(wait);
             }
         }
+    }
+}
+
+/// What outlives a pair's sessions: the watcher here, so that what changes
+/// here while the link is down is still reported (and synced by content,
+/// not only by the next whole run's sizes and times), the reports, and the
+/// paths a failed session had not synced.
+struct PairWatch {
+    sender: Sender<(u64, Report)>,
+    received: Receiver<(u64, Report)>,
+    here: Option<Watcher>,
+    here_generation: u64,
+    here_ready: bool,
+    there_generation: u64,
+    next_generation: u64,
+    pending: BTreeSet<OsString>,
+}
+
+impl PairWatch {
+    fn new() -> PairWatch {
+        let (sender, received) = std::sync::mpsc::channel();
+        PairWatch {
+            sender,
+            received,
+            here: None,
+            here_generation: 0,
+            here_ready: false,
+            there_generation: 0,
+            next_generation: 1,
+            pending: BTreeSet::new(),
+        }
+    }
+
+    fn generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
     }
 }
 
@@ -327,6 +371,11 @@ struct Session<'a> {
     /// What the last run skipped, said once rather than at every run.
     last_skipped: Vec<String>,
     echoes: Echoes,
+    /// When the sync last stopped working, until a session syncs again.
+    failed_since: Option<Instant>,
+    watch: &'a mut PairWatch,
+    /// The watcher there of this session has set its watches.
+    there_ready: bool,
 }
 
 /// The paths the last run wrote on each side: the watcher there reports
@@ -350,12 +399,28 @@ impl Echoes {
         self.until = Some(Instant::now() + ECHO_WINDOW);
     }
 
-    fn is_echo(&self, side: Side, path: &OsString) -> bool {
-        self.until.is_some_and(|until| Instant::now() < until)
-            && match side {
-                Side::Here => self.here.contains(path),
-                Side::There => self.there.contains(path),
-            }
+    /// The path the last run wrote on `side` that `path` is or is under
+    /// (a directory it copied: its files are reported one by one), while
+    /// such reports are taken for echoes.
+    fn written_over(&self, side: Side, path: &OsString) -> Option<OsString> {
+        if self.until.is_none_or(|until| Instant::now() >= until) {
+            return None;
+        }
+        let written = match side {
+            Side::Here => &self.here,
+            Side::There => &self.there,
+        };
+        let bytes = path.as_bytes();
+        let ancestors = bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(at, _)| &bytes[..at]);
+        std::iter::once(bytes)
+            .chain(ancestors)
+            .map(std::ffi::OsStr::from_bytes)
+            .find(|candidate| written.contains(*candidate))
+            .map(std::ffi::OsStr::to_owned)
     }
 
     fn defer(&mut self, path: OsString) {
@@ -379,59 +444,100 @@ impl Session<'_> {
     }
 
     fn run(&mut self) -> End {
-        match self.session() {
+        let end = match self.session() {
             Ok(()) => End::Stopping,
             Err(end) => end,
-        }
+        };
+        // Put off, never synced: first thing in the next session.
+        let deferred = std::mem::take(&mut self.echoes.deferred);
+        self.watch.pending.extend(deferred);
+        end
     }
 
     fn session(&mut self) -> Result<(), End> {
         let ssh = &self.shared.ssh;
-        ssh.connect().map_err(|error| self.command_end(error))?;
-        self.prepare_there()?;
         super::check_local_root(&self.pair.local).map_err(|error| {
             End::Fatal(Failure {
                 message: format!("{error:#}"),
                 hint: "`dual launch` the workspace again".into(),
             })
         })?;
-        let (reports, received) = std::sync::mpsc::channel();
-        let mut watchers = Vec::new();
-        let mut sides = Vec::new();
-        if self.pair.direction.watches_here() {
-            sides.push(Side::Here);
-        }
-        if self.pair.direction.watches_there() {
-            sides.push(Side::There);
-        }
-        for &side in &sides {
-            let root = match side {
-                Side::Here => self.pair.local.as_os_str(),
-                Side::There => self.pair.remote.as_os_str(),
+        // The watcher here first: it needs no link.
+        let marker = self.marker.clone();
+        if self.pair.direction.watches_here() && self.watch.here.is_none() {
+            let generation = self.watch.generation();
+            let watched = Watched {
+                root: self.pair.local.as_os_str(),
+                ignore: &self.pair.ignore,
+                marker: &marker,
             };
             let watcher = Watcher::start(
-                side,
+                Side::Here,
                 ssh,
-                root,
-                &self.pair.ignore,
-                &self.marker,
-                reports.clone(),
+                watched,
+                generation,
+                self.watch.sender.clone(),
             )
             .map_err(|error| self.command_end(error))?;
-            watchers.push(watcher);
+            self.watch.here = Some(watcher);
+            self.watch.here_generation = generation;
+            self.watch.here_ready = false;
         }
-        drop(reports);
-        self.wait_ready(&received, sides.len())?;
+        ssh.connect().map_err(|error| self.command_end(error))?;
+        self.prepare_there()?;
+        let _there = if self.pair.direction.watches_there() {
+            let generation = self.watch.generation();
+            let watched = Watched {
+                root: self.pair.remote.as_os_str(),
+                ignore: &self.pair.ignore,
+                marker: &marker,
+            };
+            let watcher = Watcher::start(
+                Side::There,
+                ssh,
+                watched,
+                generation,
+                self.watch.sender.clone(),
+            )
+            .map_err(|error| self.command_end(error))?;
+            self.watch.there_generation = generation;
+            Some(watcher)
+        } else {
+            None
+        };
+        self.wait_ready()?;
         self.sync(Scope::Whole)?;
         self.shared.first_sync_done(self.index);
+        if let Some(since) = self.failed_since.take() {
+            self.say(&format!(
+                "in sync again, {:.1} s after it stopped",
+                since.elapsed().as_secs_f64()
+            ));
+        }
         loop {
             if self.shared.stopping() {
                 return Err(End::Stopping);
             }
-            match self.collect(&received)? {
+            // What a failed session left, or what changed while the
+            // watchers were being set: by content, as any change.
+            let batch = if self.watch.pending.is_empty() {
+                self.collect()?
+            } else {
+                Changes {
+                    whole: false,
+                    paths: std::mem::take(&mut self.watch.pending),
+                }
+                .batch()
+            };
+            match batch {
                 None => {}
                 Some(Batch::Whole) => self.sync(Scope::Whole)?,
-                Some(Batch::Paths(paths)) => self.sync(Scope::Paths(&paths))?,
+                Some(Batch::Paths(paths)) => {
+                    if let Err(end) = self.sync(Scope::Paths(&paths)) {
+                        self.watch.pending.extend(paths);
+                        return Err(end);
+                    }
+                }
             }
         }
     }
@@ -536,10 +642,17 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Waits until every watcher has set its watches.
-    fn wait_ready(&self, received: &Receiver<Report>, mut count: usize) -> Result<(), End> {
+    /// Waits until the watchers have set their watches; what they report
+    /// meanwhile is kept for after the first whole run.
+    fn wait_ready(&mut self) -> Result<(), End> {
         let deadline = Instant::now() + WATCH_SETUP;
-        while count > 0 {
+        let mut changes = Changes::default();
+        let ready = |session: &Self| {
+            (!session.pair.direction.watches_here() || session.watch.here_ready)
+                && (!session.pair.direction.watches_there() || session.there_ready)
+        };
+        self.there_ready = false;
+        while !ready(self) {
             if self.shared.stopping() {
                 return Err(End::Stopping);
             }
@@ -549,30 +662,29 @@ impl Session<'_> {
                     WATCH_SETUP.as_secs()
                 )));
             }
-            match received.recv_timeout(Duration::from_millis(100)) {
-                Ok(Report::Ready(_)) => count -= 1,
-                Ok(Report::Ended(side, why)) => {
-                    return Err(watcher_end(side, &why, &self.shared.ssh.target().host));
-                }
-                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            match self.watch.received.recv_timeout(Duration::from_millis(100)) {
+                Ok((generation, report)) => self.take(generation, report, &mut changes)?,
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(End::Retry("the watchers ended".into()));
                 }
             }
         }
+        // The first whole run covers what changed before it.
+        self.watch.pending.append(&mut changes.paths);
         Ok(())
     }
 
     /// The next batch of changes: `None` when none came for a while (so
     /// that a stop is seen).
-    fn collect(&mut self, received: &Receiver<Report>) -> Result<Option<Batch>, End> {
+    fn collect(&mut self) -> Result<Option<Batch>, End> {
         let mut wait = Duration::from_millis(500);
         if let Some(since) = self.echoes.deferred_since {
             wait = wait.min((since + ECHO_DEFER).saturating_duration_since(Instant::now()));
         }
         let mut changes = Changes::default();
-        match received.recv_timeout(wait) {
-            Ok(report) => self.take(report, &mut changes)?,
+        match self.watch.received.recv_timeout(wait) {
+            Ok((generation, report)) => self.take(generation, report, &mut changes)?,
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(End::Retry("the watchers ended".into()));
@@ -584,36 +696,53 @@ impl Session<'_> {
             if left.is_zero() {
                 break;
             }
-            match received.recv_timeout(QUIET.min(left)) {
-                Ok(report) => self.take(report, &mut changes)?,
+            match self.watch.received.recv_timeout(QUIET.min(left)) {
+                Ok((generation, report)) => self.take(generation, report, &mut changes)?,
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(End::Retry("the watchers ended".into()));
                 }
             }
         }
-        // What was put off as a likely echo goes with any batch, and on
-        // its own once it has waited long enough.
+        // What was put off as a likely echo goes with a batch of changes,
+        // and on its own once it has waited long enough: as paths when
+        // they are few, else as one whole run (which compares sizes and
+        // times, not contents: a run wrote them all a moment ago).
         let due = self
             .echoes
             .deferred_since
             .is_some_and(|since| since.elapsed() >= ECHO_DEFER);
-        if !changes.is_empty() || due {
+        let few = self.echoes.deferred.len() <= ECHO_PATHS_MOST;
+        if few && (due || !changes.is_empty()) {
             changes.paths.append(&mut self.echoes.deferred);
             self.echoes.deferred_since = None;
+        } else if due && changes.is_empty() {
+            self.echoes.deferred.clear();
+            self.echoes.deferred_since = None;
+            changes.whole = true;
         }
         Ok(changes.batch())
     }
 
-    fn take(&mut self, report: Report, changes: &mut Changes) -> Result<(), End> {
+    /// One report: a change goes into `changes` (whichever watcher saw
+    /// it); readiness and ends count only from the watchers of now.
+    fn take(&mut self, generation: u64, report: Report, changes: &mut Changes) -> Result<(), End> {
+        let current = |side| match side {
+            Side::Here => generation == self.watch.here_generation,
+            Side::There => generation == self.watch.there_generation,
+        };
         match report {
+            Report::Ready(side) if current(side) => match side {
+                Side::Here => self.watch.here_ready = true,
+                Side::There => self.there_ready = true,
+            },
             Report::Ready(_) => {}
             Report::Changed(side, path) => {
                 if path.is_empty() {
                     changes.whole = true;
                 } else if super::watch::is_ignored(&path, &self.pair.ignore) {
-                } else if self.echoes.is_echo(side, &path) {
-                    self.echoes.defer(path);
+                } else if let Some(written) = self.echoes.written_over(side, &path) {
+                    self.echoes.defer(written);
                 } else {
                     changes.paths.insert(path);
                 }
@@ -625,9 +754,13 @@ impl Session<'_> {
                 ));
                 changes.whole = true;
             }
-            Report::Ended(side, why) => {
+            Report::Ended(side, why) if current(side) => {
+                if side == Side::Here {
+                    self.watch.here = None;
+                }
                 return Err(watcher_end(side, &why, &self.shared.ssh.target().host));
             }
+            Report::Ended(..) => {}
         }
         Ok(())
     }
@@ -893,13 +1026,30 @@ mod tests {
             there: vec!["src/a.rs".into()],
         });
         let path = |p: &str| OsString::from(p);
-        assert!(echoes.is_echo(Side::There, &path("src/a.rs")));
-        assert!(echoes.is_echo(Side::Here, &path("from-there.lock")));
+        let echo = |echoes: &Echoes, side, p: &str| echoes.written_over(side, &path(p));
+        assert_eq!(
+            echo(&echoes, Side::There, "src/a.rs"),
+            Some(path("src/a.rs"))
+        );
+        assert_eq!(
+            echo(&echoes, Side::Here, "from-there.lock"),
+            Some(path("from-there.lock"))
+        );
         // The side that was read, not written: a real edit there.
-        assert!(!echoes.is_echo(Side::Here, &path("src/a.rs")));
-        assert!(!echoes.is_echo(Side::There, &path("src/b.rs")));
+        assert_eq!(echo(&echoes, Side::Here, "src/a.rs"), None);
+        assert_eq!(echo(&echoes, Side::There, "src/b.rs"), None);
+        // A directory the run copied: what is under it.
+        echoes.expect(unison::Written {
+            here: vec![],
+            there: vec!["vendor/lib".into()],
+        });
+        assert_eq!(
+            echo(&echoes, Side::There, "vendor/lib/x/y.c"),
+            Some(path("vendor/lib"))
+        );
+        assert_eq!(echo(&echoes, Side::There, "vendor/library"), None);
         echoes.until = Some(Instant::now());
-        assert!(!echoes.is_echo(Side::There, &path("src/a.rs")));
+        assert_eq!(echo(&echoes, Side::There, "vendor/lib"), None);
     }
 
     #[test]

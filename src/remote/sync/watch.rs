@@ -109,6 +109,15 @@ pub fn there_line(root: &str, ignore: &[String], marker: &str) -> String {
     )
 }
 
+/// What a watcher watches.
+#[derive(Debug, Clone, Copy)]
+pub struct Watched<'a> {
+    pub root: &'a OsStr,
+    pub ignore: &'a [String],
+    /// Its processes' marker (see `processes`).
+    pub marker: &'a str,
+}
+
 /// A running watcher: ends when dropped.
 pub struct Watcher {
     handle: Arc<duct::ReaderHandle>,
@@ -123,15 +132,21 @@ impl Drop for Watcher {
 }
 
 impl Watcher {
-    /// Starts watching `root` on `side`; reports go to `reports`.
+    /// Starts watching `root` on `side`; its reports go to `reports`,
+    /// tagged with `generation` (a later watcher's reports are told from
+    /// an earlier one's that are still on their way).
     pub fn start(
         side: Side,
         ssh: &Ssh,
-        root: &OsStr,
-        ignore: &[String],
-        marker: &str,
-        reports: Sender<Report>,
+        watched: Watched<'_>,
+        generation: u64,
+        reports: Sender<(u64, Report)>,
     ) -> Result<Watcher, CommandError> {
+        let Watched {
+            root,
+            ignore,
+            marker,
+        } = watched;
         let (handle, stdin) = match side {
             Side::Here => (here_command(root, ignore, marker).stream()?, None),
             Side::There => {
@@ -150,14 +165,14 @@ impl Watcher {
                     Ok(0) | Err(_) => break,
                     Ok(read) => {
                         for report in parser.feed(&buffer[..read]) {
-                            if reports.send(report).is_err() {
+                            if reports.send((generation, report)).is_err() {
                                 return;
                             }
                         }
                     }
                 }
             }
-            let _ = reports.send(Report::Ended(side, parser.said()));
+            let _ = reports.send((generation, Report::Ended(side, parser.said())));
         });
         Ok(Watcher {
             handle,
