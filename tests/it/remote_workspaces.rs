@@ -92,6 +92,15 @@ fn server_config(kind: EngineKind, port: u16) -> String {
     )
 }
 
+/// `line` run by the shell of the rig's root over ssh.
+fn on_rig_host(rig: &Rig, line: &str) -> Output {
+    Command::new("ssh")
+        .arg(format!("root@{}", rig.ip))
+        .arg(line)
+        .output()
+        .unwrap()
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -345,14 +354,10 @@ fn three_remote_workspaces_serve_one_port_each_routed_here_by_name() {
         "containers left on the rig"
     );
     // Nor its files.
-    let mirror = Command::new("ssh")
-        .arg(format!("root@{}", rig.ip))
-        .arg(format!(
-            "ls -d /root/.local/share/dual-remote/*{}",
-            clone.display()
-        ))
-        .output()
-        .unwrap();
+    let mirror = on_rig_host(
+        rig,
+        &format!("ls -d /root/.local/share/dual-remote/*{}", clone.display()),
+    );
     assert!(
         !mirror.status.success(),
         "the clone's mirror stayed: {}",
@@ -410,11 +415,7 @@ fn a_remote_workspace_is_seeded_from_its_parent_s_mirror_not_the_engine_host_s_f
     );
     let on = OnRig::new(rig, kind, &config);
     let ssh = |line: &str| {
-        let output = Command::new("ssh")
-            .arg(format!("root@{}", rig.ip))
-            .arg(line)
-            .output()
-            .unwrap();
+        let output = on_rig_host(rig, line);
         assert!(output.status.success(), "ssh {line}: {output:?}");
         stdout(&output)
     };
@@ -485,11 +486,7 @@ fn a_container_cannot_make_the_sync_write_outside_its_mirror_on_the_engine_host(
     // /root is its own): `~/.ssh` in a real attack.
     let target = format!("/root/dual-escape-{}", on.env.repo);
     let ssh = |line: &str| {
-        let output = Command::new("ssh")
-            .arg(format!("root@{}", rig.ip))
-            .arg(line)
-            .output()
-            .unwrap();
+        let output = on_rig_host(rig, line);
         stdout(&output)
     };
     ssh(&format!("mkdir -p {target}"));
