@@ -190,21 +190,9 @@ impl Cmd {
 
     #[allow(clippy::disallowed_methods)]
     fn bare_expression(&self) -> duct::Expression {
-        // A program named without a path is looked up, and runs, on the
-        // host's PATH: never one of dual's shims (a caller may still set a
-        // PATH of its own, as the user's shell in a workspace gets).
-        let host_path = host_path();
-        let program = match (host_path, self.program.to_str()) {
-            (Some(path), Some(name)) => find_in(name, path)
-                .map(OsString::from)
-                .unwrap_or_else(|| self.program.clone()),
-            _ => self.program.clone(),
-        };
-        let mut expression = duct::cmd(program, &self.args).unchecked();
+        let mut expression = duct::cmd(self.resolved_program(), &self.args).unchecked();
         // (duct's innermost setting wins: only where the caller sets none.)
-        if let Some(path) = host_path
-            && !self.env.iter().any(|(key, _)| key == "PATH")
-        {
+        if let Some(path) = self.default_path() {
             expression = expression.env("PATH", path);
         }
         for key in &self.env_removed {
@@ -213,14 +201,70 @@ impl Cmd {
         for (key, value) in &self.env {
             expression = expression.env(key, value);
         }
-        if let Some(dir) = &self.dir {
+        if let Some(dir) = self.run_dir() {
             expression = expression.dir(dir);
-        } else if std::env::current_dir().is_err() {
-            // Run from a directory that was deleted (the clone `dual
-            // destroy` just removed): podman refuses to start there.
-            expression = expression.dir("/");
         }
         expression
+    }
+
+    /// A program named without a path is looked up, and runs, on the host's
+    /// PATH: never one of dual's shims (a caller may still set a PATH of its
+    /// own, as the user's shell in a workspace gets).
+    fn resolved_program(&self) -> OsString {
+        match (host_path(), self.program.to_str()) {
+            (Some(path), Some(name)) => find_in(name, path)
+                .map(OsString::from)
+                .unwrap_or_else(|| self.program.clone()),
+            _ => self.program.clone(),
+        }
+    }
+
+    /// The host's PATH, where the caller sets none.
+    fn default_path(&self) -> Option<&'static OsStr> {
+        host_path().filter(|_| !self.env.iter().any(|(key, _)| key == "PATH"))
+    }
+
+    /// The caller's directory, else `/` when dual's own was deleted (the
+    /// clone `dual destroy` just removed): podman refuses to start there.
+    fn run_dir(&self) -> Option<&Path> {
+        match &self.dir {
+            Some(dir) => Some(dir),
+            None if std::env::current_dir().is_err() => Some(Path::new("/")),
+            None => None,
+        }
+    }
+
+    /// Starts the command with stdin, stdout and stderr all pipes of the
+    /// caller's, in its own process group, killed with the thread that
+    /// started it where `setpriv` is there (see `die_with_parent`). No
+    /// timeout applies: the caller reads both outputs, waits, and kills.
+    /// Built with std's `Command`: duct keeps no pipe of the caller's open.
+    #[allow(clippy::disallowed_methods)]
+    pub fn spawn_piped(&self) -> Result<std::process::Child, CommandError> {
+        use std::os::unix::process::CommandExt;
+        use std::process::Stdio;
+        crate::log::debug(&format!("+ {} (piped)", self.display()));
+        let held = die_with_parent(self);
+        let mut command = std::process::Command::new(held.resolved_program());
+        command
+            .args(&held.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(path) = held.default_path() {
+            command.env("PATH", path);
+        }
+        for key in &held.env_removed {
+            command.env_remove(key);
+        }
+        for (key, value) in &held.env {
+            command.env(key, value);
+        }
+        if let Some(dir) = held.run_dir() {
+            command.current_dir(dir);
+        }
+        command.spawn().map_err(|source| self.spawn_error(source))
     }
 
     /// Runs attached to dual's own stdin, stdout and stderr, as a command the

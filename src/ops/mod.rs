@@ -17,6 +17,7 @@ pub mod prune;
 pub mod recover;
 pub mod remote_host;
 pub mod repos;
+pub mod run;
 pub mod seed;
 pub mod services;
 pub mod setup;
