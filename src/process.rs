@@ -47,6 +47,45 @@ impl Output {
     }
 }
 
+/// What a finished command printed, each stream cut to its newest bytes
+/// (see `Cmd::output_keeping_last`).
+#[derive(Debug)]
+pub struct Kept {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Older bytes of stdout were dropped.
+    pub stdout_cut: bool,
+    pub stderr_cut: bool,
+}
+
+/// Everything `reader` gives, keeping only its last `cap` bytes (and at
+/// most about twice that at any time); whether any were dropped.
+fn keep_last(mut reader: impl io::Read, cap: usize) -> io::Result<(Vec<u8>, bool)> {
+    let mut kept = Vec::new();
+    let mut cut = false;
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let read = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        kept.extend_from_slice(&chunk[..read]);
+        // Dropped in batches: each byte is moved a bounded number of times.
+        if kept.len() > 2 * cap {
+            kept.drain(..kept.len() - cap);
+            cut = true;
+        }
+    }
+    if kept.len() > cap {
+        kept.drain(..kept.len() - cap);
+        cut = true;
+    }
+    Ok((kept, cut))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// Not run: an argument would change what the command does.
@@ -427,6 +466,68 @@ impl Cmd {
         }
     }
 
+    /// Runs to completion like `output`, but keeps only the last `cap` bytes
+    /// of each stream, raw (a container's log of any length never fills
+    /// dual's memory, and its newest part is the one wanted).
+    pub fn output_keeping_last(&self, cap: usize) -> Result<Kept, CommandError> {
+        crate::log::debug(&format!("+ {} (its last {cap} bytes)", self.display()));
+        let started = Instant::now();
+        let (stdout, stdout_writer) = io::pipe().map_err(|source| self.spawn_error(source))?;
+        let (stderr, stderr_writer) = io::pipe().map_err(|source| self.spawn_error(source))?;
+        let expression = match &self.stdin {
+            Some(bytes) => self.bare_expression().stdin_bytes(bytes.clone()),
+            None => self.bare_expression().stdin_null(),
+        }
+        .stdout_file(stdout_writer)
+        .stderr_file(stderr_writer)
+        .before_spawn(own_process_group);
+        let handle = expression
+            .start()
+            .map_err(|source| self.spawn_error(source))?;
+        // Our copies of the pipes' write ends: closed, so that the readers
+        // end when the child does.
+        drop(expression);
+        let stdout = std::thread::spawn(move || keep_last(stdout, cap));
+        let stderr = std::thread::spawn(move || keep_last(stderr, cap));
+        let deadline = started + self.timeout;
+        let status = loop {
+            if self.cancellable && interrupt::requested() {
+                let _ = handle.kill();
+                return Err(CommandError::Interrupted {
+                    argv: self.display(),
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let _ = handle.kill();
+                return Err(CommandError::TimedOut {
+                    argv: self.display(),
+                    timeout: self.timeout,
+                });
+            }
+            match handle.wait_timeout(CANCEL_POLL.min(deadline - now)) {
+                Ok(Some(output)) => break output.status,
+                Ok(None) => continue,
+                Err(source) => return Err(self.spawn_error(source)),
+            }
+        };
+        let joined = |reader: std::thread::JoinHandle<io::Result<(Vec<u8>, bool)>>| {
+            reader
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a reader thread panicked")))
+                .map_err(|source| self.spawn_error(source))
+        };
+        let (stdout, stdout_cut) = joined(stdout)?;
+        let (stderr, stderr_cut) = joined(stderr)?;
+        Ok(Kept {
+            status,
+            stdout,
+            stderr,
+            stdout_cut,
+            stderr_cut,
+        })
+    }
+
     /// Starts a long-running command (an event stream) and returns its stdout
     /// as a reader. No timeout applies; dropping the reader kills the child.
     pub fn stream(&self) -> Result<duct::ReaderHandle, CommandError> {
@@ -732,6 +833,29 @@ mod tests {
         let failing = Cmd::new("sh", ["-c", "echo nope >&2; exit 3"]);
         let error = failing.run_bytes_capped(10).unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn kept_output_is_the_last_bytes_of_each_stream() {
+        let both = Cmd::new("sh", ["-c", "printf 'a\\nb\\n'; printf ' warn\\n' >&2"]);
+        let kept = both.output_keeping_last(100).unwrap();
+        assert_eq!(
+            (&kept.stdout[..], &kept.stderr[..]),
+            (&b"a\nb\n"[..], &b" warn\n"[..])
+        );
+        assert!(!kept.stdout_cut && !kept.stderr_cut && kept.status.success());
+        // A megabyte through a 1000-byte window: its end, and `cut`.
+        let long = Cmd::new("sh", ["-c", "seq 200000; echo end >&2"]);
+        let kept = long.output_keeping_last(1000).unwrap();
+        assert_eq!(kept.stdout.len(), 1000);
+        assert!(kept.stdout.ends_with(b"199999\n200000\n") && kept.stdout_cut);
+        assert_eq!((&kept.stderr[..], kept.stderr_cut), (&b"end\n"[..], false));
+        let failing = Cmd::new("sh", ["-c", "echo nope >&2; exit 3"]);
+        let kept = failing.output_keeping_last(10).unwrap();
+        assert_eq!(
+            (kept.status.code(), &kept.stderr[..]),
+            (Some(3), &b"nope\n"[..])
+        );
     }
 
     #[test]
