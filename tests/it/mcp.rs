@@ -391,6 +391,42 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
             log["text"].as_str().unwrap().contains("web starting"),
             "{logs}"
         );
+        let restarted = mcp.call(
+            "restart_service",
+            json!({"workspace": name, "service": "web"}),
+        );
+        assert_eq!(restarted["restarted"], json!(["web"]), "{restarted}");
+        let mut since = Value::Null;
+        let new_lines = eventually(Duration::from_secs(20), || {
+            since = mcp.call(
+                "logs",
+                json!({"workspace": name, "service": "web", "since": log["next"]}),
+            );
+            since["logs"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("web starting")
+        });
+        assert!(new_lines, "{since}");
+        let text = since["logs"][0]["text"].as_str().unwrap();
+        assert_eq!(
+            text.lines().filter(|l| *l == "web starting").count(),
+            1,
+            "only what is new: {text}"
+        );
+
+        let urls = mcp.call("urls", json!({"workspace": name}));
+        assert!(
+            urls["urls"][&name]
+                .as_array()
+                .unwrap()
+                .contains(&json!(format!("http://{name}.localhost:{port}"))),
+            "{urls}"
+        );
+        let focused = mcp.call("focus", json!({"workspace": name}));
+        assert_eq!(focused["focus"], name, "{focused}");
+        assert_eq!(mcp.call("focus", json!({}))["focus"], name);
+        mcp.call("focus", json!({"clear": true}));
 
         // A run past its timeout: killed, with what it left in the background.
         let container = format!("dual-{name}");
