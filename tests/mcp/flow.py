@@ -1,6 +1,7 @@
 """Drives `dual mcp` with the official MCP Python SDK (mcp 2.x), the way an
 agent would: create a workspace, launch it, reach its dev server through
-dual's proxy, run a command in it, read its logs, destroy it.
+dual's proxy, run a command in it, read its logs, see destroy refuse an
+unpushed commit, destroy it.
 
     flow.py --dual PATH --repo NAME --branch BRANCH --expect-body TEXT
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -220,7 +222,9 @@ async def handshake_flow(server: StdioServerParameters, args: argparse.Namespace
         step.done(
             f"protocol {init.protocol_version}, server {init.server_info.name} {init.server_info.version}"
         )
-        return await workspace_flow(session, init.capabilities, pushed, args, subscribe=True)
+        return await workspace_flow(
+            session, init.capabilities, pushed, args, subscribe=True, force_destroy=False
+        )
 
 
 async def auto_flow(server: StdioServerParameters, args: argparse.Namespace, handshake_tools: list[str] | None) -> bool:
@@ -239,7 +243,7 @@ async def auto_flow(server: StdioServerParameters, args: argparse.Namespace, han
         step.done(f"protocol {client.protocol_version} via {era}")
         if modern:
             tools = await workspace_flow(
-                client.session, client.server_capabilities, pushed, args, subscribe=False
+                client.session, client.server_capabilities, pushed, args, subscribe=False, force_destroy=True
             )
         else:
             step = Step("tools/list")
@@ -260,6 +264,7 @@ async def workspace_flow(
     args: argparse.Namespace,
     *,
     subscribe: bool,
+    force_destroy: bool,
 ) -> list[str]:
     """create -> launch -> http -> run -> logs -> errors -> destroy, on a
     connected session; the tools' names."""
@@ -403,11 +408,28 @@ async def workspace_flow(
     check(workspace in names, f"list_workspaces after the errors: {workspace} not in {names}")
     step.done(f"list_workspaces lists {len(names)} workspace(s)")
 
-    step = Step("destroy")
-    destroyed = await call(session, "destroy", {"workspace": workspace}, seconds=120)
+    step = Step("destroy refuses unpushed work")
+    git(created["clone"], "commit", "--quiet", "--allow-empty", "-m", "unpushed work")
+    refused = await session.call_tool("destroy", {"workspace": workspace}, read_timeout_seconds=120)
+    error = tool_error("destroy", refused)
+    said = f"{error['error']} {error.get('hint', '')}"
+    check("unpushed" in said or "not pushed" in said, f"destroy: the refusal does not say what is unpushed: {error}")
+    check("force" in error.get("hint", ""), f"destroy: the refusal's hint does not name `force`: {error}")
+    step.done(f"isError: {error['error']!r}, hint {error.get('hint')!r}")
+
+    # Over the handshake era the work goes (destroy then needs no force, as
+    # the CLI's); over the modern era force:true throws it away.
+    step = Step(f"destroy ({'force' if force_destroy else 'no force, once the work is gone'})")
+    arguments: dict[str, Any] = {"workspace": workspace}
+    if force_destroy:
+        arguments["force"] = True
+    else:
+        git(created["clone"], "reset", "--quiet", "--hard", "HEAD~1")
+    destroyed = await call(session, "destroy", arguments, seconds=120)
     check(destroyed.get("workspace") == workspace, f"destroy: workspace {destroyed.get('workspace')!r}")
     check(isinstance(destroyed.get("removed"), list), f"destroy: no `removed` list in {destroyed}")
-    step.done(f"removed {destroyed['removed']} (no force needed: nothing unpushed)")
+    check(not os.path.exists(created["clone"]), f"destroy: the clone {created['clone']} is still there")
+    step.done(f"removed {destroyed['removed']}")
 
     step = Step("list_workspaces")
     names = workspace_names(await call(session, "list_workspaces", {}))
@@ -428,6 +450,17 @@ async def workspace_flow(
             f"{pushed.resource_list_changes} list_changed seen"
         )
     return [tool.name for tool in tools]
+
+
+def git(clone: str, *arguments: str) -> None:
+    """git in the workspace's clone on this host, as its user would."""
+    done = subprocess.run(
+        ["git", "-c", "user.email=flow@example.com", "-c", "user.name=flow", *arguments],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+    )
+    check(done.returncode == 0, f"git {' '.join(arguments)} in {clone}: {done.stderr.strip()}")
 
 
 async def _ready(value: bool) -> tuple[bool, None]:
