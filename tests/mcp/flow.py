@@ -25,13 +25,14 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp import Client, ClientSession, MCPError, StdioServerParameters, stdio_client
+from mcp import Client, ClientSession, MCPDeprecationWarning, MCPError, StdioServerParameters, stdio_client
 
 # Each tool's arguments, as the contract names them, and which are required.
 TOOLS: dict[str, tuple[set[str], set[str]]] = {
@@ -279,7 +280,10 @@ async def workspace_flow(
     subscribed = False
     resources = capabilities.resources
     if subscribe and resources is not None and resources.subscribe:
-        await session.subscribe_resource("dual://workspaces")
+        with warnings.catch_warnings():
+            # Deprecated for 2026-07-28 only; this is the handshake era.
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await session.subscribe_resource("dual://workspaces")
         subscribed = True
 
     step = Step("create_workspace")
@@ -315,8 +319,17 @@ async def workspace_flow(
 
     step = Step("http_request")
 
+    first_answer: list[str] = []
+
     async def fetch_page() -> tuple[bool, dict[str, Any]]:
-        page = await call(session, "http_request", {"workspace": workspace})
+        result = await session.call_tool("http_request", {"workspace": workspace}, read_timeout_seconds=CALL_SECONDS)
+        if result.is_error:
+            # Reported below only if the page never comes.
+            first_answer.append(f"isError {(result.structured_content or {}).get('error')!r}")
+            return False, {"url": "?", "status": None, "body": json.dumps(result.structured_content)}
+        page = structured("http_request", result)
+        if not first_answer:
+            first_answer.append(f"{page.get('status')} {str(page.get('body'))[:80]!r}")
         return page.get("status") == 200 and page.get("body") == args.expect_body, page
 
     answered, page, tries = await retrying(15, fetch_page)
@@ -329,7 +342,7 @@ async def workspace_flow(
     check(page["truncated"] is False, f"http_request: truncated a {page['body_bytes']}-byte body")
     check(page["body_bytes"] == len(args.expect_body.encode()), f"http_request: body_bytes {page['body_bytes']}")
     # `ready: true` says the service answers: the first request should.
-    late = f" (WARN: only on attempt {tries}, after launch said ready)" if tries > 1 else ""
+    late = f" (WARN: only on attempt {tries} after launch said ready; the first got {first_answer[0]})" if tries > 1 else ""
     step.done(f"{page['url']} -> {page['status']} {page['body']!r}{late}")
 
     step = Step("run (exit 3)")
