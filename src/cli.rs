@@ -100,6 +100,9 @@ pub enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Serve dual's tools to an agent over MCP (JSON-RPC on stdin and
+    /// stdout): workspaces, commands inside them, logs, pages
+    Mcp,
     /// Print shell code that routes runtime commands into workspace containers
     ShellInit { shell: Option<crate::shell::Shell> },
     /// What a workspace's services printed (all of them, or SERVICE)
@@ -348,6 +351,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List { json } => c::list::run(engine, json, &printer),
         Command::Run { workspace, command } => c::run::run(engine, workspace.as_deref(), &command),
         Command::ShellInit { shell } => c::shell_init::run(shell),
+        Command::Mcp => crate::mcp::serve(engine),
         Command::Stop { workspace } => c::stop::run(engine, workspace.as_deref(), &printer),
         Command::Focus { workspace, clear } => c::focus::run(workspace.as_deref(), clear),
         Command::Forward(args) => c::forward::run(engine, &args, &printer).or_else(|error| {

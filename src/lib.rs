@@ -9,6 +9,7 @@ pub mod error;
 pub mod files;
 pub mod interrupt;
 pub mod log;
+pub mod mcp;
 pub mod ops;
 pub mod parallel;
 pub mod paths;

@@ -47,6 +47,45 @@ impl Output {
     }
 }
 
+/// What a finished command printed, each stream cut to its newest bytes
+/// (see `Cmd::output_keeping_last`).
+#[derive(Debug)]
+pub struct Kept {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Older bytes of stdout were dropped.
+    pub stdout_cut: bool,
+    pub stderr_cut: bool,
+}
+
+/// Everything `reader` gives, keeping only its last `cap` bytes (and at
+/// most about twice that at any time); whether any were dropped.
+fn keep_last(mut reader: impl io::Read, cap: usize) -> io::Result<(Vec<u8>, bool)> {
+    let mut kept = Vec::new();
+    let mut cut = false;
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let read = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        kept.extend_from_slice(&chunk[..read]);
+        // Dropped in batches: each byte is moved a bounded number of times.
+        if kept.len() > 2 * cap {
+            kept.drain(..kept.len() - cap);
+            cut = true;
+        }
+    }
+    if kept.len() > cap {
+        kept.drain(..kept.len() - cap);
+        cut = true;
+    }
+    Ok((kept, cut))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// Not run: an argument would change what the command does.
@@ -190,21 +229,9 @@ impl Cmd {
 
     #[allow(clippy::disallowed_methods)]
     fn bare_expression(&self) -> duct::Expression {
-        // A program named without a path is looked up, and runs, on the
-        // host's PATH: never one of dual's shims (a caller may still set a
-        // PATH of its own, as the user's shell in a workspace gets).
-        let host_path = host_path();
-        let program = match (host_path, self.program.to_str()) {
-            (Some(path), Some(name)) => find_in(name, path)
-                .map(OsString::from)
-                .unwrap_or_else(|| self.program.clone()),
-            _ => self.program.clone(),
-        };
-        let mut expression = duct::cmd(program, &self.args).unchecked();
+        let mut expression = duct::cmd(self.resolved_program(), &self.args).unchecked();
         // (duct's innermost setting wins: only where the caller sets none.)
-        if let Some(path) = host_path
-            && !self.env.iter().any(|(key, _)| key == "PATH")
-        {
+        if let Some(path) = self.default_path() {
             expression = expression.env("PATH", path);
         }
         for key in &self.env_removed {
@@ -213,14 +240,70 @@ impl Cmd {
         for (key, value) in &self.env {
             expression = expression.env(key, value);
         }
-        if let Some(dir) = &self.dir {
+        if let Some(dir) = self.run_dir() {
             expression = expression.dir(dir);
-        } else if std::env::current_dir().is_err() {
-            // Run from a directory that was deleted (the clone `dual
-            // destroy` just removed): podman refuses to start there.
-            expression = expression.dir("/");
         }
         expression
+    }
+
+    /// A program named without a path is looked up, and runs, on the host's
+    /// PATH: never one of dual's shims (a caller may still set a PATH of its
+    /// own, as the user's shell in a workspace gets).
+    fn resolved_program(&self) -> OsString {
+        match (host_path(), self.program.to_str()) {
+            (Some(path), Some(name)) => find_in(name, path)
+                .map(OsString::from)
+                .unwrap_or_else(|| self.program.clone()),
+            _ => self.program.clone(),
+        }
+    }
+
+    /// The host's PATH, where the caller sets none.
+    fn default_path(&self) -> Option<&'static OsStr> {
+        host_path().filter(|_| !self.env.iter().any(|(key, _)| key == "PATH"))
+    }
+
+    /// The caller's directory, else `/` when dual's own was deleted (the
+    /// clone `dual destroy` just removed): podman refuses to start there.
+    fn run_dir(&self) -> Option<&Path> {
+        match &self.dir {
+            Some(dir) => Some(dir),
+            None if std::env::current_dir().is_err() => Some(Path::new("/")),
+            None => None,
+        }
+    }
+
+    /// Starts the command with stdin, stdout and stderr all pipes of the
+    /// caller's, in its own process group, killed with the thread that
+    /// started it where `setpriv` is there (see `die_with_parent`). No
+    /// timeout applies: the caller reads both outputs, waits, and kills.
+    /// Built with std's `Command`: duct keeps no pipe of the caller's open.
+    #[allow(clippy::disallowed_methods)]
+    pub fn spawn_piped(&self) -> Result<std::process::Child, CommandError> {
+        use std::os::unix::process::CommandExt;
+        use std::process::Stdio;
+        crate::log::debug(&format!("+ {} (piped)", self.display()));
+        let held = die_with_parent(self);
+        let mut command = std::process::Command::new(held.resolved_program());
+        command
+            .args(&held.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(path) = held.default_path() {
+            command.env("PATH", path);
+        }
+        for key in &held.env_removed {
+            command.env_remove(key);
+        }
+        for (key, value) in &held.env {
+            command.env(key, value);
+        }
+        if let Some(dir) = held.run_dir() {
+            command.current_dir(dir);
+        }
+        command.spawn().map_err(|source| self.spawn_error(source))
     }
 
     /// Runs attached to dual's own stdin, stdout and stderr, as a command the
@@ -381,6 +464,68 @@ impl Cmd {
             }
             Err(source) => Err(self.spawn_error(source)),
         }
+    }
+
+    /// Runs to completion like `output`, but keeps only the last `cap` bytes
+    /// of each stream, raw (a container's log of any length never fills
+    /// dual's memory, and its newest part is the one wanted).
+    pub fn output_keeping_last(&self, cap: usize) -> Result<Kept, CommandError> {
+        crate::log::debug(&format!("+ {} (its last {cap} bytes)", self.display()));
+        let started = Instant::now();
+        let (stdout, stdout_writer) = io::pipe().map_err(|source| self.spawn_error(source))?;
+        let (stderr, stderr_writer) = io::pipe().map_err(|source| self.spawn_error(source))?;
+        let expression = match &self.stdin {
+            Some(bytes) => self.bare_expression().stdin_bytes(bytes.clone()),
+            None => self.bare_expression().stdin_null(),
+        }
+        .stdout_file(stdout_writer)
+        .stderr_file(stderr_writer)
+        .before_spawn(own_process_group);
+        let handle = expression
+            .start()
+            .map_err(|source| self.spawn_error(source))?;
+        // Our copies of the pipes' write ends: closed, so that the readers
+        // end when the child does.
+        drop(expression);
+        let stdout = std::thread::spawn(move || keep_last(stdout, cap));
+        let stderr = std::thread::spawn(move || keep_last(stderr, cap));
+        let deadline = started + self.timeout;
+        let status = loop {
+            if self.cancellable && interrupt::requested() {
+                let _ = handle.kill();
+                return Err(CommandError::Interrupted {
+                    argv: self.display(),
+                });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let _ = handle.kill();
+                return Err(CommandError::TimedOut {
+                    argv: self.display(),
+                    timeout: self.timeout,
+                });
+            }
+            match handle.wait_timeout(CANCEL_POLL.min(deadline - now)) {
+                Ok(Some(output)) => break output.status,
+                Ok(None) => continue,
+                Err(source) => return Err(self.spawn_error(source)),
+            }
+        };
+        let joined = |reader: std::thread::JoinHandle<io::Result<(Vec<u8>, bool)>>| {
+            reader
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a reader thread panicked")))
+                .map_err(|source| self.spawn_error(source))
+        };
+        let (stdout, stdout_cut) = joined(stdout)?;
+        let (stderr, stderr_cut) = joined(stderr)?;
+        Ok(Kept {
+            status,
+            stdout,
+            stderr,
+            stdout_cut,
+            stderr_cut,
+        })
     }
 
     /// Starts a long-running command (an event stream) and returns its stdout
@@ -688,6 +833,29 @@ mod tests {
         let failing = Cmd::new("sh", ["-c", "echo nope >&2; exit 3"]);
         let error = failing.run_bytes_capped(10).unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn kept_output_is_the_last_bytes_of_each_stream() {
+        let both = Cmd::new("sh", ["-c", "printf 'a\\nb\\n'; printf ' warn\\n' >&2"]);
+        let kept = both.output_keeping_last(100).unwrap();
+        assert_eq!(
+            (&kept.stdout[..], &kept.stderr[..]),
+            (&b"a\nb\n"[..], &b" warn\n"[..])
+        );
+        assert!(!kept.stdout_cut && !kept.stderr_cut && kept.status.success());
+        // A megabyte through a 1000-byte window: its end, and `cut`.
+        let long = Cmd::new("sh", ["-c", "seq 200000; echo end >&2"]);
+        let kept = long.output_keeping_last(1000).unwrap();
+        assert_eq!(kept.stdout.len(), 1000);
+        assert!(kept.stdout.ends_with(b"199999\n200000\n") && kept.stdout_cut);
+        assert_eq!((&kept.stderr[..], kept.stderr_cut), (&b"end\n"[..], false));
+        let failing = Cmd::new("sh", ["-c", "echo nope >&2; exit 3"]);
+        let kept = failing.output_keeping_last(10).unwrap();
+        assert_eq!(
+            (kept.status.code(), &kept.stderr[..]),
+            (Some(3), &b"nope\n"[..])
+        );
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn shim(name: &str, args: &[OsString]) -> anyhow::Result<ExitCode> {
         if !routes(workspace, name)? {
             return Err(refuse_unrouted(workspace, name));
         }
-        if let Some(host) = super::run::foreign_localhost(workspace, args) {
+        if let Some(host) = crate::ops::run::foreign_localhost(workspace, args) {
             return Err(refuse_foreign(workspace, name, &host));
         }
         let mut command = vec![OsString::from(name)];

@@ -1,12 +1,12 @@
 //! The engine calls a workspace's sidecars need besides the basics: their
 //! image's user, a pause for a consistent copy of their data, a restart,
-//! the tail of their log.
+//! their log.
 
 use std::ffi::OsString;
 use std::time::Duration;
 
 use super::{Engine, EngineError, RUN_TIMEOUT, only_missing_objects};
-use crate::process::Cmd;
+use crate::process::{Cmd, Kept};
 
 impl Engine {
     /// The user an image's processes run as (`.Config.User`), `None` when
@@ -72,25 +72,75 @@ impl Engine {
     /// The last `lines` lines (else all) a container's main process
     /// printed: its stdout, then its stderr (the engine keeps them apart).
     pub fn logs_tail(&self, container: &str, lines: Option<usize>) -> Result<String, EngineError> {
-        let cmd = self.cmd(logs_args(container, false, lines));
+        let cmd = self.cmd(logs_args(container, &LogsQuery::tail(lines)));
         let output = self.run_tolerating(&cmd, only_missing_objects)?;
         Ok(format!("{}{}", output.stdout, output.stderr))
     }
 
+    /// A container's log as `query` asks, each stream cut to its last `cap`
+    /// bytes. A container that is gone has no log: its stderr says so.
+    pub fn logs_kept(
+        &self,
+        container: &str,
+        query: &LogsQuery,
+        cap: usize,
+    ) -> Result<Kept, EngineError> {
+        let cmd = self.cmd(logs_args(container, query));
+        let kept = cmd
+            .output_keeping_last(cap)
+            .map_err(|error| self.classify(error))?;
+        let stderr = String::from_utf8_lossy(&kept.stderr);
+        if kept.status.success() || only_missing_objects(&stderr) {
+            Ok(kept)
+        } else {
+            Err(self.classify(cmd.exited(kept.status, &stderr)))
+        }
+    }
+
     /// `logs` of a container as a command to stream (`--follow`, `--tail
     /// N`) to the terminal.
-    pub fn logs_cmd(&self, container: &str, follow: bool, tail: Option<usize>) -> Cmd {
-        self.program_cmd(logs_args(container, follow, tail))
+    pub fn logs_cmd(&self, container: &str, query: &LogsQuery) -> Cmd {
+        self.program_cmd(logs_args(container, query))
     }
 }
 
-fn logs_args(container: &str, follow: bool, tail: Option<usize>) -> Vec<OsString> {
+/// Which part of a container's log `logs` prints, and how.
+#[derive(Debug, Clone, Default)]
+pub struct LogsQuery {
+    /// Keep printing what it writes (`--follow`).
+    pub follow: bool,
+    /// Only its last this many lines, both streams counted together (`--tail`).
+    pub tail: Option<usize>,
+    /// Only what was written after this time (`--since`): a unix time,
+    /// `SECONDS.NANOSECONDS` (both engines take it, the fraction too).
+    pub since: Option<String>,
+    /// Each line starts with the engine's time of it, RFC 3339 with
+    /// nanoseconds, and a space (`--timestamps`).
+    pub timestamps: bool,
+}
+
+impl LogsQuery {
+    pub fn tail(lines: Option<usize>) -> LogsQuery {
+        LogsQuery {
+            tail: lines,
+            ..LogsQuery::default()
+        }
+    }
+}
+
+fn logs_args(container: &str, query: &LogsQuery) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec!["logs".into()];
-    if follow {
+    if query.follow {
         args.push("--follow".into());
     }
-    if let Some(tail) = tail {
+    if let Some(tail) = query.tail {
         args.push(format!("--tail={tail}").into());
+    }
+    if let Some(since) = &query.since {
+        args.push(format!("--since={since}").into());
+    }
+    if query.timestamps {
+        args.push("--timestamps".into());
     }
     args.push("--".into());
     args.push(container.into());

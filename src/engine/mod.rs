@@ -24,6 +24,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use error::EngineError;
+pub use lifecycle::LogsQuery;
 pub use model::{Container, ContainerSummary, Event, EventAction, Info, Labels, Stats, Version};
 pub use spec::{ExecSpec, RunSpec};
 

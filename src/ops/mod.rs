@@ -8,15 +8,18 @@
 
 pub mod create;
 pub mod destroy;
+pub mod focus;
 pub mod forward;
 pub mod image;
 pub mod keep;
 pub mod launch;
 pub mod lifecycle;
+pub mod logs;
 pub mod prune;
 pub mod recover;
 pub mod remote_host;
 pub mod repos;
+pub mod run;
 pub mod seed;
 pub mod services;
 pub mod setup;

@@ -37,6 +37,24 @@ pub fn resolve<'s>(
         },
         (None, _) => (workspace::resolve(state, None).hinted()?, None),
     };
+    with_service(workspace, service)
+}
+
+/// A workspace (by name; else the one around the working directory) and
+/// maybe one of its services or sidecars, named as such.
+pub fn resolve_named<'s>(
+    state: &'s State,
+    workspace: Option<&str>,
+    service: Option<&str>,
+) -> anyhow::Result<(&'s Workspace, Config, Option<String>)> {
+    with_service(workspace::resolve(state, workspace).hinted()?, service)
+}
+
+/// The workspace's config, and `service` checked against it.
+fn with_service<'s>(
+    workspace: &'s Workspace,
+    service: Option<&str>,
+) -> anyhow::Result<(&'s Workspace, Config, Option<String>)> {
     let config = Config::load(&workspace.path)?;
     if let Some(service) = service
         && !config.services.contains_key(service)

@@ -35,6 +35,22 @@ pub enum Applied {
     NotTold(ControlError),
 }
 
+impl Applied {
+    /// What to tell the user when the choice does not route yet.
+    pub fn warning(&self) -> Option<String> {
+        match self {
+            Applied::ByProxy => None,
+            Applied::NoProxy => Some(
+                "the proxy is not running; the choice takes effect when it starts (`dual proxy start`)"
+                    .into(),
+            ),
+            Applied::NotTold(error) => Some(format!(
+                "the running proxy was not told: {error}; the choice takes effect when it starts again (`dual proxy stop`, then `dual proxy start`)"
+            )),
+        }
+    }
+}
+
 /// Sets (`Some`) or clears (`None`) the focus: keeps the choice, then tells
 /// the running proxy and waits for it to apply it.
 pub fn apply(name: Option<&str>) -> std::io::Result<Applied> {

@@ -292,19 +292,63 @@ pub fn states(workspace: &str, config: &Config, running: bool) -> Vec<(String, S
 /// directory is the container's to write: a link or a FIFO there reads as
 /// empty (see `confined`), never as the host file it points to.
 pub fn read_log_from(path: &Path, offset: u64) -> Vec<u8> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut bytes = Vec::new();
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return bytes;
-    };
-    if let Ok((mut file, _, _)) = crate::confined::open(dir, Path::new(name))
-        && file.seek(SeekFrom::Start(offset)).is_ok()
-    {
-        // A log never holds more than its limit; a file grown past that
-        // by something else is not read whole.
-        let _ = file.take(2 * LOG_LIMIT).read_to_end(&mut bytes);
+    open_log(path).map_or_else(Vec::new, |log| log.read_from(offset))
+}
+
+/// A log opened for reading (as `read_log_from` does), with what names the
+/// file: rolled over, `NAME.log` becomes `NAME.log.1`, the same file.
+pub fn open_log(path: &Path) -> Option<OpenLog> {
+    use std::os::unix::fs::MetadataExt as _;
+    let (dir, name) = (path.parent()?, path.file_name()?);
+    let (file, size, _) = crate::confined::open(dir, Path::new(name)).ok()?;
+    let metadata = file.metadata().ok()?;
+    let born = metadata
+        .created()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        });
+    Some(OpenLog {
+        file,
+        id: LogId {
+            inode: metadata.ino(),
+            born,
+        },
+        size,
+    })
+}
+
+/// Which file a log is. The inode alone is not enough: a file removed at
+/// the second roll-over frees its inode, and ext4 gives it to the next
+/// file created there at once; its birth time (nanoseconds; 0 where the
+/// filesystem keeps none) tells the two apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogId {
+    pub inode: u64,
+    pub born: u64,
+}
+
+#[derive(Debug)]
+pub struct OpenLog {
+    file: std::fs::File,
+    pub id: LogId,
+    /// Its size when opened.
+    pub size: u64,
+}
+
+impl OpenLog {
+    /// Its bytes from `offset` on (at most twice `LOG_LIMIT`).
+    pub fn read_from(mut self, offset: u64) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut bytes = Vec::new();
+        if self.file.seek(SeekFrom::Start(offset)).is_ok() {
+            // A log never holds more than its limit; a file grown past that
+            // by something else is not read whole.
+            let _ = self.file.take(2 * LOG_LIMIT).read_to_end(&mut bytes);
+        }
+        bytes
     }
-    bytes
 }
 
 /// Whether a supervisor ever wrote a state for this workspace (a service

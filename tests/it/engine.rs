@@ -228,3 +228,48 @@ fn events_stream_reports_start_die_and_destroy_for_labelled_containers_only() {
         }
     });
 }
+
+#[test]
+fn a_containers_log_is_read_again_from_a_cursor_only_for_what_is_new() {
+    each_engine("logs_cursor", |kind| {
+        let image = ensure_test_image(kind);
+        let guard = Cleanup::new(kind, "logs-cursor");
+        let engine = &guard.engine;
+        // One line on each stream, then one more on each once told.
+        let script = "echo out-one; echo err-one >&2; \
+                      while [ ! -e /tmp/go ]; do sleep 0.1; done; \
+                      echo out-two; echo err-two >&2; sleep 300";
+        let spec = guard.spec("talker", image, &["sh", "-c", script]);
+        let id = engine.run_detached(&spec).unwrap();
+        let read = |since: Option<&str>| {
+            dual::ops::logs::read_container(engine, &id, None, since).unwrap()
+        };
+        crate::support::wait_until(Duration::from_secs(10), "the first lines", || {
+            read(None).text.contains("err-one")
+        });
+        let first = read(None);
+        assert_eq!(first.text, "out-one\nerr-one\n");
+        assert!(first.next.starts_with('t') && !first.lost, "{first:?}");
+        // Nothing new: nothing, and the same cursor.
+        let again = read(Some(&first.next));
+        assert_eq!((again.text.as_str(), &again.next), ("", &first.next));
+        let told = engine.exec(&id, &["touch", "/tmp/go"]).unwrap();
+        assert!(told.success(), "{told:?}");
+        crate::support::wait_until(Duration::from_secs(10), "the second lines", || {
+            read(Some(&first.next)).text.contains("err-two")
+        });
+        let second = read(Some(&first.next));
+        assert_eq!(second.text, "out-two\nerr-two\n");
+        assert_eq!(read(Some(&second.next)).text, "");
+        // The whole log still reads (stdout then stderr, as each engine
+        // splits them), and a tail is the last lines of both together.
+        let mut whole: Vec<String> = read(None).text.lines().map(str::to_owned).collect();
+        whole.sort();
+        assert_eq!(whole, ["err-one", "err-two", "out-one", "out-two"]);
+        let tail = dual::ops::logs::read_container(engine, &id, Some(1), None).unwrap();
+        assert!(
+            ["out-two\n", "err-two\n"].contains(&tail.text.as_str()),
+            "{tail:?}"
+        );
+    });
+}

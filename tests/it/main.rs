@@ -17,6 +17,7 @@ mod differential;
 mod engine;
 mod errors;
 mod forward;
+mod mcp;
 mod mcp_sdk;
 mod ops;
 mod outage;

@@ -4,7 +4,7 @@
 # under /run/dual of processes that are gone, then becomes COMMAND. Run
 # through `workspace::after_start_up`, so never before the container's
 # start-up. `dual run` hands each signal it gets to the recorded process
-# group (run-signal.sh).
+# group (signal.sh).
 f=$1; shift
 for old in /run/dual/run-*; do
   p=$(cat "$old")

@@ -1,0 +1,526 @@
+//! `dual mcp` over its real transport (JSON-RPC lines on a child's stdin
+//! and stdout), from a client written here; `mcp_sdk` drives it with the
+//! official Python SDK. Engine tests run the whole flow on real containers.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::proxy::{Proxy, free_port};
+use crate::support::{dual_path, each_engine, ensure_test_image, eventually};
+use crate::workspaces::TestEnv;
+
+/// A `dual mcp` child and what it wrote, line by line.
+pub struct McpClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    next_id: u64,
+    /// Notifications seen while waiting for answers.
+    pub notifications: Vec<Value>,
+}
+
+impl McpClient {
+    /// `dual mcp` in `env`'s installation (or a fresh one), initialized.
+    pub fn start(mut command: Command) -> McpClient {
+        let mut child = command
+            .arg("mcp")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line).unwrap_or_else(|e| {
+                    panic!("dual mcp wrote a line that is not JSON ({e}): {line}")
+                });
+                if sender.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut client = McpClient {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            next_id: 0,
+            notifications: Vec::new(),
+        };
+        let hello = client.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "dual-tests", "version": "1"}}),
+        );
+        assert_eq!(hello["result"]["serverInfo"]["name"], "dual", "{hello}");
+        client.send_line(
+            &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        );
+        client
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Sends a request; its id.
+    pub fn send(&mut self, method: &str, params: Value) -> u64 {
+        self.next_id += 1;
+        let id = self.next_id;
+        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send_line(&line.to_string());
+        id
+    }
+
+    /// The next line that is not a notification (kept in `notifications`).
+    pub fn answer(&mut self, limit: Duration) -> Value {
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.get("id").is_none() && line.get("method").is_some() => {
+                    self.notifications.push(line);
+                }
+                Ok(line) => return line,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no answer from dual mcp within {limit:?}")
+                }
+                Err(RecvTimeoutError::Disconnected) => panic!("dual mcp closed its stdout"),
+            }
+        }
+    }
+
+    /// The answer to request `id`.
+    pub fn answer_to(&mut self, id: u64, limit: Duration) -> Value {
+        let answer = self.answer(limit);
+        assert_eq!(answer["id"], id, "answers come in order here: {answer}");
+        answer
+    }
+
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.send(method, params);
+        self.answer_to(id, Duration::from_secs(60))
+    }
+
+    /// Calls a tool; its result (`structuredContent`), failing the test on a
+    /// protocol error or an error result.
+    pub fn call(&mut self, tool: &str, arguments: Value) -> Value {
+        let answer = self.call_raw(tool, arguments, Duration::from_secs(300));
+        let result = &answer["result"];
+        assert_eq!(result["isError"], false, "{tool} failed: {answer}");
+        result["structuredContent"].clone()
+    }
+
+    pub fn call_raw(&mut self, tool: &str, arguments: Value, limit: Duration) -> Value {
+        let id = self.send("tools/call", json!({"name": tool, "arguments": arguments}));
+        self.answer_to(id, limit)
+    }
+
+    /// Closes its stdin, as a client that goes away does.
+    pub fn hang_up(&mut self) {
+        self.stdin = None;
+    }
+
+    /// How it exited, within `limit`.
+    pub fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for McpClient {
+    fn drop(&mut self) {
+        self.stdin = None;
+        if self.exited_within(Duration::from_secs(30)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn sandboxed_mcp() -> (tempfile::TempDir, McpClient) {
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::prepare_sandbox(dir.path());
+    let client = McpClient::start(crate::support::sandboxed(dual_path(), dir.path()));
+    (dir, client)
+}
+
+#[test]
+fn bad_requests_get_protocol_errors_and_the_server_keeps_serving() {
+    let (_dir, mut mcp) = sandboxed_mcp();
+    let tools = mcp.request("tools/list", json!({}));
+    let names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "list_workspaces",
+            "create_workspace",
+            "launch",
+            "stop",
+            "destroy",
+            "run",
+            "logs",
+            "restart_service",
+            "urls",
+            "focus",
+            "http_request"
+        ]
+    );
+    for tool in tools["result"]["tools"].as_array().unwrap() {
+        assert_eq!(tool["inputSchema"]["type"], "object", "{tool}");
+    }
+
+    // Not JSON: a parse error with no id.
+    mcp.send_line("{\"jsonrpc\": \"2.0\", \"id\": 99, \"method\": ");
+    let parse = mcp.answer(Duration::from_secs(10));
+    assert_eq!(
+        (parse["error"]["code"].clone(), parse["id"].clone()),
+        (json!(-32700), Value::Null),
+        "{parse}"
+    );
+    // JSON, but no message.
+    mcp.send_line("[1, 2, 3]");
+    let invalid = mcp.answer(Duration::from_secs(10));
+    assert_eq!(invalid["error"]["code"], -32600, "{invalid}");
+
+    let unknown = mcp.call_raw("format_disk", json!({}), Duration::from_secs(10));
+    assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("format_disk"),
+        "{unknown}"
+    );
+
+    for (tool, arguments) in [
+        ("run", json!({"workspace": "a", "argv": "rm -rf /"})),
+        ("run", json!({"workspace": 7, "argv": ["true"]})),
+        ("destroy", json!({"workspace": "a", "force": "yes"})),
+        ("logs", json!({"workspace": "a", "tail": -1})),
+        ("create_workspace", json!({})),
+        ("stop", json!({"workspace": "a", "also": "b"})),
+    ] {
+        let answer = mcp.call_raw(tool, arguments.clone(), Duration::from_secs(10));
+        assert_eq!(
+            answer["error"]["code"], -32602,
+            "{tool} {arguments}: {answer}"
+        );
+    }
+
+    let unknown_method = mcp.request("workspaces/format", json!({}));
+    assert_eq!(unknown_method["error"]["code"], -32601, "{unknown_method}");
+
+    // A tool that runs and fails is a result the agent reads, with a hint.
+    let missing = mcp.call_raw(
+        "stop",
+        json!({"workspace": "nope"}),
+        Duration::from_secs(30),
+    );
+    assert_eq!(missing["result"]["isError"], true, "{missing}");
+    let error = &missing["result"]["structuredContent"];
+    assert!(
+        error["error"].as_str().unwrap().contains("nope"),
+        "{missing}"
+    );
+    assert!(error["hint"].is_string(), "{missing}");
+
+    // Still serving.
+    let listed = mcp.call("list_workspaces", json!({}));
+    assert_eq!(listed["workspaces"], json!([]));
+    mcp.hang_up();
+    let status = mcp
+        .exited_within(Duration::from_secs(10))
+        .expect("exits once its client is gone");
+    assert!(status.success(), "{status:?}");
+}
+
+/// A repo whose service `web` is the test server on `port`, answering
+/// with the workspace's name.
+fn web_env(kind: dual::engine::EngineKind, port: u16) -> TestEnv {
+    let config = format!(
+        "image = \"{}\"\n[services.web]\ncommand = \"echo web starting; dual test-server --name $(hostname) --port {port}\"\n",
+        ensure_test_image(kind)
+    );
+    TestEnv::new(Some(kind), &config)
+}
+
+/// Processes in `container` whose environment holds `DUAL_RUN_ID` (what a
+/// held run marks), as `pid args` lines.
+fn marked_processes(env: &TestEnv, container: &str) -> String {
+    let script = "for e in /proc/[0-9]*/environ; do \
+                  if tr '\\000' '\\n' 2>/dev/null < $e | grep -q '^DUAL_RUN_ID='; then \
+                  p=${e#/proc/}; p=${p%/environ}; echo \"$p $(tr '\\000' ' ' < /proc/$p/cmdline)\"; fi; done";
+    let output = env.engine(&["exec", container, "sh", "-c", script]);
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Engine commands on the host of a held run into `container` still going
+/// (their command line holds the held-run script and the container's name).
+fn host_run_commands(container: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if text.contains("A command run for a caller that may go away") && text.contains(container)
+        {
+            found.push(format!(
+                "{}: {}",
+                entry.file_name().to_string_lossy(),
+                &text[..text.len().min(120)]
+            ));
+        }
+    }
+    found
+}
+
+/// The peak resident memory of process `pid`, in KiB.
+fn peak_memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
+    each_engine("mcp flow", |kind| {
+        let port = free_port();
+        let env = web_env(kind, port);
+        let _proxy = Proxy::spawn(&env, None);
+        let mut mcp = McpClient::start(env.command(dual_path()));
+        let name = env.name("feature");
+
+        let created = mcp.call(
+            "create_workspace",
+            json!({"branch": "feature", "repo": env.repo}),
+        );
+        assert_eq!(created["workspace"], name, "{created}");
+
+        let id = mcp.send(
+            "tools/call",
+            json!({"name": "launch", "arguments": {"workspace": name}, "_meta": {"progressToken": "launch-1"}}),
+        );
+        let launched = mcp.answer_to(id, Duration::from_secs(300));
+        let launched = &launched["result"];
+        assert_eq!(launched["isError"], false, "{launched}");
+        let launched = &launched["structuredContent"];
+        assert_eq!(launched["ready"], true, "{launched}");
+        let progress: Vec<&str> = mcp
+            .notifications
+            .iter()
+            .filter(|n| n["method"] == "notifications/progress")
+            .filter(|n| n["params"]["progressToken"] == "launch-1")
+            .filter_map(|n| n["params"]["message"].as_str())
+            .collect();
+        assert!(
+            progress.iter().any(|m| m.contains("web: ready")),
+            "{progress:?}"
+        );
+        eprintln!(
+            "{kind}: launch sent {} progress notifications",
+            progress.len()
+        );
+
+        // Its page, through the proxy, once the proxy routes it.
+        let mut page = Value::Null;
+        let routed = eventually(Duration::from_secs(15), || {
+            page = mcp.call_raw(
+                "http_request",
+                json!({"workspace": name, "path": "/"}),
+                Duration::from_secs(60),
+            );
+            page["result"]["structuredContent"]["status"] == 200
+        });
+        assert!(routed, "{page}");
+        let page = &page["result"]["structuredContent"];
+        assert_eq!(page["body"], name, "{page}");
+        assert_eq!(page["url"], format!("http://{name}.localhost:{port}/"));
+
+        // A failing command: its exit code and both outputs.
+        let failed = mcp.call(
+            "run",
+            json!({"workspace": name, "argv": ["sh", "-c", "echo out; echo err >&2; pwd; exit 3"], "env": {"GREETING": "hi"}}),
+        );
+        assert_eq!(failed["exit_code"], 3, "{failed}");
+        assert_eq!(failed["stderr"], "err\n", "{failed}");
+        let clone = env.clone_path("feature");
+        assert_eq!(
+            failed["stdout"],
+            format!("out\n{}\n", clone.display()),
+            "{failed}"
+        );
+        let env_seen = mcp.call(
+            "run",
+            json!({"workspace": name, "argv": ["sh", "-c", "echo $GREETING; id -u"], "env": {"GREETING": "hi"}}),
+        );
+        let uid = rustix::process::getuid().as_raw();
+        assert_eq!(env_seen["stdout"], format!("hi\n{uid}\n"), "{env_seen}");
+
+        // Its service's log, and only what is new after `next`.
+        let logs = mcp.call("logs", json!({"workspace": name, "service": "web"}));
+        let log = &logs["logs"][0];
+        assert!(
+            log["text"].as_str().unwrap().contains("web starting"),
+            "{logs}"
+        );
+
+        // A run past its timeout: killed, with what it left in the background.
+        let container = format!("dual-{name}");
+        let started = Instant::now();
+        let slow = mcp.call(
+            "run",
+            json!({"workspace": name, "argv": ["sh", "-c", "sleep 300 & setsid sleep 301 & echo begun; sleep 302"], "timeout_seconds": 2}),
+        );
+        assert_eq!(
+            (slow["timed_out"].clone(), slow["stdout"].clone()),
+            (json!(true), json!("begun\n")),
+            "{slow}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            marked_processes(&env, &container),
+            "",
+            "processes of the timed-out run are left"
+        );
+        assert_eq!(host_run_commands(&container), Vec::<String>::new());
+
+        // 50 MB of output: bounded, with a note, in bounded memory.
+        let before = peak_memory_kib(mcp.pid());
+        let flood = mcp.call(
+            "run",
+            json!({"workspace": name, "argv": ["sh", "-c", "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM | head -c 50000000; echo done >&2"], "max_output_bytes": 65536}),
+        );
+        let grown = peak_memory_kib(mcp.pid()).saturating_sub(before);
+        assert_eq!(
+            flood["exit_code"],
+            0,
+            "{}",
+            &flood.to_string()[..500.min(flood.to_string().len())]
+        );
+        assert_eq!(flood["stdout_bytes"], 50_000_000);
+        let kept = flood["stdout"].as_str().unwrap();
+        assert!(kept.len() < 65536 + 200, "{}", kept.len());
+        assert!(kept.contains("bytes left out here"));
+        assert!(
+            flood["notes"][0]
+                .as_str()
+                .unwrap()
+                .contains("stdout was 50000000 bytes"),
+            "{}",
+            flood["notes"]
+        );
+        assert_eq!(flood["stderr"], "done\n");
+        eprintln!("{kind}: 50 MB of output: the server's peak memory grew {grown} KiB");
+        assert!(
+            grown < 32 * 1024,
+            "the server's peak memory grew {grown} KiB for 50 MB of output"
+        );
+
+        // Destroy: refused while the clone has uncommitted work, unless forced.
+        std::fs::write(clone.join("notes.txt"), "work in progress\n").unwrap();
+        let refused = mcp.call_raw(
+            "destroy",
+            json!({"workspace": name}),
+            Duration::from_secs(120),
+        );
+        assert_eq!(refused["result"]["isError"], true, "{refused}");
+        assert!(
+            refused["result"]["structuredContent"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("uncommitted"),
+            "{refused}"
+        );
+        let destroyed = mcp.call("destroy", json!({"workspace": name, "force": true}));
+        assert_eq!(destroyed["workspace"], name);
+        let listed = mcp.call("list_workspaces", json!({}));
+        assert_eq!(listed["workspaces"], json!([]), "{listed}");
+    });
+}
+
+#[test]
+fn a_client_that_goes_away_leaves_no_process_behind() {
+    each_engine("mcp hang-up", |kind| {
+        let port = free_port();
+        let env = web_env(kind, port);
+        env.ok(&["create", "gone"]);
+        env.ok(&["launch", "gone"]);
+        let name = env.name("gone");
+        let container = format!("dual-{name}");
+        for hard in [false, true] {
+            let mut mcp = McpClient::start(env.command(dual_path()));
+            mcp.send(
+                "tools/call",
+                json!({"name": "run", "arguments": {"workspace": name, "argv": ["sh", "-c", "sleep 600 & setsid sleep 601 & sleep 602"], "timeout_seconds": 900}}),
+            );
+            let running = eventually(Duration::from_secs(30), || {
+                marked_processes(&env, &container).contains("sleep 602")
+            });
+            assert!(
+                running,
+                "the run never started: {}",
+                marked_processes(&env, &container)
+            );
+            let started = Instant::now();
+            if hard {
+                // The server itself is killed: its engine command dies with
+                // it, which closes the run's held stdin.
+                let pid = rustix::process::Pid::from_raw(mcp.pid() as i32).unwrap();
+                rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+            } else {
+                mcp.hang_up();
+            }
+            let status = mcp
+                .exited_within(Duration::from_secs(30))
+                .expect("dual mcp exits");
+            let cleaned = eventually(Duration::from_secs(30), || {
+                marked_processes(&env, &container).is_empty()
+                    && host_run_commands(&container).is_empty()
+            });
+            eprintln!(
+                "{kind}: client {} -> exited {status:?}, container clean after {:?}",
+                if hard { "killed the server" } else { "hung up" },
+                started.elapsed()
+            );
+            assert!(
+                cleaned,
+                "left in the container: {}\nleft on the host: {:?}",
+                marked_processes(&env, &container),
+                host_run_commands(&container)
+            );
+        }
+        env.ok(&["destroy", "--force", "gone"]);
+    });
+}
