@@ -18,6 +18,7 @@ mod engine;
 mod errors;
 mod forward;
 mod mcp;
+mod mcp_sdk;
 mod ops;
 mod outage;
 mod parse;

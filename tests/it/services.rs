@@ -13,7 +13,7 @@ use crate::workspaces::TestEnv;
 
 /// A workspace config whose service `web` is the test server on `port`
 /// (answering with the workspace's name), `extra` lines in its table.
-fn web_service_env(kind: dual::engine::EngineKind, port: u16, extra: &str) -> TestEnv {
+pub fn web_service_env(kind: dual::engine::EngineKind, port: u16, extra: &str) -> TestEnv {
     let config = format!(
         "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name $(hostname) --port {port}\"\n{extra}",
         ensure_test_image(kind)

@@ -158,7 +158,8 @@ pub fn dual_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_dual"))
 }
 
-fn require_engine() -> bool {
+/// `DUAL_REQUIRE_ENGINE=1`: what would skip for want of a tool fails instead.
+pub fn require_engine() -> bool {
     std::env::var("DUAL_REQUIRE_ENGINE").is_ok_and(|v| v == "1")
 }
 
