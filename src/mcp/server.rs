@@ -128,6 +128,13 @@ impl Server {
                     Ok(json!({"workspace": destroyed.workspace, "removed": destroyed.removed}))
                 })
                 .await
+                .map_err(|mut failure| {
+                    // The hint names the command line's flag.
+                    if let Some(hint) = failure.hint.as_mut().filter(|h| h.contains("--force")) {
+                        hint.push_str(" (with this tool: `force: true`)");
+                    }
+                    failure
+                })
             }
             "run" => {
                 let args: tools::RunArgs = parse(name, arguments)?;
@@ -205,6 +212,8 @@ impl Server {
         let launched = launching.await.map_err(panicked)?.map_err(failure)?;
         let started_at = Instant::now();
         let mut ready = !wait_ready;
+        let mut services_ready: Option<Instant> = None;
+        let mut unrouted = false;
         let mut listed = None;
         let mut last = String::new();
         loop {
@@ -218,7 +227,27 @@ impl Server {
             .map_err(panicked)?
             .map_err(failure)?;
             let Some(status) = status else { break };
-            let (all_ready, summary) = readiness(&status);
+            let (mut all_ready, mut summary) = readiness(&status);
+            // Ready for an agent means its page answers: the proxy routes a
+            // port the workspace listens on (a service without a ready
+            // check is "ready" once started, before it binds). One that
+            // listens on nothing is ready after ROUTE_GRACE all the same.
+            if all_ready && !ready {
+                let since = *services_ready.get_or_insert_with(Instant::now);
+                let name = status.name.clone();
+                let routed =
+                    tokio::task::spawn_blocking(move || proxy_routes_a_listening_port(&name))
+                        .await
+                        .unwrap_or(None);
+                if routed == Some(false) {
+                    if since.elapsed() < ROUTE_GRACE {
+                        all_ready = false;
+                        summary = format!("{summary}; waiting for the proxy to route its port");
+                    } else {
+                        unrouted = true;
+                    }
+                }
+            }
             if summary != last {
                 progress.send(&summary).await;
                 last = summary;
@@ -231,6 +260,12 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let mut notes = Vec::new();
+        if unrouted {
+            notes.push(format!(
+                "its services run, but after {} s the proxy routes no port it listens on: a server bound to 127.0.0.1 inside cannot be reached (bind 0.0.0.0)",
+                ROUTE_GRACE.as_secs()
+            ));
+        }
         if wait_ready && !ready {
             notes.push(format!(
                 "not ready after {} s: {last}; `logs` shows what its services print",
@@ -243,7 +278,7 @@ impl Server {
             "engine": launched.engine,
             "started": launched.started.describe(),
             "cloned_into": launched.cloned_into,
-            "urls": launched.urls.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "urls": listed.as_ref().map_or(&launched.urls, |l| &l.urls).iter().map(ToString::to_string).collect::<Vec<_>>(),
             "ready": ready,
             "services": listed.as_ref().map(|l| json!(l.services)),
             "sidecars": listed.as_ref().map(|l| json!(l.sidecars)),
@@ -413,6 +448,27 @@ impl Progress {
         }
         warnings
     }
+}
+
+/// How long a launch whose services run waits for the proxy to route a
+/// port of it.
+const ROUTE_GRACE: Duration = Duration::from_secs(10);
+
+/// Whether the running proxy routes a port workspace `name` listens on;
+/// `None` when no proxy runs (nothing to wait for).
+fn proxy_routes_a_listening_port(name: &str) -> Option<bool> {
+    use crate::proxy::control::{Answer, Request, ask};
+    let Ok(Answer::Status(status)) = ask(&Request::Status) else {
+        return None;
+    };
+    let workspace = status.workspaces.into_iter().find(|w| w.name == name)?;
+    Some(
+        workspace
+            .listening
+            .reachable
+            .iter()
+            .any(|port| workspace.routes.contains_key(port)),
+    )
 }
 
 /// Whether every service of a launched workspace is ready, and a line

@@ -349,21 +349,20 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
             progress.len()
         );
 
-        // Its page, through the proxy, once the proxy routes it.
-        let mut page = Value::Null;
-        let routed = eventually(Duration::from_secs(15), || {
-            page = mcp.call_raw(
-                "http_request",
-                json!({"workspace": name, "path": "/"}),
-                Duration::from_secs(60),
-            );
-            page["result"]["structuredContent"]["status"] == 200
-        });
-        assert!(routed, "{page}");
-        let page = &page["result"]["structuredContent"];
+        // `ready` means its page answers through the proxy: at once.
+        let page = mcp.call("http_request", json!({"workspace": name, "path": "/"}));
+        assert_eq!(page["status"], 200, "{page}");
         assert_eq!(page["body"], name, "{page}");
         assert_eq!(page["url"], format!("http://{name}.localhost:{port}/"));
 
+        let urls = mcp.call("urls", json!({"workspace": name}));
+        assert!(
+            urls["urls"][&name]
+                .as_array()
+                .unwrap()
+                .contains(&json!(format!("http://{name}.localhost:{port}"))),
+            "{urls}"
+        );
         // A failing command: its exit code and both outputs.
         let failed = mcp.call(
             "run",
@@ -415,14 +414,6 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
             "only what is new: {text}"
         );
 
-        let urls = mcp.call("urls", json!({"workspace": name}));
-        assert!(
-            urls["urls"][&name]
-                .as_array()
-                .unwrap()
-                .contains(&json!(format!("http://{name}.localhost:{port}"))),
-            "{urls}"
-        );
         let focused = mcp.call("focus", json!({"workspace": name}));
         assert_eq!(focused["focus"], name, "{focused}");
         assert_eq!(mcp.call("focus", json!({}))["focus"], name);
