@@ -490,6 +490,10 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
                 .contains("uncommitted"),
             "{refused}"
         );
+        let hint = refused["result"]["structuredContent"]["hint"]
+            .as_str()
+            .unwrap();
+        assert!(hint.contains("force: true"), "{hint}");
         let destroyed = mcp.call("destroy", json!({"workspace": name, "force": true}));
         assert_eq!(destroyed["workspace"], name);
         let listed = mcp.call("list_workspaces", json!({}));
