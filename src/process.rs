@@ -376,25 +376,7 @@ impl Cmd {
             .map_err(|source| self.spawn_error(source))?;
         let deadline = started + self.timeout;
         loop {
-            if self.cancellable && interrupt::requested() {
-                let _ = handle.kill();
-                return Err(CommandError::Interrupted {
-                    argv: self.display(),
-                });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let _ = handle.kill();
-                return Err(CommandError::TimedOut {
-                    argv: self.display(),
-                    timeout: self.timeout,
-                });
-            }
-            let slice = if self.cancellable {
-                CANCEL_POLL.min(deadline - now)
-            } else {
-                deadline - now
-            };
+            let slice = self.wait_slice(&handle, deadline)?;
             match handle.wait_timeout(slice) {
                 Ok(Some(output)) => {
                     let output = Output {
@@ -414,6 +396,36 @@ impl Cmd {
                 Err(source) => return Err(self.spawn_error(source)),
             }
         }
+    }
+
+    /// How long to wait for `handle` next: until `deadline`, in slices that
+    /// look at the interrupt flag where the command is cancellable. Past the
+    /// deadline, or once interrupted, the child is killed and this is the
+    /// error.
+    fn wait_slice(
+        &self,
+        handle: &duct::Handle,
+        deadline: Instant,
+    ) -> Result<Duration, CommandError> {
+        if self.cancellable && interrupt::requested() {
+            let _ = handle.kill();
+            return Err(CommandError::Interrupted {
+                argv: self.display(),
+            });
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = handle.kill();
+            return Err(CommandError::TimedOut {
+                argv: self.display(),
+                timeout: self.timeout,
+            });
+        }
+        Ok(if self.cancellable {
+            CANCEL_POLL.min(deadline - now)
+        } else {
+            deadline - now
+        })
     }
 
     /// Runs and requires success; returns stdout's bytes, or `None` when
@@ -491,21 +503,8 @@ impl Cmd {
         let stderr = std::thread::spawn(move || keep_last(stderr, cap));
         let deadline = started + self.timeout;
         let status = loop {
-            if self.cancellable && interrupt::requested() {
-                let _ = handle.kill();
-                return Err(CommandError::Interrupted {
-                    argv: self.display(),
-                });
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                let _ = handle.kill();
-                return Err(CommandError::TimedOut {
-                    argv: self.display(),
-                    timeout: self.timeout,
-                });
-            }
-            match handle.wait_timeout(CANCEL_POLL.min(deadline - now)) {
+            let slice = self.wait_slice(&handle, deadline)?;
+            match handle.wait_timeout(slice) {
                 Ok(Some(output)) => break output.status,
                 Ok(None) => continue,
                 Err(source) => return Err(self.spawn_error(source)),

@@ -89,14 +89,7 @@ pub fn attached(
     env: Vec<(String, String)>,
 ) -> Attached {
     let pid_file = format!("{RUN_DIR}/run-{}-{}", std::process::id(), unique());
-    let mut argv: Vec<OsString> = vec![
-        "sh".into(),
-        "-c".into(),
-        WRAPPER.into(),
-        "sh".into(),
-        pid_file.clone().into(),
-    ];
-    argv.extend(command.iter().cloned());
+    let argv = script(WRAPPER, [pid_file.as_str()], command.iter().cloned());
     let spec = ExecSpec {
         container: workspace.container_name(),
         workdir: Some(workdir),
@@ -114,14 +107,7 @@ pub fn pass_signal(engine: &Engine, run: &Attached, signal: i32) -> anyhow::Resu
     let spec = ExecSpec {
         container: run.spec.container.clone(),
         user: run.spec.user,
-        command: vec![
-            "sh".into(),
-            "-c".into(),
-            SIGNAL.into(),
-            "sh".into(),
-            signal.to_string().into(),
-            run.pid_file.clone().into(),
-        ],
+        command: script(SIGNAL, [signal.to_string().as_str(), &run.pid_file], []),
         ..ExecSpec::default()
     };
     engine.exec_spec(&spec)?;
@@ -180,14 +166,7 @@ pub fn run_held(
     require_running(&engine, workspace)?;
 
     let id = format!("{}-{}", std::process::id(), unique());
-    let mut argv: Vec<OsString> = vec![
-        "sh".into(),
-        "-c".into(),
-        HELD.into(),
-        "sh".into(),
-        id.clone().into(),
-    ];
-    argv.extend(command);
+    let argv = script(HELD, [id.as_str()], command);
     let spec = ExecSpec {
         container: workspace.container_name(),
         workdir: Some(workdir),
@@ -256,9 +235,7 @@ fn wait_ended(
     let end = ExecSpec {
         container: spec.container.clone(),
         user: spec.user,
-        command: ["sh", "-c", HELD, "sh", "--end", id]
-            .map(OsString::from)
-            .into(),
+        command: script(HELD, ["--end", id], []),
         ..ExecSpec::default()
     };
     if let Err(error) = engine.exec_spec(&end) {
@@ -368,6 +345,19 @@ fn require_running(engine: &Engine, workspace: &Workspace) -> anyhow::Result<()>
         hint: format!("launch it first (`dual launch {}`)", workspace.name()),
     }
     .into())
+}
+
+/// `sh -c SCRIPT sh ARGS… COMMAND…`: one of our scripts, its own
+/// arguments, then the command it runs (if any).
+fn script<'a>(
+    script: &str,
+    args: impl IntoIterator<Item = &'a str>,
+    command: impl IntoIterator<Item = OsString>,
+) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = ["sh", "-c", script, "sh"].map(OsString::from).into();
+    argv.extend(args.into_iter().map(OsString::from));
+    argv.extend(command);
+    argv
 }
 
 /// A number no other run of this process has had.
