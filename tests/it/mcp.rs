@@ -121,7 +121,7 @@ impl McpClient {
         matches: impl Fn(&Value) -> bool,
         limit: Duration,
     ) -> Option<(Value, Instant)> {
-        if let Some(seen) = self.notifications.iter().position(|n| matches(n)) {
+        if let Some(seen) = self.notifications.iter().position(&matches) {
             return Some((self.notifications[seen].clone(), self.notified_at[seen]));
         }
         let until = Instant::now() + limit;
@@ -639,5 +639,42 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
             );
         }
         env.ok(&["destroy", "--force", "gone"]);
+    });
+}
+
+#[test]
+fn a_log_line_written_right_after_subscribing_is_told_of() {
+    each_engine("mcp subscribe race", |kind| {
+        let env = web_env(kind, free_port());
+        env.ok(&["create", "early"]);
+        env.ok(&["launch", "early"]);
+        let name = env.name("early");
+        let log = env.dir.path().join("data/logs").join(&name).join("web.log");
+        assert!(log.exists(), "{}", log.display());
+        let mut mcp = McpClient::start(env.command(dual_path()));
+
+        // The subscription is the session's first word on resources: the
+        // line written as soon as it is answered must still count as news.
+        let log_uri = format!("dual://workspaces/{name}/log");
+        mcp.request("resources/subscribe", json!({"uri": log_uri}));
+        let written = Instant::now();
+        let mut appending = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        appending.write_all(b"a line of the test's\n").unwrap();
+        let updated = mcp.wait_notification(
+            |n| n["method"] == "notifications/resources/updated" && n["params"]["uri"] == log_uri,
+            Duration::from_secs(5),
+        );
+        let Some((_, at)) = updated else {
+            panic!(
+                "no notifications/resources/updated for {log_uri} within 5 s of a line written right after subscribing; seen: {:?}",
+                mcp.notifications
+            )
+        };
+        eprintln!(
+            "{kind}: told {:.2?} after the line was written",
+            at.duration_since(written)
+        );
+        drop(mcp);
+        env.ok(&["destroy", "--force", "early"]);
     });
 }
