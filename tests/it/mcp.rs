@@ -650,7 +650,11 @@ fn a_log_line_written_right_after_subscribing_is_told_of() {
         env.ok(&["launch", "early"]);
         let name = env.name("early");
         let log = env.dir.path().join("data/logs").join(&name).join("web.log");
-        assert!(log.exists(), "{}", log.display());
+        // Quiet once its server is up: what comes next is the test's line.
+        let up = eventually(Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|text| text.contains("listening on"))
+        });
+        assert!(up, "{}: {:?}", log.display(), std::fs::read_to_string(&log));
         let mut mcp = McpClient::start(env.command(dual_path()));
 
         // The subscription is the session's first word on resources: the
