@@ -3,7 +3,9 @@
 //! change notifications both ways the protocol has them: the legacy
 //! `resources/subscribe`, and the 2026-07-28 `subscriptions/listen`. One
 //! watcher looks every second, started by the first client that asks for
-//! resources, and only while the server runs.
+//! resources, and only while the server runs. A subscription is answered
+//! only once the watcher has its first look: what changes after the answer
+//! is news, not part of what it first saw.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -16,7 +18,7 @@ use rmcp::model::{
 use rmcp::service::SubscriptionContext;
 use rmcp::{ErrorData, Peer, RoleServer};
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::engine::EngineKind;
 use crate::error::HintExt as _;
@@ -80,6 +82,8 @@ pub struct Watch {
     changes: broadcast::Sender<Change>,
     legacy: Arc<Legacy>,
     started: std::sync::Once,
+    /// Whether the watcher has had its first look (what it compares with).
+    first_look: watch::Sender<bool>,
 }
 
 impl Watch {
@@ -89,7 +93,16 @@ impl Watch {
             changes: broadcast::channel(256).0,
             legacy: Arc::default(),
             started: std::sync::Once::new(),
+            first_look: watch::channel(false).0,
         }
+    }
+
+    /// Starts the watcher and waits for its first look.
+    pub async fn looking(&self) {
+        self.start();
+        let mut first_look = self.first_look.subscribe();
+        // Only an error when the sender is gone, with the server.
+        let _ = first_look.wait_for(|looked| *looked).await;
     }
 
     pub async fn list(&self) -> Result<ListResourcesResult, ErrorData> {
@@ -147,7 +160,9 @@ impl Watch {
             legacy.0.insert(uri);
             legacy.1 = Some(peer);
         }
-        self.start();
+        // Else a change made right after the answer could be taken for how
+        // things were.
+        self.looking().await;
         Ok(())
     }
 
@@ -159,7 +174,7 @@ impl Watch {
     /// A 2026-07-28 subscription: its changes until the client cancels it.
     pub async fn listen(&self, context: SubscriptionContext) {
         let mut changes = self.changes.subscribe();
-        self.start();
+        self.looking().await;
         loop {
             tokio::select! {
                 () = context.cancelled() => return,
@@ -185,6 +200,7 @@ impl Watch {
             let changes = self.changes.clone();
             let legacy = Arc::clone(&self.legacy);
             let flag = self.flag;
+            let first_look = self.first_look.clone();
             tokio::spawn(async move {
                 let mut last: Option<Seen> = None;
                 loop {
@@ -198,6 +214,7 @@ impl Watch {
                         }
                         last = Some(seen);
                     }
+                    first_look.send_replace(true);
                     tokio::time::sleep(EVERY).await;
                 }
             });

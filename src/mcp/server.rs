@@ -702,6 +702,15 @@ impl ServerHandler for Server {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
+        // The SDK acknowledges the subscription right after this returns,
+        // before `listen` runs: the watcher's first look has to come first,
+        // else a change the client makes once acknowledged may be taken for
+        // how things were. Once per server, for as long as one look takes;
+        // the runtime is multi-threaded (`super::serve`).
+        let watch = &self.shared.watch;
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(watch.looking());
+        });
         Some(super::resources::accepted(requested))
     }
 

@@ -17,10 +17,13 @@ use crate::workspaces::TestEnv;
 pub struct McpClient {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<Value>,
+    /// Each line, with when it was read.
+    lines: Receiver<(Value, Instant)>,
     next_id: u64,
     /// Notifications seen while waiting for answers.
     pub notifications: Vec<Value>,
+    /// When each of `notifications` came.
+    notified_at: Vec<Instant>,
 }
 
 impl McpClient {
@@ -41,7 +44,7 @@ impl McpClient {
                 let value = serde_json::from_str(&line).unwrap_or_else(|e| {
                     panic!("dual mcp wrote a line that is not JSON ({e}): {line}")
                 });
-                if sender.send(value).is_err() {
+                if sender.send((value, Instant::now())).is_err() {
                     break;
                 }
             }
@@ -52,6 +55,7 @@ impl McpClient {
             lines,
             next_id: 0,
             notifications: Vec::new(),
+            notified_at: Vec::new(),
         };
         let hello = client.request(
             "initialize",
@@ -89,13 +93,51 @@ impl McpClient {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line.get("id").is_none() && line.get("method").is_some() => {
+                Ok((line, at)) if line.get("id").is_none() && line.get("method").is_some() => {
                     self.notifications.push(line);
+                    self.notified_at.push(at);
                 }
-                Ok(line) => return line,
+                Ok((line, _)) => return line,
                 Err(RecvTimeoutError::Timeout) => {
                     panic!("no answer from dual mcp within {limit:?}")
                 }
+                Err(RecvTimeoutError::Disconnected) => panic!("dual mcp closed its stdout"),
+            }
+        }
+    }
+
+    /// Forgets the notifications seen so far.
+    pub fn clear_notifications(&mut self) {
+        self.notifications.clear();
+        self.notified_at.clear();
+    }
+
+    /// The first notification `matches` accepts, among those already seen
+    /// and those that come within `limit`, with when it came; `None` when
+    /// none comes. Waits with no request outstanding: an answer meanwhile
+    /// fails the test.
+    pub fn wait_notification(
+        &mut self,
+        matches: impl Fn(&Value) -> bool,
+        limit: Duration,
+    ) -> Option<(Value, Instant)> {
+        if let Some(seen) = self.notifications.iter().position(&matches) {
+            return Some((self.notifications[seen].clone(), self.notified_at[seen]));
+        }
+        let until = Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((line, at)) if line.get("id").is_none() && line.get("method").is_some() => {
+                    let found = matches(&line);
+                    self.notifications.push(line.clone());
+                    self.notified_at.push(at);
+                    if found {
+                        return Some((line, at));
+                    }
+                }
+                Ok((line, _)) => panic!("an answer while no request waits: {line}"),
+                Err(RecvTimeoutError::Timeout) => return None,
                 Err(RecvTimeoutError::Disconnected) => panic!("dual mcp closed its stdout"),
             }
         }
@@ -390,11 +432,55 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
             log["text"].as_str().unwrap().contains("web starting"),
             "{logs}"
         );
+
+        // Its log is a resource, listed; a URI that climbs out is no resource.
+        let log_uri = format!("dual://workspaces/{name}/log");
+        let resources = mcp.request("resources/list", json!({}));
+        let uris: Vec<&str> = resources["result"]["resources"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{resources}"))
+            .iter()
+            .filter_map(|r| r["uri"].as_str())
+            .collect();
+        assert!(uris.contains(&log_uri.as_str()), "{resources}");
+        for climbing in [
+            "dual://workspaces/../../etc/passwd",
+            "dual://workspaces/../log",
+            "dual://workspaces/%2e%2e%2f%2e%2e%2fetc%2fpasswd/log",
+            &format!("dual://workspaces/{name}/../../etc/passwd/log"),
+        ] {
+            let read = mcp.request("resources/read", json!({"uri": climbing}));
+            assert!(
+                read["error"]["message"].is_string(),
+                "resources/read {climbing}: {read}"
+            );
+        }
+
+        // Subscribed to the log (the handshake era's way), a restart's
+        // lines are told of: the watcher looks once a second.
+        mcp.request("resources/subscribe", json!({"uri": log_uri}));
+        mcp.clear_notifications();
+        let sent = Instant::now();
         let restarted = mcp.call(
             "restart_service",
             json!({"workspace": name, "service": "web"}),
         );
         assert_eq!(restarted["restarted"], json!(["web"]), "{restarted}");
+        let answered = sent.elapsed();
+        let updated = mcp.wait_notification(
+            |n| n["method"] == "notifications/resources/updated" && n["params"]["uri"] == log_uri,
+            Duration::from_secs(10),
+        );
+        let Some((_, at)) = updated else {
+            panic!(
+                "no notifications/resources/updated for {log_uri} within 10 s of restart_service; seen: {:?}",
+                mcp.notifications
+            )
+        };
+        eprintln!(
+            "{kind}: {log_uri} updated {:.2?} after restart_service was sent (its answer took {answered:.2?})",
+            at.duration_since(sent)
+        );
         let mut since = Value::Null;
         let new_lines = eventually(Duration::from_secs(20), || {
             since = mcp.call(
@@ -553,5 +639,46 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
             );
         }
         env.ok(&["destroy", "--force", "gone"]);
+    });
+}
+
+#[test]
+fn a_log_line_written_right_after_subscribing_is_told_of() {
+    each_engine("mcp subscribe race", |kind| {
+        let env = web_env(kind, free_port());
+        env.ok(&["create", "early"]);
+        env.ok(&["launch", "early"]);
+        let name = env.name("early");
+        let log = env.dir.path().join("data/logs").join(&name).join("web.log");
+        // Quiet once its server is up: what comes next is the test's line.
+        let up = eventually(Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|text| text.contains("listening on"))
+        });
+        assert!(up, "{}: {:?}", log.display(), std::fs::read_to_string(&log));
+        let mut mcp = McpClient::start(env.command(dual_path()));
+
+        // The subscription is the session's first word on resources: the
+        // line written as soon as it is answered must still count as news.
+        let log_uri = format!("dual://workspaces/{name}/log");
+        mcp.request("resources/subscribe", json!({"uri": log_uri}));
+        let written = Instant::now();
+        let mut appending = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        appending.write_all(b"a line of the test's\n").unwrap();
+        let updated = mcp.wait_notification(
+            |n| n["method"] == "notifications/resources/updated" && n["params"]["uri"] == log_uri,
+            Duration::from_secs(5),
+        );
+        let Some((_, at)) = updated else {
+            panic!(
+                "no notifications/resources/updated for {log_uri} within 5 s of a line written right after subscribing; seen: {:?}",
+                mcp.notifications
+            )
+        };
+        eprintln!(
+            "{kind}: told {:.2?} after the line was written",
+            at.duration_since(written)
+        );
+        drop(mcp);
+        env.ok(&["destroy", "--force", "early"]);
     });
 }

@@ -27,12 +27,14 @@ import sys
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import mcp_types as types
 from mcp import Client, ClientSession, MCPDeprecationWarning, MCPError, StdioServerParameters, stdio_client
+from mcp.client.subscriptions import ResourceUpdated, Subscription
 
 # Each tool's arguments, as the contract names them, and which are required.
 TOOLS: dict[str, tuple[set[str], set[str]]] = {
@@ -68,6 +70,9 @@ TOOLS: dict[str, tuple[set[str], set[str]]] = {
 # exists) but may wait for the service to answer.
 LAUNCH_SECONDS = 240
 CALL_SECONDS = 60
+# The server looks for changes once a second: a log's update is due within a
+# few, whichever era tells of it.
+NOTIFY_SECONDS = 10
 MODERN_VERSION = "2026-07-28"
 
 
@@ -203,11 +208,14 @@ class Notifications:
     """What the server pushed that no request waits for."""
 
     resource_updates: list[str] = field(default_factory=list)
+    # When each update came (time.monotonic()), beside resource_updates.
+    resource_update_times: list[float] = field(default_factory=list)
     resource_list_changes: int = 0
 
     async def handle(self, message: Any) -> None:
         if isinstance(message, types.ResourceUpdatedNotification):
             self.resource_updates.append(message.params.uri)
+            self.resource_update_times.append(time.monotonic())
         elif isinstance(message, types.ResourceListChangedNotification):
             self.resource_list_changes += 1
         elif isinstance(message, Exception):
@@ -249,7 +257,13 @@ async def auto_flow(server: StdioServerParameters, args: argparse.Namespace, han
         step.done(f"protocol {client.protocol_version} via {era}")
         if modern:
             tools = await workspace_flow(
-                client.session, client.server_capabilities, pushed, args, subscribe=False, force_destroy=True
+                client.session,
+                client.server_capabilities,
+                pushed,
+                args,
+                subscribe=False,
+                force_destroy=True,
+                listen=client.listen,
             )
         else:
             step = Step("tools/list")
@@ -271,9 +285,12 @@ async def workspace_flow(
     *,
     subscribe: bool,
     force_destroy: bool,
+    listen: Listen | None = None,
 ) -> list[str]:
-    """create -> launch -> http -> run -> logs -> errors -> destroy, on a
-    connected session; the tools' names."""
+    """create -> launch -> http -> run -> logs -> log notifications ->
+    errors -> destroy, on a connected session; the tools' names. With
+    `listen` (the modern era's Client.listen) the log's change comes over
+    subscriptions/listen, else over the legacy resources/subscribe."""
     check(capabilities.tools is not None, "the server declares no tools capability")
 
     step = Step("tools/list")
@@ -400,13 +417,30 @@ async def workspace_flow(
     line = next(line for line in entry["text"].splitlines() if start_line in line)
     step.done(f"{line.strip()!r}")
 
+    step = Step(f"log notification ({'subscriptions/listen' if listen else 'resources/subscribe'})")
+    log_uri = f"dual://workspaces/{workspace}/log"
+    if listen is not None:
+        latency = await log_update_by_listen(session, listen, workspace, log_uri, args.service)
+    else:
+        latency = await log_update_by_subscribe(session, pushed, workspace, log_uri, args.service)
+    log = await session.read_resource(log_uri)
+    log_text = "".join(c.text for c in log.contents if isinstance(c, types.TextResourceContents))
+    service_lines = [line for line in log_text.splitlines() if line.startswith(f"{args.service} | ")]
+    check(
+        any(start_line in line for line in service_lines),
+        f"{log_uri} after the restart lacks the {args.service} service's `{start_line}` line: {log_text[-600:]!r}",
+    )
+    step.done(
+        f"{log_uri} updated {latency}; "
+        f"it reads {len(service_lines)} `{args.service} | ` lines"
+    )
+
     step = Step("resources")
     listed = await session.read_resource("dual://workspaces")
     check(bool(listed.contents), "resources/read dual://workspaces: no contents")
     first = listed.contents[0]
     check(isinstance(first, types.TextResourceContents), "dual://workspaces: not text")
     check(workspace in first.text, f"dual://workspaces does not name {workspace}: {first.text[:300]}")
-    log_uri = f"dual://workspaces/{workspace}/log"
     log = await session.read_resource(log_uri)
     log_text = "".join(c.text for c in log.contents if isinstance(c, types.TextResourceContents))
     check(start_line in log_text, f"{log_uri} lacks the start line: {log_text[:300]!r}")
@@ -467,6 +501,79 @@ async def workspace_flow(
             f"{pushed.resource_list_changes} list_changed seen"
         )
     return [tool.name for tool in tools]
+
+
+Listen = Callable[..., AbstractAsyncContextManager[Subscription]]
+
+
+@dataclass
+class Restart:
+    """When restart_service was sent and when it answered (time.monotonic())."""
+
+    sent: float
+    answered: float
+
+    def latency(self, at: float) -> str:
+        return f"{at - self.sent:.2f}s after restart_service was sent ({at - self.answered:+.2f}s from its answer)"
+
+
+async def restart(session: ClientSession, workspace: str, service: str) -> Restart:
+    sent = time.monotonic()
+    restarted = await call(session, "restart_service", {"workspace": workspace, "service": service})
+    check(service in (restarted.get("restarted") or []), f"restart_service: {service} not restarted: {restarted}")
+    return Restart(sent, time.monotonic())
+
+
+async def log_update_by_listen(
+    session: ClientSession, listen: Listen, workspace: str, log_uri: str, service: str
+) -> str:
+    """subscriptions/listen on the log around a restart: how long until the
+    log's ResourceUpdated came."""
+    async with listen(resources_list_changed=True, resource_subscriptions=[log_uri]) as subscription:
+        honored = subscription.honored.resource_subscriptions or []
+        check(log_uri in honored, f"subscriptions/listen: {log_uri} not honored: {subscription.honored}")
+        restarted = await restart(session, workspace, service)
+        seen: list[str] = []
+        with anyio.move_on_after(NOTIFY_SECONDS):
+            async for event in subscription:
+                seen.append(repr(event))
+                if isinstance(event, ResourceUpdated) and event.uri == log_uri:
+                    return restarted.latency(time.monotonic())
+        raise Failure(
+            f"no ResourceUpdated for {log_uri} within {NOTIFY_SECONDS}s of restart_service "
+            f"(events seen: {seen or 'none'})"
+        )
+
+
+async def log_update_by_subscribe(
+    session: ClientSession, pushed: Notifications, workspace: str, log_uri: str, service: str
+) -> str:
+    """resources/subscribe to the log around a restart: how long until its
+    notifications/resources/updated came."""
+    with warnings.catch_warnings():
+        # Deprecated for 2026-07-28 only; this is the handshake era.
+        warnings.simplefilter("ignore", MCPDeprecationWarning)
+        await session.subscribe_resource(log_uri)
+    before = len(pushed.resource_updates)
+    restarted = await restart(session, workspace, service)
+
+    def arrived() -> str | None:
+        for uri, at in zip(pushed.resource_updates[before:], pushed.resource_update_times[before:]):
+            if uri == log_uri:
+                return restarted.latency(at)
+        return None
+
+    got, latency, _ = await retrying(NOTIFY_SECONDS, lambda: _ready_with(arrived()))
+    check(
+        got,
+        f"subscribed to {log_uri}, yet no notifications/resources/updated for it within {NOTIFY_SECONDS}s "
+        f"of restart_service (updates seen: {pushed.resource_updates[before:] or 'none'})",
+    )
+    return latency
+
+
+async def _ready_with(value: str | None) -> tuple[bool, str | None]:
+    return value is not None, value
 
 
 def git(clone: str, *arguments: str) -> None:
