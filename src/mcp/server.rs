@@ -461,7 +461,10 @@ fn proxy_routes_a_listening_port(name: &str) -> Option<bool> {
     let Ok(Answer::Status(status)) = ask(&Request::Status) else {
         return None;
     };
-    let workspace = status.workspaces.into_iter().find(|w| w.name == name)?;
+    // Not known to it yet: not routed yet.
+    let Some(workspace) = status.workspaces.into_iter().find(|w| w.name == name) else {
+        return Some(false);
+    };
     Some(
         workspace
             .listening
