@@ -638,6 +638,24 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
                 host_run_commands(&container)
             );
         }
+        // A stopped workspace: the run says so, with what to do.
+        env.ok(&["stop", "gone"]);
+        let mut mcp = McpClient::start(env.command(dual_path()));
+        let stopped = mcp.call_raw(
+            "run",
+            json!({"workspace": name, "argv": ["true"]}),
+            Duration::from_secs(60),
+        );
+        let error = &stopped["result"]["structuredContent"];
+        assert_eq!(stopped["result"]["isError"], true, "{stopped}");
+        assert!(
+            error["error"].as_str().unwrap().contains("is not running"),
+            "{stopped}"
+        );
+        assert!(
+            error["hint"].as_str().unwrap().contains("dual launch"),
+            "{stopped}"
+        );
         env.ok(&["destroy", "--force", "gone"]);
     });
 }
