@@ -560,3 +560,48 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
         env.ok(&["destroy", "--force", "gone"]);
     });
 }
+
+/// `logs` reads the logs of the workspace's services, and of a service its
+/// config no longer names; never a file a service name that is a path
+/// points at.
+#[test]
+fn logs_never_read_a_file_outside_the_workspaces_logs() {
+    let env = TestEnv::new(None, "[services.web]\ncommand = \"true\"\n");
+    env.ok(&["create", "peek"]);
+    let name = env.name("peek");
+    let logs = env.dir.path().join("data/logs").join(&name);
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("web.log"), "web line\n").unwrap();
+    std::fs::write(logs.join("old.log"), "a service removed from the config\n").unwrap();
+    let secret = env.dir.path().join("secret.log");
+    std::fs::write(&secret, "host secret\n").unwrap();
+    let other = env.dir.path().join("data/logs/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("web.log"), "another workspace's\n").unwrap();
+
+    let mut mcp = McpClient::start(env.command(dual_path()));
+    let old = mcp.call("logs", json!({"workspace": name, "service": "old"}));
+    assert_eq!(
+        old["logs"][0]["text"], "a service removed from the config\n",
+        "{old}"
+    );
+    let secret = secret.with_extension("");
+    for service in [
+        secret.to_str().unwrap().to_owned(),
+        format!("../../../{}", secret.strip_prefix("/").unwrap().display()),
+        "../other/web".to_owned(),
+        "./web".to_owned(),
+    ] {
+        let answer = mcp.call_raw(
+            "logs",
+            json!({"workspace": name, "service": service}),
+            Duration::from_secs(30),
+        );
+        assert_eq!(answer["result"]["isError"], true, "{service}: {answer}");
+        let text = answer.to_string();
+        assert!(
+            !text.contains("host secret") && !text.contains("another workspace"),
+            "{service}: {answer}"
+        );
+    }
+}
