@@ -21,6 +21,8 @@ pub struct McpClient {
     next_id: u64,
     /// Notifications seen while waiting for answers.
     pub notifications: Vec<Value>,
+    /// What its stdout is (`pipe:[INODE]`).
+    stdout_pipe: std::path::PathBuf,
 }
 
 impl McpClient {
@@ -34,6 +36,10 @@ impl McpClient {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stdout_pipe = {
+            use std::os::fd::AsRawFd as _;
+            std::fs::read_link(format!("/proc/self/fd/{}", stdout.as_raw_fd())).unwrap()
+        };
         let (sender, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -52,6 +58,7 @@ impl McpClient {
             lines,
             next_id: 0,
             notifications: Vec::new(),
+            stdout_pipe,
         };
         let hello = client.request(
             "initialize",
@@ -247,6 +254,10 @@ fn bad_requests_get_protocol_errors_and_the_server_keeps_serving() {
     );
     assert!(error["hint"].is_string(), "{missing}");
 
+    // Nothing dual starts on the host gets the protocol's stdout.
+    let inherited = inherited_descriptors(mcp.pid(), &mcp.stdout_pipe);
+    assert!(inherited.is_empty(), "children would get: {inherited:?}");
+
     // Still serving.
     let listed = mcp.call("list_workspaces", json!({}));
     assert_eq!(listed["workspaces"], json!([]));
@@ -255,6 +266,34 @@ fn bad_requests_get_protocol_errors_and_the_server_keeps_serving() {
         .exited_within(Duration::from_secs(10))
         .expect("exits once its client is gone");
     assert!(status.success(), "{status:?}");
+}
+
+/// The descriptors of process `pid` on `target` that a child it starts
+/// would get (not close-on-exec).
+fn inherited_descriptors(pid: u32, target: &std::path::Path) -> Vec<String> {
+    const CLOSE_ON_EXEC: u32 = 0o2_000_000;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let fd = entry.file_name().to_string_lossy().into_owned();
+        if std::fs::read_link(entry.path()).ok().as_deref() != Some(target) {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
+            continue;
+        };
+        let flags = info
+            .lines()
+            .find_map(|line| line.strip_prefix("flags:"))
+            .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+            .unwrap_or(0);
+        if flags & CLOSE_ON_EXEC == 0 {
+            found.push(format!("{fd} -> {}", target.display()));
+        }
+    }
+    found
 }
 
 /// A repo whose service `web` is the test server on `port`, answering
