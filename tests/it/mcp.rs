@@ -644,3 +644,68 @@ fn logs_never_read_a_file_outside_the_workspaces_logs() {
         );
     }
 }
+
+/// A workspace that listens on a port another program holds on this host:
+/// the proxy routes it but cannot serve it there, so 127.0.0.1:PORT is
+/// that program, which `http_request` never reaches.
+#[test]
+fn http_request_never_reaches_another_program_on_the_host() {
+    each_engine("mcp http conflict", |kind| {
+        let (port, taken) = (free_port(), free_port());
+        let host_program = std::net::TcpListener::bind(("127.0.0.1", taken)).unwrap();
+        std::thread::spawn(move || {
+            for stream in host_program.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let mut request = [0; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut request);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhost program",
+                );
+            }
+        });
+        let config = format!(
+            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name web --port {port}\"\n\
+             [services.decoy]\ncommand = \"dual test-server --name decoy --port {taken}\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        let _proxy = Proxy::spawn(&env, None);
+        env.ok(&["create", "decoy"]);
+        env.ok(&["launch", "decoy"]);
+        let name = env.name("decoy");
+        let mut mcp = McpClient::start(env.command(dual_path()));
+
+        let mut answer = Value::Null;
+        let routed = eventually(Duration::from_secs(30), || {
+            answer = mcp.call_raw(
+                "http_request",
+                json!({"workspace": name, "port": taken}),
+                Duration::from_secs(60),
+            );
+            !answer.to_string().contains("routes no port")
+        });
+        assert!(routed, "the proxy never routed {taken}: {answer}");
+        assert_eq!(answer["result"]["isError"], true, "{answer}");
+        assert!(!answer.to_string().contains("host program"), "{answer}");
+        eprintln!(
+            "{kind}: port {taken} held on the host: {}",
+            answer["result"]["structuredContent"]["error"]
+        );
+        // The default port is one the proxy serves (once it routes `web`).
+        let served = eventually(Duration::from_secs(30), || {
+            answer = mcp.call_raw(
+                "http_request",
+                json!({"workspace": name}),
+                Duration::from_secs(60),
+            );
+            answer["result"]["isError"] == false
+        });
+        assert!(served, "{answer}");
+        for _ in 0..5 {
+            let page = mcp.call("http_request", json!({"workspace": name}));
+            assert_eq!(page["body"], "web", "{page}");
+        }
+        drop(mcp);
+        env.ok(&["destroy", "--force", "decoy"]);
+    });
+}
