@@ -317,6 +317,17 @@ fn marked_processes(env: &TestEnv, container: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Processes in `container` whose command line holds `text`, as `pid
+/// args` lines.
+fn processes_running(env: &TestEnv, container: &str, text: &str) -> String {
+    let script = "for c in /proc/[0-9]*/cmdline; do \
+                  a=$(tr '\\000' ' ' 2>/dev/null < $c); p=${c#/proc/}; p=${p%/cmdline}; \
+                  case $a in *\"$1\"*) [ $p != $$ ] && echo \"$p $a\";; esac; done; true";
+    let output = env.engine(&["exec", container, "sh", "-c", script, "sh", text]);
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// Engine commands on the host of a held run into `container` still going
 /// (their command line holds the held-run script and the container's name).
 fn host_run_commands(container: &str) -> Vec<String> {
@@ -472,7 +483,7 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
         let started = Instant::now();
         let slow = mcp.call(
             "run",
-            json!({"workspace": name, "argv": ["sh", "-c", "sleep 300 & setsid sleep 301 & echo begun; sleep 302"], "timeout_seconds": 2}),
+            json!({"workspace": name, "argv": ["sh", "-c", "sleep 300 & setsid sleep 301 & env -i sleep 303 & echo begun; sleep 302"], "timeout_seconds": 2}),
         );
         assert_eq!(
             (slow["timed_out"].clone(), slow["stdout"].clone()),
@@ -486,6 +497,12 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
         );
         assert_eq!(
             marked_processes(&env, &container),
+            "",
+            "processes of the timed-out run are left"
+        );
+        // Its environment cleared, it is still in the run's session.
+        assert_eq!(
+            processes_running(&env, &container, "sleep 30"),
             "",
             "processes of the timed-out run are left"
         );
@@ -558,7 +575,7 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
             let mut mcp = McpClient::start(env.command(dual_path()));
             mcp.send(
                 "tools/call",
-                json!({"name": "run", "arguments": {"workspace": name, "argv": ["sh", "-c", "sleep 600 & setsid sleep 601 & sleep 602"], "timeout_seconds": 900}}),
+                json!({"name": "run", "arguments": {"workspace": name, "argv": ["sh", "-c", "sleep 600 & setsid sleep 601 & env -i sleep 603 & sleep 602"], "timeout_seconds": 900}}),
             );
             let running = eventually(Duration::from_secs(30), || {
                 marked_processes(&env, &container).contains("sleep 602")
@@ -582,6 +599,7 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
                 .expect("dual mcp exits");
             let cleaned = eventually(Duration::from_secs(30), || {
                 marked_processes(&env, &container).is_empty()
+                    && processes_running(&env, &container, "sleep 60").is_empty()
                     && host_run_commands(&container).is_empty()
             });
             eprintln!(
@@ -591,8 +609,9 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
             );
             assert!(
                 cleaned,
-                "left in the container: {}\nleft on the host: {:?}",
+                "left in the container: {}{}\nleft on the host: {:?}",
                 marked_processes(&env, &container),
+                processes_running(&env, &container, "sleep 60"),
                 host_run_commands(&container)
             );
         }
