@@ -465,14 +465,16 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
             "only what is new: {text}"
         );
 
-        let urls = mcp.call("urls", json!({"workspace": name}));
-        assert!(
+        // Restarted just now: its port is listed again once it listens.
+        let mut urls = Value::Null;
+        let listed = eventually(Duration::from_secs(20), || {
+            urls = mcp.call("urls", json!({"workspace": name}));
             urls["urls"][&name]
                 .as_array()
                 .unwrap()
-                .contains(&json!(format!("http://{name}.localhost:{port}"))),
-            "{urls}"
-        );
+                .contains(&json!(format!("http://{name}.localhost:{port}")))
+        });
+        assert!(listed, "{urls}");
         let focused = mcp.call("focus", json!({"workspace": name}));
         assert_eq!(focused["focus"], name, "{focused}");
         assert_eq!(mcp.call("focus", json!({}))["focus"], name);
