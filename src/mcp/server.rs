@@ -496,15 +496,29 @@ fn logs(flag: Option<EngineKind>, args: &tools::LogsArgs) -> anyhow::Result<Valu
         Some(tail),
         args.since.as_deref(),
     )?;
-    Ok(
-        json!({"workspace": read.workspace, "logs": read.logs.iter().map(|log| json!({
-        "service": log.service,
-        "sidecar": log.sidecar,
-        "text": log.text,
-        "next": log.next,
-        "lost": log.lost,
-    })).collect::<Vec<_>>()}),
-    )
+    let share = tools::log_share(read.logs.len());
+    let logs: Vec<Value> = read
+        .logs
+        .iter()
+        .map(|log| {
+            let (text, left_out) = tools::newest(&log.text, share);
+            let mut value = json!({
+                "service": log.service,
+                "sidecar": log.sidecar,
+                "text": text,
+                "next": log.next,
+                "lost": log.lost,
+            });
+            if left_out > 0 {
+                value["note"] = json!(format!(
+                    "the first {left_out} bytes were left out: {share} are kept of each of {} logs; pass `tail` for fewer lines",
+                    read.logs.len()
+                ));
+            }
+            value
+        })
+        .collect();
+    Ok(json!({"workspace": read.workspace, "logs": logs}))
 }
 
 fn urls(name: Option<&str>, printer: &Printer) -> anyhow::Result<Value> {

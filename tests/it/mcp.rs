@@ -730,3 +730,51 @@ fn http_request_never_reaches_another_program_on_the_host() {
         env.ok(&["destroy", "--force", "decoy"]);
     });
 }
+
+/// A service's log is the container's to write: megabytes on one line
+/// come back bounded, the newest bytes kept, from the tool and the resource.
+#[test]
+fn huge_logs_come_back_bounded() {
+    let config = "[services.web]\ncommand = \"true\"\n[services.api]\ncommand = \"true\"\n";
+    let env = TestEnv::new(None, config);
+    env.ok(&["create", "loud"]);
+    let name = env.name("loud");
+    // The clone, as a launch leaves it (its config is what names services).
+    let clone = env.clone_path("loud");
+    std::fs::create_dir_all(&clone).unwrap();
+    std::fs::write(clone.join(".dual.toml"), config).unwrap();
+    let logs = env.dir.path().join("data/logs").join(&name);
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut huge = "x".repeat(1536 * 1024);
+    huge.push_str("THE END\n");
+    std::fs::write(logs.join("web.log"), &huge).unwrap();
+    std::fs::write(logs.join("web.log.1"), "y".repeat(1024 * 1024)).unwrap();
+    std::fs::write(logs.join("api.log"), "api line\n").unwrap();
+
+    let mut mcp = McpClient::start(env.command(dual_path()));
+    let read = mcp.call("logs", json!({"workspace": name}));
+    let total: usize = read["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|log| log["text"].as_str().unwrap().len())
+        .sum();
+    let web = &read["logs"][1];
+    assert_eq!(web["service"], "web");
+    assert!(web["text"].as_str().unwrap().ends_with("THE END\n"));
+    assert!(
+        web["note"].as_str().unwrap().contains("left out"),
+        "{web:.200}"
+    );
+    assert_eq!(read["logs"][0]["text"], "api line\n");
+    assert!(total <= 1024 * 1024, "{total} bytes");
+
+    let resource = mcp.request(
+        "resources/read",
+        json!({"uri": format!("dual://workspaces/{name}/log")}),
+    );
+    let text = resource["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(text.len() <= 1024 * 1024 + 200, "{} bytes", text.len());
+    assert!(text.contains("api | api line\n"));
+    assert!(text.contains("THE END"));
+}
