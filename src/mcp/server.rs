@@ -41,13 +41,24 @@ pub(super) struct Shared {
     pub watch: Watch,
 }
 
+/// Runs going at once, at most: each holds a thread, an engine command on
+/// the host and up to twice `OUTPUT_MAX` of memory, and a client told by
+/// a hostile page to start thousands would take them all.
+const MAX_RUNS: usize = 16;
+
 /// A run's count in `Shared::runs`, for as long as its thread holds it.
 struct Counted(Arc<Shared>);
 
 impl Counted {
-    fn new(shared: &Arc<Shared>) -> Counted {
-        shared.runs.fetch_add(1, Ordering::SeqCst);
-        Counted(Arc::clone(shared))
+    /// A count, unless `MAX_RUNS` runs are going.
+    fn new(shared: &Arc<Shared>) -> Option<Counted> {
+        shared
+            .runs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |runs| {
+                (runs < MAX_RUNS).then_some(runs + 1)
+            })
+            .ok()?;
+        Some(Counted(Arc::clone(shared)))
     }
 }
 
@@ -277,7 +288,12 @@ impl Server {
         };
         let flag = self.shared.flag;
         let cancelled = context.ct.clone();
-        let counted = Counted::new(&self.shared);
+        let counted = Counted::new(&self.shared).ok_or_else(|| {
+            hinted(
+                format!("{MAX_RUNS} runs are going already"),
+                "wait for one to end (or cancel one), then run this again",
+            )
+        })?;
         let name = args.workspace;
         let report = tokio::task::spawn_blocking(move || {
             let shared = &counted.0;
@@ -685,5 +701,22 @@ impl ServerHandler for Server {
     ) -> Result<(), ErrorData> {
         self.shared.watch.unsubscribe(&request.uri).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_going_at_once_are_bounded() {
+        let server = Server::new(None);
+        let counts: Vec<Counted> = (0..MAX_RUNS)
+            .map(|_| Counted::new(&server.shared).expect("room"))
+            .collect();
+        assert!(Counted::new(&server.shared).is_none());
+        drop(counts);
+        assert_eq!(server.shared.runs.load(Ordering::SeqCst), 0);
+        assert!(Counted::new(&server.shared).is_some());
     }
 }
