@@ -186,7 +186,7 @@ pub fn all() -> Vec<Tool> {
         .annotate(ToolAnnotations::new().destructive(true)),
         tool::<RunArgs>(
             "run",
-            "Run a command inside the workspace's container, in its clone, as its user (never on the host). Returns the exit code, and stdout and stderr bounded with a note where cut. At the timeout, or when the call is cancelled, the command and everything it started are killed; so is what it leaves running when it exits (start servers as services).",
+            "Run a command inside the workspace's container, in its clone, as its user (never on the host). Returns the exit code, and stdout and stderr bounded with a note where cut. At the timeout, or when the call is cancelled, the command and everything it started are killed; so is what it leaves running when it exits (start servers as services). Only a process that both leaves the run's session and clears its environment (`env -i setsid ...`) outlives it.",
         ),
         tool::<LogsArgs>(
             "logs",
