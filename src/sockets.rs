@@ -195,6 +195,59 @@ pub fn held_by(port: u16, pid: u32) -> bool {
     })
 }
 
+/// Whether a connection to 127.0.0.1:`port` can only reach process `pid`:
+/// something listens there, and every listening socket that could take
+/// such a connection (on 127.0.0.1, on 0.0.0.0, on `::` or
+/// ::ffff:127.0.0.1) is one of `pid`'s (another program of the same user
+/// may share a port through SO_REUSEPORT).
+pub fn only_held_by(port: u16, pid: u32) -> bool {
+    let tables: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let held: std::collections::HashSet<String> = fds
+        .flatten()
+        .filter_map(|fd| {
+            let target = std::fs::read_link(fd.path()).ok()?;
+            let target = target.to_str()?;
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let reaching = loopback_v4_listeners(&tables.join("\n"), port);
+    !reaching.is_empty() && reaching.iter().all(|inode| held.contains(inode))
+}
+
+/// The inodes of the listening sockets in /proc/net/tcp{,6} tables that a
+/// connection to 127.0.0.1:`port` could reach.
+fn loopback_v4_listeners(tables: &str, port: u16) -> Vec<String> {
+    const REACHING: [&str; 4] = [
+        "0100007F",
+        "00000000",
+        "00000000000000000000000000000000",
+        "0000000000000000FFFF00000100007F",
+    ];
+    tables
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (address, local_port) = fields.get(1)?.rsplit_once(':')?;
+            let listening = fields.get(3) == Some(&"0A");
+            (listening
+                && u16::from_str_radix(local_port, 16).ok()? == port
+                && REACHING.contains(&address))
+            .then(|| fields.get(9).map(|inode| (*inode).to_owned()))?
+        })
+        .collect()
+}
+
 /// Socket inodes listening on `port` in a /proc/net/tcp{,6} table.
 fn listening_inodes(table: &str, port: u16) -> Vec<String> {
     const LISTEN: &str = "0A";
@@ -214,6 +267,32 @@ fn listening_inodes(table: &str, port: u16) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_what_a_connection_to_loopback_could_reach() {
+        let tables = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+            0: 0100007F:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 11 1 0\n   \
+            1: 00000000:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12 1 0\n   \
+            2: 0100007F:0BB8 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 13 1 0\n   \
+            3: 0200A8C0:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 14 1 0\n   \
+            4: 0100007F:0BB9 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 15 1 0\n\
+            sl  local_address remote_address st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   \
+            0: 00000000000000000000000001000000:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 16 1 0\n   \
+            1: 00000000000000000000000000000000:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 17 1 0\n";
+        assert_eq!(loopback_v4_listeners(tables, 3000), ["11", "12", "17"]);
+        assert_eq!(loopback_v4_listeners(tables, 3001), ["15"]);
+        assert!(loopback_v4_listeners(tables, 3002).is_empty());
+    }
+
+    #[test]
+    fn a_port_is_only_held_by_its_one_listener() {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(only_held_by(port, std::process::id()));
+        assert!(!only_held_by(port, 1), "not init's");
+        drop(listener);
+        assert!(!only_held_by(port, std::process::id()), "nobody listens");
+    }
 
     #[test]
     fn finds_listening_sockets_in_a_proc_table() {

@@ -144,25 +144,14 @@ async fn exchange(
 }
 
 /// The workspace's host name, and the port: the one asked for, which the
-/// running proxy must route for it, else the first it listens on.
+/// running proxy must route for it and serve, else the first it serves.
 fn target(name: &str, port: Option<u16>) -> anyhow::Result<Target> {
     let state = Store::open_default().load().hinted()?;
     let workspace = workspace::resolve(&state, Some(name)).hinted()?;
     let name = workspace.name();
-    let routed = match control::ask(&Request::Status) {
-        Ok(Answer::Status(status)) => status
-            .workspaces
-            .into_iter()
-            .find(|w| w.name == name)
-            .map(|w| {
-                // Ports something listens on first: the default is one
-                // that answers.
-                let mut ports: Vec<u16> = w.routes.into_keys().collect();
-                ports.sort_by_key(|port| !w.listening.reachable.contains(port));
-                ports
-            })
-            .unwrap_or_default(),
-        Ok(_) => Vec::new(),
+    let status = match control::ask(&Request::Status) {
+        Ok(Answer::Status(status)) => status,
+        Ok(_) => empty_status(),
         Err(error) => anyhow::bail!(Hinted {
             message: format!("cannot reach `{name}` through dual's proxy: {error}"),
             hint: format!(
@@ -170,21 +159,90 @@ fn target(name: &str, port: Option<u16>) -> anyhow::Result<Target> {
             ),
         }),
     };
-    let port = match port {
-        Some(port) if routed.contains(&port) => port,
-        Some(port) => anyhow::bail!(Hinted {
-            message: format!("the proxy routes no port {port} of `{name}` (it routes {})", ports_text(&routed)),
-            hint: "pick one of its ports (`urls`); a service that just started is routed within a second or two".into(),
-        }),
-        None => *routed.first().ok_or_else(|| Hinted {
-            message: format!("the proxy routes no port of `{name}`: nothing in it listens yet, or it is not running"),
-            hint: "launch it, and check its services with `logs`".into(),
-        })?,
-    };
+    let port = pick_port(&status, &name, port)?;
+    // The status said so a moment ago; the socket table says who holds the
+    // port now (the proxy lets go of a port when the workspace stops, and
+    // another program may take it).
+    if !crate::sockets::only_held_by(port, status.pid) {
+        anyhow::bail!(Hinted {
+            message: format!(
+                "127.0.0.1:{port} is not dual's proxy's alone now, so a request there could reach another program on this host"
+            ),
+            hint: "check with `dual proxy status`, and try again in a second or two".into(),
+        });
+    }
     Ok(Target {
         host: format!("{name}.localhost"),
         port,
     })
+}
+
+fn empty_status() -> control::ProxyStatus {
+    control::ProxyStatus {
+        pid: 0,
+        engines: Vec::new(),
+        workspaces: Vec::new(),
+        focus: None,
+        conflicts: Vec::new(),
+    }
+}
+
+/// The port for a request to workspace `name`: `asked`, which the proxy
+/// must route for it, else the first of its routed ports something
+/// listens on. Never a port another program holds on this host (a
+/// conflict: the proxy serves it on no address, so 127.0.0.1:PORT is that
+/// program), whatever the workspace listens on.
+fn pick_port(status: &control::ProxyStatus, name: &str, asked: Option<u16>) -> anyhow::Result<u16> {
+    let held_by_others: Vec<u16> = status.conflicts.iter().map(|c| c.port).collect();
+    let routed: Vec<u16> = status
+        .workspaces
+        .iter()
+        .find(|w| w.name == name)
+        .map(|w| {
+            // Ports something listens on first: the default is one
+            // that answers.
+            let mut ports: Vec<u16> = w
+                .routes
+                .keys()
+                .copied()
+                .filter(|port| !held_by_others.contains(port))
+                .collect();
+            ports.sort_by_key(|port| !w.listening.reachable.contains(port));
+            ports
+        })
+        .unwrap_or_default();
+    match asked {
+        Some(port) if routed.contains(&port) => Ok(port),
+        Some(port) if held_by_others.contains(&port) => {
+            let holder = status
+                .conflicts
+                .iter()
+                .find(|c| c.port == port)
+                .map_or("another program", |c| c.holder.as_str());
+            Err(Hinted {
+                message: format!(
+                    "port {port} on this host is held by {holder}, not by dual's proxy: a request there would reach that program, not `{name}`"
+                ),
+                hint: format!(
+                    "use another of `{name}`'s ports ({}), or stop that program; the proxy takes the port within seconds",
+                    ports_text(&routed)
+                ),
+            }
+            .into())
+        }
+        Some(port) => Err(Hinted {
+            message: format!("the proxy routes no port {port} of `{name}` (it routes {})", ports_text(&routed)),
+            hint: "pick one of its ports (`urls`); a service that just started is routed within a second or two".into(),
+        }
+        .into()),
+        None => routed.first().copied().ok_or_else(|| {
+            Hinted {
+                message: format!("the proxy routes no port of `{name}`: nothing in it listens yet, or it is not running"),
+                hint: "launch it, and check its services with `logs`".into(),
+            }
+            .into()
+        }),
+    }
 }
 
 fn ports_text(ports: &[u16]) -> String {
@@ -277,6 +335,35 @@ mod tests {
         ] {
             assert!(path(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn never_a_port_another_program_holds() {
+        use crate::proxy::conflicts::Conflict;
+        let mut status = empty_status();
+        let workspace = serde_json::json!({
+            "name": "shop-a", "engine": null, "running": true, "ports": [],
+            "listening": {"reachable": [5000, 5432], "loopback_only": []},
+            "routes": {"3000": "172.17.0.2:3000", "5000": "172.17.0.2:5000", "5432": "172.17.0.2:5432"},
+        });
+        status
+            .workspaces
+            .push(serde_json::from_value(workspace).unwrap());
+        status.conflicts.push(Conflict {
+            port: 5432,
+            address: "127.0.0.1:5432".into(),
+            holder: "pid 7 (postgres)".into(),
+        });
+        assert_eq!(pick_port(&status, "shop-a", None).unwrap(), 5000);
+        assert_eq!(pick_port(&status, "shop-a", Some(3000)).unwrap(), 3000);
+        let held = pick_port(&status, "shop-a", Some(5432))
+            .unwrap_err()
+            .to_string();
+        assert!(held.contains("postgres"), "{held}");
+        assert!(pick_port(&status, "shop-a", Some(22)).is_err());
+        assert!(pick_port(&status, "shop-b", None).is_err());
+        status.conflicts[0].port = 5000;
+        assert_eq!(pick_port(&status, "shop-a", None).unwrap(), 5432);
     }
 
     #[test]

@@ -331,8 +331,16 @@ fn read(flag: Option<EngineKind>, uri: &str) -> Result<String, ErrorData> {
     let read = crate::ops::logs::read(flag, &state, Some(name), None, Some(LOG_LINES), None)
         .map_err(|error| ErrorData::resource_not_found(error.to_string(), None))?;
     let mut text = String::new();
+    let share = super::tools::log_share(read.logs.len());
     for log in &read.logs {
-        for line in log.text.lines() {
+        let (newest, left_out) = super::tools::newest(&log.text, share);
+        if left_out > 0 {
+            text.push_str(&format!(
+                "{} | [dual: {left_out} older bytes left out]\n",
+                log.service
+            ));
+        }
+        for line in newest.lines() {
             text.push_str(&format!("{} | {line}\n", log.service));
         }
     }

@@ -41,13 +41,24 @@ pub(super) struct Shared {
     pub watch: Watch,
 }
 
+/// Runs going at once, at most: each holds a thread, an engine command on
+/// the host and up to twice `OUTPUT_MAX` of memory, and a client told by
+/// a hostile page to start thousands would take them all.
+const MAX_RUNS: usize = 16;
+
 /// A run's count in `Shared::runs`, for as long as its thread holds it.
 struct Counted(Arc<Shared>);
 
 impl Counted {
-    fn new(shared: &Arc<Shared>) -> Counted {
-        shared.runs.fetch_add(1, Ordering::SeqCst);
-        Counted(Arc::clone(shared))
+    /// A count, unless `MAX_RUNS` runs are going.
+    fn new(shared: &Arc<Shared>) -> Option<Counted> {
+        shared
+            .runs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |runs| {
+                (runs < MAX_RUNS).then_some(runs + 1)
+            })
+            .ok()?;
+        Some(Counted(Arc::clone(shared)))
     }
 }
 
@@ -312,7 +323,12 @@ impl Server {
         };
         let flag = self.shared.flag;
         let cancelled = context.ct.clone();
-        let counted = Counted::new(&self.shared);
+        let counted = Counted::new(&self.shared).ok_or_else(|| {
+            hinted(
+                format!("{MAX_RUNS} runs are going already"),
+                "wait for one to end (or cancel one), then run this again",
+            )
+        })?;
         let name = args.workspace;
         let report = tokio::task::spawn_blocking(move || {
             let shared = &counted.0;
@@ -555,15 +571,29 @@ fn logs(flag: Option<EngineKind>, args: &tools::LogsArgs) -> anyhow::Result<Valu
         Some(tail),
         args.since.as_deref(),
     )?;
-    Ok(
-        json!({"workspace": read.workspace, "logs": read.logs.iter().map(|log| json!({
-        "service": log.service,
-        "sidecar": log.sidecar,
-        "text": log.text,
-        "next": log.next,
-        "lost": log.lost,
-    })).collect::<Vec<_>>()}),
-    )
+    let share = tools::log_share(read.logs.len());
+    let logs: Vec<Value> = read
+        .logs
+        .iter()
+        .map(|log| {
+            let (text, left_out) = tools::newest(&log.text, share);
+            let mut value = json!({
+                "service": log.service,
+                "sidecar": log.sidecar,
+                "text": text,
+                "next": log.next,
+                "lost": log.lost,
+            });
+            if left_out > 0 {
+                value["note"] = json!(format!(
+                    "the first {left_out} bytes were left out: {share} are kept of each of {} logs; pass `tail` for fewer lines",
+                    read.logs.len()
+                ));
+            }
+            value
+        })
+        .collect();
+    Ok(json!({"workspace": read.workspace, "logs": logs}))
 }
 
 fn urls(name: Option<&str>, printer: &Printer) -> anyhow::Result<Value> {
@@ -739,5 +769,22 @@ impl ServerHandler for Server {
     ) -> Result<(), ErrorData> {
         self.shared.watch.unsubscribe(&request.uri).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_going_at_once_are_bounded() {
+        let server = Server::new(None);
+        let counts: Vec<Counted> = (0..MAX_RUNS)
+            .map(|_| Counted::new(&server.shared).expect("room"))
+            .collect();
+        assert!(Counted::new(&server.shared).is_none());
+        drop(counts);
+        assert_eq!(server.shared.runs.load(Ordering::SeqCst), 0);
+        assert!(Counted::new(&server.shared).is_some());
     }
 }

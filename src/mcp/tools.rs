@@ -186,7 +186,7 @@ pub fn all() -> Vec<Tool> {
         .annotate(ToolAnnotations::new().destructive(true)),
         tool::<RunArgs>(
             "run",
-            "Run a command inside the workspace's container, in its clone, as its user (never on the host). Returns the exit code, and stdout and stderr bounded with a note where cut. At the timeout, or when the call is cancelled, the command and everything it started are killed; so is what it leaves running when it exits (start servers as services).",
+            "Run a command inside the workspace's container, in its clone, as its user (never on the host). Returns the exit code, and stdout and stderr bounded with a note where cut. At the timeout, or when the call is cancelled, the command and everything it started are killed; so is what it leaves running when it exits (start servers as services). Only a process that both leaves the run's session and clears its environment (`env -i setsid ...`) outlives it.",
         ),
         tool::<LogsArgs>(
             "logs",
@@ -230,6 +230,31 @@ pub fn parse<Args: DeserializeOwned>(
             Some(json!({"tool": tool})),
         )
     })
+}
+
+/// The text of all the logs one `logs` call or log resource returns: a
+/// service's log may be megabytes (the container writes the file: one
+/// line of 4 MiB, say), and a config may name many services.
+pub const LOGS_TEXT_MAX: usize = 1024 * 1024;
+/// What each log keeps at least, however many there are.
+const LOG_TEXT_MIN: usize = 16 * 1024;
+
+/// How many bytes of each of `count` logs are kept.
+pub fn log_share(count: usize) -> usize {
+    (LOGS_TEXT_MAX / count.max(1)).max(LOG_TEXT_MIN)
+}
+
+/// The last `max` bytes of `text` (its newest lines), from a character's
+/// start; and how many bytes were left out before them.
+pub fn newest(text: &str, max: usize) -> (&str, usize) {
+    if text.len() <= max {
+        return (text, 0);
+    }
+    let mut from = text.len() - max;
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    (&text[from..], from)
 }
 
 /// A bounded duration from seconds given by a client.
@@ -293,6 +318,17 @@ mod tests {
             let error = parse::<RunArgs>("run", args(bad.clone())).unwrap_err();
             assert_eq!(error.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_log_keeps_its_newest_bytes() {
+        assert_eq!(newest("abc", 5), ("abc", 0));
+        assert_eq!(newest("old\nnew\n", 4), ("new\n", 4));
+        // Never inside a character: `é` is two bytes.
+        assert_eq!(newest("aébc", 3), ("bc", 3));
+        assert_eq!(log_share(1), LOGS_TEXT_MAX);
+        assert_eq!(log_share(4), LOGS_TEXT_MAX / 4);
+        assert_eq!(log_share(10_000), LOG_TEXT_MIN);
     }
 
     #[test]

@@ -16,9 +16,12 @@ use tokio::sync::mpsc;
 /// The longest message a client may send (a `run`'s argv, a request body).
 pub const MAX_LINE: usize = 8 * 1024 * 1024;
 
-/// The protocol's own stdout; fd 1 goes to stderr from now on.
+/// The protocol's own stdout; fd 1 goes to stderr from now on. The copy
+/// closes on exec: a child (an engine command, git, the proxy started in
+/// the background) never gets it, so none can write into the stream or
+/// keep it open after dual is gone.
 pub fn take_stdout() -> std::io::Result<OwnedFd> {
-    let protocol = rustix::io::dup(rustix::stdio::stdout())?;
+    let protocol = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3)?;
     rustix::stdio::dup2_stdout(rustix::stdio::stderr())?;
     Ok(protocol)
 }

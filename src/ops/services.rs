@@ -5,6 +5,7 @@ use crate::engine::EngineKind;
 use crate::error::HintExt as _;
 use crate::printer::Printer;
 use crate::workspace::config::Config;
+use crate::workspace::config_file::is_service_name;
 use crate::workspace::services::{self, Control};
 use crate::workspace::{self, State, Workspace, WorkspaceError};
 
@@ -56,10 +57,13 @@ fn with_service<'s>(
     service: Option<&str>,
 ) -> anyhow::Result<(&'s Workspace, Config, Option<String>)> {
     let config = Config::load(&workspace.path)?;
+    // A service the config no longer names still has its log; the name
+    // must be one a config could give, never a path (`/home/me/x`,
+    // `../other/web`) that would read another file through it.
     if let Some(service) = service
         && !config.services.contains_key(service)
         && !config.sidecars.contains_key(service)
-        && !services::log_file(&workspace.name(), service).exists()
+        && !(is_service_name(service) && services::log_file(&workspace.name(), service).exists())
     {
         let known: Vec<&str> = config
             .services

@@ -24,6 +24,8 @@ pub struct McpClient {
     pub notifications: Vec<Value>,
     /// When each of `notifications` came.
     notified_at: Vec<Instant>,
+    /// What its stdout is (`pipe:[INODE]`).
+    stdout_pipe: std::path::PathBuf,
 }
 
 impl McpClient {
@@ -37,6 +39,10 @@ impl McpClient {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stdout_pipe = {
+            use std::os::fd::AsRawFd as _;
+            std::fs::read_link(format!("/proc/self/fd/{}", stdout.as_raw_fd())).unwrap()
+        };
         let (sender, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
@@ -56,6 +62,7 @@ impl McpClient {
             next_id: 0,
             notifications: Vec::new(),
             notified_at: Vec::new(),
+            stdout_pipe,
         };
         let hello = client.request(
             "initialize",
@@ -289,6 +296,10 @@ fn bad_requests_get_protocol_errors_and_the_server_keeps_serving() {
     );
     assert!(error["hint"].is_string(), "{missing}");
 
+    // Nothing dual starts on the host gets the protocol's stdout.
+    let inherited = inherited_descriptors(mcp.pid(), &mcp.stdout_pipe);
+    assert!(inherited.is_empty(), "children would get: {inherited:?}");
+
     // Still serving.
     let listed = mcp.call("list_workspaces", json!({}));
     assert_eq!(listed["workspaces"], json!([]));
@@ -297,6 +308,34 @@ fn bad_requests_get_protocol_errors_and_the_server_keeps_serving() {
         .exited_within(Duration::from_secs(10))
         .expect("exits once its client is gone");
     assert!(status.success(), "{status:?}");
+}
+
+/// The descriptors of process `pid` on `target` that a child it starts
+/// would get (not close-on-exec).
+fn inherited_descriptors(pid: u32, target: &std::path::Path) -> Vec<String> {
+    const CLOSE_ON_EXEC: u32 = 0o2_000_000;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let fd = entry.file_name().to_string_lossy().into_owned();
+        if std::fs::read_link(entry.path()).ok().as_deref() != Some(target) {
+            continue;
+        }
+        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
+            continue;
+        };
+        let flags = info
+            .lines()
+            .find_map(|line| line.strip_prefix("flags:"))
+            .and_then(|flags| u32::from_str_radix(flags.trim(), 8).ok())
+            .unwrap_or(0);
+        if flags & CLOSE_ON_EXEC == 0 {
+            found.push(format!("{fd} -> {}", target.display()));
+        }
+    }
+    found
 }
 
 /// A repo whose service `web` is the test server on `port`, answering
@@ -316,6 +355,17 @@ fn marked_processes(env: &TestEnv, container: &str) -> String {
                   if tr '\\000' '\\n' 2>/dev/null < $e | grep -q '^DUAL_RUN_ID='; then \
                   p=${e#/proc/}; p=${p%/environ}; echo \"$p $(tr '\\000' ' ' < /proc/$p/cmdline)\"; fi; done";
     let output = env.engine(&["exec", container, "sh", "-c", script]);
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Processes in `container` whose command line holds `text`, as `pid
+/// args` lines.
+fn processes_running(env: &TestEnv, container: &str, text: &str) -> String {
+    let script = "for c in /proc/[0-9]*/cmdline; do \
+                  a=$(tr '\\000' ' ' 2>/dev/null < $c); p=${c#/proc/}; p=${p%/cmdline}; \
+                  case $a in *\"$1\"*) [ $p != $$ ] && echo \"$p $a\";; esac; done; true";
+    let output = env.engine(&["exec", container, "sh", "-c", script, "sh", text]);
     assert!(output.status.success(), "{output:?}");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -510,7 +560,7 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
         let started = Instant::now();
         let slow = mcp.call(
             "run",
-            json!({"workspace": name, "argv": ["sh", "-c", "sleep 300 & setsid sleep 301 & echo begun; sleep 302"], "timeout_seconds": 2}),
+            json!({"workspace": name, "argv": ["sh", "-c", "sleep 300 & setsid sleep 301 & env -i sleep 303 & echo begun; sleep 302"], "timeout_seconds": 2}),
         );
         assert_eq!(
             (slow["timed_out"].clone(), slow["stdout"].clone()),
@@ -524,6 +574,12 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
         );
         assert_eq!(
             marked_processes(&env, &container),
+            "",
+            "processes of the timed-out run are left"
+        );
+        // Its environment cleared, it is still in the run's session.
+        assert_eq!(
+            processes_running(&env, &container, "sleep 30"),
             "",
             "processes of the timed-out run are left"
         );
@@ -600,7 +656,7 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
             let mut mcp = McpClient::start(env.command(dual_path()));
             mcp.send(
                 "tools/call",
-                json!({"name": "run", "arguments": {"workspace": name, "argv": ["sh", "-c", "sleep 600 & setsid sleep 601 & sleep 602"], "timeout_seconds": 900}}),
+                json!({"name": "run", "arguments": {"workspace": name, "argv": ["sh", "-c", "sleep 600 & setsid sleep 601 & env -i sleep 603 & sleep 602"], "timeout_seconds": 900}}),
             );
             let running = eventually(Duration::from_secs(30), || {
                 marked_processes(&env, &container).contains("sleep 602")
@@ -624,6 +680,7 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
                 .expect("dual mcp exits");
             let cleaned = eventually(Duration::from_secs(30), || {
                 marked_processes(&env, &container).is_empty()
+                    && processes_running(&env, &container, "sleep 60").is_empty()
                     && host_run_commands(&container).is_empty()
             });
             eprintln!(
@@ -633,8 +690,9 @@ fn a_client_that_goes_away_leaves_no_process_behind() {
             );
             assert!(
                 cleaned,
-                "left in the container: {}\nleft on the host: {:?}",
+                "left in the container: {}{}\nleft on the host: {:?}",
                 marked_processes(&env, &container),
+                processes_running(&env, &container, "sleep 60"),
                 host_run_commands(&container)
             );
         }
@@ -699,4 +757,161 @@ fn a_log_line_written_right_after_subscribing_is_told_of() {
         drop(mcp);
         env.ok(&["destroy", "--force", "early"]);
     });
+}
+/// `logs` reads the logs of the workspace's services, and of a service its
+/// config no longer names; never a file a service name that is a path
+/// points at.
+#[test]
+fn logs_never_read_a_file_outside_the_workspaces_logs() {
+    let env = TestEnv::new(None, "[services.web]\ncommand = \"true\"\n");
+    env.ok(&["create", "peek"]);
+    let name = env.name("peek");
+    let logs = env.dir.path().join("data/logs").join(&name);
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(logs.join("web.log"), "web line\n").unwrap();
+    std::fs::write(logs.join("old.log"), "a service removed from the config\n").unwrap();
+    let secret = env.dir.path().join("secret.log");
+    std::fs::write(&secret, "host secret\n").unwrap();
+    let other = env.dir.path().join("data/logs/other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("web.log"), "another workspace's\n").unwrap();
+
+    let mut mcp = McpClient::start(env.command(dual_path()));
+    let old = mcp.call("logs", json!({"workspace": name, "service": "old"}));
+    assert_eq!(
+        old["logs"][0]["text"], "a service removed from the config\n",
+        "{old}"
+    );
+    let secret = secret.with_extension("");
+    for service in [
+        secret.to_str().unwrap().to_owned(),
+        format!("../../../{}", secret.strip_prefix("/").unwrap().display()),
+        "../other/web".to_owned(),
+        "./web".to_owned(),
+    ] {
+        let answer = mcp.call_raw(
+            "logs",
+            json!({"workspace": name, "service": service}),
+            Duration::from_secs(30),
+        );
+        assert_eq!(answer["result"]["isError"], true, "{service}: {answer}");
+        let text = answer.to_string();
+        assert!(
+            !text.contains("host secret") && !text.contains("another workspace"),
+            "{service}: {answer}"
+        );
+    }
+}
+
+/// A workspace that listens on a port another program holds on this host:
+/// the proxy routes it but cannot serve it there, so 127.0.0.1:PORT is
+/// that program, which `http_request` never reaches.
+#[test]
+fn http_request_never_reaches_another_program_on_the_host() {
+    each_engine("mcp http conflict", |kind| {
+        let (port, taken) = (free_port(), free_port());
+        let host_program = std::net::TcpListener::bind(("127.0.0.1", taken)).unwrap();
+        std::thread::spawn(move || {
+            for stream in host_program.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let mut request = [0; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut request);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\nhost program",
+                );
+            }
+        });
+        let config = format!(
+            "image = \"{}\"\n[services.web]\ncommand = \"dual test-server --name web --port {port}\"\n\
+             [services.decoy]\ncommand = \"dual test-server --name decoy --port {taken}\"\n",
+            ensure_test_image(kind)
+        );
+        let env = TestEnv::new(Some(kind), &config);
+        let _proxy = Proxy::spawn(&env, None);
+        env.ok(&["create", "decoy"]);
+        env.ok(&["launch", "decoy"]);
+        let name = env.name("decoy");
+        let mut mcp = McpClient::start(env.command(dual_path()));
+
+        let mut answer = Value::Null;
+        let routed = eventually(Duration::from_secs(30), || {
+            answer = mcp.call_raw(
+                "http_request",
+                json!({"workspace": name, "port": taken}),
+                Duration::from_secs(60),
+            );
+            !answer.to_string().contains("routes no port")
+        });
+        assert!(routed, "the proxy never routed {taken}: {answer}");
+        assert_eq!(answer["result"]["isError"], true, "{answer}");
+        assert!(!answer.to_string().contains("host program"), "{answer}");
+        eprintln!(
+            "{kind}: port {taken} held on the host: {}",
+            answer["result"]["structuredContent"]["error"]
+        );
+        // The default port is one the proxy serves (once it routes `web`).
+        let served = eventually(Duration::from_secs(30), || {
+            answer = mcp.call_raw(
+                "http_request",
+                json!({"workspace": name}),
+                Duration::from_secs(60),
+            );
+            answer["result"]["isError"] == false
+        });
+        assert!(served, "{answer}");
+        for _ in 0..5 {
+            let page = mcp.call("http_request", json!({"workspace": name}));
+            assert_eq!(page["body"], "web", "{page}");
+        }
+        drop(mcp);
+        env.ok(&["destroy", "--force", "decoy"]);
+    });
+}
+
+/// A service's log is the container's to write: megabytes on one line
+/// come back bounded, the newest bytes kept, from the tool and the resource.
+#[test]
+fn huge_logs_come_back_bounded() {
+    let config = "[services.web]\ncommand = \"true\"\n[services.api]\ncommand = \"true\"\n";
+    let env = TestEnv::new(None, config);
+    env.ok(&["create", "loud"]);
+    let name = env.name("loud");
+    // The clone, as a launch leaves it (its config is what names services).
+    let clone = env.clone_path("loud");
+    std::fs::create_dir_all(&clone).unwrap();
+    std::fs::write(clone.join(".dual.toml"), config).unwrap();
+    let logs = env.dir.path().join("data/logs").join(&name);
+    std::fs::create_dir_all(&logs).unwrap();
+    let mut huge = "x".repeat(1536 * 1024);
+    huge.push_str("THE END\n");
+    std::fs::write(logs.join("web.log"), &huge).unwrap();
+    std::fs::write(logs.join("web.log.1"), "y".repeat(1024 * 1024)).unwrap();
+    std::fs::write(logs.join("api.log"), "api line\n").unwrap();
+
+    let mut mcp = McpClient::start(env.command(dual_path()));
+    let read = mcp.call("logs", json!({"workspace": name}));
+    let total: usize = read["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|log| log["text"].as_str().unwrap().len())
+        .sum();
+    let web = &read["logs"][1];
+    assert_eq!(web["service"], "web");
+    assert!(web["text"].as_str().unwrap().ends_with("THE END\n"));
+    assert!(
+        web["note"].as_str().unwrap().contains("left out"),
+        "{web:.200}"
+    );
+    assert_eq!(read["logs"][0]["text"], "api line\n");
+    assert!(total <= 1024 * 1024, "{total} bytes");
+
+    let resource = mcp.request(
+        "resources/read",
+        json!({"uri": format!("dual://workspaces/{name}/log")}),
+    );
+    let text = resource["result"]["contents"][0]["text"].as_str().unwrap();
+    assert!(text.len() <= 1024 * 1024 + 200, "{} bytes", text.len());
+    assert!(text.contains("api | api line\n"));
+    assert!(text.contains("THE END"));
 }
