@@ -8,8 +8,12 @@
 //! stop, every `run` still going is ended, with all it started inside its
 //! container, before dual exits.
 
+mod calls;
 mod http;
+mod launch;
+mod outcome;
 mod resources;
+mod runs;
 mod server;
 mod tools;
 mod wire;
