@@ -732,10 +732,13 @@ fn the_browser_s_subshell_keeps_the_shims_first_whatever_bashrc_prepends() {
         let name = env.name("sub");
         host_bin(&env);
         std::fs::write(env.home().join(".bashrc"), PREPEND).unwrap();
-        // The engines' CLIs and a shell, and no tmux.
+        // The engines' CLIs and a shell, and no tmux (setpriv: the browser's
+        // event stream ends with it, not left behind when the test ends).
         let bin = env.dir.path().join("no-tmux");
         std::fs::create_dir_all(&bin).unwrap();
-        for program in ["docker", "podman", "git", "sh", "bash", "cat", "hostname"] {
+        for program in [
+            "docker", "podman", "git", "sh", "bash", "cat", "hostname", "setpriv",
+        ] {
             if let Some(found) = dual::process::find_on_path(program) {
                 std::os::unix::fs::symlink(found, bin.join(program)).unwrap();
             }
