@@ -90,15 +90,7 @@ pub fn attached(
 ) -> Attached {
     let pid_file = format!("{RUN_DIR}/run-{}-{}", std::process::id(), unique());
     let argv = script(WRAPPER, [pid_file.as_str()], command.iter().cloned());
-    let spec = ExecSpec {
-        container: workspace.container_name(),
-        workdir: Some(workdir),
-        user: workspace.user,
-        env,
-        interactive: true,
-        tty,
-        command: workspace::after_start_up(workspace, &argv),
-    };
+    let spec = exec_in(workspace, &argv, workdir, env, tty);
     Attached { spec, pid_file }
 }
 
@@ -166,15 +158,7 @@ pub fn run_held(
 
     let id = format!("r{}x{}z", std::process::id(), unique());
     let argv = script(HELD, [id.as_str()], command);
-    let spec = ExecSpec {
-        container: workspace.container_name(),
-        workdir: Some(workdir),
-        user: workspace.user,
-        env,
-        interactive: true,
-        tty: false,
-        command: workspace::after_start_up(workspace, &argv),
-    };
+    let spec = exec_in(workspace, &argv, workdir, env, false);
     let started = Instant::now();
     let mut child = engine.exec_cmd(&spec).spawn_piped()?;
     let held_stdin = child.stdin.take();
@@ -356,6 +340,26 @@ fn require_running(engine: &Engine, workspace: &Workspace) -> anyhow::Result<()>
         hint: format!("launch it first (`dual launch {}`)", workspace.name()),
     }
     .into())
+}
+
+/// `argv` in `workspace`'s container, in `workdir`, as its user, after the
+/// container's start-up; stdin kept open.
+fn exec_in(
+    workspace: &Workspace,
+    argv: &[OsString],
+    workdir: PathBuf,
+    env: Vec<(String, String)>,
+    tty: bool,
+) -> ExecSpec {
+    ExecSpec {
+        container: workspace.container_name(),
+        workdir: Some(workdir),
+        user: workspace.user,
+        env,
+        interactive: true,
+        tty,
+        command: workspace::after_start_up(workspace, argv),
+    }
 }
 
 /// `sh -c SCRIPT sh ARGS… COMMAND…`: one of our scripts, its own
