@@ -300,6 +300,24 @@ fn launch_and_get(env: &TestEnv, port: u16, page: &str) -> String {
         urls.contains(&format!("http://{name}.localhost:{port}")),
         "{urls}"
     );
+    // Routed: the page through dual's proxy, by name, on the detected port
+    // (where that port is free on this host for the proxy to take).
+    if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let _proxy = crate::proxy::Proxy::start(env, port);
+        let host = format!("{name}.localhost:{port}");
+        wait_for(
+            Duration::from_secs(15),
+            &format!("{host} through the proxy"),
+            || match crate::support::http_get(port, &host, "/") {
+                Ok((200, body)) if body.contains(page) => Ok(()),
+                other => Err(other),
+            },
+        );
+    } else {
+        eprintln!(
+            "!!!!! port {port} is held on this host: {name}'s route was not tried through the proxy"
+        );
+    }
     launched
 }
 
