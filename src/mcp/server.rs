@@ -126,6 +126,10 @@ impl Server {
                 let args: tools::RestartArgs = parse(name, arguments)?;
                 blocking(move |printer| {
                     let state = Store::open_default().load().hinted()?;
+                    // A workspace by name only: the command line's reading of
+                    // one name as a service of the current directory's
+                    // workspace is not an agent's.
+                    crate::workspace::resolve(&state, Some(&args.workspace)).hinted()?;
                     let restarted = crate::ops::services::restart(
                         flag,
                         &state,

@@ -511,6 +511,20 @@ fn an_agent_creates_launches_checks_runs_reads_and_destroys() {
         mcp.request("resources/subscribe", json!({"uri": log_uri}));
         mcp.clear_notifications();
         let sent = Instant::now();
+        // Started in the clone, the server reads `workspace` as a workspace's
+        // name only, never as a service of the directory's workspace.
+        let mut inside = McpClient::start({
+            let mut command = env.command(dual_path());
+            command.current_dir(env.clone_path("feature"));
+            command
+        });
+        let answer = inside.call_raw(
+            "restart_service",
+            json!({"workspace": "web"}),
+            Duration::from_secs(60),
+        );
+        assert_eq!(answer["result"]["isError"], true, "{answer}");
+        drop(inside);
         let restarted = mcp.call(
             "restart_service",
             json!({"workspace": name, "service": "web"}),
