@@ -261,10 +261,17 @@ fn each_workspace_has_its_own_postgres_and_redis_from_the_compose_file() {
         );
         // Nothing is published on the host for them, and no URL offers
         // them as web pages.
+        // (A sidecar shares the workspace container's network namespace:
+        // what would be published is the workspace container's.)
         for branch in branches {
-            let container = format!("dual-{}.db", env.name(branch));
-            let ports = env.engine(&["port", &container]);
-            assert!(ports.stdout.is_empty(), "{container} publishes {ports:?}");
+            for container in [
+                format!("dual-{}", env.name(branch)),
+                format!("dual-{}.db", env.name(branch)),
+            ] {
+                let ports = env.engine(&["port", &container]);
+                assert!(ports.status.success(), "{container}: {ports:?}");
+                assert!(ports.stdout.is_empty(), "{container} publishes {ports:?}");
+            }
         }
         let urls = env.ok(&["urls", &env.name("a")]);
         assert!(!urls.contains(":5432") && !urls.contains(":6379"), "{urls}");
