@@ -148,7 +148,8 @@ pub fn restart(
 }
 
 /// The last `lines` lines (else all) sidecar `name` of `workspace` printed:
-/// its container's log, which the engine keeps (a service's is a file).
+/// its container's log, which the engine keeps (a service's is a file),
+/// read as `dual logs` reads it (each stream bounded: see `ops::logs`).
 pub fn sidecar_log(
     flag: Option<EngineKind>,
     workspace: &Workspace,
@@ -157,5 +158,5 @@ pub fn sidecar_log(
 ) -> anyhow::Result<String> {
     let engine = super::engine_for(flag, Some(workspace)).hinted()?;
     let container = crate::workspace::stack::container_name(workspace, name);
-    engine.logs_tail(&container, lines).hinted()
+    Ok(super::logs::read_container(&engine, &container, lines, None)?.text)
 }
